@@ -1,0 +1,41 @@
+/* checkpoint: the model (and optionally the optimiser and data cursor) as a
+ * safetensors file with DESIGN §2's tensor names and the config in
+ * __metadata__. */
+#ifndef GATELAB_CHECKPOINT_H
+#define GATELAB_CHECKPOINT_H
+
+#include <stddef.h>
+
+#include "common.h"
+#include "data.h"
+#include "model.h"
+#include "optim.h"
+#include "safetensors.h"
+
+#define CHECKPOINT_FORMAT "gatelab-1"
+
+/* What a checkpoint says besides its tensors. */
+typedef struct {
+    model_config model;
+    size_t step;
+    char data[256];
+    int resumable;          /* has adam.m/adam.v tensors and cursors */
+    optim_config optim;
+    size_t adam_t;
+    data_cursor cursor;
+} checkpoint_info;
+
+/* o and cursor may be NULL for a weights-only file. */
+int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
+                    const char *data_desc, const data_cursor *cursor, gl_error *err);
+
+/* Reads and validates the metadata of an open file. */
+int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *info,
+                         gl_error *err);
+/* Copies every model tensor (checking presence and shape) into m. */
+int checkpoint_load_weights(const st_file *f, const char *path, model *m, gl_error *err);
+/* Copies the Adam moments of every tensor of m into o (resumable files only). */
+int checkpoint_load_optim(const st_file *f, const char *path, const model *m, optim *o,
+                          gl_error *err);
+
+#endif

@@ -1,0 +1,36 @@
+/* common: error messages carried back to the caller, out-of-memory policy,
+ * always-on invariants. Every module includes this and nothing else shared. */
+#ifndef GATELAB_COMMON_H
+#define GATELAB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GL_VERSION "0.1.0"
+
+/* Expected failures (bad input, I/O) return -1 and leave one line here; only
+ * main prints it. */
+typedef struct {
+    char msg[512];
+} gl_error;
+
+/* Formats into e (if not NULL) and returns -1, so callers can `return gl_fail(...)`. */
+int gl_fail(gl_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Out of memory is not an expected failure: abort with a message. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+char *xstrdup(const char *s);
+
+/* Called before a fatal exit so a curses screen can restore the terminal. */
+typedef void (*gl_fatal_hook)(void);
+void gl_set_fatal_hook(gl_fatal_hook hook);
+_Noreturn void gl_fatal(const char *file, int line, const char *what);
+
+#define GL_ASSERT(cond) \
+    do { if (!(cond)) gl_fatal(__FILE__, __LINE__, #cond); } while (0)
+
+/* Monotonic wall clock in seconds. */
+double gl_now(void);
+
+#endif

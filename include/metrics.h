@@ -1,0 +1,70 @@
+/* metrics: gate-vs-oracle agreement and mask statistics of DESIGN §4, per
+ * layer and head, accumulated row by row during an evaluation forward pass. */
+#ifndef GATELAB_METRICS_H
+#define GATELAB_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Sums over rows with more than k visible keys (rows with fewer keep every
+ * key and would score 1 trivially). */
+typedef struct {
+    double rows;
+    double precision, recall, f1;  /* G = gate's top-k (or the mask used) vs O = oracle top-k */
+    double mass_kept;              /* dense softmax(c) mass inside G */
+    double oracle_mass;            /* dense softmax(c) mass inside O: the ceiling */
+    double chance;                 /* k / visible: what a uniformly random mask scores */
+    double density;                /* kept / visible of the mask in force */
+    double entropy;                /* mean binary entropy (bits) of the mask entries */
+    double flips, flip_rows;       /* share of G that changed since the last evaluation */
+    int has_gate;                  /* G defined (every mode but dense) */
+} metrics_head;
+
+typedef enum {
+    METRIC_F1,
+    METRIC_PRECISION,
+    METRIC_RECALL,
+    METRIC_MASS_KEPT,
+    METRIC_ORACLE_MASS,
+    METRIC_CHANCE,
+    METRIC_DENSITY,
+    METRIC_ENTROPY,
+    METRIC_FLIP_RATE,
+    METRIC_GATE_GRAD_NORM,
+    METRIC_COUNT
+} metric_key;
+
+const char *metric_name(metric_key k);
+
+/* Per-run metric state: accumulators [L*H] and the previous evaluation's gate
+ * masks for the flip rate (sequence 0 of the eval batch only). */
+typedef struct {
+    size_t L, H, T, k;
+    metrics_head *heads;          /* [L*H] */
+    unsigned char *prev_mask;     /* [L*H*T*T] */
+    unsigned char *cur_mask;      /* [L*H*T*T] */
+    int have_prev;
+    double *grad_norm;            /* [L*H], filled by the trainer from gradients */
+} metrics_state;
+
+void metrics_init(metrics_state *m, size_t L, size_t H, size_t T);
+void metrics_free(metrics_state *m);
+void metrics_reset(metrics_state *m, size_t k);
+/* Ends an evaluation: current masks become the reference for the next flip rate. */
+void metrics_finish(metrics_state *m);
+
+/* One query row with n visible keys. c[n] content logits (already scaled);
+ * gate_scores[n] or NULL; used_keep[n] (hard modes: the keys kept) or NULL;
+ * logm[n] (soft modes: log mask) or NULL. record_flips for sequence 0 only.
+ * Scratch: idx[n] and keep buffers of n bytes. */
+void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
+                 const float *c, const float *gate_scores, const unsigned char *used_keep,
+                 const float *logm, size_t n, int record_flips,
+                 uint32_t *idx, unsigned char *gate_keep, unsigned char *oracle_keep);
+
+/* Mean of a metric over the rows of one head (NaN when undefined). */
+double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key);
+/* Mean over heads of a layer. */
+double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key);
+
+#endif

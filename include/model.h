@@ -1,0 +1,109 @@
+/* model: the gated GPT of DESIGN §2-3. One flat buffer per kind (parameters,
+ * gradients, activations, activation-gradient scratch), one tensor table that
+ * drives sizes, pointers and checkpoint names. Everything is allocated in
+ * model_init; forward and backward never allocate. */
+#ifndef GATELAB_MODEL_H
+#define GATELAB_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "gate.h"
+#include "attention.h"
+#include "metrics.h"
+#include "pool.h"
+
+typedef struct {
+    char preset[16];
+    size_t V, T, d, layers, heads, mlp, r, batch;
+    gate_mode mode;
+    size_t k;          /* keys kept per query */
+    float gate_temp;   /* soft top-k temperature t */
+    uint64_t seed;
+} model_config;
+
+/* Fills cfg from a preset name (tiny, small, paper); -1 if unknown. */
+int model_preset(const char *name, model_config *cfg);
+/* Checks shapes and ranges; one-line message naming the field. */
+int model_config_check(const model_config *cfg, gl_error *err);
+
+#define MODEL_MAX_NAME 48
+
+typedef struct {
+    char name[MODEL_MAX_NAME];
+    int ndim;
+    size_t shape[2];
+    size_t offset, numel;
+    int decay;       /* 2-D: matrices and embeddings */
+    int is_gate;     /* gate.q / gate.k / gate.bias */
+    int layer;       /* -1 for global tensors */
+} model_tensor;
+
+/* Pointers into the flat parameter (or gradient) buffer. */
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b;
+    float *fcw, *fcb, *fcprojw, *fcprojb, *gqw, *gkw, *gb;
+} model_layer_params;
+
+typedef struct {
+    float *wte, *wpe, *lnfw, *lnfb;
+    model_layer_params *layer;   /* [L] */
+} model_params;
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *s, *att, *atty;
+    gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
+    float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *res3;
+} model_layer_acts;
+
+typedef struct {
+    model_config cfg;
+    size_t num_params;
+    model_tensor *tensors;
+    size_t ntensors;
+    float *params, *grads;        /* [num_params] */
+    model_params p, g;
+    /* activations */
+    float *acts;
+    gate_row_stats *row_stats;    /* [L*B*H*T] */
+    size_t num_acts;
+    float *encoded;               /* [B,T,d] */
+    model_layer_acts *la;         /* [L] */
+    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
+    /* backward scratch, reused layer by layer */
+    float *scratch;
+    float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch, *d_logits;
+    int32_t *inputs, *targets;    /* [B,T] */
+    size_t cur_B;                 /* batch rows of the last forward */
+    uint64_t step_salt;           /* varies the stochastic masks per step */
+    /* the thread pool and one attention scratch set per thread */
+    pool *pool;
+    attn_scratch *scratch_w;
+    double *loss_parts;           /* [threads] partial sums, added in order */
+    metrics_state *metrics;       /* when set, forward accumulates gate metrics */
+} model;
+
+/* Allocates everything for batch cfg->batch and initialises weights from
+ * cfg->seed (gate weights from their own stream). threads = attention workers. */
+int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err);
+void model_free(model *m);
+
+/* Re-draws the gate weights from the seeded random-gate stream (used when the
+ * mode becomes random or topk-random). */
+void model_draw_random_gate(model *m, uint64_t seed);
+void model_set_mode(model *m, gate_mode mode);
+
+/* tokens [B,T] inputs and targets; B <= cfg.batch. Returns mean loss. */
+double model_forward(model *m, const int32_t *inputs, const int32_t *targets, size_t B);
+/* Zeroes grads then backpropagates the last forward's mean loss. */
+void model_backward(model *m);
+
+const model_tensor *model_find_tensor(const model *m, const char *name);
+/* Parameter count of a config without allocating. */
+size_t model_count_params(const model_config *cfg);
+/* Forward FLOPs per token: 2N (matmul weights, excluding embeddings lookup)
+ * plus attention (QK^T and PV over the causal average of T/2 keys). */
+double model_flops_per_token(const model_config *cfg);
+
+#endif

@@ -1,0 +1,68 @@
+/* trainer: one arm's training loop state — model, optimiser, data stream,
+ * evaluation on the fixed val split with the gate metrics of DESIGN §4, and
+ * checkpoints. It prints nothing: callers read its fields and results. */
+#ifndef GATELAB_TRAINER_H
+#define GATELAB_TRAINER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "data.h"
+#include "metrics.h"
+#include "model.h"
+#include "optim.h"
+
+typedef struct {
+    model_config model;
+    optim_config optim;
+    size_t steps;
+    size_t eval_every;       /* steps between evaluations (0: only at the end) */
+    size_t eval_windows;     /* val windows used per evaluation (0: all) */
+    size_t save_every;       /* steps between checkpoints (0: only at the end when out_dir) */
+    const char *data_path;   /* NULL: the embedded generator */
+    const char *out_dir;     /* NULL: no checkpoints */
+    size_t threads;
+} train_config;
+
+typedef struct {
+    double loss, ppl, bits_per_byte;
+    size_t tokens;
+} eval_result;
+
+typedef struct {
+    train_config cfg;
+    model m;
+    optim o;
+    data_source *data;
+    metrics_state metrics;
+    int32_t *batch, *inputs, *targets;   /* [B*(T+1)], [B*T], [B*T] */
+    size_t step;                          /* steps done */
+    double last_loss, last_grad_norm;
+    double gate_grad_norm;                /* whole-gate norm at the last step */
+    eval_result last_eval;
+    int diverged;
+    double train_seconds;
+    size_t tokens_trained;
+} trainer;
+
+/* Opens the data, checks token ids against V, builds the model. */
+int trainer_init(trainer *t, const train_config *cfg, gl_error *err);
+void trainer_free(trainer *t);
+
+/* One optimisation step. Returns 0, or 1 when the loss or gradient is not
+ * finite (the arm has diverged; the weights are left as they were). */
+int trainer_step(trainer *t);
+
+/* Val loss over the fixed split, and per-layer/head gate metrics of the
+ * first val batch (in t->metrics) plus the gate gradient norms of the last
+ * step. */
+void trainer_eval(trainer *t, eval_result *out);
+
+/* Resumable checkpoint (weights, Adam moments, step, data cursor). */
+int trainer_save(trainer *t, const char *path, gl_error *err);
+/* Restores a resumable checkpoint into an initialised trainer of the same
+ * shape. */
+int trainer_restore(trainer *t, const char *path, gl_error *err);
+
+#endif

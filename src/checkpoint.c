@@ -1,0 +1,233 @@
+/* checkpoint: model <-> safetensors. Tensor names come from the model's
+ * table; the config, step and (for resumable files) optimiser settings and
+ * data cursor travel as string metadata, as the format requires. */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_MAX 40
+
+typedef struct {
+    st_meta items[META_MAX];
+    char values[META_MAX][128];
+    size_t n;
+} meta_list;
+
+static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
+{
+    GL_ASSERT(l->n < META_MAX);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->values[l->n], sizeof l->values[l->n], fmt, ap);
+    va_end(ap);
+    l->items[l->n].key = key;
+    l->items[l->n].value = l->values[l->n];
+    l->n++;
+}
+
+int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
+                    const char *data_desc, const data_cursor *cursor, gl_error *err)
+{
+    const model_config *c = &m->cfg;
+    meta_list meta = {.n = 0};
+    meta_add(&meta, "format", "%s", CHECKPOINT_FORMAT);
+    meta_add(&meta, "preset", "%s", c->preset);
+    meta_add(&meta, "V", "%zu", c->V);
+    meta_add(&meta, "T", "%zu", c->T);
+    meta_add(&meta, "d", "%zu", c->d);
+    meta_add(&meta, "layers", "%zu", c->layers);
+    meta_add(&meta, "heads", "%zu", c->heads);
+    meta_add(&meta, "mlp", "%zu", c->mlp);
+    meta_add(&meta, "r", "%zu", c->r);
+    meta_add(&meta, "batch", "%zu", c->batch);
+    meta_add(&meta, "gate_mode", "%s", gate_mode_name(c->mode));
+    meta_add(&meta, "k", "%zu", c->k);
+    meta_add(&meta, "gate_temp", "%.9g", (double)c->gate_temp);
+    meta_add(&meta, "seed", "%" PRIu64, c->seed);
+    meta_add(&meta, "step", "%zu", step);
+    meta_add(&meta, "data", "%s", data_desc ? data_desc : "");
+    meta_add(&meta, "resumable", "%d", o && cursor ? 1 : 0);
+    if (o && cursor) {
+        const optim_config *oc = &o->cfg;
+        meta_add(&meta, "lr", "%.9g", (double)oc->lr);
+        meta_add(&meta, "gate_lr", "%.9g", (double)oc->gate_lr);
+        meta_add(&meta, "min_lr_frac", "%.9g", (double)oc->min_lr_frac);
+        meta_add(&meta, "weight_decay", "%.9g", (double)oc->weight_decay);
+        meta_add(&meta, "clip", "%.9g", (double)oc->clip);
+        meta_add(&meta, "warmup", "%zu", oc->warmup);
+        meta_add(&meta, "total_steps", "%zu", oc->total_steps);
+        meta_add(&meta, "adam_t", "%zu", o->t);
+        meta_add(&meta, "data_rng", "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
+                 cursor->rng.s[0], cursor->rng.s[1], cursor->rng.s[2], cursor->rng.s[3]);
+        meta_add(&meta, "data_position", "%" PRIu64, cursor->position);
+        meta_add(&meta, "data_batches", "%" PRIu64, cursor->batches);
+    }
+
+    size_t per = o && cursor ? 3 : 1;
+    size_t n = m->ntensors * per;
+    st_tensor_out *t = xcalloc(n, sizeof *t);
+    char (*names)[MODEL_MAX_NAME + 8] = xcalloc(n, sizeof *names);
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *mt = &m->tensors[i];
+        for (size_t k = 0; k < per; k++) {
+            st_tensor_out *x = &t[k * m->ntensors + i];
+            char *nm = names[k * m->ntensors + i];
+            static const char *prefix[] = {"", "adam.m.", "adam.v."};
+            snprintf(nm, MODEL_MAX_NAME + 8, "%s%s", prefix[k], mt->name);
+            const float *base = k == 0 ? m->params : k == 1 ? o->m : o->v;
+            x->name = nm;
+            x->data = base + mt->offset;
+            x->ndim = mt->ndim;
+            x->shape[0] = mt->shape[0];
+            x->shape[1] = mt->shape[1];
+        }
+    }
+    int rc = st_write(path, t, n, meta.items, meta.n, err);
+    free(t);
+    free(names);
+    return rc;
+}
+
+static int meta_size(const st_file *f, const char *path, const char *key, size_t *out,
+                     gl_error *err)
+{
+    const char *v = st_meta_get(f, key);
+    if (!v)
+        return gl_fail(err, "%s: metadata has no \"%s\"", path, key);
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || v[0] == '-')
+        return gl_fail(err, "%s: metadata \"%s\" = \"%s\" is not a count", path, key, v);
+    *out = (size_t)x;
+    return 0;
+}
+
+static int meta_float(const st_file *f, const char *path, const char *key, float *out,
+                      gl_error *err)
+{
+    const char *v = st_meta_get(f, key);
+    if (!v)
+        return gl_fail(err, "%s: metadata has no \"%s\"", path, key);
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end)
+        return gl_fail(err, "%s: metadata \"%s\" = \"%s\" is not a number", path, key, v);
+    *out = (float)x;
+    return 0;
+}
+
+int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *info,
+                         gl_error *err)
+{
+    memset(info, 0, sizeof *info);
+    const char *fmt = st_meta_get(f, "format");
+    if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
+        return gl_fail(err, "%s: not a gatelab checkpoint (metadata format is %s%s%s)", path,
+                       fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "");
+    model_config *c = &info->model;
+    const char *preset = st_meta_get(f, "preset");
+    snprintf(c->preset, sizeof c->preset, "%s", preset ? preset : "");
+    size_t seed = 0;
+    if (meta_size(f, path, "V", &c->V, err) || meta_size(f, path, "T", &c->T, err) ||
+        meta_size(f, path, "d", &c->d, err) || meta_size(f, path, "layers", &c->layers, err) ||
+        meta_size(f, path, "heads", &c->heads, err) || meta_size(f, path, "mlp", &c->mlp, err) ||
+        meta_size(f, path, "r", &c->r, err) || meta_size(f, path, "batch", &c->batch, err) ||
+        meta_size(f, path, "k", &c->k, err) || meta_size(f, path, "seed", &seed, err) ||
+        meta_size(f, path, "step", &info->step, err) ||
+        meta_float(f, path, "gate_temp", &c->gate_temp, err))
+        return -1;
+    c->seed = seed;
+    const char *mode = st_meta_get(f, "gate_mode");
+    if (!mode || gate_mode_parse(mode, &c->mode))
+        return gl_fail(err, "%s: metadata gate_mode \"%s\" is not one of %s", path,
+                       mode ? mode : "(missing)", gate_mode_list());
+    gl_error why;
+    if (model_config_check(c, &why))
+        return gl_fail(err, "%s: config in metadata is invalid: %s", path, why.msg);
+    const char *data = st_meta_get(f, "data");
+    snprintf(info->data, sizeof info->data, "%s", data ? data : "");
+    const char *res = st_meta_get(f, "resumable");
+    info->resumable = res && strcmp(res, "1") == 0;
+    if (!info->resumable)
+        return 0;
+    optim_default_config(&info->optim);
+    optim_config *oc = &info->optim;
+    size_t pos = 0, batches = 0;
+    if (meta_float(f, path, "lr", &oc->lr, err) ||
+        meta_float(f, path, "gate_lr", &oc->gate_lr, err) ||
+        meta_float(f, path, "min_lr_frac", &oc->min_lr_frac, err) ||
+        meta_float(f, path, "weight_decay", &oc->weight_decay, err) ||
+        meta_float(f, path, "clip", &oc->clip, err) ||
+        meta_size(f, path, "warmup", &oc->warmup, err) ||
+        meta_size(f, path, "total_steps", &oc->total_steps, err) ||
+        meta_size(f, path, "adam_t", &info->adam_t, err) ||
+        meta_size(f, path, "data_position", &pos, err) ||
+        meta_size(f, path, "data_batches", &batches, err))
+        return -1;
+    info->cursor.position = pos;
+    info->cursor.batches = batches;
+    const char *rng = st_meta_get(f, "data_rng");
+    if (!rng || strlen(rng) != 64)
+        return gl_fail(err, "%s: metadata data_rng is missing or malformed", path);
+    for (int i = 0; i < 4; i++) {
+        char part[17];
+        memcpy(part, rng + 16 * i, 16);
+        part[16] = 0;
+        char *end;
+        info->cursor.rng.s[i] = strtoull(part, &end, 16);
+        if (*end)
+            return gl_fail(err, "%s: metadata data_rng is not hexadecimal", path);
+    }
+    return 0;
+}
+
+static int copy_tensor(const st_file *f, const char *path, const char *name,
+                       const model_tensor *mt, float *dst, gl_error *err)
+{
+    const st_tensor_in *t = st_find(f, name);
+    if (!t)
+        return gl_fail(err, "%s: tensor %s is missing", path, name);
+    int same = t->ndim == mt->ndim && t->shape[0] == mt->shape[0] &&
+               (mt->ndim == 1 || t->shape[1] == mt->shape[1]);
+    if (!same)
+        return gl_fail(err, "%s: tensor %s has shape [%zu%s%zu], expected [%zu%s%zu]", path,
+                       name, t->shape[0], t->ndim > 1 ? "," : "", t->ndim > 1 ? t->shape[1] : 0,
+                       mt->shape[0], mt->ndim > 1 ? "," : "", mt->ndim > 1 ? mt->shape[1] : 0);
+    memcpy(dst, t->data, mt->numel * sizeof(float));
+    return 0;
+}
+
+int checkpoint_load_weights(const st_file *f, const char *path, model *m, gl_error *err)
+{
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *mt = &m->tensors[i];
+        if (copy_tensor(f, path, mt->name, mt, m->params + mt->offset, err))
+            return -1;
+    }
+    return 0;
+}
+
+int checkpoint_load_optim(const st_file *f, const char *path, const model *m, optim *o,
+                          gl_error *err)
+{
+    char name[MODEL_MAX_NAME + 8];
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *mt = &m->tensors[i];
+        snprintf(name, sizeof name, "adam.m.%s", mt->name);
+        if (copy_tensor(f, path, name, mt, o->m + mt->offset, err))
+            return -1;
+        snprintf(name, sizeof name, "adam.v.%s", mt->name);
+        if (copy_tensor(f, path, name, mt, o->v + mt->offset, err))
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,202 @@
+/* metrics: per-(layer, head) agreement between the gate's choice G and the
+ * oracle's choice O (the k largest content logits), the dense attention mass
+ * each keeps, and mask statistics. Only rows with more than k visible keys
+ * count: the others keep everything and would score 1 trivially. */
+#include "metrics.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "gate.h"
+
+static const char *metric_names[METRIC_COUNT] = {
+    [METRIC_F1] = "f1",
+    [METRIC_PRECISION] = "precision",
+    [METRIC_RECALL] = "recall",
+    [METRIC_MASS_KEPT] = "mass_kept",
+    [METRIC_ORACLE_MASS] = "oracle_mass",
+    [METRIC_CHANCE] = "chance_f1",
+    [METRIC_DENSITY] = "density",
+    [METRIC_ENTROPY] = "gate_entropy",
+    [METRIC_FLIP_RATE] = "flip_rate",
+    [METRIC_GATE_GRAD_NORM] = "gate_grad_norm",
+};
+
+const char *metric_name(metric_key k)
+{
+    return (unsigned)k < METRIC_COUNT ? metric_names[k] : "?";
+}
+
+void metrics_init(metrics_state *m, size_t L, size_t H, size_t T)
+{
+    memset(m, 0, sizeof *m);
+    m->L = L;
+    m->H = H;
+    m->T = T;
+    m->heads = xcalloc(L * H, sizeof *m->heads);
+    m->prev_mask = xcalloc(L * H * T * T, 1);
+    m->cur_mask = xcalloc(L * H * T * T, 1);
+    m->grad_norm = xcalloc(L * H, sizeof *m->grad_norm);
+}
+
+void metrics_free(metrics_state *m)
+{
+    free(m->heads);
+    free(m->prev_mask);
+    free(m->cur_mask);
+    free(m->grad_norm);
+    memset(m, 0, sizeof *m);
+}
+
+void metrics_reset(metrics_state *m, size_t k)
+{
+    m->k = k;
+    memset(m->heads, 0, m->L * m->H * sizeof *m->heads);
+}
+
+void metrics_finish(metrics_state *m)
+{
+    unsigned char *t = m->prev_mask;
+    m->prev_mask = m->cur_mask;
+    m->cur_mask = t;
+    m->have_prev = 1;
+}
+
+static double binary_entropy_bits(double p)
+{
+    if (p <= 0.0 || p >= 1.0)
+        return 0.0;
+    return -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
+}
+
+void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
+                 const float *c, const float *gate_scores, const unsigned char *used_keep,
+                 const float *logm, size_t n, int record_flips,
+                 uint32_t *idx, unsigned char *gate_keep, unsigned char *oracle_keep)
+{
+    const size_t k = m->k;
+    if (n <= k)
+        return;
+    metrics_head *mh = &m->heads[layer * m->H + head];
+
+    gate_topk_select(oracle_keep, c, n, k, idx);
+    /* G: the gate's top-k scores, else the hard mask in force */
+    const unsigned char *g = NULL;
+    if (gate_scores) {
+        gate_topk_select(gate_keep, gate_scores, n, k, idx);
+        g = gate_keep;
+    } else if (used_keep) {
+        g = used_keep;
+    }
+
+    float maxc = c[0];
+    for (size_t j = 1; j < n; j++)
+        if (c[j] > maxc)
+            maxc = c[j];
+    double total = 0.0, in_g = 0.0, in_o = 0.0;
+    size_t both = 0, ng = 0, no = 0;
+    for (size_t j = 0; j < n; j++) {
+        double e = exp((double)c[j] - maxc);
+        total += e;
+        if (oracle_keep[j]) {
+            in_o += e;
+            no++;
+        }
+        if (g && g[j]) {
+            in_g += e;
+            ng++;
+            both += oracle_keep[j];
+        }
+    }
+    mh->rows += 1.0;
+    mh->oracle_mass += in_o / total;
+    mh->chance += (double)k / (double)n;
+
+    double density, entropy = 0.0;
+    if (logm) {
+        double kept = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            double p = exp((double)logm[j]);
+            kept += p;
+            entropy += binary_entropy_bits(p);
+        }
+        density = kept / (double)n;
+        entropy /= (double)n;
+    } else if (used_keep) {
+        size_t kept = 0;
+        for (size_t j = 0; j < n; j++)
+            kept += used_keep[j];
+        density = (double)kept / (double)n;
+    } else {
+        density = 1.0;
+    }
+    mh->density += density;
+    mh->entropy += entropy;
+
+    if (!g)
+        return;
+    mh->has_gate = 1;
+    double precision = ng ? (double)both / (double)ng : 0.0;
+    double recall = no ? (double)both / (double)no : 0.0;
+    mh->precision += precision;
+    mh->recall += recall;
+    mh->f1 += precision + recall > 0.0 ? 2.0 * precision * recall / (precision + recall) : 0.0;
+    mh->mass_kept += in_g / total;
+
+    if (record_flips) {
+        const size_t T = m->T;
+        unsigned char *cur = m->cur_mask + ((layer * m->H + head) * T + row) * T;
+        const unsigned char *prev = m->prev_mask + ((layer * m->H + head) * T + row) * T;
+        size_t changed = 0;
+        for (size_t j = 0; j < n; j++) {
+            cur[j] = g[j];
+            changed += g[j] && !prev[j];
+        }
+        if (m->have_prev && ng) {
+            mh->flips += (double)changed / (double)ng;
+            mh->flip_rows += 1.0;
+        }
+    }
+}
+
+double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key)
+{
+    const metrics_head *mh = &m->heads[layer * m->H + head];
+    if (key == METRIC_GATE_GRAD_NORM)
+        return m->grad_norm[layer * m->H + head];
+    if (mh->rows == 0.0)
+        return NAN;
+    switch (key) {
+    case METRIC_ORACLE_MASS: return mh->oracle_mass / mh->rows;
+    case METRIC_CHANCE: return mh->chance / mh->rows;
+    case METRIC_DENSITY: return mh->density / mh->rows;
+    case METRIC_ENTROPY: return mh->entropy / mh->rows;
+    default: break;
+    }
+    if (!mh->has_gate)
+        return NAN;
+    switch (key) {
+    case METRIC_F1: return mh->f1 / mh->rows;
+    case METRIC_PRECISION: return mh->precision / mh->rows;
+    case METRIC_RECALL: return mh->recall / mh->rows;
+    case METRIC_MASS_KEPT: return mh->mass_kept / mh->rows;
+    case METRIC_FLIP_RATE: return mh->flip_rows > 0.0 ? mh->flips / mh->flip_rows : NAN;
+    default: return NAN;
+    }
+}
+
+double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key)
+{
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t h = 0; h < m->H; h++) {
+        double v = metrics_value(m, layer, h, key);
+        if (!isnan(v)) {
+            sum += v;
+            count++;
+        }
+    }
+    return count ? sum / (double)count : NAN;
+}

@@ -1,0 +1,88 @@
+/* optim: AdamW (betas 0.9/0.95, eps 1e-8, decay 0.1 on matrices and
+ * embeddings only), warm-up + cosine schedule, global-norm clipping. */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+void optim_default_config(optim_config *c)
+{
+    *c = (optim_config){.lr = 3e-3f, .gate_lr = 3e-3f, .min_lr_frac = 0.1f, .beta1 = 0.9f,
+                        .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .clip = 1.0f,
+                        .warmup = 100, .total_steps = 1000};
+}
+
+void optim_init(optim *o, const optim_config *cfg, size_t num_params)
+{
+    o->cfg = *cfg;
+    o->num_params = num_params;
+    o->m = xcalloc(num_params, sizeof(float));
+    o->v = xcalloc(num_params, sizeof(float));
+    o->t = 0;
+}
+
+void optim_free(optim *o)
+{
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+float optim_schedule(const optim_config *c, size_t step)
+{
+    if (c->warmup && step < c->warmup)
+        return (float)(step + 1) / (float)c->warmup;
+    if (c->total_steps <= c->warmup)
+        return 1.0f;
+    double progress = (double)(step - c->warmup) / (double)(c->total_steps - c->warmup);
+    if (progress > 1.0)
+        progress = 1.0;
+    double cosine = 0.5 * (1.0 + cos(3.141592653589793 * progress));
+    return (float)(c->min_lr_frac + (1.0 - c->min_lr_frac) * cosine);
+}
+
+double optim_grad_norm(const model *mdl, int gate_trainable)
+{
+    double sum = 0.0;
+    for (size_t t = 0; t < mdl->ntensors; t++) {
+        const model_tensor *tt = &mdl->tensors[t];
+        if (tt->is_gate && !gate_trainable)
+            continue;
+        const float *g = mdl->grads + tt->offset;
+        for (size_t i = 0; i < tt->numel; i++)
+            sum += (double)g[i] * g[i];
+    }
+    return sqrt(sum);
+}
+
+double optim_step(optim *o, model *mdl, size_t step)
+{
+    const optim_config *c = &o->cfg;
+    const int gate_trainable = gate_mode_trains_gate(mdl->cfg.mode);
+    double norm = optim_grad_norm(mdl, gate_trainable);
+    float clip = (c->clip > 0.0f && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
+    float mult = optim_schedule(c, step);
+    o->t++;
+    const float b1c = 1.0f - powf(c->beta1, (float)o->t);
+    const float b2c = 1.0f - powf(c->beta2, (float)o->t);
+    for (size_t t = 0; t < mdl->ntensors; t++) {
+        const model_tensor *tt = &mdl->tensors[t];
+        if (tt->is_gate && !gate_trainable)
+            continue;
+        const float lr = (tt->is_gate ? c->gate_lr : c->lr) * mult;
+        const float wd = tt->decay ? c->weight_decay : 0.0f;
+        float *p = mdl->params + tt->offset, *g = mdl->grads + tt->offset;
+        float *m = o->m + tt->offset, *v = o->v + tt->offset;
+        for (size_t i = 0; i < tt->numel; i++) {
+            float gi = g[i] * clip;
+            m[i] = c->beta1 * m[i] + (1.0f - c->beta1) * gi;
+            v[i] = c->beta2 * v[i] + (1.0f - c->beta2) * gi * gi;
+            float mhat = m[i] / b1c, vhat = v[i] / b2c;
+            p[i] -= lr * (mhat / (sqrtf(vhat) + c->eps) + wd * p[i]);
+        }
+    }
+    return norm;
+}

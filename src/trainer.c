@@ -1,0 +1,193 @@
+/* trainer: the step loop of one arm. Each step: next batch, forward,
+ * backward, clip + AdamW. Evaluation runs the fixed val windows with the
+ * stochastic masks pinned, so val losses are comparable between evaluations. */
+#include "trainer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "safetensors.h"
+
+/* stochastic masks at eval time come from this fixed salt, not the step */
+#define EVAL_SALT 0xe7a1e7a1e7a1ULL
+
+int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
+{
+    memset(t, 0, sizeof *t);
+    t->cfg = *cfg;
+    model_config mc = cfg->model;
+    if (model_config_check(&mc, err))
+        return -1;
+    t->data = data_open(cfg->data_path, mc.T, mc.seed, err);
+    if (!t->data)
+        return -1;
+    uint32_t max_token = data_max_token(t->data);
+    if (max_token >= mc.V) {
+        gl_fail(err, "%s: token id %u >= vocabulary size V=%zu (use --vocab %u or more)",
+                cfg->data_path ? cfg->data_path : "generator", max_token, mc.V, max_token + 1);
+        data_close(t->data);
+        t->data = NULL;
+        return -1;
+    }
+    if (model_init(&t->m, &mc, cfg->threads, err)) {
+        data_close(t->data);
+        t->data = NULL;
+        return -1;
+    }
+    optim_config oc = cfg->optim;
+    oc.total_steps = cfg->steps;
+    optim_init(&t->o, &oc, t->m.num_params);
+    metrics_init(&t->metrics, mc.layers, mc.heads, mc.T);
+    size_t B = mc.batch, T = mc.T;
+    t->batch = xcalloc(B * (T + 1), sizeof(int32_t));
+    t->inputs = xcalloc(B * T, sizeof(int32_t));
+    t->targets = xcalloc(B * T, sizeof(int32_t));
+    return 0;
+}
+
+void trainer_free(trainer *t)
+{
+    model_free(&t->m);
+    optim_free(&t->o);
+    metrics_free(&t->metrics);
+    data_close(t->data);
+    free(t->batch);
+    free(t->inputs);
+    free(t->targets);
+    memset(t, 0, sizeof *t);
+}
+
+/* windows[B][T+1] -> inputs[B][T], targets[B][T] */
+static void split_windows(const int32_t *windows, int32_t *inputs, int32_t *targets, size_t B,
+                          size_t T)
+{
+    for (size_t b = 0; b < B; b++) {
+        memcpy(inputs + b * T, windows + b * (T + 1), T * sizeof(int32_t));
+        memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
+    }
+}
+
+static double gate_norm(const model *m)
+{
+    double sum = 0.0;
+    for (size_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].is_gate)
+            for (size_t j = 0; j < m->tensors[i].numel; j++) {
+                double g = m->grads[m->tensors[i].offset + j];
+                sum += g * g;
+            }
+    return sqrt(sum);
+}
+
+/* Per-head gate gradient norms: head h owns rows h*r..h*r+r-1 of gate.q and
+ * gate.k and entry h of gate.bias. */
+static void gate_head_norms(const model *m, double *out)
+{
+    const size_t H = m->cfg.heads, r = m->cfg.r, d = m->cfg.d;
+    for (size_t l = 0; l < m->cfg.layers; l++) {
+        const model_layer_params *g = &m->g.layer[l];
+        for (size_t h = 0; h < H; h++) {
+            double sum = (double)g->gb[h] * g->gb[h];
+            for (size_t i = h * r * d; i < (h + 1) * r * d; i++)
+                sum += (double)g->gqw[i] * g->gqw[i] + (double)g->gkw[i] * g->gkw[i];
+            out[l * H + h] = sqrt(sum);
+        }
+    }
+}
+
+int trainer_step(trainer *t)
+{
+    model *m = &t->m;
+    const size_t B = m->cfg.batch, T = m->cfg.T;
+    double start = gl_now();
+    data_next_batch(t->data, t->batch, B);
+    split_windows(t->batch, t->inputs, t->targets, B, T);
+    m->step_salt = t->step;
+    double loss = model_forward(m, t->inputs, t->targets, B);
+    t->last_loss = loss;
+    if (!isfinite(loss)) {
+        t->diverged = 1;
+        return 1;
+    }
+    model_backward(m);
+    t->gate_grad_norm = gate_norm(m);
+    gate_head_norms(m, t->metrics.grad_norm);
+    t->last_grad_norm = optim_step(&t->o, m, t->step);
+    if (!isfinite(t->last_grad_norm)) {
+        t->diverged = 1;
+        return 1;
+    }
+    t->step++;
+    t->tokens_trained += B * T;
+    t->train_seconds += gl_now() - start;
+    return 0;
+}
+
+void trainer_eval(trainer *t, eval_result *out)
+{
+    model *m = &t->m;
+    const size_t B = m->cfg.batch, T = m->cfg.T;
+    size_t windows = data_val_windows(t->data);
+    if (t->cfg.eval_windows && t->cfg.eval_windows < windows)
+        windows = t->cfg.eval_windows;
+    uint64_t salt = m->step_salt;
+    m->step_salt = EVAL_SALT;
+    metrics_reset(&t->metrics, m->cfg.k);
+    double total = 0.0;
+    size_t tokens = 0;
+    for (size_t w0 = 0; w0 < windows; w0 += B) {
+        size_t nb = windows - w0 < B ? windows - w0 : B;
+        for (size_t b = 0; b < nb; b++)
+            data_val_window(t->data, w0 + b, t->batch + b * (T + 1));
+        split_windows(t->batch, t->inputs, t->targets, nb, T);
+        /* agreement from the first val batch: enough rows, bounded cost */
+        m->metrics = w0 == 0 ? &t->metrics : NULL;
+        double loss = model_forward(m, t->inputs, t->targets, nb);
+        total += loss * (double)(nb * T);
+        tokens += nb * T;
+    }
+    m->metrics = NULL;
+    metrics_finish(&t->metrics);
+    m->step_salt = salt;
+    out->loss = tokens ? total / (double)tokens : NAN;
+    out->ppl = exp(out->loss);
+    out->tokens = tokens;
+    /* tokens are bytes for text and the generator */
+    out->bits_per_byte = data_kind_of(t->data) == DATA_BIN ? NAN : out->loss / log(2.0);
+    t->last_eval = *out;
+}
+
+int trainer_save(trainer *t, const char *path, gl_error *err)
+{
+    data_cursor cur;
+    data_get_cursor(t->data, &cur);
+    return checkpoint_save(path, &t->m, &t->o, t->step, data_describe(t->data), &cur, err);
+}
+
+int trainer_restore(trainer *t, const char *path, gl_error *err)
+{
+    st_file f;
+    if (st_read(path, &f, err))
+        return -1;
+    checkpoint_info info;
+    int rc = checkpoint_info_read(&f, path, &info, err);
+    if (!rc && !info.resumable)
+        rc = gl_fail(err, "%s: weights-only checkpoint, cannot resume training from it", path);
+    if (!rc)
+        rc = checkpoint_load_weights(&f, path, &t->m, err);
+    if (!rc)
+        rc = checkpoint_load_optim(&f, path, &t->m, &t->o, err);
+    if (!rc) {
+        t->step = info.step;
+        t->o.t = info.adam_t;
+        model_set_mode(&t->m, info.model.mode);
+        t->m.cfg.k = info.model.k;
+        data_set_cursor(t->data, &info.cursor);
+    }
+    st_free(&f);
+    return rc;
+}

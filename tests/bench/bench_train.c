@@ -1,0 +1,525 @@
+/* bench_train: the figures behind the README's performance section. Not a
+ * test: one run prints plain tables and exits 0 (1 only when a measurement
+ * could not run at all).
+ *
+ *  1. machine: the linked OpenBLAS build (openblas_get_config) and the CPUs
+ *     this process may run on (what `nproc` prints).
+ *  2. cblas_sgemm GFLOP/s: 2048^3 with 1 and 2 OpenBLAS threads, then every
+ *     GEMM of the tiny preset (B*T = 2048 rows) in the layout the model calls
+ *     it (layers.c, attention.c), single-threaded. Each figure is one untimed
+ *     call, then as many calls as fit in at least MIN_GEMM_SECONDS.
+ *  3. training tokens/s through the trainer API (embedded generator, no
+ *     evaluation, no checkpoints) for tiny and small x dense, soft, topk x a
+ *     model pool of 1 and 2 threads: warm-up steps, then timed steps;
+ *     tokens/s = steps*B*T / seconds. Heap allocations made during the timed
+ *     steps are counted by wrapping malloc/calloc/realloc (below).
+ *  4. FLOPs: model_flops_per_token is the forward; a training step costs
+ *     3x that (forward + backward). Achieved GFLOP/s = 3*fwd*tokens/s; MFU is
+ *     that over the 2048^3 sgemm figure for the same thread count.
+ *  5. peak RSS (ru_maxrss from wait4) of a forked child that builds a
+ *     trainer and runs a few steps on a pool of 1 thread. These children run
+ *     first, while this process is still small, and an empty child gives the
+ *     RSS every child inherits; the table is printed last.
+ *
+ * OpenBLAS runs single-threaded throughout (the model's pool provides the
+ * parallelism) except for the one 2-thread 2048^3 measurement.
+ * Run: make bench (or build $(BUILD)/release/bench/bench_train and run it). */
+#include <cblas.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "gate.h"
+#include "model.h"
+#include "optim.h"
+#include "trainer.h"
+
+#define MIN_GEMM_SECONDS 0.3
+#define BIG_GEMM 2048
+#define MIB (1024.0 * 1024.0)
+
+/* ---- allocation counter ----
+ * Every malloc/calloc/realloc of the process (OpenBLAS and libc included)
+ * goes through these wrappers around glibc's own entry points, so the count
+ * taken around the timed steps shows whether a training step allocates.
+ * aligned_alloc/posix_memalign are not wrapped. Sanitizer builds interpose
+ * malloc themselves, so there the counter is off and the column reads "-". */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BENCH_COUNT_ALLOCS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define BENCH_COUNT_ALLOCS 0
+#endif
+#endif
+#ifndef BENCH_COUNT_ALLOCS
+#define BENCH_COUNT_ALLOCS 1
+#endif
+
+#if BENCH_COUNT_ALLOCS
+extern void *__libc_malloc(size_t n);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *p, size_t n);
+
+/* Only grows; bumped by any thread, read by main at step boundaries (the
+ * pool's join orders the workers' increments before the read). */
+static _Atomic size_t alloc_calls;
+
+void *malloc(size_t n)
+{
+    atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
+    return __libc_malloc(n);
+}
+
+void *calloc(size_t count, size_t size)
+{
+    atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
+    return __libc_calloc(count, size);
+}
+
+void *realloc(void *p, size_t n)
+{
+    atomic_fetch_add_explicit(&alloc_calls, 1, memory_order_relaxed);
+    return __libc_realloc(p, n);
+}
+
+static size_t alloc_count(void)
+{
+    return atomic_load_explicit(&alloc_calls, memory_order_relaxed);
+}
+#else
+static size_t alloc_count(void)
+{
+    return 0;
+}
+#endif
+
+/* ---- 1. machine ---- */
+
+static size_t usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return (size_t)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (size_t)n : 1;
+}
+
+/* "model name" from /proc/cpuinfo, or "?" */
+static void cpu_model(char *out, size_t size)
+{
+    snprintf(out, size, "?");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f)
+        return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            colon += strspn(colon + 1, " \t") + 1;
+            colon[strcspn(colon, "\n")] = '\0';
+            snprintf(out, size, "%s", colon);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+static void print_machine(void)
+{
+    char cpu[128];
+    cpu_model(cpu, sizeof cpu);
+    printf("== 1. machine\n");
+    printf("openblas  %s\n", openblas_get_config());
+    printf("nproc     %zu\n", usable_cpus());
+    printf("cpu       %s\n\n", cpu);
+}
+
+/* ---- 2. cblas_sgemm ---- */
+
+/* One call as the model makes it, row-major. lda/ldb 0 mean packed. */
+typedef struct {
+    const char *name;
+    int ta, tb;           /* 1: that operand is transposed */
+    size_t M, N, K;
+    size_t lda, ldb;
+    float beta;
+} gemm_shape;
+
+typedef struct {
+    double gflops, ms_per_call;
+    size_t reps;
+} gemm_rate;
+
+static void fill(float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (float)(seed >> 8) / (float)(1u << 24) - 0.5f;
+    }
+}
+
+static void gemm_call(const gemm_shape *s, const float *a, size_t lda, const float *b,
+                      size_t ldb, float *c)
+{
+    cblas_sgemm(CblasRowMajor, s->ta ? CblasTrans : CblasNoTrans, s->tb ? CblasTrans : CblasNoTrans,
+                (int)s->M, (int)s->N, (int)s->K, 1.0f, a, (int)lda, b, (int)ldb, s->beta, c,
+                (int)s->N);
+}
+
+static gemm_rate gemm_measure(const gemm_shape *s)
+{
+    const size_t a_rows = s->ta ? s->K : s->M, a_cols = s->ta ? s->M : s->K;
+    const size_t b_rows = s->tb ? s->N : s->K, b_cols = s->tb ? s->K : s->N;
+    const size_t lda = s->lda ? s->lda : a_cols, ldb = s->ldb ? s->ldb : b_cols;
+    GL_ASSERT(lda >= a_cols && ldb >= b_cols);
+    float *a = xmalloc(a_rows * lda * sizeof(float));
+    float *b = xmalloc(b_rows * ldb * sizeof(float));
+    float *c = xcalloc(s->M * s->N, sizeof(float));
+    fill(a, a_rows * lda, 1);
+    fill(b, b_rows * ldb, 2);
+    gemm_call(s, a, lda, b, ldb, c);  /* untimed: first touch, OpenBLAS buffers */
+    size_t reps = 0;
+    double start = gl_now(), elapsed;
+    do {
+        gemm_call(s, a, lda, b, ldb, c);
+        reps++;
+        elapsed = gl_now() - start;
+    } while (elapsed < MIN_GEMM_SECONDS);
+    free(a);
+    free(b);
+    free(c);
+    double flops = 2.0 * (double)s->M * (double)s->N * (double)s->K * (double)reps;
+    return (gemm_rate){.gflops = flops / elapsed * 1e-9,
+                       .ms_per_call = elapsed / (double)reps * 1e3, .reps = reps};
+}
+
+static void print_gemm_header(void)
+{
+    printf("%-32s %-2s %6s %6s %6s %7s %7s %10s %8s\n", "gemm", "op", "M", "N", "K", "threads",
+           "reps", "ms/call", "GFLOP/s");
+}
+
+static void print_gemm_row(const gemm_shape *s, int threads, gemm_rate r)
+{
+    printf("%-32s %c%c %6zu %6zu %6zu %7d %7zu %10.4f %8.2f\n", s->name, s->ta ? 'T' : 'N',
+           s->tb ? 'T' : 'N', s->M, s->N, s->K, threads, r.reps, r.ms_per_call, r.gflops);
+}
+
+/* Fills peak[1] and peak[2]: 2048^3 GFLOP/s at that many OpenBLAS threads. */
+static void bench_gemm(double peak[3])
+{
+    model_config c;
+    GL_ASSERT(model_preset("tiny", &c) == 0);
+    const size_t N = c.batch * c.T, d = c.d, F = c.mlp, V = c.V, Hr = c.heads * c.r;
+    const size_t T = c.T, hd = c.d / c.heads;
+
+    printf("== 2. cblas_sgemm, measured in this run (>= %.1f s each)\n", MIN_GEMM_SECONDS);
+    print_gemm_header();
+    const gemm_shape big = {"square 2048^3", 0, 0, BIG_GEMM, BIG_GEMM, BIG_GEMM, 0, 0, 0.0f};
+    for (int threads = 1; threads <= 2; threads++) {
+        openblas_set_num_threads(threads);
+        gemm_rate r = gemm_measure(&big);
+        peak[threads] = r.gflops;
+        print_gemm_row(&big, threads, r);
+    }
+    openblas_set_num_threads(1);
+
+    /* linear layers: forward out = inp W^T (NT), input gradient dinp += dout W
+     * (NN), weight gradient dW += dout^T inp (TN); W is [OC, C] */
+    struct {
+        const char *name;
+        size_t C, OC;
+    } lin[] = {
+        {"qkv", d, 3 * d}, {"attn proj", d, d}, {"fc", d, F},
+        {"fc proj", F, d}, {"gate q/k", d, Hr}, {"lm head (tied wte)", d, V},
+    };
+    char names[3][64];
+    for (size_t i = 0; i < sizeof lin / sizeof lin[0]; i++) {
+        const size_t C = lin[i].C, OC = lin[i].OC;
+        snprintf(names[0], sizeof names[0], "%s fwd", lin[i].name);
+        snprintf(names[1], sizeof names[1], "%s bwd dinp", lin[i].name);
+        snprintf(names[2], sizeof names[2], "%s bwd dweight", lin[i].name);
+        const gemm_shape shapes[3] = {
+            {names[0], 0, 1, N, OC, C, 0, 0, 1.0f},
+            {names[1], 0, 0, N, C, OC, 0, 0, 1.0f},
+            {names[2], 1, 0, OC, C, N, 0, 0, 1.0f},
+        };
+        for (size_t k = 0; k < 3; k++)
+            print_gemm_row(&shapes[k], 1, gemm_measure(&shapes[k]));
+    }
+
+    /* one (b, h) of attention: q, k, v are hd-wide column slices of the
+     * [T, 3d] qkv rows, gate factors r-wide slices of [T, H*r] */
+    const gemm_shape attn[] = {
+        {"attn QK^T per (b,h)", 0, 1, T, T, hd, 3 * d, 3 * d, 0.0f},
+        {"attn PV per (b,h)", 0, 0, T, hd, T, 0, 3 * d, 0.0f},
+        {"gate scores gq gk^T per (b,h)", 0, 1, T, T, c.r, Hr, Hr, 0.0f},
+        {"attn bwd dP = dY V^T", 0, 1, T, T, hd, 0, 3 * d, 0.0f},
+        {"attn bwd dV = P^T dY", 1, 0, T, hd, T, 0, 0, 1.0f},
+    };
+    for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
+        print_gemm_row(&attn[i], 1, gemm_measure(&attn[i]));
+    printf("(tiny preset: rows = B*T = %zu, d = %zu, mlp = %zu, V = %zu, H*r = %zu, T = %zu, "
+           "head dim = %zu)\n\n", N, d, F, V, Hr, T, hd);
+}
+
+/* ---- 3./4. training throughput and FLOPs ---- */
+
+static const char *const PRESETS[] = {"tiny", "small"};
+static const char *const MODES[] = {"dense", "soft", "topk"};
+#define NPRESETS (sizeof PRESETS / sizeof PRESETS[0])
+#define NMODES (sizeof MODES / sizeof MODES[0])
+#define MAX_THREADS 2
+
+typedef struct {
+    size_t warmup, timed;
+} step_plan;
+
+static step_plan plan_of(const char *preset)
+{
+    return strcmp(preset, "tiny") == 0 ? (step_plan){3, 10} : (step_plan){1, 3};
+}
+
+static void train_config_of(train_config *tc, const char *preset, const char *mode,
+                            size_t threads, size_t steps)
+{
+    memset(tc, 0, sizeof *tc);
+    GL_ASSERT(model_preset(preset, &tc->model) == 0);
+    GL_ASSERT(gate_mode_parse(mode, &tc->model.mode) == 0);
+    optim_default_config(&tc->optim);
+    tc->steps = steps;
+    tc->eval_every = 0;
+    tc->data_path = NULL;
+    tc->out_dir = NULL;
+    tc->threads = threads;
+}
+
+typedef struct {
+    int ok, diverged;
+    size_t steps, tokens, allocs;
+    double seconds, tokens_per_s, loss;
+} train_result;
+
+static train_result train_measure(const char *preset, const char *mode, size_t threads)
+{
+    train_result r = {0};
+    const step_plan plan = plan_of(preset);
+    train_config tc;
+    train_config_of(&tc, preset, mode, threads, plan.warmup + plan.timed);
+    trainer t;
+    gl_error err = {{0}};
+    if (trainer_init(&t, &tc, &err)) {
+        fprintf(stderr, "bench_train: %s %s: %s\n", preset, mode, err.msg);
+        return r;
+    }
+    for (size_t i = 0; i < plan.warmup && !r.diverged; i++)
+        r.diverged = trainer_step(&t);
+    const size_t allocs0 = alloc_count();
+    const double start = gl_now();
+    for (size_t i = 0; i < plan.timed && !r.diverged; i++) {
+        r.diverged = trainer_step(&t);
+        r.steps += !r.diverged;
+    }
+    r.seconds = gl_now() - start;
+    r.allocs = alloc_count() - allocs0;
+    r.tokens = r.steps * tc.model.batch * tc.model.T;
+    r.tokens_per_s = r.seconds > 0 ? (double)r.tokens / r.seconds : 0.0;
+    r.loss = t.last_loss;
+    r.ok = 1;
+    trainer_free(&t);
+    return r;
+}
+
+static void print_flops(void)
+{
+    printf("== 4. model size and FLOPs per token (model_count_params, model_flops_per_token)\n");
+    printf("%-6s %5s %5s %4s %6s %5s %10s %14s %14s\n", "preset", "T", "d", "L", "B*T", "k",
+           "params", "fwd FLOP/tok", "train FLOP/tok");
+    for (size_t p = 0; p < NPRESETS; p++) {
+        model_config c;
+        GL_ASSERT(model_preset(PRESETS[p], &c) == 0);
+        double fwd = model_flops_per_token(&c);
+        printf("%-6s %5zu %5zu %4zu %6zu %5zu %10zu %14.4g %14.4g\n", PRESETS[p], c.T, c.d,
+               c.layers, c.batch * c.T, c.k, model_count_params(&c), fwd, 3.0 * fwd);
+    }
+    printf("(every mode is charged the same FLOPs: gate projections and scores included, full "
+           "T x T products)\n\n");
+}
+
+/* Returns 0 when every run completed. */
+static int bench_training(const double peak[3])
+{
+    train_result res[NPRESETS][NMODES][MAX_THREADS + 1];
+    int rc = 0;
+    printf("== 3. training throughput (trainer_step, embedded generator, no eval)\n");
+    for (size_t p = 0; p < NPRESETS; p++)
+        for (size_t threads = 1; threads <= MAX_THREADS; threads++)
+            for (size_t m = 0; m < NMODES; m++) {
+                res[p][m][threads] = train_measure(PRESETS[p], MODES[m], threads);
+                rc |= !res[p][m][threads].ok;
+            }
+
+    printf("%-6s %-5s %7s %6s %8s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
+           "steps", "s/step", "tokens/s", "vs dense", "GFLOP/s", "MFU", "allocs/step", "loss");
+    for (size_t p = 0; p < NPRESETS; p++) {
+        model_config c;
+        GL_ASSERT(model_preset(PRESETS[p], &c) == 0);
+        const double train_flops = 3.0 * model_flops_per_token(&c);
+        for (size_t threads = 1; threads <= MAX_THREADS; threads++)
+            for (size_t m = 0; m < NMODES; m++) {
+                const train_result *r = &res[p][m][threads];
+                const train_result *dense = &res[p][0][threads];
+                if (!r->ok) {
+                    printf("%-6s %-5s %7zu  (could not run)\n", PRESETS[p], MODES[m], threads);
+                    continue;
+                }
+                double achieved = train_flops * r->tokens_per_s * 1e-9;
+                double ratio = dense->tokens_per_s > 0 ? r->tokens_per_s / dense->tokens_per_s : 0;
+                char allocs[24];
+                if (BENCH_COUNT_ALLOCS && r->steps)
+                    snprintf(allocs, sizeof allocs, "%.1f", (double)r->allocs / (double)r->steps);
+                else
+                    snprintf(allocs, sizeof allocs, "-");
+                printf("%-6s %-5s %7zu %6zu %8.3f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
+                       PRESETS[p], MODES[m], threads, r->steps,
+                       r->steps ? r->seconds / (double)r->steps : 0.0, r->tokens_per_s, ratio,
+                       achieved, 100.0 * achieved / peak[threads], allocs, r->loss,
+                       r->diverged ? "  diverged" : "");
+            }
+    }
+    printf("(warm-up then timed steps: tiny %zu+%zu, small %zu+%zu; threads = model pool, "
+           "OpenBLAS at 1; vs dense = tokens/s over dense at the same preset and threads;\n"
+           " GFLOP/s = 3 * fwd FLOP/tok * tokens/s; MFU = that / 2048^3 sgemm GFLOP/s at the "
+           "same thread count: %.2f (1), %.2f (2))\n\n",
+           plan_of("tiny").warmup, plan_of("tiny").timed, plan_of("small").warmup,
+           plan_of("small").timed, peak[1], peak[2]);
+    return rc;
+}
+
+/* ---- 5. peak RSS of a forked child ---- */
+
+typedef struct {
+    const char *preset, *mode;   /* NULL preset: the empty baseline child */
+    size_t steps;
+} rss_case;
+
+typedef struct {
+    int ok;
+    double max_rss_mib;
+    size_t num_params, num_acts;  /* reported back by the child through a pipe */
+} rss_result;
+
+/* Child side: build the trainer, run the steps, report the buffer sizes. */
+_Noreturn static void rss_child(const rss_case *rc, int fd)
+{
+    size_t sizes[2] = {0, 0};
+    if (rc->preset) {
+        train_config tc;
+        train_config_of(&tc, rc->preset, rc->mode, 1, rc->steps);
+        trainer t;
+        gl_error err = {{0}};
+        if (trainer_init(&t, &tc, &err))
+            _exit(2);
+        for (size_t i = 0; i < rc->steps; i++)
+            if (trainer_step(&t))
+                _exit(3);
+        sizes[0] = t.m.num_params;
+        sizes[1] = t.m.num_acts;
+    }
+    ssize_t n = write(fd, sizes, sizeof sizes);
+    _exit(n == (ssize_t)sizeof sizes ? 0 : 4);
+}
+
+static rss_result rss_measure(const rss_case *rc)
+{
+    rss_result r = {0};
+    int fds[2];
+    if (pipe(fds))
+        return r;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return r;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        rss_child(rc, fds[1]);
+    }
+    close(fds[1]);
+    size_t sizes[2] = {0, 0};
+    ssize_t got = read(fds[0], sizes, sizeof sizes);
+    close(fds[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid)
+        return r;
+    r.ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == (ssize_t)sizeof sizes;
+    r.max_rss_mib = (double)ru.ru_maxrss / 1024.0;   /* ru_maxrss is in KiB on Linux */
+    r.num_params = sizes[0];
+    r.num_acts = sizes[1];
+    return r;
+}
+
+static const rss_case RSS_CASES[] = {
+    {NULL, NULL, 0},
+    {"tiny", "dense", 3},
+    {"tiny", "soft", 3},
+    {"small", "dense", 2},
+};
+#define NRSS (sizeof RSS_CASES / sizeof RSS_CASES[0])
+
+static void print_rss(const rss_result res[NRSS])
+{
+    printf("== 5. peak RSS of a forked child (trainer_init + steps, pool of 1 thread)\n");
+    printf("%-6s %-5s %5s %10s %10s %12s %9s\n", "preset", "mode", "steps", "RSS MiB",
+           "- base MiB", "p+g+adam MiB", "acts MiB");
+    for (size_t i = 0; i < NRSS; i++) {
+        const rss_case *c = &RSS_CASES[i];
+        const rss_result *r = &res[i];
+        if (!r->ok) {
+            printf("%-6s %-5s %5zu  (child failed)\n", c->preset ? c->preset : "empty",
+                   c->mode ? c->mode : "-", c->steps);
+            continue;
+        }
+        printf("%-6s %-5s %5zu %10.1f %10.1f %12.1f %9.1f\n", c->preset ? c->preset : "empty",
+               c->mode ? c->mode : "-", c->steps, r->max_rss_mib,
+               r->max_rss_mib - res[0].max_rss_mib, 16.0 * (double)r->num_params / MIB,
+               4.0 * (double)r->num_acts / MIB);
+    }
+    printf("(empty = a child that only forks and exits: what every child inherits; "
+           "p+g+adam = params, grads, Adam m and v; acts = the activation buffer)\n");
+}
+
+int main(void)
+{
+    const double start = gl_now();
+    openblas_set_num_threads(1);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* RSS first, while this process is small (see the file comment). */
+    rss_result rss[NRSS];
+    int rc = 0;
+    for (size_t i = 0; i < NRSS; i++) {
+        rss[i] = rss_measure(&RSS_CASES[i]);
+        rc |= !rss[i].ok;
+    }
+
+    print_machine();
+    double peak[3] = {0};
+    bench_gemm(peak);
+    rc |= bench_training(peak);
+    print_flops();
+    print_rss(rss);
+    printf("\nbench_train: %.1f s wall\n", gl_now() - start);
+    return rc ? 1 : 0;
+}

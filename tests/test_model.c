@@ -1,0 +1,322 @@
+/* test_model: finite-difference gradient checks of every parameter tensor
+ * under every gate mode, exact zero gate gradient for hard top-k, the gate
+ * row math in isolation, and determinism of the forward pass. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "gate.h"
+#include "model.h"
+#include "rng.h"
+
+/* Micro config: every code path (rows with fewer and more than k visible
+ * keys, several heads and layers) at a size where central differences over
+ * many elements are cheap. */
+static model_config micro(gate_mode mode)
+{
+    model_config c;
+    model_preset("tiny", &c);
+    c.V = 16;
+    c.T = 8;
+    c.d = 16;
+    c.layers = 2;
+    c.heads = 2;
+    c.mlp = 32;
+    c.r = 4;
+    c.batch = 2;
+    c.k = 3;
+    c.mode = mode;
+    c.seed = 7;
+    return c;
+}
+
+static void random_tokens(int32_t *x, size_t n, size_t V, uint64_t seed)
+{
+    rng_state r;
+    rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (int32_t)rng_below(&r, V);
+}
+
+/* Gate weights at init (std 0.02) give nearly tied scores whose order flips
+ * under the finite-difference step; scaling them up keeps the check away
+ * from ties, where the soft top-k's tau switches between order statistics. */
+static void spread_gate(model *m, float factor)
+{
+    for (size_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].is_gate && m->tensors[i].ndim == 2)
+            for (size_t j = 0; j < m->tensors[i].numel; j++)
+                m->params[m->tensors[i].offset + j] *= factor;
+    /* bias: nonzero so the sigmoid gate's bias path is exercised */
+    for (size_t l = 0; l < m->cfg.layers; l++)
+        for (size_t h = 0; h < m->cfg.heads; h++)
+            m->p.layer[l].gb[h] = 0.3f * (float)h - 0.1f;
+}
+
+/* Tolerance: the model is fp32 (about 7 significant digits; the loss sum is
+ * accumulated in double), so with step eps = 1e-3 the rounding noise of a
+ * central difference is up to ~1e-7 * |loss| / eps ~ 3e-4 per element, and
+ * the O(eps^2) truncation term is far smaller. The error of a tensor is the
+ * norm of (fd - analytic) over the sampled elements divided by the larger of
+ * the two norms, floored at 1e-3 so that tensors whose true gradient is ~0
+ * (the gate bias under soft top-k, which cancels) are judged on absolute
+ * error instead of dividing noise by noise. A correct backward stays below
+ * 2e-2; a missing tau or sigma path, a sign or a transposed product gives
+ * errors of order 1.
+ * Hard masks (topk, oracle, stochastic) and the soft top-k's order statistics
+ * make the loss piecewise smooth: a step that moves a key across the k-th
+ * boundary jumps the loss. Such elements are detected (the one-sided
+ * differences disagree by more than a smooth function allows) and skipped;
+ * the count is printed. */
+#define FD_EPS 1e-3f
+#define FD_REL_TOL 2e-2
+#define FD_NORM_FLOOR 1e-3
+#define FD_SAMPLES 48
+
+static double gradcheck_mode(gate_mode mode, double *worst_rel, char *worst_name)
+{
+    model_config c = micro(mode);
+    model m;
+    gl_error err;
+    if (model_init(&m, &c, 1, &err)) {
+        CHECK(0, "model_init: %s", err.msg);
+        return 1e9;
+    }
+    spread_gate(&m, 25.0f);
+    size_t BT = c.batch * c.T;
+    int32_t *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
+    random_tokens(in, BT, c.V, 11);
+    random_tokens(tg, BT, c.V, 12);
+
+    model_forward(&m, in, tg, c.batch);
+    model_backward(&m);
+    float *an = malloc(m.num_params * sizeof *an);
+    memcpy(an, m.grads, m.num_params * sizeof *an);
+
+    double base = model_forward(&m, in, tg, c.batch);
+    *worst_rel = 0.0;
+    int all_ok = 1;
+    size_t skipped = 0, checked = 0;
+    rng_state pick;
+    rng_seed(&pick, 99);
+    for (size_t t = 0; t < m.ntensors; t++) {
+        const model_tensor *tt = &m.tensors[t];
+        size_t n = tt->numel < FD_SAMPLES ? tt->numel : FD_SAMPLES;
+        double diff2 = 0.0, an2 = 0.0, fd2 = 0.0;
+        for (size_t s = 0; s < n; s++) {
+            size_t i = tt->numel <= FD_SAMPLES ? s : (size_t)rng_below(&pick, tt->numel);
+            float *w = &m.params[tt->offset + i];
+            float keep = *w;
+            *w = keep + FD_EPS;
+            double lp = model_forward(&m, in, tg, c.batch);
+            *w = keep - FD_EPS;
+            double lm = model_forward(&m, in, tg, c.batch);
+            *w = keep;
+            double fd = (lp - lm) / (2.0 * FD_EPS);
+            double plus = (lp - base) / FD_EPS, minus = (base - lm) / FD_EPS;
+            if (fabs(plus - minus) > 0.01 + 0.1 * fabs(fd)) {
+                skipped++;
+                continue;
+            }
+            checked++;
+            double a = an[tt->offset + i];
+            diff2 += (fd - a) * (fd - a);
+            an2 += a * a;
+            fd2 += fd * fd;
+        }
+        double rel = sqrt(diff2) / fmax(fmax(sqrt(an2), sqrt(fd2)), FD_NORM_FLOOR);
+        if (rel > *worst_rel) {
+            *worst_rel = rel;
+            snprintf(worst_name, MODEL_MAX_NAME, "%s", tt->name);
+        }
+        if (!(rel < FD_REL_TOL)) {
+            all_ok = 0;
+            printf("    %s %s: rel err %.3g (|an| %.3g |fd| %.3g)\n", gate_mode_name(mode),
+                   tt->name, rel, sqrt(an2), sqrt(fd2));
+        }
+    }
+    printf("    %s: %zu elements checked, %zu skipped at mask boundaries\n",
+           gate_mode_name(mode), checked, skipped);
+    if (skipped * 10 > checked)
+        all_ok = 0; /* most of the check must be real */
+    free(an);
+    free(in);
+    free(tg);
+    model_free(&m);
+    return all_ok ? *worst_rel : 1e9;
+}
+
+static void test_gradcheck_all_modes(void)
+{
+    for (int mode = 0; mode < GATE_MODE_COUNT; mode++) {
+        double worst;
+        char name[MODEL_MAX_NAME] = "";
+        double r = gradcheck_mode((gate_mode)mode, &worst, name);
+        CHECK(r < FD_REL_TOL, "gradcheck %-11s every tensor: worst relative error %.2e (%s)",
+              gate_mode_name((gate_mode)mode), worst, name);
+    }
+}
+
+static void test_topk_gate_gradient_is_zero(void)
+{
+    gate_mode modes[] = {GATE_TOPK, GATE_TOPK_RANDOM, GATE_DISTILLED};
+    for (size_t mi = 0; mi < 3; mi++) {
+        model_config c = micro(modes[mi]);
+        model m;
+        gl_error err;
+        GL_ASSERT(model_init(&m, &c, 1, &err) == 0);
+        spread_gate(&m, 25.0f);
+        size_t BT = c.batch * c.T;
+        int32_t in[64], tg[64];
+        random_tokens(in, BT, c.V, 21);
+        random_tokens(tg, BT, c.V, 22);
+        double loss = model_forward(&m, in, tg, c.batch);
+        model_backward(&m);
+        size_t nonzero = 0, gate_elems = 0;
+        double other = 0.0;
+        for (size_t t = 0; t < m.ntensors; t++)
+            for (size_t i = 0; i < m.tensors[t].numel; i++) {
+                float g = m.grads[m.tensors[t].offset + i];
+                if (m.tensors[t].is_gate) {
+                    gate_elems++;
+                    nonzero += g != 0.0f;
+                } else {
+                    other += fabs(g);
+                }
+            }
+        CHECK(nonzero == 0 && other > 0.0,
+              "%s: all %zu gate gradient entries are exactly 0.0 (other tensors: sum |g| %.3g)",
+              gate_mode_name(modes[mi]), gate_elems, other);
+
+        /* tiny perturbation of every gate weight: the loss does not move at all */
+        const model_tensor *gq = model_find_tensor(&m, "h.0.gate.q.weight");
+        const model_tensor *gk = model_find_tensor(&m, "h.1.gate.k.weight");
+        float *save = malloc(m.num_params * sizeof *save);
+        memcpy(save, m.params, m.num_params * sizeof *save);
+        rng_state r;
+        rng_seed(&r, 5);
+        for (size_t i = 0; i < gq->numel; i++) {
+            m.params[gq->offset + i] += 1e-6f * rng_normal(&r);
+            m.params[gk->offset + i] += 1e-6f * rng_normal(&r);
+        }
+        double tiny = model_forward(&m, in, tg, c.batch);
+        CHECK(tiny == loss, "%s: gate weights nudged by 1e-6: loss %.9f -> %.9f (identical)",
+              gate_mode_name(modes[mi]), loss, tiny);
+        memcpy(m.params, save, m.num_params * sizeof *save);
+        for (size_t i = 0; i < gq->numel; i++) {
+            m.params[gq->offset + i] += 2.0f * rng_normal(&r);
+            m.params[gk->offset + i] += 2.0f * rng_normal(&r);
+        }
+        double large = model_forward(&m, in, tg, c.batch);
+        CHECK(large != loss, "%s: gate weights moved by N(0,2): loss %.9f -> %.9f (changed)",
+              gate_mode_name(modes[mi]), loss, large);
+        free(save);
+        model_free(&m);
+    }
+}
+
+/* Soft top-k row in isolation against central differences in double-ish
+ * conditions: a row of well-separated scores. */
+static void test_soft_topk_row(void)
+{
+    const size_t n = 12, k = 4;
+    float s[12], g[12], ds[12], logm[12];
+    uint32_t idx[12];
+    rng_state r;
+    rng_seed(&r, 3);
+    for (size_t j = 0; j < n; j++) {
+        s[j] = rng_normal(&r);
+        g[j] = rng_normal(&r);
+    }
+    gate_row_stats st;
+    gate_soft_topk_forward(logm, &st, s, n, k, 0.25f, idx);
+    double kept = 0.0;
+    for (size_t j = 0; j < n; j++)
+        kept += exp(logm[j]);
+    CHECK(kept > 2.0 && kept < 6.0, "soft top-k keeps about k=4 keys: sum m = %.3f", kept);
+    gate_soft_topk_backward(ds, g, s, n, k, 0.25f, &st);
+    double worst = 0.0, sum_ds = 0.0;
+    for (size_t j = 0; j < n; j++) {
+        float keep = s[j];
+        double f[2];
+        for (int side = 0; side < 2; side++) {
+            s[j] = keep + (side ? -1e-3f : 1e-3f);
+            gate_row_stats st2;
+            gate_soft_topk_forward(logm, &st2, s, n, k, 0.25f, idx);
+            f[side] = 0.0;
+            for (size_t i = 0; i < n; i++)
+                f[side] += (double)g[i] * logm[i];
+        }
+        s[j] = keep;
+        double fd = (f[0] - f[1]) / 2e-3;
+        worst = fmax(worst, fabs(fd - ds[j]) / fmax(1.0, fabs(fd)));
+        sum_ds += ds[j];
+    }
+    CHECK(worst < 5e-3, "soft top-k row backward vs finite differences: worst error %.2e", worst);
+    CHECK(fabs(sum_ds) < 1e-4,
+          "soft top-k is shift invariant: sum of ds over the row = %.2e (bias cancels)", sum_ds);
+    /* temperature -> 0: the soft mask approaches the hard top-k mask */
+    unsigned char keep[12];
+    gate_topk_select(keep, s, n, k, idx);
+    gate_soft_topk_forward(logm, &st, s, n, k, 1e-4f, idx);
+    double dist = 0.0;
+    for (size_t j = 0; j < n; j++)
+        dist += fabs(exp(logm[j]) - keep[j]);
+    CHECK(dist < 1e-3, "soft top-k at t=1e-4 equals the hard top-k mask (L1 distance %.2e)", dist);
+}
+
+static void test_select_rank(void)
+{
+    rng_state r;
+    rng_seed(&r, 17);
+    int ok = 1;
+    for (int trial = 0; trial < 500 && ok; trial++) {
+        size_t n = 1 + (size_t)rng_below(&r, 40);
+        float x[40];
+        uint32_t idx[40];
+        for (size_t j = 0; j < n; j++)
+            x[j] = (float)rng_below(&r, 6); /* many ties */
+        size_t k = 1 + (size_t)rng_below(&r, n);
+        unsigned char keep[40];
+        gate_topk_select(keep, x, n, k, idx);
+        /* reference: j is kept iff fewer than k elements rank before it */
+        for (size_t j = 0; j < n; j++) {
+            size_t before = 0;
+            for (size_t i = 0; i < n; i++)
+                before += x[i] > x[j] || (x[i] == x[j] && i < j);
+            if ((before < k) != (keep[j] == 1))
+                ok = 0;
+        }
+    }
+    CHECK(ok, "top-k selection matches a brute-force ranking on 500 random rows with ties");
+}
+
+static void test_forward_deterministic(void)
+{
+    model_config c = micro(GATE_SOFT);
+    model a, b;
+    gl_error err;
+    GL_ASSERT(model_init(&a, &c, 1, &err) == 0);
+    GL_ASSERT(model_init(&b, &c, 2, &err) == 0);
+    int32_t in[16], tg[16];
+    random_tokens(in, 16, c.V, 1);
+    random_tokens(tg, 16, c.V, 2);
+    double la = model_forward(&a, in, tg, 2), lb = model_forward(&b, in, tg, 2);
+    CHECK(memcmp(a.params, b.params, a.num_params * sizeof(float)) == 0,
+          "same seed, same initial weights");
+    CHECK(fabs(la - lb) < 1e-6, "1 and 2 threads give the same loss (%.9f vs %.9f)", la, lb);
+    CHECK(fabs(la - log(16.0)) < 0.1, "initial loss %.4f is near ln V = %.4f", la, log(16.0));
+    model_free(&a);
+    model_free(&b);
+}
+
+int main(void)
+{
+    test_select_rank();
+    test_soft_topk_row();
+    test_forward_deterministic();
+    test_topk_gate_gradient_is_zero();
+    test_gradcheck_all_modes();
+    return check_finish();
+}
