@@ -87,8 +87,10 @@ static int parse_size(const char *flag, const char *s, size_t lo, size_t hi, siz
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '-' || *s == '+' || end == s || *end || errno)
+    if (*s == '-' || *s == '+' || end == s || *end)
         return gl_fail(e, "%s %s: not a whole number", flag, s);
+    if (errno == ERANGE)
+        return gl_fail(e, "%s %s: out of range (at most %zu)", flag, s, hi);
     if (v < lo || v > hi)
         return gl_fail(e, "%s %s: must be between %zu and %zu", flag, s, lo, hi);
     *out = (size_t)v;
@@ -122,7 +124,7 @@ static size_t default_threads(void)
 typedef struct {
     train_config tc;
     const char *preset;
-    int k_set, gate_lr_set;
+    int k_set, gate_lr_set, mlp_set;
 } run_args;
 
 static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
@@ -197,13 +199,13 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             rc = parse_size(f, v, 2, 4096, &mc->T, e);
         } else if (strcmp(f, "--dim") == 0) {
             rc = parse_size(f, v, 1, 8192, &mc->d, e);
-            mc->mlp = 4 * mc->d;
         } else if (strcmp(f, "--layers") == 0) {
             rc = parse_size(f, v, 1, 64, &mc->layers, e);
         } else if (strcmp(f, "--heads") == 0) {
             rc = parse_size(f, v, 1, 64, &mc->heads, e);
         } else if (strcmp(f, "--mlp") == 0) {
             rc = parse_size(f, v, 1, 65536, &mc->mlp, e);
+            ra->mlp_set = 1;
         } else if (strcmp(f, "--gate-rank") == 0) {
             rc = parse_size(f, v, 1, 1024, &mc->r, e);
         } else if (strcmp(f, "--vocab") == 0) {
@@ -231,6 +233,8 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         tc->optim.gate_lr = tc->optim.lr;
     if (!ra->k_set)
         mc->k = mc->T / 8 ? mc->T / 8 : 1;
+    if (!ra->mlp_set)
+        mc->mlp = 4 * mc->d;
     if (vocab)
         mc->V = vocab;
     if (tc->optim.warmup >= tc->steps)
@@ -507,18 +511,20 @@ static int cmd_export(int argc, char **argv)
         return runtime_error(&e);
     model m;
     model_config mc = info.model;
+    size_t ntensors = 0;
     int rc = model_init(&m, &mc, 1, &e);
     if (!rc) {
         rc = checkpoint_load_weights(&f, src, &m, &e);
         if (!rc)
             rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, &e);
+        ntensors = m.ntensors;
         model_free(&m);
     }
     st_free(&f);
     if (rc)
         return runtime_error(&e);
     printf("exported %s step %zu (%s, %zu tensors) to %s\n", src, info.step,
-           gate_mode_name(mc.mode), m.ntensors ? m.ntensors : (size_t)0, out);
+           gate_mode_name(mc.mode), ntensors, out);
     return 0;
 }
 
