@@ -23,6 +23,7 @@ typedef struct {
     const char *data_path;   /* NULL: the embedded generator */
     const char *out_dir;     /* NULL: no checkpoints */
     size_t threads;
+    int vocab_from_data;     /* .bin data sets V to its largest token id + 1 */
 } train_config;
 
 typedef struct {

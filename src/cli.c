@@ -48,7 +48,7 @@ static const char usage_text[] =
     "  --weight-decay X     AdamW decay on matrices and embeddings (default 0.1)\n"
     "  --clip X             global grad-norm clip, 0 to disable (default 1.0)\n"
     "  --batch N --ctx T --dim D --layers L --heads H --mlp M --gate-rank R --vocab V\n"
-    "                       override preset fields\n"
+    "                       override preset fields (a .bin file sets V unless --vocab)\n"
     "  --eval-every N       steps between val evaluations (default 100)\n"
     "  --eval-windows N     val windows per evaluation, 0 = all (default 64)\n"
     "  --save-every N       steps between checkpoints (default 0: at the end)\n"
@@ -237,6 +237,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         mc->mlp = 4 * mc->d;
     if (vocab)
         mc->V = vocab;
+    tc->vocab_from_data = vocab == 0;
     if (tc->optim.warmup >= tc->steps)
         tc->optim.warmup = tc->steps / 10;
     return model_config_check(mc, e);

@@ -25,6 +25,14 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
     t->data = data_open(cfg->data_path, mc.T, mc.seed, err);
     if (!t->data)
         return -1;
+    if (cfg->vocab_from_data && data_kind_of(t->data) == DATA_BIN) {
+        mc.V = data_vocab(t->data);
+        if (model_config_check(&mc, err)) {
+            data_close(t->data);
+            t->data = NULL;
+            return -1;
+        }
+    }
     uint32_t max_token = data_max_token(t->data);
     if (max_token >= mc.V) {
         gl_fail(err, "%s: token id %u >= vocabulary size V=%zu (use --vocab %u or more)",

@@ -137,15 +137,20 @@ expect_error "text too short for T"  "$TMP/short.txt"   "need at least|too short
 expect_error ".bin bad magic"        "$TMP/badmagic.bin" "magic"                      run $TINY --data "$TMP/badmagic.bin"
 expect_error ".bin truncated header" "$TMP/trunc.bin"   "truncated|header"            run $TINY --data "$TMP/trunc.bin"
 expect_error ".bin count != size"    "$TMP/count.bin"   "5000|tokens"                 run $TINY --data "$TMP/count.bin"
-expect_error ".bin token >= V"       "$TMP/bigtok.bin"  "V=256|vocab"                 run $TINY --data "$TMP/bigtok.bin"
+expect_error ".bin token >= --vocab"  "$TMP/bigtok.bin"  "V=256|vocab"                 run $TINY --data "$TMP/bigtok.bin" --vocab 256
 }
 
-# The same token file trains once the vocabulary is large enough.
+# The same token file trains once the vocabulary is large enough, and without
+# --vocab a .bin file sets V itself (largest token id + 1).
 # shellcheck disable=SC2086
 "$BIN" run $TINY --steps 5 --data "$TMP/bigtok.bin" --vocab 400 >"$OUT" 2>"$ERR"
 rc=$?
 if [ "$rc" -eq 0 ] && grep -q '^summary:' "$OUT"; then ok ".bin with token 300 trains with --vocab 400"
 else fail ".bin with token 300 trains with --vocab 400 (exit $rc)" "$(head -n 1 "$ERR")"; fi
+"$BIN" run $TINY --steps 2 --data "$TMP/bigtok.bin" >"$OUT" 2>"$ERR"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q ' V=301 ' "$OUT"; then ok ".bin without --vocab takes V=301 from its largest token"
+else fail ".bin without --vocab takes V from the data (exit $rc)" "$(head -n 1 "$OUT") $(head -n 1 "$ERR")"; fi
 
 # ---------------------------------------------------------------------------
 echo "# headless run with checkpoints"

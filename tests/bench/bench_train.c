@@ -42,6 +42,7 @@
 #include "trainer.h"
 
 #define MIN_GEMM_SECONDS 0.3
+#define MIN_GEMM_REPS 3
 #define BIG_GEMM 2048
 #define MIB (1024.0 * 1024.0)
 
@@ -131,14 +132,47 @@ static void cpu_model(char *out, size_t size)
     fclose(f);
 }
 
-static void print_machine(void)
+/* First line of a /proc file without its newline, or "?" (no /proc, no PSI). */
+static void proc_line(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "?");
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (fgets(out, (int)size, f))
+        out[strcspn(out, "\n")] = '\0';
+    fclose(f);
+}
+
+/* Other processes on these CPUs skew every figure below: the load average
+ * and the CPU pressure (time some task waited for a CPU) say how busy the
+ * machine was. */
+static void load_line(char *out, size_t size)
+{
+    char load[128], psi[160];
+    proc_line("/proc/loadavg", load, sizeof load);
+    proc_line("/proc/pressure/cpu", psi, sizeof psi);
+    snprintf(out, size, "loadavg %s | cpu pressure %s", load, psi);
+}
+
+static void print_machine(const char *load_at_start)
 {
     char cpu[128];
     cpu_model(cpu, sizeof cpu);
     printf("== 1. machine\n");
     printf("openblas  %s\n", openblas_get_config());
     printf("nproc     %zu\n", usable_cpus());
-    printf("cpu       %s\n\n", cpu);
+    printf("cpu       %s\n", cpu);
+    printf("start     %s\n\n", load_at_start);
+}
+
+/* User + system CPU seconds of every thread of this process. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
 /* ---- 2. cblas_sgemm ---- */
@@ -153,7 +187,7 @@ typedef struct {
 } gemm_shape;
 
 typedef struct {
-    double gflops, ms_per_call;
+    double gflops, ms_per_call, cpu_percent;
     size_t reps;
 } gemm_rate;
 
@@ -186,30 +220,34 @@ static gemm_rate gemm_measure(const gemm_shape *s)
     fill(b, b_rows * ldb, 2);
     gemm_call(s, a, lda, b, ldb, c);  /* untimed: first touch, OpenBLAS buffers */
     size_t reps = 0;
+    const double cpu0 = cpu_seconds();
     double start = gl_now(), elapsed;
     do {
         gemm_call(s, a, lda, b, ldb, c);
         reps++;
         elapsed = gl_now() - start;
-    } while (elapsed < MIN_GEMM_SECONDS);
+    } while (elapsed < MIN_GEMM_SECONDS || reps < MIN_GEMM_REPS);
+    const double cpu = cpu_seconds() - cpu0;
     free(a);
     free(b);
     free(c);
     double flops = 2.0 * (double)s->M * (double)s->N * (double)s->K * (double)reps;
     return (gemm_rate){.gflops = flops / elapsed * 1e-9,
-                       .ms_per_call = elapsed / (double)reps * 1e3, .reps = reps};
+                       .ms_per_call = elapsed / (double)reps * 1e3,
+                       .cpu_percent = 100.0 * cpu / elapsed, .reps = reps};
 }
 
 static void print_gemm_header(void)
 {
-    printf("%-32s %-2s %6s %6s %6s %7s %7s %10s %8s\n", "gemm", "op", "M", "N", "K", "threads",
-           "reps", "ms/call", "GFLOP/s");
+    printf("%-32s %-2s %6s %6s %6s %7s %7s %10s %5s %8s\n", "gemm", "op", "M", "N", "K",
+           "threads", "reps", "ms/call", "cpu%", "GFLOP/s");
 }
 
 static void print_gemm_row(const gemm_shape *s, int threads, gemm_rate r)
 {
-    printf("%-32s %c%c %6zu %6zu %6zu %7d %7zu %10.4f %8.2f\n", s->name, s->ta ? 'T' : 'N',
-           s->tb ? 'T' : 'N', s->M, s->N, s->K, threads, r.reps, r.ms_per_call, r.gflops);
+    printf("%-32s %c%c %6zu %6zu %6zu %7d %7zu %10.4f %5.0f %8.2f\n", s->name,
+           s->ta ? 'T' : 'N', s->tb ? 'T' : 'N', s->M, s->N, s->K, threads, r.reps, r.ms_per_call,
+           r.cpu_percent, r.gflops);
 }
 
 /* Fills peak[1] and peak[2]: 2048^3 GFLOP/s at that many OpenBLAS threads. */
@@ -220,7 +258,8 @@ static void bench_gemm(double peak[3])
     const size_t N = c.batch * c.T, d = c.d, F = c.mlp, V = c.V, Hr = c.heads * c.r;
     const size_t T = c.T, hd = c.d / c.heads;
 
-    printf("== 2. cblas_sgemm, measured in this run (>= %.1f s each)\n", MIN_GEMM_SECONDS);
+    printf("== 2. cblas_sgemm, measured in this run (>= %.1f s and >= %d calls each)\n",
+           MIN_GEMM_SECONDS, MIN_GEMM_REPS);
     print_gemm_header();
     const gemm_shape big = {"square 2048^3", 0, 0, BIG_GEMM, BIG_GEMM, BIG_GEMM, 0, 0, 0.0f};
     for (int threads = 1; threads <= 2; threads++) {
@@ -267,7 +306,8 @@ static void bench_gemm(double peak[3])
     for (size_t i = 0; i < sizeof attn / sizeof attn[0]; i++)
         print_gemm_row(&attn[i], 1, gemm_measure(&attn[i]));
     printf("(tiny preset: rows = B*T = %zu, d = %zu, mlp = %zu, V = %zu, H*r = %zu, T = %zu, "
-           "head dim = %zu)\n\n", N, d, F, V, Hr, T, hd);
+           "head dim = %zu;\n cpu%% = CPU time of this process / wall time: under 100 x threads "
+           "means other processes held the CPUs)\n\n", N, d, F, V, Hr, T, hd);
 }
 
 /* ---- 3./4. training throughput and FLOPs ---- */
@@ -304,7 +344,7 @@ static void train_config_of(train_config *tc, const char *preset, const char *mo
 typedef struct {
     int ok, diverged;
     size_t steps, tokens, allocs;
-    double seconds, tokens_per_s, loss;
+    double seconds, cpu_seconds, tokens_per_s, loss;
 } train_result;
 
 static train_result train_measure(const char *preset, const char *mode, size_t threads)
@@ -322,12 +362,14 @@ static train_result train_measure(const char *preset, const char *mode, size_t t
     for (size_t i = 0; i < plan.warmup && !r.diverged; i++)
         r.diverged = trainer_step(&t);
     const size_t allocs0 = alloc_count();
+    const double cpu0 = cpu_seconds();
     const double start = gl_now();
     for (size_t i = 0; i < plan.timed && !r.diverged; i++) {
         r.diverged = trainer_step(&t);
         r.steps += !r.diverged;
     }
     r.seconds = gl_now() - start;
+    r.cpu_seconds = cpu_seconds() - cpu0;
     r.allocs = alloc_count() - allocs0;
     r.tokens = r.steps * tc.model.batch * tc.model.T;
     r.tokens_per_s = r.seconds > 0 ? (double)r.tokens / r.seconds : 0.0;
@@ -366,8 +408,9 @@ static int bench_training(const double peak[3])
                 rc |= !res[p][m][threads].ok;
             }
 
-    printf("%-6s %-5s %7s %6s %8s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
-           "steps", "s/step", "tokens/s", "vs dense", "GFLOP/s", "MFU", "allocs/step", "loss");
+    printf("%-6s %-5s %7s %6s %8s %5s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
+           "steps", "s/step", "cpu%", "tokens/s", "vs dense", "GFLOP/s", "MFU", "allocs/step",
+           "loss");
     for (size_t p = 0; p < NPRESETS; p++) {
         model_config c;
         GL_ASSERT(model_preset(PRESETS[p], &c) == 0);
@@ -387,15 +430,17 @@ static int bench_training(const double peak[3])
                     snprintf(allocs, sizeof allocs, "%.1f", (double)r->allocs / (double)r->steps);
                 else
                     snprintf(allocs, sizeof allocs, "-");
-                printf("%-6s %-5s %7zu %6zu %8.3f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
+                printf("%-6s %-5s %7zu %6zu %8.3f %5.0f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
                        PRESETS[p], MODES[m], threads, r->steps,
-                       r->steps ? r->seconds / (double)r->steps : 0.0, r->tokens_per_s, ratio,
+                       r->steps ? r->seconds / (double)r->steps : 0.0,
+                       r->seconds > 0 ? 100.0 * r->cpu_seconds / r->seconds : 0.0,
+                       r->tokens_per_s, ratio,
                        achieved, 100.0 * achieved / peak[threads], allocs, r->loss,
                        r->diverged ? "  diverged" : "");
             }
     }
     printf("(warm-up then timed steps: tiny %zu+%zu, small %zu+%zu; threads = model pool, "
-           "OpenBLAS at 1; vs dense = tokens/s over dense at the same preset and threads;\n"
+           "OpenBLAS at 1;\n cpu%% = CPU time of all threads / wall time; vs dense = tokens/s over dense at the same preset and threads;\n"
            " GFLOP/s = 3 * fwd FLOP/tok * tokens/s; MFU = that / 2048^3 sgemm GFLOP/s at the "
            "same thread count: %.2f (1), %.2f (2))\n\n",
            plan_of("tiny").warmup, plan_of("tiny").timed, plan_of("small").warmup,
@@ -505,6 +550,8 @@ int main(void)
     const double start = gl_now();
     openblas_set_num_threads(1);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    char load_at_start[320], load_at_end[320];
+    load_line(load_at_start, sizeof load_at_start);
 
     /* RSS first, while this process is small (see the file comment). */
     rss_result rss[NRSS];
@@ -514,12 +561,14 @@ int main(void)
         rc |= !rss[i].ok;
     }
 
-    print_machine();
+    print_machine(load_at_start);
     double peak[3] = {0};
     bench_gemm(peak);
     rc |= bench_training(peak);
     print_flops();
     print_rss(rss);
-    printf("\nbench_train: %.1f s wall\n", gl_now() - start);
+    load_line(load_at_end, sizeof load_at_end);
+    printf("\nend       %s\n", load_at_end);
+    printf("bench_train: %.1f s wall\n", gl_now() - start);
     return rc ? 1 : 0;
 }
