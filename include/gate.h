@@ -29,8 +29,6 @@ int gate_mode_uses_gate(gate_mode m);
 int gate_mode_trains_gate(gate_mode m);
 /* The gate weights are frozen at a seeded random draw. */
 int gate_mode_is_random(gate_mode m);
-/* Keeps at most k keys per row exactly (hard masks). */
-int gate_mode_is_hard(gate_mode m);
 /* Comma-separated list of every mode name, for messages. */
 const char *gate_mode_list(void);
 

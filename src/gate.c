@@ -8,18 +8,18 @@
 
 static const struct {
     const char *name;
-    int uses_gate, trains_gate, is_random, is_hard;
+    int uses_gate, trains_gate, is_random;
 } mode_table[GATE_MODE_COUNT] = {
-    [GATE_DENSE] = {"dense", 0, 0, 0, 0},
-    [GATE_SOFT] = {"soft", 1, 1, 0, 0},
-    [GATE_RANDOM] = {"random", 1, 0, 1, 0},
-    [GATE_SIGMOID] = {"sigmoid", 1, 1, 0, 0},
-    [GATE_TOPK] = {"topk", 1, 1, 0, 1},
-    [GATE_TOPK_RANDOM] = {"topk-random", 1, 0, 1, 1},
-    [GATE_STOCHASTIC] = {"stochastic", 0, 0, 0, 1},
-    [GATE_ORACLE] = {"oracle", 0, 0, 0, 1},
+    [GATE_DENSE] = {"dense", 0, 0, 0},
+    [GATE_SOFT] = {"soft", 1, 1, 0},
+    [GATE_RANDOM] = {"random", 1, 0, 1},
+    [GATE_SIGMOID] = {"sigmoid", 1, 1, 0},
+    [GATE_TOPK] = {"topk", 1, 1, 0},
+    [GATE_TOPK_RANDOM] = {"topk-random", 1, 0, 1},
+    [GATE_STOCHASTIC] = {"stochastic", 0, 0, 0},
+    [GATE_ORACLE] = {"oracle", 0, 0, 0},
     /* trained only by distillation, never by the language-model loss */
-    [GATE_DISTILLED] = {"distilled", 1, 0, 0, 1},
+    [GATE_DISTILLED] = {"distilled", 1, 0, 0},
 };
 
 const char *gate_mode_name(gate_mode m)
@@ -40,7 +40,6 @@ int gate_mode_parse(const char *name, gate_mode *out)
 int gate_mode_uses_gate(gate_mode m) { return mode_table[m].uses_gate; }
 int gate_mode_trains_gate(gate_mode m) { return mode_table[m].trains_gate; }
 int gate_mode_is_random(gate_mode m) { return mode_table[m].is_random; }
-int gate_mode_is_hard(gate_mode m) { return mode_table[m].is_hard; }
 
 const char *gate_mode_list(void)
 {
