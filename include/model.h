@@ -76,6 +76,7 @@ typedef struct {
     float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch, *d_logits;
     int32_t *inputs, *targets;    /* [B,T] */
     size_t cur_B;                 /* batch rows of the last forward */
+    size_t cur_targets;           /* positions with a target (>= 0) in it */
     uint64_t step_salt;           /* varies the stochastic masks per step */
     /* the thread pool and one attention scratch set per thread */
     pool *pool;

@@ -34,7 +34,8 @@ double optim_grad_norm(const model *mdl, int gate_trainable);
 
 /* Clips, then updates every parameter; gate tensors only when the model's
  * current mode trains the gate (frozen and gateless modes leave them alone).
- * Returns the pre-clip gradient norm. */
+ * Returns the pre-clip gradient norm; when it is not finite nothing is
+ * updated. */
 double optim_step(optim *o, model *mdl, size_t step);
 
 #endif

@@ -40,7 +40,7 @@ typedef struct {
     int32_t *batch, *inputs, *targets;   /* [B*(T+1)], [B*T], [B*T] */
     size_t step;                          /* steps done */
     double last_loss, last_grad_norm;
-    double gate_grad_norm;                /* whole-gate norm at the last step */
+    double gate_grad_norm;                /* whole-gate norm at the last step, set by eval */
     eval_result last_eval;
     int diverged;
     double train_seconds;

@@ -124,7 +124,7 @@ static size_t default_threads(void)
 typedef struct {
     train_config tc;
     const char *preset;
-    int k_set, gate_lr_set, mlp_set;
+    int k_set, gate_lr_set, mlp_set, warmup_set;
 } run_args;
 
 static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
@@ -189,6 +189,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             ra->gate_lr_set = 1;
         } else if (strcmp(f, "--warmup") == 0) {
             rc = parse_size(f, v, 0, 100000000, &tc->optim.warmup, e);
+            ra->warmup_set = 1;
         } else if (strcmp(f, "--weight-decay") == 0) {
             rc = parse_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
         } else if (strcmp(f, "--clip") == 0) {
@@ -238,7 +239,8 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     if (vocab)
         mc->V = vocab;
     tc->vocab_from_data = vocab == 0;
-    if (tc->optim.warmup >= tc->steps)
+    /* the default warm-up would swallow a short run; an explicit one is kept */
+    if (!ra->warmup_set && tc->optim.warmup >= tc->steps)
         tc->optim.warmup = tc->steps / 10;
     return model_config_check(mc, e);
 }
@@ -430,7 +432,6 @@ static int cmd_eval(int argc, char **argv)
     int32_t *tokens = NULL;
     size_t count = 0;
     model m;
-    int status = 0;
     if (data_load_tokens(data, &tokens, &count, &e)) {
         st_free(&f);
         return runtime_error(&e);
@@ -476,7 +477,7 @@ static int cmd_eval(int argc, char **argv)
     model_free(&m);
     free(tokens);
     st_free(&f);
-    return status;
+    return 0;
 fail:
     free(tokens);
     st_free(&f);

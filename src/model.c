@@ -545,10 +545,10 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
     double total = 0.0;
     for (size_t i = 0; i < pool_threads(m->pool); i++)
         total += m->loss_parts[i];
-    size_t count = 0;
+    m->cur_targets = 0;
     for (size_t i = 0; i < BT; i++)
-        count += m->targets[i] >= 0;
-    return count ? total / (double)count : 0.0;
+        m->cur_targets += m->targets[i] >= 0;
+    return m->cur_targets ? total / (double)m->cur_targets : 0.0;
 }
 
 void model_backward(model *m)
@@ -559,9 +559,7 @@ void model_backward(model *m)
     const int gated = gate_mode_uses_gate(c->mode);
     memset(m->grads, 0, m->num_params * sizeof(float));
 
-    size_t count = 0;
-    for (size_t i = 0; i < BT; i++)
-        count += m->targets[i] >= 0;
+    const size_t count = m->cur_targets;
     head_job hj = {.m = m, .V = V, .scale = count ? 1.0f / (float)count : 0.0f};
     pool_run(m->pool, ce_bwd_chunk, &hj, BT);
     memset(m->d_tmp, 0, BT * d * sizeof(float));

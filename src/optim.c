@@ -63,6 +63,8 @@ double optim_step(optim *o, model *mdl, size_t step)
     const optim_config *c = &o->cfg;
     const int gate_trainable = gate_mode_trains_gate(mdl->cfg.mode);
     double norm = optim_grad_norm(mdl, gate_trainable);
+    if (!isfinite(norm))
+        return norm; /* a non-finite gradient would poison every weight: no update */
     float clip = (c->clip > 0.0f && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
     float mult = optim_schedule(c, step);
     o->t++;

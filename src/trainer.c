@@ -27,25 +27,17 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
         return -1;
     if (cfg->vocab_from_data && data_kind_of(t->data) == DATA_BIN) {
         mc.V = data_vocab(t->data);
-        if (model_config_check(&mc, err)) {
-            data_close(t->data);
-            t->data = NULL;
-            return -1;
-        }
+        if (model_config_check(&mc, err))
+            goto fail;
     }
     uint32_t max_token = data_max_token(t->data);
     if (max_token >= mc.V) {
         gl_fail(err, "%s: token id %u >= vocabulary size V=%zu (use --vocab %u or more)",
                 cfg->data_path ? cfg->data_path : "generator", max_token, mc.V, max_token + 1);
-        data_close(t->data);
-        t->data = NULL;
-        return -1;
+        goto fail;
     }
-    if (model_init(&t->m, &mc, cfg->threads, err)) {
-        data_close(t->data);
-        t->data = NULL;
-        return -1;
-    }
+    if (model_init(&t->m, &mc, cfg->threads, err))
+        goto fail;
     optim_config oc = cfg->optim;
     oc.total_steps = cfg->steps;
     optim_init(&t->o, &oc, t->m.num_params);
@@ -55,6 +47,10 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
     t->inputs = xcalloc(B * T, sizeof(int32_t));
     t->targets = xcalloc(B * T, sizeof(int32_t));
     return 0;
+fail:
+    data_close(t->data);
+    t->data = NULL;
+    return -1;
 }
 
 void trainer_free(trainer *t)
@@ -77,18 +73,6 @@ static void split_windows(const int32_t *windows, int32_t *inputs, int32_t *targ
         memcpy(inputs + b * T, windows + b * (T + 1), T * sizeof(int32_t));
         memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
     }
-}
-
-static double gate_norm(const model *m)
-{
-    double sum = 0.0;
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].is_gate)
-            for (size_t j = 0; j < m->tensors[i].numel; j++) {
-                double g = m->grads[m->tensors[i].offset + j];
-                sum += g * g;
-            }
-    return sqrt(sum);
 }
 
 /* Per-head gate gradient norms: head h owns rows h*r..h*r+r-1 of gate.q and
@@ -122,8 +106,6 @@ int trainer_step(trainer *t)
         return 1;
     }
     model_backward(m);
-    t->gate_grad_norm = gate_norm(m);
-    gate_head_norms(m, t->metrics.grad_norm);
     t->last_grad_norm = optim_step(&t->o, m, t->step);
     if (!isfinite(t->last_grad_norm)) {
         t->diverged = 1;
@@ -160,6 +142,13 @@ void trainer_eval(trainer *t, eval_result *out)
     }
     m->metrics = NULL;
     metrics_finish(&t->metrics);
+    /* the gradients of the last step are still in place: eval never
+     * backpropagates, so the gate norms are read here, off the step path */
+    gate_head_norms(m, t->metrics.grad_norm);
+    double sum = 0.0;
+    for (size_t i = 0; i < m->cfg.layers * m->cfg.heads; i++)
+        sum += t->metrics.grad_norm[i] * t->metrics.grad_norm[i];
+    t->gate_grad_norm = sqrt(sum);
     m->step_salt = salt;
     out->loss = tokens ? total / (double)tokens : NAN;
     out->ppl = exp(out->loss);

@@ -157,12 +157,32 @@ static void test_no_allocation_in_step(void)
     trainer_free(&t);
 }
 
+static void test_nonfinite_gradient_keeps_weights(void)
+{
+    train_config tc = small_config(GATE_SOFT, 5);
+    trainer t;
+    gl_error e;
+    GL_ASSERT(trainer_init(&t, &tc, &e) == 0);
+    trainer_step(&t);
+    model_forward(&t.m, t.inputs, t.targets, t.m.cfg.batch);
+    model_backward(&t.m);
+    t.m.grads[t.m.num_params / 2] = NAN;
+    float *before = malloc(t.m.num_params * sizeof(float));
+    memcpy(before, t.m.params, t.m.num_params * sizeof(float));
+    double norm = optim_step(&t.o, &t.m, 1);
+    CHECK(isnan(norm) && memcmp(before, t.m.params, t.m.num_params * sizeof(float)) == 0,
+          "a NaN gradient is reported (norm %g) and leaves every weight untouched", norm);
+    free(before);
+    trainer_free(&t);
+}
+
 int main(void)
 {
     openblas_set_num_threads(1);
     test_determinism();
     test_resume();
     test_no_allocation_in_step();
+    test_nonfinite_gradient_keeps_weights();
     test_learning();
     return check_finish();
 }

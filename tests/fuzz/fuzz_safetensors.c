@@ -5,7 +5,8 @@
  *
  * Build and run from the repo root:
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *       tests/fuzz/fuzz_safetensors.c src/safetensors.c src/common.c -o fuzz_safetensors
+ *       tests/fuzz/fuzz_safetensors.c src/safetensors.c src/st_header.c src/st_util.c \
+ *       src/common.c -o fuzz_safetensors
  *   mkdir -p /tmp/st_corpus && ./fuzz_safetensors -max_total_time=60 /tmp/st_corpus
  * Seed the corpus with a few real checkpoints for faster coverage. */
 #include "safetensors.h"
