@@ -201,6 +201,19 @@ static int jstring(jparser *p, char **out)
 
 /* Parses a non-negative integer literal (JSON grammar: no leading zeros, no
  * sign, fraction or exponent) that fits in size_t. */
+/* An object member's key and the colon after it; *out is the caller's to
+ * free on success. */
+static int jkey(jparser *p, char **out)
+{
+    if (jstring(p, out))
+        return -1;
+    if (jexpect(p, ':')) {
+        free(*out);
+        return -1;
+    }
+    return 0;
+}
+
 static int juint(jparser *p, size_t *out)
 {
     jws(p);
@@ -272,12 +285,8 @@ static int parse_metadata(jparser *p, st_header *h)
         return 0;
     do {
         char *key, *val;
-        if (jstring(p, &key))
+        if (jkey(p, &key))
             return -1;
-        if (jexpect(p, ':')) {
-            free(key);
-            return -1;
-        }
         jws(p);
         if (p->i < p->n && p->s[p->i] != '"') {
             char nb[ST_NAME_SHOWN + 4];
@@ -313,12 +322,8 @@ static int parse_tensor(jparser *p, st_header *h, size_t idx)
     if (!jaccept(p, '}')) {
         do {
             char *key;
-            if (jstring(p, &key))
+            if (jkey(p, &key))
                 return -1;
-            if (jexpect(p, ':')) {
-                free(key);
-                return -1;
-            }
             int rc = 0;
             if (strcmp(key, "dtype") == 0 && !have_dtype) {
                 char *dt;
@@ -379,12 +384,8 @@ static int parse_header(jparser *p, st_header *h)
     if (!jaccept(p, '}')) {
         do {
             char *key;
-            if (jstring(p, &key))
+            if (jkey(p, &key))
                 return -1;
-            if (jexpect(p, ':')) {
-                free(key);
-                return -1;
-            }
             if (strcmp(key, "__metadata__") == 0) {
                 free(key);
                 if (parse_metadata(p, h))
