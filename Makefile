@@ -36,7 +36,7 @@ BIN := $(BUILD)/$(MODE)/gatelab
 all: $(BIN)
 	@ln -sf $(BIN) gatelab
 
-$(BUILD)/$(MODE)/%.o: %.c $(wildcard include/*.h)
+$(BUILD)/$(MODE)/%.o: %.c $(wildcard include/*.h) $(wildcard store/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

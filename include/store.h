@@ -1,0 +1,160 @@
+/* store: the SQLite database of DESIGN §8 — schema and forward-only
+ * migrations keyed on PRAGMA user_version, WAL, crash detection, batched
+ * writes of telemetry records, and the reads behind `ls`, `show`, `resume`
+ * and `export RUN`. It talks to SQLite only: no printing, no training.
+ * One store handle belongs to one thread at a time. */
+#ifndef GATELAB_STORE_H
+#define GATELAB_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "record.h"
+
+#define STORE_SCHEMA_VERSION 1
+/* PRAGMA application_id of a gatelab database ("gtlb") */
+#define STORE_APPLICATION_ID 0x67746c62
+
+typedef struct store store;
+
+typedef enum {
+    STORE_CREATE,     /* create the file (and its directory) if missing */
+    STORE_EXISTING,   /* fail with "no database at PATH" if missing */
+} store_open_mode;
+
+/* Opens (or creates), refuses a file that is not a gatelab database or whose
+ * schema is newer than this binary (nothing written in either case), applies
+ * migrations in one transaction, sets WAL and a busy timeout, and marks as
+ * `crashed` every running/paused run whose owner process is gone (pid not
+ * alive on this host, or heartbeat older than STORE_STALE_SECONDS). */
+#define STORE_STALE_SECONDS 300
+store *store_open(const char *path, store_open_mode mode, gl_error *err);
+void store_close(store *s);
+/* Runs marked crashed by the last store_open. */
+size_t store_crashed_on_open(const store *s);
+
+/* ---- writing (the store thread) ---- */
+
+/* command: the command line, for the record. Returns the session id or -1. */
+int64_t store_session_begin(store *s, const char *command, gl_error *err);
+int store_session_end(store *s, int64_t session, gl_error *err);
+
+typedef struct {
+    uint32_t arm;            /* index within the session */
+    const char *name;        /* e.g. "soft", "random", "soft>topk" for a fork */
+    const char *mode;        /* gate mode name at start */
+    uint32_t k;
+    int frozen;
+    uint64_t seed;
+    const char *config_json; /* the full run configuration */
+    int64_t parent_run;      /* 0: none */
+    uint64_t start_step;     /* 0, or the fork step */
+} store_run_desc;
+
+/* Inserts a run (status running, owner pid = this process, heartbeat now)
+ * with its first segment. Returns the run id or -1. */
+int64_t store_run_begin(store *s, int64_t session, const store_run_desc *d, gl_error *err);
+
+/* Transactions around batches of store_write calls. store_commit also
+ * refreshes the heartbeat of every run this handle has begun and not ended. */
+int store_begin(store *s, gl_error *err);
+int store_commit(store *s, gl_error *err);
+int store_in_transaction(const store *s);
+
+/* Writes one telemetry record of run `run` (inside a transaction):
+ *   REC_STEP        metrics train_loss, grad_norm, lr at r->step
+ *   REC_EVAL        metrics val_loss, val_ppl, val_bpb (if finite), f1,
+ *                   mass_kept (if finite), oracle_mass, gate_grad_norm,
+ *                   tokens_per_s, and train_loss
+ *   REC_LAYER       layer_metrics, one row per metric_key (finite values)
+ *   REC_EVENT       events row (kind name, detail); EV_SWAP / EV_SET_K /
+ *                   EV_FREEZE / EV_UNFREEZE close the open segment at step
+ *                   and open a new one with the record's mode, k, frozen
+ *   REC_STATUS      runs.status (and ended_at, final step, closing the open
+ *                   segment, when the status is final)
+ *   REC_CHECKPOINT  checkpoints row
+ *   REC_HEATMAP     heatmaps rows: one per (layer, head, kind) with a T*T
+ *                   uint8 blob; the snapshot is not freed here
+ * REC_RUN_BEGIN and REC_FORKED are not stored here. Rows keyed on
+ * (run, key, step) replace an existing row. */
+int store_write(store *s, int64_t run, const tel_record *r, gl_error *err);
+
+/* ---- reading (ls, show, resume, export) ---- */
+
+typedef struct {
+    int64_t id, session, parent_run;
+    uint32_t arm;
+    char name[64], mode[24], status[16];
+    uint32_t k;
+    int frozen;
+    uint64_t seed;
+    uint64_t steps;               /* last step with a metric */
+    double final_val_loss, final_val_ppl, best_val_loss;   /* NaN when none */
+    uint64_t best_val_step;
+    char started[32], ended[32];  /* ISO-8601 UTC, "" when not ended */
+    int64_t pid;
+    char *config_json;            /* owned; freed by store_run_row_free */
+} store_run_row;
+
+void store_run_row_free(store_run_row *r);
+
+typedef int (*store_run_fn)(void *ctx, const store_run_row *row);
+/* Every run, newest first (session = 0: all sessions). */
+int store_list_runs(store *s, int64_t session, store_run_fn fn, void *ctx, gl_error *err);
+/* One run; "no run RUN in PATH" when missing. */
+int store_get_run(store *s, int64_t run, store_run_row *out, gl_error *err);
+
+typedef struct {
+    uint64_t step;
+    char time[32];
+    char kind[24];
+    char detail[REC_TEXT];
+} store_event_row;
+typedef int (*store_event_fn)(void *ctx, const store_event_row *row);
+int store_list_events(store *s, int64_t run, store_event_fn fn, void *ctx, gl_error *err);
+
+typedef struct {
+    uint64_t from_step, to_step;  /* to_step UINT64_MAX while open */
+    char mode[24];
+    uint32_t k;
+    int frozen;
+} store_segment_row;
+typedef int (*store_segment_fn)(void *ctx, const store_segment_row *row);
+int store_list_segments(store *s, int64_t run, store_segment_fn fn, void *ctx, gl_error *err);
+
+typedef struct {
+    char key[32];
+    double last, min, max;
+    uint64_t last_step, min_step, max_step;
+} store_summary_row;
+typedef int (*store_summary_fn)(void *ctx, const store_summary_row *row);
+int store_list_summaries(store *s, int64_t run, store_summary_fn fn, void *ctx,
+                         gl_error *err);
+
+typedef struct {
+    uint64_t step;
+    int resumable;
+    char path[REC_TEXT];
+} store_checkpoint_row;
+typedef int (*store_checkpoint_fn)(void *ctx, const store_checkpoint_row *row);
+int store_list_checkpoints(store *s, int64_t run, store_checkpoint_fn fn, void *ctx,
+                           gl_error *err);
+
+/* The newest checkpoint of a run at or before max_step (UINT64_MAX: any),
+ * resumable ones only when resumable_only. -1 with a message when none. */
+int store_find_checkpoint(store *s, int64_t run, uint64_t max_step, int resumable_only,
+                          store_checkpoint_row *out, gl_error *err);
+
+/* Resume: takes over a stopped or crashed run (refuses finished, diverged and
+ * live ones), deletes what it recorded after from_step (metrics,
+ * layer_metrics, events, heatmaps, checkpoints, segments — those steps will
+ * be trained again), reopens its last segment, sets status running, owner
+ * pid this process, and adopts it as begun by this handle. */
+int store_run_reopen(store *s, int64_t run, uint64_t from_step, gl_error *err);
+
+/* The "argv" array of a run's config JSON as a NULL-terminated array the
+ * caller frees (each string, then the array). */
+int store_json_argv(const char *json, char ***argv, int *argc, gl_error *err);
+
+#endif

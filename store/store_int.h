@@ -1,0 +1,113 @@
+/* store_int: what the store files share — the handle, its tables of
+ * prepared statements, and the small bind/step helpers that turn every
+ * SQLite failure into one line. Private to store/: nothing outside includes
+ * it. store.c opens and closes, store_schema.c holds the migrations,
+ * store_write.c writes, store_read.c reads. */
+#ifndef GATELAB_STORE_INT_H
+#define GATELAB_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Prepared statements, one enum per file that owns their SQL: the writes,
+ * crash detection and resume of store_write.c (store_write_sql)... */
+typedef enum {
+    SW_BEGIN,
+    SW_COMMIT,
+    SW_SESSION_BEGIN,
+    SW_SESSION_END,
+    SW_RUN_INSERT,
+    SW_HEARTBEAT,
+    SW_SEGMENT_INSERT,
+    SW_SEGMENT_DROP_EMPTY,
+    SW_SEGMENT_CLOSE,
+    SW_METRIC_PUT,
+    SW_METRIC_ADD,
+    SW_LAYER_PUT,
+    SW_EVENT_INSERT,
+    SW_STATUS_SET,
+    SW_STATUS_FINAL,
+    SW_CHECKPOINT_PUT,
+    SW_HEATMAP_PUT,
+    SW_LIVE_RUNS,
+    SW_MARK_CRASHED,
+    SW_RUN_OWNER,
+    SW_DELETE_METRICS,
+    SW_DELETE_LAYER,
+    SW_DELETE_EVENTS,
+    SW_DELETE_HEATMAPS,
+    SW_DELETE_CHECKPOINTS,
+    SW_DELETE_SEGMENTS,
+    SW_SEGMENT_REOPEN,
+    SW_RUN_TAKE_OVER,
+    SW_COUNT
+} store_write_stmt;
+
+/* ...and of store_read.c, whose SQL lives there (store_read_sql). */
+typedef enum {
+    SR_RUNS,
+    SR_RUN_ONE,
+    SR_EVENTS,
+    SR_SEGMENTS,
+    SR_SUMMARIES,
+    SR_CHECKPOINTS,
+    SR_CHECKPOINT_FIND,
+    SR_COUNT
+} store_read_stmt;
+
+extern const char *const store_write_sql[SW_COUNT];
+extern const char *const store_read_sql[SR_COUNT];
+/* store_migrations[v] takes a database from user_version v to v+1 */
+extern const char *const store_migrations[STORE_SCHEMA_VERSION];
+
+struct store {
+    sqlite3 *db;
+    char *path;
+    char host[256];
+    int64_t pid;
+    size_t crashed_on_open;
+    /* runs begun (or reopened) by this handle and not yet given a final
+     * status: store_commit refreshes their heartbeat */
+    int64_t *live;
+    size_t n_live, cap_live;
+    sqlite3_stmt *sw[SW_COUNT];
+    sqlite3_stmt *sr[SR_COUNT];
+};
+
+/* Binders keep the first failing return code in *rc, so a run of binds is
+ * checked once, at the step. uint64 values above INT64_MAX are clamped. */
+void store_bind_i64(sqlite3_stmt *st, int i, int64_t v, int *rc);
+void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v, int *rc);
+void store_bind_f64(sqlite3_stmt *st, int i, double v, int *rc);
+void store_bind_text(sqlite3_stmt *st, int i, const char *v, int *rc);
+void store_bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n, int *rc);
+
+/* "PATH: what: sqlite3_errmsg" (or the bind's error string), returns -1. */
+int store_fail(const store *s, gl_error *err, int rc, const char *what);
+
+/* Steps a statement that returns no rows, then resets it and clears its
+ * bindings whatever happened. rc is the binders' code. */
+int store_exec(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what);
+
+/* Ends a walk over a statement's rows: rc is the last sqlite3_step code
+ * (SQLITE_DONE, or SQLITE_ROW when the walk stopped early). Resets and
+ * clears the statement either way. */
+int store_end(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what);
+
+/* Copies column i as text into out[size] ("" for NULL), truncating. */
+void store_col_text(sqlite3_stmt *st, int i, char *out, size_t size);
+uint64_t store_col_u64(sqlite3_stmt *st, int i);
+/* NaN for NULL */
+double store_col_f64(sqlite3_stmt *st, int i);
+
+/* wall_ms (Unix ms; <= 0 or non-finite: now) -> "YYYY-MM-DDTHH:MM:SS.mmmZ" */
+void store_iso_time(double wall_ms, char out[32]);
+
+/* Ends the open transaction, if any, dropping what it wrote. */
+void store_rollback(store *s);
+/* Marks as crashed the running and paused runs whose owner is gone
+ * (store_open, after the statements are prepared). */
+int store_detect_crashes(store *s, gl_error *err);
+
+#endif

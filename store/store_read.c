@@ -1,0 +1,211 @@
+/* store_read: the reads behind `ls`, `show`, `resume` and `export RUN`.
+ * Each walk binds one prepared statement (store_read_sql, prepared in
+ * store_open), hands every row to the caller's function and resets the
+ * statement. A function returning nonzero stops its walk early (the walk
+ * still returns 0); it must not start another walk of the same kind. */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RUN_COLUMNS                                                                         \
+    "SELECT r.id, r.session, coalesce(r.parent_run, 0), r.arm, r.name, r.mode, r.status,"   \
+    " r.k, r.frozen, r.seed,"                                                               \
+    " coalesce((SELECT max(s.last_step) FROM summaries s WHERE s.run = r.id), r.start_step),"\
+    " vl.last, vp.last, vl.min, vl.min_step, r.started_at, r.ended_at, r.owner_pid, r.config"\
+    " FROM runs r"                                                                          \
+    " LEFT JOIN summaries vl ON vl.run = r.id AND vl.key = 'val_loss'"                      \
+    " LEFT JOIN summaries vp ON vp.run = r.id AND vp.key = 'val_ppl'"
+
+const char *const store_read_sql[SR_COUNT] = {
+    [SR_RUNS] = RUN_COLUMNS " WHERE ?1 = 0 OR r.session = ?1 ORDER BY r.id DESC",
+    [SR_RUN_ONE] = RUN_COLUMNS " WHERE r.id = ?1",
+    [SR_EVENTS] = "SELECT step, time, kind, detail FROM events WHERE run = ?1 ORDER BY step, id",
+    [SR_SEGMENTS] =
+        "SELECT from_step, to_step, mode, k, frozen FROM segments WHERE run = ?1"
+        " ORDER BY from_step, id",
+    [SR_SUMMARIES] =
+        "SELECT key, last, last_step, min, min_step, max, max_step FROM summaries"
+        " WHERE run = ?1 ORDER BY key",
+    [SR_CHECKPOINTS] =
+        "SELECT step, resumable, path FROM checkpoints WHERE run = ?1 ORDER BY step, id",
+    [SR_CHECKPOINT_FIND] =
+        "SELECT step, resumable, path FROM checkpoints"
+        " WHERE run = ?1 AND step <= ?2 AND (resumable = 1 OR ?3 = 0)"
+        " ORDER BY step DESC, id DESC LIMIT 1",
+};
+
+/* ---- runs ---- */
+
+static void run_row_read(sqlite3_stmt *st, store_run_row *r)
+{
+    memset(r, 0, sizeof *r);
+    r->id = sqlite3_column_int64(st, 0);
+    r->session = sqlite3_column_int64(st, 1);
+    r->parent_run = sqlite3_column_int64(st, 2);
+    r->arm = (uint32_t)sqlite3_column_int64(st, 3);
+    store_col_text(st, 4, r->name, sizeof r->name);
+    store_col_text(st, 5, r->mode, sizeof r->mode);
+    store_col_text(st, 6, r->status, sizeof r->status);
+    r->k = (uint32_t)sqlite3_column_int64(st, 7);
+    r->frozen = sqlite3_column_int(st, 8);
+    r->seed = (uint64_t)sqlite3_column_int64(st, 9);   /* the bits store_run_begin bound */
+    r->steps = store_col_u64(st, 10);
+    r->final_val_loss = store_col_f64(st, 11);
+    r->final_val_ppl = store_col_f64(st, 12);
+    r->best_val_loss = store_col_f64(st, 13);
+    r->best_val_step = store_col_u64(st, 14);
+    store_col_text(st, 15, r->started, sizeof r->started);
+    store_col_text(st, 16, r->ended, sizeof r->ended);
+    r->pid = sqlite3_column_int64(st, 17);
+    const unsigned char *cfg = sqlite3_column_text(st, 18);
+    r->config_json = xstrdup(cfg ? (const char *)cfg : "{}");
+}
+
+void store_run_row_free(store_run_row *r)
+{
+    free(r->config_json);
+    r->config_json = NULL;
+}
+
+int store_list_runs(store *s, int64_t session, store_run_fn fn, void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_RUNS];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, session, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_run_row row;
+            run_row_read(st, &row);
+            int stop = fn(ctx, &row);
+            store_run_row_free(&row);
+            if (stop)
+                break;
+        }
+    return store_end(s, st, rc, err, "list runs");
+}
+
+int store_get_run(store *s, int64_t run, store_run_row *out, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_RUN_ONE];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW;
+    if (found)
+        run_row_read(st, out);
+    if (store_end(s, st, rc, err, "read run"))
+        return -1;
+    if (!found)
+        return gl_fail(err, "no run %lld in %s", (long long)run, s->path);
+    return 0;
+}
+
+/* ---- events, segments, summaries, checkpoints ---- */
+
+int store_list_events(store *s, int64_t run, store_event_fn fn, void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_EVENTS];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_event_row row;
+            row.step = store_col_u64(st, 0);
+            store_col_text(st, 1, row.time, sizeof row.time);
+            store_col_text(st, 2, row.kind, sizeof row.kind);
+            store_col_text(st, 3, row.detail, sizeof row.detail);
+            if (fn(ctx, &row))
+                break;
+        }
+    return store_end(s, st, rc, err, "list events");
+}
+
+int store_list_segments(store *s, int64_t run, store_segment_fn fn, void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_SEGMENTS];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_segment_row row;
+            row.from_step = store_col_u64(st, 0);
+            row.to_step = sqlite3_column_type(st, 1) == SQLITE_NULL ? UINT64_MAX
+                                                                   : store_col_u64(st, 1);
+            store_col_text(st, 2, row.mode, sizeof row.mode);
+            row.k = (uint32_t)sqlite3_column_int64(st, 3);
+            row.frozen = sqlite3_column_int(st, 4);
+            if (fn(ctx, &row))
+                break;
+        }
+    return store_end(s, st, rc, err, "list segments");
+}
+
+int store_list_summaries(store *s, int64_t run, store_summary_fn fn, void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_SUMMARIES];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_summary_row row;
+            store_col_text(st, 0, row.key, sizeof row.key);
+            row.last = store_col_f64(st, 1);
+            row.last_step = store_col_u64(st, 2);
+            row.min = store_col_f64(st, 3);
+            row.min_step = store_col_u64(st, 4);
+            row.max = store_col_f64(st, 5);
+            row.max_step = store_col_u64(st, 6);
+            if (fn(ctx, &row))
+                break;
+        }
+    return store_end(s, st, rc, err, "list summaries");
+}
+
+static void checkpoint_row_read(sqlite3_stmt *st, store_checkpoint_row *row)
+{
+    row->step = store_col_u64(st, 0);
+    row->resumable = sqlite3_column_int(st, 1);
+    store_col_text(st, 2, row->path, sizeof row->path);
+}
+
+int store_list_checkpoints(store *s, int64_t run, store_checkpoint_fn fn, void *ctx,
+                           gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_CHECKPOINTS];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_checkpoint_row row;
+            checkpoint_row_read(st, &row);
+            if (fn(ctx, &row))
+                break;
+        }
+    return store_end(s, st, rc, err, "list checkpoints");
+}
+
+int store_find_checkpoint(store *s, int64_t run, uint64_t max_step, int resumable_only,
+                          store_checkpoint_row *out, gl_error *err)
+{
+    sqlite3_stmt *st = s->sr[SR_CHECKPOINT_FIND];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_u64(st, 2, max_step, &rc);
+    store_bind_i64(st, 3, resumable_only != 0, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW;
+    if (found)
+        checkpoint_row_read(st, out);
+    if (store_end(s, st, rc, err, "find checkpoint"))
+        return -1;
+    if (found)
+        return 0;
+    const char *which = resumable_only ? "resumable checkpoint" : "checkpoint";
+    if (max_step == UINT64_MAX)
+        return gl_fail(err, "run %lld has no %s in %s", (long long)run, which, s->path);
+    return gl_fail(err, "run %lld has no %s at or before step %llu in %s", (long long)run, which,
+                   (unsigned long long)max_step, s->path);
+}

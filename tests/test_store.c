@@ -1,0 +1,1328 @@
+/* test_store: the SQLite store. Creating and reopening (schema version,
+ * application_id, WAL), sessions and runs, every record kind written in
+ * batched transactions and read back through the read API and through raw
+ * SQL on the views, summaries after replaced and deleted metric rows,
+ * segments, crash detection with a dead and a live owner, resume, the bad
+ * files it must refuse without changing a byte, and every query of
+ * sessions/queries.sql against synthetic sessions. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <grp.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gate.h"
+#include "metrics.h"
+
+#define NOBODY 65534
+#define T_HEAT 4
+
+static char tmpdir[64];
+
+/* ---- files ------------------------------------------------------------- */
+
+static char *tmp_path(const char *name)
+{
+    size_t n = strlen(tmpdir) + strlen(name) + 2;
+    char *p = xmalloc(n);
+    snprintf(p, n, "%s/%s", tmpdir, name);
+    return p;
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    GL_ASSERT(f);
+    GL_ASSERT(fwrite(data, 1, n, f) == n);
+    GL_ASSERT(fclose(f) == 0);
+}
+
+/* The whole file, or NULL (size 0) when it cannot be read. */
+static unsigned char *read_bytes(const char *path, size_t *n)
+{
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            unsigned char *p = xmalloc(cap);
+            if (*n)
+                memcpy(p, buf, *n);
+            free(buf);
+            buf = p;
+        }
+        size_t got = fread(buf + *n, 1, cap - *n, f);
+        *n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    return buf;
+}
+
+static size_t dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    GL_ASSERT(d);
+    size_t n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+static void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A snapshot of one file and of the number of entries in its directory, to
+ * show that a refused open changed nothing. */
+typedef struct {
+    const char *path, *dir;
+    unsigned char *bytes;
+    size_t n, entries;
+} file_snap;
+
+static file_snap snap_take(const char *path, const char *dir)
+{
+    file_snap s = {.path = path, .dir = dir};
+    s.bytes = read_bytes(path, &s.n);
+    s.entries = dir_entries(dir);
+    return s;
+}
+
+static int snap_same(file_snap *s)
+{
+    size_t n;
+    unsigned char *now = read_bytes(s->path, &n);
+    int same = n == s->n && (n == 0 || memcmp(now, s->bytes, n) == 0) &&
+               dir_entries(s->dir) == s->entries;
+    free(now);
+    free(s->bytes);
+    s->bytes = NULL;
+    return same;
+}
+
+/* ---- raw SQL beside the store ------------------------------------------ */
+
+static sqlite3 *raw_open(const char *path)
+{
+    sqlite3 *db;
+    GL_ASSERT(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
+              SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static void raw_exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fprintf(stderr, "raw_exec: %s\n  in: %s\n", msg, sql);
+        GL_ASSERT(0);
+    }
+}
+
+/* First column of the first row as an integer / real / text (copied), or
+ * the fallback when there is no row. */
+static int64_t raw_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "raw_int: %s\n  in: %s\n", sqlite3_errmsg(db), sql);
+        GL_ASSERT(0);
+    }
+    int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static double raw_double(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+    double v = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL
+                   ? sqlite3_column_double(st, 0)
+                   : NAN;
+    sqlite3_finalize(st);
+    return v;
+}
+
+static void raw_text(sqlite3 *db, const char *sql, char *out, size_t size)
+{
+    sqlite3_stmt *st;
+    GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+    const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    snprintf(out, size, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(st);
+}
+
+/* Summary rows that disagree with a rescan of metrics, plus (run, key)
+ * pairs with metrics and no summary or the reverse. */
+static int64_t summary_mismatches(sqlite3 *db)
+{
+    return raw_int(db,
+        "WITH truth AS (SELECT run, key,"
+        "  (SELECT value FROM metrics b WHERE b.run = a.run AND b.key = a.key ORDER BY step DESC LIMIT 1) AS last,"
+        "  max(step) AS last_step,"
+        "  (SELECT value FROM metrics b WHERE b.run = a.run AND b.key = a.key ORDER BY value, step LIMIT 1) AS min,"
+        "  (SELECT step FROM metrics b WHERE b.run = a.run AND b.key = a.key ORDER BY value, step LIMIT 1) AS min_step,"
+        "  (SELECT value FROM metrics b WHERE b.run = a.run AND b.key = a.key ORDER BY value DESC, step LIMIT 1) AS max,"
+        "  (SELECT step FROM metrics b WHERE b.run = a.run AND b.key = a.key ORDER BY value DESC, step LIMIT 1) AS max_step"
+        "  FROM metrics a GROUP BY run, key)"
+        "SELECT (SELECT count(*) FROM truth t LEFT JOIN summaries s USING (run, key)"
+        "         WHERE s.run IS NULL OR s.last IS NOT t.last OR s.last_step IS NOT t.last_step"
+        "            OR s.min IS NOT t.min OR s.min_step IS NOT t.min_step"
+        "            OR s.max IS NOT t.max OR s.max_step IS NOT t.max_step)"
+        "     + (SELECT count(*) FROM summaries s WHERE NOT EXISTS"
+        "         (SELECT 1 FROM metrics m WHERE m.run = s.run AND m.key = s.key))");
+}
+
+/* ---- records ------------------------------------------------------------ */
+
+#define T0_MS 1.7e12   /* 2023-11-14: a fixed wall clock for synthetic runs */
+
+static tel_record rec(rec_kind kind, uint64_t step)
+{
+    tel_record r;
+    memset(&r, 0, sizeof r);
+    r.kind = kind;
+    r.step = step;
+    r.wall_ms = T0_MS + 100.0 * (double)step;
+    return r;
+}
+
+static tel_record rec_step(uint64_t step, double loss)
+{
+    tel_record r = rec(REC_STEP, step);
+    r.u.step.loss = loss;
+    r.u.step.grad_norm = 1.0 + 0.001 * (double)step;
+    r.u.step.lr = 3e-4;
+    return r;
+}
+
+static tel_record rec_eval(uint64_t step, double val_loss, double f1)
+{
+    tel_record r = rec(REC_EVAL, step);
+    r.u.eval.val_loss = val_loss;
+    r.u.eval.val_ppl = exp(val_loss);
+    r.u.eval.bits_per_byte = NAN;
+    r.u.eval.f1 = f1;
+    r.u.eval.mass_kept = 0.5 + f1 / 4;
+    r.u.eval.oracle_mass = 0.9;
+    r.u.eval.gate_grad_norm = 0.01;
+    r.u.eval.tokens_per_s = 10000 + (double)step;
+    r.u.eval.train_loss = 99.0;   /* must not override the step's own train loss */
+    return r;
+}
+
+static tel_record rec_layer(uint64_t step, uint32_t layer, uint32_t head, double f1)
+{
+    tel_record r = rec(REC_LAYER, step);
+    r.u.layer.layer = layer;
+    r.u.layer.head = head;
+    for (int k = 0; k < METRIC_COUNT; k++)
+        r.u.layer.value[k] = 0.01 * k + 0.001 * layer;
+    r.u.layer.value[METRIC_F1] = f1;
+    r.u.layer.value[METRIC_FLIP_RATE] = NAN;   /* undefined values are skipped */
+    return r;
+}
+
+static tel_record rec_event(uint64_t step, event_kind kind, gate_mode mode, uint32_t k,
+                            const char *detail)
+{
+    tel_record r = rec(REC_EVENT, step);
+    r.u.event.kind = kind;
+    r.u.event.mode = mode;
+    r.u.event.k = k;
+    snprintf(r.u.event.detail, sizeof r.u.event.detail, "%s", detail);
+    return r;
+}
+
+static tel_record rec_status(uint64_t step, run_status status)
+{
+    tel_record r = rec(REC_STATUS, step);
+    r.u.status.status = status;
+    return r;
+}
+
+static tel_record rec_checkpoint(uint64_t step, int resumable)
+{
+    tel_record r = rec(REC_CHECKPOINT, step);
+    r.u.checkpoint.resumable = (uint32_t)resumable;
+    snprintf(r.u.checkpoint.path, sizeof r.u.checkpoint.path, "ckpt/run-step%05llu.safetensors",
+             (unsigned long long)step);
+    return r;
+}
+
+/* ---- synthetic sessions ------------------------------------------------- */
+
+#define STEPS 300
+#define EVAL_EVERY 50
+#define SWAP_STEP 150
+#define SETK_STEP 200
+
+static double train_loss_at(gate_mode mode, uint64_t seed, uint64_t step)
+{
+    double base = mode == GATE_DENSE ? 2.0 : mode == GATE_SOFT ? 2.2 : 2.6;
+    return base + 3.0 / (1.0 + 0.02 * (double)step) + 0.01 * (double)(seed % 7) +
+           0.05 * sin((double)step);
+}
+
+static double val_loss_at(gate_mode mode, uint64_t seed, uint64_t step)
+{
+    /* the last evaluation is a touch worse than the one before: best != final */
+    double v = train_loss_at(mode, seed, step) + 0.1 - 0.05 * sin((double)step);
+    return step == STEPS ? v + 0.3 : v;
+}
+
+static int write_or_die(store *s, int64_t run, const tel_record *r)
+{
+    gl_error err = {{0}};
+    if (store_write(s, run, r, &err)) {
+        fprintf(stderr, "store_write: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* One arm: STEPS steps, an evaluation (and 2x2 layer records) every
+ * EVAL_EVERY, checkpoints at 100 and 200 (resumable) and 300 (final), a
+ * heatmap at the last evaluation; the soft arm swaps to topk at SWAP_STEP
+ * and sets k = 8 at SETK_STEP. Commits every 64 records. Returns the run. */
+static int64_t fill_arm(store *s, int64_t session, uint32_t arm, gate_mode mode, uint64_t seed,
+                        run_status final)
+{
+    gl_error err = {{0}};
+    char cfg[128];
+    snprintf(cfg, sizeof cfg, "{\"mode\":\"%s\",\"seed\":%llu,\"k\":16}", gate_mode_name(mode),
+             (unsigned long long)seed);
+    store_run_desc d = {.arm = arm, .name = gate_mode_name(mode), .mode = gate_mode_name(mode),
+                        .k = 16, .seed = seed, .config_json = cfg};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    if (run < 0) {
+        fprintf(stderr, "store_run_begin: %s\n", err.msg);
+        return -1;
+    }
+    size_t batched = 0;
+    GL_ASSERT(store_begin(s, &err) == 0);
+#define PUT(r)                                                             \
+    do {                                                                   \
+        tel_record r_ = (r);                                               \
+        if (write_or_die(s, run, &r_))                                     \
+            return -1;                                                     \
+        if (++batched % 64 == 0) {                                         \
+            GL_ASSERT(store_commit(s, &err) == 0 && store_begin(s, &err) == 0); \
+        }                                                                  \
+    } while (0)
+    PUT(rec_event(0, EV_START, mode, 16, ""));
+    for (uint64_t step = 1; step <= STEPS; step++) {
+        PUT(rec_step(step, step == 7 ? NAN : train_loss_at(mode, seed, step)));
+        if (mode == GATE_SOFT && step == SWAP_STEP)
+            PUT(rec_event(step, EV_SWAP, GATE_TOPK, 16, "soft -> topk"));
+        if (mode == GATE_SOFT && step == SETK_STEP)
+            PUT(rec_event(step, EV_SET_K, GATE_TOPK, 8, "k 16 -> 8"));
+        if (step % EVAL_EVERY == 0) {
+            double f1 = mode == GATE_DENSE ? NAN : 0.2 + 0.001 * (double)step;
+            PUT(rec_eval(step, val_loss_at(mode, seed, step), f1));
+            if (mode != GATE_DENSE)
+                for (uint32_t l = 0; l < 2; l++)
+                    for (uint32_t h = 0; h < 2; h++)
+                        PUT(rec_layer(step, l, h, f1 + 0.01 * h));
+        }
+        if (step == 100 || step == 200 || step == STEPS)
+            PUT(rec_checkpoint(step, step != STEPS));
+    }
+    heatmap_snapshot *hm = heatmap_snapshot_new(2, 2, T_HEAT);
+    hm->step = STEPS;
+    for (size_t i = 0; i < (size_t)2 * 2 * T_HEAT * T_HEAT; i++) {
+        hm->gate[i] = (uint8_t)i;
+        hm->oracle[i] = (uint8_t)(255 - i);
+        hm->attn[i] = (uint8_t)(3 * i);
+    }
+    tel_record hr = rec(REC_HEATMAP, STEPS);
+    hr.u.heatmap.snap = hm;
+    int rc = write_or_die(s, run, &hr);
+    heatmap_snapshot_free(hm);
+    if (rc)
+        return -1;
+    if (final != RUN_RUNNING) {
+        event_kind ev = final == RUN_FINISHED   ? EV_FINISH
+                        : final == RUN_DIVERGED ? EV_DIVERGED
+                        : final == RUN_PAUSED   ? EV_PAUSE
+                                                : EV_STOP;
+        PUT(rec_event(STEPS, ev, mode, 16, ""));
+        PUT(rec_status(STEPS, final));
+    }
+#undef PUT
+    GL_ASSERT(store_commit(s, &err) == 0);
+    return run;
+}
+
+/* ---- create, reopen, pragmas -------------------------------------------- */
+
+static void test_create(void)
+{
+    char *path = tmp_path("new/sub/gatelab.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    char want[256];
+    snprintf(want, sizeof want, "no database at %s", path);
+    CHECK(!s && strcmp(err.msg, want) == 0, "STORE_EXISTING on a missing file: %s", err.msg);
+    CHECK(access(path, F_OK) != 0, "... and creates nothing");
+
+    s = store_open(path, STORE_CREATE, &err);
+    CHECK(s != NULL, "STORE_CREATE makes the directories and the file (%s)", s ? "" : err.msg);
+    if (!s)
+        return;
+    CHECK(store_crashed_on_open(s) == 0, "nothing crashed in a new database");
+    store_close(s);
+
+    sqlite3 *db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA application_id") == STORE_APPLICATION_ID, "application_id is 'gtlb'");
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "user_version is %d",
+          STORE_SCHEMA_VERSION);
+    char mode[16];
+    raw_text(db, "PRAGMA journal_mode", mode, sizeof mode);
+    CHECK(strcmp(mode, "wal") == 0, "journal_mode is wal (%s)", mode);
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN"
+                      " ('sessions','runs','metrics','layer_metrics','summaries','events',"
+                      "  'segments','heatmaps','checkpoints')") == 9,
+          "all nine tables exist");
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN"
+                      " ('run_final','learned_vs_random','gate_agreement')") == 3,
+          "the three views exist");
+    sqlite3_close(db);
+
+    s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "reopens with STORE_EXISTING (%s)", s ? "" : err.msg);
+    store_close(s);
+    free(path);
+}
+
+/* ---- writing and reading ------------------------------------------------ */
+
+static int count_row(void *ctx, const void *row)
+{
+    (void)row;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static int collect_runs(void *ctx, const store_run_row *row)
+{
+    int64_t *ids = ctx;
+    for (size_t i = 0; i < 8; i++)
+        if (ids[i] == 0) {
+            ids[i] = row->id;
+            break;
+        }
+    return 0;
+}
+
+typedef struct {
+    store_segment_row rows[8];
+    size_t n;
+} segment_list;
+
+static int collect_segments(void *ctx, const store_segment_row *row)
+{
+    segment_list *l = ctx;
+    if (l->n < 8)
+        l->rows[l->n++] = *row;
+    return 0;
+}
+
+typedef struct {
+    store_event_row rows[16];
+    size_t n;
+} event_list;
+
+static int collect_events(void *ctx, const store_event_row *row)
+{
+    event_list *l = ctx;
+    if (l->n < 16)
+        l->rows[l->n++] = *row;
+    return 0;
+}
+
+typedef struct {
+    const char *key;
+    store_summary_row row;
+    int found;
+} summary_find;
+
+static int find_summary(void *ctx, const store_summary_row *row)
+{
+    summary_find *f = ctx;
+    if (strcmp(row->key, f->key) == 0) {
+        f->row = *row;
+        f->found = 1;
+        return 1;   /* stop early: the walk must still end cleanly */
+    }
+    return 0;
+}
+
+static int run_count(void *ctx, const store_run_row *row)
+{
+    return count_row(ctx, row);
+}
+
+static int checkpoint_count(void *ctx, const store_checkpoint_row *row)
+{
+    return count_row(ctx, row);
+}
+
+static void test_write_read(void)
+{
+    char *path = tmp_path("rw.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "gatelab run --arms soft,random,dense", &err);
+    CHECK(session > 0, "session begins (%lld)", (long long)session);
+    int64_t soft = fill_arm(s, session, 0, GATE_SOFT, 42, RUN_FINISHED);
+    int64_t rnd = fill_arm(s, session, 1, GATE_RANDOM, 42, RUN_FINISHED);
+    int64_t dense = fill_arm(s, session, 2, GATE_DENSE, 42, RUN_STOPPED);
+    CHECK(soft > 0 && rnd > 0 && dense > 0, "three arms written in batched transactions");
+    CHECK(store_session_end(s, session, &err) == 0, "session ends");
+    CHECK(store_session_end(s, 999, &err) == -1 && strstr(err.msg, "no session 999"),
+          "ending a missing session fails: %s", err.msg);
+    CHECK(!store_in_transaction(s), "no transaction left open");
+
+    /* runs */
+    store_run_row r;
+    CHECK(store_get_run(s, soft, &r, &err) == 0, "store_get_run");
+    double best = INFINITY;
+    uint64_t best_step = 0;
+    for (uint64_t st = EVAL_EVERY; st <= STEPS; st += EVAL_EVERY)
+        if (val_loss_at(GATE_SOFT, 42, st) < best) {
+            best = val_loss_at(GATE_SOFT, 42, st);
+            best_step = st;
+        }
+    CHECK(strcmp(r.name, "soft") == 0 && strcmp(r.mode, "soft") == 0 &&
+              strcmp(r.status, "finished") == 0 && r.session == session && r.arm == 0 &&
+              r.k == 16 && r.seed == 42 && r.parent_run == 0,
+          "run row: name %s mode %s status %s arm %u k %u seed %llu", r.name, r.mode, r.status,
+          r.arm, r.k, (unsigned long long)r.seed);
+    CHECK(r.steps == STEPS, "steps = last step with a metric (%llu)", (unsigned long long)r.steps);
+    CHECK(fabs(r.final_val_loss - val_loss_at(GATE_SOFT, 42, STEPS)) < 1e-12 &&
+              fabs(r.final_val_ppl - exp(r.final_val_loss)) < 1e-9,
+          "final val loss %.6f and ppl %.4f", r.final_val_loss, r.final_val_ppl);
+    CHECK(fabs(r.best_val_loss - best) < 1e-12 && r.best_val_step == best_step &&
+              best_step != STEPS,
+          "best val loss %.6f at step %llu", r.best_val_loss, (unsigned long long)r.best_val_step);
+    CHECK(strlen(r.started) == 24 && r.started[10] == 'T' && r.started[23] == 'Z' &&
+              strcmp(r.ended, "2023-11-14T22:13:50.000Z") == 0,
+          "ISO-8601 UTC times: started %s ended %s", r.started, r.ended);
+    CHECK(r.pid == getpid() && strstr(r.config_json, "\"seed\":42"), "owner pid and config JSON");
+    store_run_row_free(&r);
+    CHECK(store_get_run(s, 12345, &r, &err) == -1 && strstr(err.msg, "no run 12345 in"),
+          "missing run: %s", err.msg);
+
+    int64_t ids[8] = {0};
+    CHECK(store_list_runs(s, 0, collect_runs, ids, &err) == 0 && ids[0] == dense &&
+              ids[1] == rnd && ids[2] == soft && ids[3] == 0,
+          "store_list_runs: newest first");
+    size_t n = 0;
+    CHECK(store_list_runs(s, session + 1, run_count, &n, &err) == 0 && n == 0,
+          "store_list_runs filters by session");
+
+    /* summaries */
+    summary_find f = {.key = "train_loss"};
+    CHECK(store_list_summaries(s, soft, find_summary, &f, &err) == 0 && f.found,
+          "summaries walk stops early and ends cleanly");
+    double mn = INFINITY, mx = -INFINITY;
+    uint64_t mn_step = 0, mx_step = 0;
+    for (uint64_t st = 1; st <= STEPS; st++) {
+        if (st == 7)
+            continue;
+        double v = train_loss_at(GATE_SOFT, 42, st);
+        if (v < mn)
+            mn = v, mn_step = st;
+        if (v > mx)
+            mx = v, mx_step = st;
+    }
+    CHECK(f.row.last_step == STEPS && f.row.last == train_loss_at(GATE_SOFT, 42, STEPS) &&
+              f.row.min == mn && f.row.min_step == mn_step && f.row.max == mx &&
+              f.row.max_step == mx_step,
+          "train_loss summary: last %.4f@%llu min %.4f@%llu max %.4f@%llu", f.row.last,
+          (unsigned long long)f.row.last_step, f.row.min, (unsigned long long)f.row.min_step,
+          f.row.max, (unsigned long long)f.row.max_step);
+
+    /* segments: soft [0,150], topk [150,200], topk k=8 [200,300] */
+    segment_list sl = {0};
+    CHECK(store_list_segments(s, soft, collect_segments, &sl, &err) == 0 && sl.n == 3,
+          "three segments after a swap and a k change (%zu)", sl.n);
+    if (sl.n == 3)
+        CHECK(sl.rows[0].from_step == 0 && sl.rows[0].to_step == SWAP_STEP &&
+                  strcmp(sl.rows[0].mode, "soft") == 0 && sl.rows[0].k == 16 &&
+                  sl.rows[1].from_step == SWAP_STEP && sl.rows[1].to_step == SETK_STEP &&
+                  strcmp(sl.rows[1].mode, "topk") == 0 && sl.rows[1].k == 16 &&
+                  sl.rows[2].from_step == SETK_STEP && sl.rows[2].to_step == STEPS &&
+                  strcmp(sl.rows[2].mode, "topk") == 0 && sl.rows[2].k == 8,
+              "segments soft[0,150] topk[150,200] topk/k8[200,300] closed by the final status");
+    sl.n = 0;
+    store_list_segments(s, rnd, collect_segments, &sl, &err);
+    CHECK(sl.n == 1 && sl.rows[0].to_step == STEPS, "random arm: one segment, closed at 300");
+
+    /* events */
+    event_list el = {0};
+    CHECK(store_list_events(s, soft, collect_events, &el, &err) == 0 && el.n == 4,
+          "events: start, swap, set_k, finish (%zu)", el.n);
+    if (el.n == 4)
+        CHECK(strcmp(el.rows[0].kind, "start") == 0 && strcmp(el.rows[1].kind, "swap") == 0 &&
+                  el.rows[1].step == SWAP_STEP && strcmp(el.rows[1].detail, "soft -> topk") == 0 &&
+                  strcmp(el.rows[2].kind, "set_k") == 0 && strcmp(el.rows[3].kind, "finish") == 0 &&
+                  strcmp(el.rows[1].time, "2023-11-14T22:13:35.000Z") == 0,
+              "event kinds, steps, detail and time (%s)", el.rows[1].time);
+
+    /* checkpoints */
+    n = 0;
+    CHECK(store_list_checkpoints(s, soft, checkpoint_count, &n, &err) == 0 && n == 3,
+          "three checkpoints");
+    store_checkpoint_row c;
+    CHECK(store_find_checkpoint(s, soft, 250, 1, &c, &err) == 0 && c.step == 200 && c.resumable &&
+              strstr(c.path, "step00200"),
+          "newest resumable checkpoint at or before 250 is step 200 (%s)", c.path);
+    CHECK(store_find_checkpoint(s, soft, UINT64_MAX, 0, &c, &err) == 0 && c.step == STEPS &&
+              !c.resumable,
+          "newest checkpoint of any kind is step 300");
+    CHECK(store_find_checkpoint(s, soft, UINT64_MAX, 1, &c, &err) == 0 && c.step == 200,
+          "newest resumable checkpoint is step 200");
+    CHECK(store_find_checkpoint(s, soft, 50, 0, &c, &err) == -1 &&
+              strstr(err.msg, "no checkpoint at or before step 50"),
+          "none at or before 50: %s", err.msg);
+    store_close(s);
+
+    /* raw SQL: rows, NaN never stored, the eval's train loss, heatmaps, views */
+    sqlite3 *db = raw_open(path);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM metrics WHERE run = %lld AND key = 'train_loss'", (long long)soft);
+    CHECK(raw_int(db, sql) == STEPS - 1, "one train_loss per step, the NaN at step 7 skipped");
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE value != value OR value IS NULL") == 0 &&
+              raw_int(db, "SELECT count(*) FROM metrics WHERE key = 'val_bpb'") == 0,
+          "no NaN anywhere; NaN bits per byte skipped");
+    snprintf(sql, sizeof sql,
+             "SELECT value FROM metrics WHERE run = %lld AND key = 'train_loss' AND step = 50",
+             (long long)soft);
+    CHECK(raw_double(db, sql) == train_loss_at(GATE_SOFT, 42, 50),
+          "an evaluation's train_loss does not replace the step's");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM metrics WHERE run = %lld AND key IN ('val_loss','val_ppl','f1',"
+             "'mass_kept','oracle_mass','gate_grad_norm','tokens_per_s')", (long long)soft);
+    CHECK(raw_int(db, sql) == 7 * (STEPS / EVAL_EVERY), "seven eval metrics per evaluation");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM metrics WHERE run = %lld AND key IN ('f1','mass_kept')",
+             (long long)dense);
+    CHECK(raw_int(db, sql) == 0, "dense arm: NaN f1 and mass_kept skipped");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM layer_metrics WHERE run = %lld", (long long)soft);
+    CHECK(raw_int(db, sql) == (STEPS / EVAL_EVERY) * 4 * (METRIC_COUNT - 1),
+          "layer metrics: one row per finite metric, layer, head and evaluation");
+    CHECK(raw_int(db, "SELECT count(DISTINCT key) FROM layer_metrics") == METRIC_COUNT - 1 &&
+              raw_int(db, "SELECT count(*) FROM layer_metrics WHERE key = 'flip_rate'") == 0,
+          "layer metric keys are metric_name()s");
+    CHECK(strcmp(metric_name(METRIC_CHANCE), "chance_f1") == 0 &&
+              strcmp(metric_name(METRIC_F1), "f1") == 0 &&
+              strcmp(metric_name(METRIC_MASS_KEPT), "mass_kept") == 0 &&
+              strcmp(metric_name(METRIC_ORACLE_MASS), "oracle_mass") == 0,
+          "the metric names gate_agreement reads are metric_name()s");
+
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM heatmaps WHERE run = %lld AND step = %d AND rows = %d AND cols = %d",
+             (long long)soft, STEPS, T_HEAT, T_HEAT);
+    CHECK(raw_int(db, sql) == 2 * 2 * 3, "heatmaps: one row per layer, head and kind");
+    sqlite3_stmt *st;
+    snprintf(sql, sizeof sql,
+             "SELECT data FROM heatmaps WHERE run = %lld AND layer = 1 AND head = 0 AND kind = 'attn'",
+             (long long)soft);
+    GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+    int blob_ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == T_HEAT * T_HEAT;
+    const uint8_t *blob = sqlite3_column_blob(st, 0);
+    for (size_t i = 0; blob_ok && i < T_HEAT * T_HEAT; i++)
+        blob_ok = blob[i] == (uint8_t)(3 * ((1 * 2 + 0) * T_HEAT * T_HEAT + i));
+    sqlite3_finalize(st);
+    CHECK(blob_ok, "heatmap blob (layer 1, head 0, attn) is the snapshot's T*T bytes");
+
+    snprintf(sql, sizeof sql,
+             "SELECT steps = %d AND status = 'finished' AND abs(val_ppl - exp(val_loss)) < 1e-9"
+             " AND best_val_step = %llu AND tokens_per_s > 10000 AND f1 > 0.2"
+             " FROM run_final WHERE run = %lld",
+             STEPS, (unsigned long long)best_step, (long long)soft);
+    CHECK(raw_int(db, sql) == 1, "run_final: steps, status, val_ppl, best step, tokens/s, f1");
+    double want = exp(val_loss_at(GATE_RANDOM, 42, STEPS)) - exp(val_loss_at(GATE_SOFT, 42, STEPS));
+    CHECK(raw_int(db, "SELECT count(*) FROM learned_vs_random") == 1 &&
+              fabs(raw_double(db, "SELECT routing_benefit FROM learned_vs_random") - want) < 1e-9 &&
+              raw_int(db, "SELECT dense_run FROM learned_vs_random") == dense,
+          "learned_vs_random: routing benefit = random ppl - soft ppl = %.4f", want);
+    snprintf(sql, sizeof sql,
+             "SELECT f1 FROM gate_agreement WHERE run = %lld AND step = 100 AND layer = 1",
+             (long long)soft);
+    double f1 = raw_double(db, sql);
+    CHECK(fabs(f1 - (0.3 + 0.005)) < 1e-12, "gate_agreement: mean over heads of f1 (%.4f)", f1);
+    CHECK(raw_int(db, "SELECT count(*) FROM gate_agreement WHERE heads != 2") == 0 &&
+              raw_int(db, "SELECT count(*) FROM gate_agreement") == 2 * 2 * (STEPS / EVAL_EVERY),
+          "gate_agreement: one row per run, step and layer");
+    CHECK(summary_mismatches(db) == 0, "every summary matches a rescan of metrics");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- transactions, autocommit, foreign keys ----------------------------- */
+
+static void test_transactions(void)
+{
+    char *path = tmp_path("tx.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "tx", &err);
+    store_run_desc d = {.name = "soft", .mode = "soft", .k = 16, .seed = 1};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    GL_ASSERT(run > 0);
+    CHECK(store_commit(s, &err) == -1 && strstr(err.msg, "without an open transaction"),
+          "commit without a transaction fails: %s", err.msg);
+    CHECK(store_begin(s, &err) == 0 && store_begin(s, &err) == -1 &&
+              strstr(err.msg, "already open"),
+          "nested begin fails: %s", err.msg);
+    CHECK(store_commit(s, &err) == 0 && !store_in_transaction(s), "commit ends it");
+
+    tel_record r = rec_step(1, 2.5);
+    CHECK(store_write(s, run, &r, &err) == 0 && !store_in_transaction(s),
+          "store_write outside a transaction commits on its own");
+    r = rec_step(2, 2.4);
+    CHECK(store_write(s, run + 100, &r, &err) == -1 && strstr(err.msg, path) &&
+              strstr(err.msg, "FOREIGN KEY constraint failed") && !store_in_transaction(s),
+          "a metric of a missing run fails with SQLite's message: %s", err.msg);
+    r = rec_status(2, RUN_FINISHED);
+    CHECK(store_write(s, run + 100, &r, &err) == -1 && strstr(err.msg, "no run"),
+          "status of a missing run: %s", err.msg);
+    r = rec(REC_KIND_COUNT, 2);
+    CHECK(store_write(s, run, &r, &err) == -1 && strstr(err.msg, "cannot be stored"),
+          "unknown record kind: %s", err.msg);
+    r = rec_event(2, EV_SWAP, GATE_MODE_COUNT + 3, 16, "");
+    CHECK(store_write(s, run, &r, &err) == -1 && strstr(err.msg, "unknown gate mode"),
+          "swap to an unknown mode: %s", err.msg);
+    r = rec(REC_RUN_BEGIN, 0);
+    CHECK(store_write(s, run, &r, &err) == 0, "REC_RUN_BEGIN is not stored and is no error");
+
+    /* rows of an uncommitted transaction vanish at close */
+    GL_ASSERT(store_begin(s, &err) == 0);
+    r = rec_step(3, 2.3);
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    store_close(s);
+    sqlite3 *db = raw_open(path);
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE step = 3") == 0 &&
+              raw_int(db, "SELECT count(*) FROM metrics WHERE step = 1") == 3,
+          "close rolls back what was not committed");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- summaries after replaced and deleted rows -------------------------- */
+
+static int64_t summary_int(sqlite3 *db, int64_t run, const char *col)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT %s FROM summaries WHERE run = %lld AND key = 'train_loss'",
+             col, (long long)run);
+    return raw_int(db, sql);
+}
+
+static double summary_real(sqlite3 *db, int64_t run, const char *col)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT %s FROM summaries WHERE run = %lld AND key = 'train_loss'",
+             col, (long long)run);
+    return raw_double(db, sql);
+}
+
+static void test_summaries(void)
+{
+    char *path = tmp_path("sum.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "sum", &err);
+    store_run_desc d = {.name = "soft", .mode = "soft", .k = 16, .seed = 1};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    static const double v[] = {5, 3, 4, 1, 6, 2, 8, 7, 9, 0.5};   /* steps 1..10 */
+    GL_ASSERT(store_begin(s, &err) == 0);
+    for (int i = 0; i < 10; i++) {
+        tel_record r = rec_step((uint64_t)i + 1, v[i]);
+        GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    }
+    GL_ASSERT(store_commit(s, &err) == 0);
+    sqlite3 *db = raw_open(path);
+    CHECK(summary_real(db, run, "min") == 0.5 && summary_int(db, run, "min_step") == 10 &&
+              summary_real(db, run, "max") == 9 && summary_int(db, run, "max_step") == 9 &&
+              summary_real(db, run, "last") == 0.5 && summary_int(db, run, "last_step") == 10,
+          "summary after inserts: min 0.5@10 max 9@9 last 0.5@10");
+
+    /* replace the min (step 10) with a new max, then the max with a middle value */
+    tel_record r = rec_step(10, 20);
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    CHECK(summary_real(db, run, "min") == 1 && summary_int(db, run, "min_step") == 4 &&
+              summary_real(db, run, "max") == 20 && summary_int(db, run, "max_step") == 10 &&
+              summary_real(db, run, "last") == 20,
+          "replacing the min row: min falls back to 1@4, max 20@10, last 20");
+    r = rec_step(10, 4.5);
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    CHECK(summary_real(db, run, "max") == 9 && summary_int(db, run, "max_step") == 9 &&
+              summary_real(db, run, "last") == 4.5,
+          "replacing the max row: max falls back to 9@9, last 4.5");
+    r = rec_step(5, 0.25);   /* a middle row becomes the min */
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    CHECK(summary_real(db, run, "min") == 0.25 && summary_int(db, run, "min_step") == 5 &&
+              summary_int(db, run, "last_step") == 10,
+          "replacing a middle row with a new min: 0.25@5, last untouched");
+    r = rec_step(2, 0.25);   /* a tie at an earlier step wins */
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    CHECK(summary_int(db, run, "min_step") == 2, "ties keep the earliest step");
+    r = rec_step(10, 3);   /* the last row, neither min nor max: folded, no rescan */
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    CHECK(summary_real(db, run, "last") == 3 && summary_int(db, run, "last_step") == 10,
+          "replacing the last row: last 3@10");
+    CHECK(summary_mismatches(db) == 0, "summaries match a rescan after replacements");
+
+    /* random replacements (small integer values: many ties) and deletes */
+    uint64_t x = 12345;
+    size_t bad = 0;
+    for (int i = 0; i < 400; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        uint64_t step = 20 + (x >> 33) % 40;
+        double v = (double)((x >> 20) % 7);
+        if ((x >> 45) % 5 == 0) {
+            char sql[128];
+            snprintf(sql, sizeof sql, "DELETE FROM metrics WHERE key = 'train_loss' AND step = %llu",
+                     (unsigned long long)step);
+            raw_exec(db, sql);
+        } else {
+            r = rec_step(step, v);
+            GL_ASSERT(store_write(s, run, &r, &err) == 0);
+        }
+        bad += summary_mismatches(db) != 0;
+    }
+    CHECK(bad == 0, "400 random replacements and deletes: summaries always match (%zu bad)", bad);
+
+    raw_exec(db, "DELETE FROM metrics WHERE step > 6");
+    CHECK(summary_int(db, run, "last_step") == 6 && summary_real(db, run, "last") == 2 &&
+              summary_real(db, run, "max") == 5 && summary_int(db, run, "max_step") == 1 &&
+              summary_mismatches(db) == 0,
+          "deleting rows by hand rescans: last 2@6, max 5@1");
+    raw_exec(db, "DELETE FROM metrics WHERE key = 'lr'");
+    CHECK(raw_int(db, "SELECT count(*) FROM summaries WHERE key = 'lr'") == 0,
+          "deleting every row of a key drops its summary");
+    sqlite3_close(db);
+    store_close(s);
+    free(path);
+}
+
+/* ---- crash detection ---------------------------------------------------- */
+
+static pid_t dead_pid(void)
+{
+    pid_t pid = fork();
+    GL_ASSERT(pid >= 0);
+    if (pid == 0)
+        _exit(0);
+    int status;
+    GL_ASSERT(waitpid(pid, &status, 0) == pid);
+    return pid;
+}
+
+static void raw_run_text(sqlite3 *db, int64_t run, const char *col, char *out, size_t size)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM runs WHERE id = %lld", col, (long long)run);
+    raw_text(db, sql, out, size);
+}
+
+static void test_crash_and_resume(void)
+{
+    char *path = tmp_path("crash.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "crash", &err);
+    int64_t gone = fill_arm(s, session, 0, GATE_SOFT, 7, RUN_RUNNING);   /* dead owner */
+    int64_t mine = fill_arm(s, session, 1, GATE_RANDOM, 7, RUN_RUNNING); /* this process */
+    int64_t silent = fill_arm(s, session, 2, GATE_DENSE, 7, RUN_RUNNING);/* stale heartbeat */
+    int64_t away = fill_arm(s, session, 3, GATE_TOPK, 7, RUN_RUNNING);   /* other host */
+    int64_t paused = fill_arm(s, session, 4, GATE_SIGMOID, 7, RUN_PAUSED);
+    int64_t finished = fill_arm(s, session, 5, GATE_TOPK_RANDOM, 7, RUN_FINISHED);
+    int64_t diverged = fill_arm(s, session, 6, GATE_ORACLE, 7, RUN_DIVERGED);
+    GL_ASSERT(gone > 0 && mine > 0 && silent > 0 && away > 0 && paused > 0 && finished > 0 &&
+              diverged > 0);
+    store_close(s);
+
+    pid_t dead = dead_pid();
+    sqlite3 *db = raw_open(path);
+    char sql[1024];
+    snprintf(sql, sizeof sql, "UPDATE runs SET owner_pid = %d WHERE id IN (%lld, %lld, %lld)",
+             (int)dead, (long long)gone, (long long)away, (long long)paused);
+    raw_exec(db, sql);
+    snprintf(sql, sizeof sql,
+             "UPDATE runs SET heartbeat = strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now', '-1 hour')"
+             " WHERE id = %lld", (long long)silent);
+    raw_exec(db, sql);
+    snprintf(sql, sizeof sql, "UPDATE runs SET host = 'elsewhere.example' WHERE id = %lld",
+             (long long)away);
+    raw_exec(db, sql);
+
+    s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "reopens (%s)", s ? "" : err.msg);
+    if (!s) {
+        sqlite3_close(db);
+        free(path);
+        return;
+    }
+    CHECK(store_crashed_on_open(s) == 3, "three runs marked crashed on open (%zu)",
+          store_crashed_on_open(s));
+    char status[16], ended[32];
+    raw_run_text(db, gone, "status", status, sizeof status);
+    raw_run_text(db, gone, "ended_at", ended, sizeof ended);
+    CHECK(strcmp(status, "crashed") == 0 && strlen(ended) == 24,
+          "dead pid on this host: crashed, ended_at %s", ended);
+    snprintf(sql, sizeof sql, "SELECT final_step FROM runs WHERE id = %lld", (long long)gone);
+    CHECK(raw_int(db, sql) == STEPS, "final step = last step with a metric");
+    char detail[128], want[128];
+    snprintf(sql, sizeof sql,
+             "SELECT detail FROM events WHERE run = %lld AND kind = 'error'", (long long)gone);
+    raw_text(db, sql, detail, sizeof detail);
+    snprintf(want, sizeof want, "owner process %d gone; marked crashed", (int)dead);
+    CHECK(strcmp(detail, want) == 0, "error event: \"%s\"", detail);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM segments WHERE run = %lld AND to_step IS NULL", (long long)gone);
+    CHECK(raw_int(db, sql) == 0, "its open segment is closed");
+    raw_run_text(db, mine, "status", status, sizeof status);
+    CHECK(strcmp(status, "running") == 0, "live pid with a fresh heartbeat: still running");
+    raw_run_text(db, silent, "status", status, sizeof status);
+    snprintf(sql, sizeof sql,
+             "SELECT detail FROM events WHERE run = %lld AND kind = 'error'", (long long)silent);
+    raw_text(db, sql, detail, sizeof detail);
+    CHECK(strcmp(status, "crashed") == 0 && strstr(detail, "silent for 3600 s"),
+          "live pid, heartbeat an hour old: crashed (%s)", detail);
+    raw_run_text(db, away, "status", status, sizeof status);
+    CHECK(strcmp(status, "running") == 0, "other host, fresh heartbeat: still running");
+    raw_run_text(db, paused, "status", status, sizeof status);
+    CHECK(strcmp(status, "crashed") == 0, "paused with a dead pid: crashed");
+    raw_run_text(db, finished, "status", status, sizeof status);
+    CHECK(strcmp(status, "finished") == 0, "finished runs are left alone");
+    store_close(s);
+    s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s && store_crashed_on_open(s) == 0, "a second open finds nothing new");
+
+    /* resume the crashed run from its step-200 checkpoint */
+    store_checkpoint_row c;
+    GL_ASSERT(store_find_checkpoint(s, gone, UINT64_MAX, 1, &c, &err) == 0 && c.step == 200);
+    CHECK(store_run_reopen(s, gone, c.step, &err) == 0, "store_run_reopen from step 200 (%s)",
+          err.msg);
+    snprintf(sql, sizeof sql, "SELECT max(step) FROM metrics WHERE run = %lld", (long long)gone);
+    int64_t max_metric = raw_int(db, sql);
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM layer_metrics WHERE run = %1$lld AND step > 200)"
+             " + (SELECT count(*) FROM events WHERE run = %1$lld AND step > 200)"
+             " + (SELECT count(*) FROM heatmaps WHERE run = %1$lld AND step > 200)"
+             " + (SELECT count(*) FROM checkpoints WHERE run = %1$lld AND step > 200)"
+             " + (SELECT count(*) FROM segments WHERE run = %1$lld AND from_step > 200)",
+             (long long)gone);
+    CHECK(max_metric == 200 && raw_int(db, sql) == 0, "rows after step 200 are deleted");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM checkpoints WHERE run = %lld", (long long)gone);
+    CHECK(raw_int(db, sql) == 2, "checkpoints at 100 and 200 kept");
+    summary_find f = {.key = "train_loss"};
+    store_list_summaries(s, gone, find_summary, &f, &err);
+    CHECK(f.found && f.row.last_step == 200 && summary_mismatches(db) == 0,
+          "summaries rescanned: last step %llu", (unsigned long long)f.row.last_step);
+    segment_list sl = {0};
+    store_list_segments(s, gone, collect_segments, &sl, &err);
+    CHECK(sl.n == 3 && sl.rows[2].from_step == SETK_STEP && sl.rows[2].to_step == UINT64_MAX &&
+              sl.rows[1].to_step == SETK_STEP,
+          "its last segment is open again (from %llu)",
+          sl.n ? (unsigned long long)sl.rows[sl.n - 1].from_step : 0ULL);
+    store_run_row r;
+    GL_ASSERT(store_get_run(s, gone, &r, &err) == 0);
+    CHECK(strcmp(r.status, "running") == 0 && r.ended[0] == '\0' && r.pid == getpid() &&
+              r.steps == 200,
+          "run is running again, owned by this process, steps %llu", (unsigned long long)r.steps);
+    store_run_row_free(&r);
+    snprintf(sql, sizeof sql,
+             "UPDATE runs SET heartbeat = '2000-01-01T00:00:00.000Z' WHERE id = %lld", (long long)gone);
+    raw_exec(db, sql);
+    GL_ASSERT(store_begin(s, &err) == 0 && store_commit(s, &err) == 0);
+    char beat[32];
+    raw_run_text(db, gone, "heartbeat", beat, sizeof beat);
+    CHECK(strncmp(beat, "2000", 4) != 0, "store_commit refreshes the adopted run's heartbeat (%s)",
+          beat);
+    tel_record st = rec_status(250, RUN_STOPPED);
+    GL_ASSERT(store_write(s, gone, &st, &err) == 0);
+    raw_exec(db, sql);
+    GL_ASSERT(store_begin(s, &err) == 0 && store_commit(s, &err) == 0);
+    raw_run_text(db, gone, "heartbeat", beat, sizeof beat);
+    CHECK(strncmp(beat, "2000", 4) == 0, "a run given a final status is no longer kept alive");
+
+    snprintf(want, sizeof want, "run %lld finished; nothing to resume", (long long)finished);
+    CHECK(store_run_reopen(s, finished, 100, &err) == -1 && strcmp(err.msg, want) == 0,
+          "refuses a finished run: %s", err.msg);
+    CHECK(store_run_reopen(s, diverged, 100, &err) == -1 && strstr(err.msg, "diverged"),
+          "refuses a diverged run: %s", err.msg);
+    CHECK(store_run_reopen(s, mine, 100, &err) == -1 && strstr(err.msg, "is running in process"),
+          "refuses a run whose owner is alive: %s", err.msg);
+    CHECK(store_run_reopen(s, 9999, 100, &err) == -1 && strstr(err.msg, "no run 9999"),
+          "refuses a missing run: %s", err.msg);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run = %lld", (long long)finished);
+    CHECK(raw_int(db, sql) > 0 && !store_in_transaction(s), "a refused resume deletes nothing");
+    CHECK(store_run_reopen(s, gone, 100, &err) == 0, "a stopped run resumes");
+    store_close(s);
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- files it must refuse ----------------------------------------------- */
+
+static void expect_refused(const char *label, const char *path, store_open_mode mode,
+                           const char *want)
+{
+    gl_error err = {{0}};
+    store *s = store_open(path, mode, &err);
+    CHECK(!s && strcmp(err.msg, want) == 0, "%s: \"%s\"", label, err.msg);
+    store_close(s);
+}
+
+/* store_open run as user `nobody` in a child: the only way for root to meet
+ * the permissions it ignores. Returns 1 when refused with `want` in the
+ * message, 0 when not, -1 when privileges could not be dropped. */
+static int refused_as_nobody(const char *path, store_open_mode mode, const char *want, char *msg,
+                             size_t size)
+{
+    int fd[2];
+    GL_ASSERT(pipe(fd) == 0);
+    pid_t pid = fork();
+    GL_ASSERT(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        if (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0)
+            _exit(3);
+        gl_error err = {{0}};
+        store *s = store_open(path, mode, &err);
+        ssize_t w = write(fd[1], err.msg, strlen(err.msg));
+        (void)w;
+        store_close(s);
+        _exit(s ? 1 : 0);
+    }
+    close(fd[1]);
+    ssize_t n = read(fd[0], msg, size - 1);
+    msg[n > 0 ? n : 0] = '\0';
+    close(fd[0]);
+    int status;
+    GL_ASSERT(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 3)
+        return -1;
+    return WEXITSTATUS(status) == 0 && strstr(msg, want) != NULL;
+}
+
+/* A read-only case: in this process when permissions bind it; as root, a
+ * note (after checking that access(W_OK) indeed succeeds) and the same
+ * open again as `nobody` in a child. */
+static void check_read_only(const char *label, const char *path, const char *check_path,
+                            store_open_mode mode, const char *want, file_snap *snap)
+{
+    if (access(check_path, W_OK) != 0) {
+        gl_error err = {{0}};
+        store *s = store_open(path, mode, &err);
+        CHECK(!s && strstr(err.msg, want), "%s: \"%s\"", label, err.msg);
+        store_close(s);
+    } else {
+        CHECK(geteuid() == 0 && access(check_path, W_OK) == 0,
+              "%s: skipped in this process: running as root, access(%s, W_OK) succeeds", label,
+              check_path);
+        printf("  note: root ignores permissions; running the %s case as uid %d\n", label, NOBODY);
+        char msg[512];
+        int got = refused_as_nobody(path, mode, want, msg, sizeof msg);
+        if (got < 0)
+            printf("  note: cannot drop privileges here; %s not exercised\n", label);
+        else
+            CHECK(got == 1, "%s as uid %d: \"%s\"", label, NOBODY, msg);
+    }
+    if (snap)
+        CHECK(snap_same(snap), "%s: file and directory unchanged", label);
+}
+
+static void test_bad_files(void)
+{
+    char *dir = tmp_path("bad");
+    GL_ASSERT(mkdir(dir, 0755) == 0);
+    char want[512];
+
+    /* not SQLite: text, and a file shorter than a header */
+    char *text = tmp_path("bad/notes.db");
+    char junk[300];
+    memset(junk, 'x', sizeof junk);
+    write_bytes(text, junk, sizeof junk);
+    file_snap snap = snap_take(text, dir);
+    snprintf(want, sizeof want, "%s: not a SQLite database", text);
+    expect_refused("a text file", text, STORE_EXISTING, want);
+    CHECK(snap_same(&snap), "text file: bytes and directory unchanged");
+    char *tiny = tmp_path("bad/tiny.db");
+    write_bytes(tiny, "SQLite format 3", 16);
+    snap = snap_take(tiny, dir);
+    snprintf(want, sizeof want, "%s: not a SQLite database", tiny);
+    expect_refused("a 16-byte file", tiny, STORE_CREATE, want);
+    CHECK(snap_same(&snap), "short file: bytes and directory unchanged");
+
+    /* SQLite, but someone else's */
+    char *other = tmp_path("bad/other.db");
+    sqlite3 *db = raw_open(other);
+    raw_exec(db, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+                 "INSERT INTO notes (body) VALUES ('keep me');");
+    sqlite3_close(db);
+    snap = snap_take(other, dir);
+    snprintf(want, sizeof want, "%s: not a gatelab database", other);
+    expect_refused("an SQLite file with tables and no application_id", other, STORE_CREATE, want);
+    CHECK(snap_same(&snap), "foreign SQLite file: bytes and directory unchanged");
+    char *app = tmp_path("bad/app.db");
+    db = raw_open(app);
+    raw_exec(db, "PRAGMA application_id = 1234; CREATE TABLE t (x);");
+    sqlite3_close(db);
+    snap = snap_take(app, dir);
+    snprintf(want, sizeof want, "%s: not a gatelab database (application_id 0x000004d2)", app);
+    expect_refused("an SQLite file of another application", app, STORE_CREATE, want);
+    CHECK(snap_same(&snap), "other application's file: bytes and directory unchanged");
+
+    /* an empty file and an empty SQLite database are adopted */
+    char *empty = tmp_path("bad/empty.db");
+    write_bytes(empty, "", 0);
+    gl_error err = {{0}};
+    store *s = store_open(empty, STORE_EXISTING, &err);
+    CHECK(s != NULL, "an empty file becomes a gatelab database (%s)", s ? "" : err.msg);
+    store_close(s);
+
+    /* newer schema */
+    char *newer = tmp_path("bad/newer.db");
+    s = store_open(newer, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    store_close(s);
+    db = raw_open(newer);
+    raw_exec(db, "PRAGMA user_version = 99");
+    sqlite3_close(db);
+    snap = snap_take(newer, dir);
+    snprintf(want, sizeof want,
+             "%s: schema version 99 is newer than this gatelab (%d); upgrade gatelab", newer,
+             STORE_SCHEMA_VERSION);
+    expect_refused("a newer schema", newer, STORE_EXISTING, want);
+    CHECK(snap_same(&snap), "newer database: bytes and directory unchanged");
+
+    snprintf(want, sizeof want, "%s: not a database file (a directory)", dir);
+    expect_refused("a directory", dir, STORE_CREATE, want);
+
+    /* read-only file in a writable directory */
+    char *rofile = tmp_path("bad/ro-file.db");
+    s = store_open(rofile, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    store_close(s);
+    GL_ASSERT(chmod(dir, 0777) == 0 && chmod(tmpdir, 0755) == 0 && chmod(rofile, 0444) == 0);
+    snap = snap_take(rofile, dir);
+    check_read_only("read-only file", rofile, rofile, STORE_EXISTING,
+                    "cannot write the database: read-only file", &snap);
+    GL_ASSERT(chmod(rofile, 0644) == 0);
+
+    /* writable file in a read-only directory, and creating in one */
+    char *rodir = tmp_path("bad/ro-dir");
+    GL_ASSERT(mkdir(rodir, 0755) == 0);
+    char *indir = tmp_path("bad/ro-dir/gatelab.db");
+    s = store_open(indir, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    store_close(s);
+    GL_ASSERT(chmod(indir, 0666) == 0 && chmod(rodir, 0555) == 0);
+    snap = snap_take(indir, rodir);
+    check_read_only("database in a read-only directory", indir, rodir, STORE_EXISTING,
+                    "read-only directory", &snap);
+    char *fresh = tmp_path("bad/ro-dir/fresh.db");
+    check_read_only("new database in a read-only directory", fresh, rodir, STORE_CREATE,
+                    "read-only directory", NULL);
+    CHECK(access(fresh, F_OK) != 0, "no file created in the read-only directory");
+    GL_ASSERT(chmod(rodir, 0755) == 0 && chmod(dir, 0755) == 0 && chmod(tmpdir, 0700) == 0);
+
+    free(fresh);
+    free(indir);
+    free(rodir);
+    free(rofile);
+    free(newer);
+    free(empty);
+    free(app);
+    free(other);
+    free(tiny);
+    free(text);
+    free(dir);
+}
+
+/* ---- sessions/queries.sql ----------------------------------------------- */
+
+typedef struct {
+    size_t rows;
+    int cols;
+    char names[16][32];
+    char first[16][64];
+} query_result;
+
+static int query_row(void *ctx, int n, char **values, char **names)
+{
+    query_result *q = ctx;
+    if (q->rows++ == 0) {
+        q->cols = n < 16 ? n : 16;
+        for (int i = 0; i < q->cols; i++) {
+            snprintf(q->names[i], sizeof q->names[i], "%s", names[i]);
+            snprintf(q->first[i], sizeof q->first[i], "%s", values[i] ? values[i] : "NULL");
+        }
+    }
+    return 0;
+}
+
+static const char *query_col(const query_result *q, const char *name)
+{
+    for (int i = 0; i < q->cols; i++)
+        if (strcmp(q->names[i], name) == 0)
+            return q->first[i];
+    return "";
+}
+
+static char *read_queries(void)
+{
+    static const char *const where[] = {"sessions/queries.sql", "../sessions/queries.sql",
+                                        "../../sessions/queries.sql"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        size_t n;
+        unsigned char *b = read_bytes(where[i], &n);
+        if (b) {
+            char *s = xmalloc(n + 1);
+            memcpy(s, b, n);
+            s[n] = '\0';
+            free(b);
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void test_queries(void)
+{
+    char *path = tmp_path("queries.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        int64_t session = store_session_begin(s, "gatelab run --arms soft,random,dense", &err);
+        GL_ASSERT(fill_arm(s, session, 0, GATE_SOFT, seed, RUN_FINISHED) > 0);
+        GL_ASSERT(fill_arm(s, session, 1, GATE_RANDOM, seed, RUN_FINISHED) > 0);
+        GL_ASSERT(fill_arm(s, session, 2, GATE_DENSE, seed, seed == 1 ? RUN_FINISHED : RUN_DIVERGED) > 0);
+        GL_ASSERT(store_session_end(s, session, &err) == 0);
+    }
+    store_close(s);
+
+    char *sql = read_queries();
+    CHECK(sql != NULL, "sessions/queries.sql found");
+    if (!sql) {
+        free(path);
+        return;
+    }
+    sqlite3 *db = raw_open(path);
+    size_t named = 0;
+    const char *found[] = {"learned_vs_random", "swap_train_loss", "gate_over_time", "throughput"};
+    int seen[4] = {0};
+    /* each query runs from a line starting "-- name:" to the next such line */
+    for (char *at = strncmp(sql, "-- name:", 8) == 0 ? sql : strstr(sql, "\n-- name:"); at;) {
+        at += *at == '\n';
+        char *next = strstr(at, "\n-- name:");
+        char name[64];
+        sscanf(at + 8, " %63s", name);
+        size_t len = next ? (size_t)(next - at) : strlen(at);
+        char *q = xmalloc(len + 1);
+        memcpy(q, at, len);
+        q[len] = '\0';
+        query_result res = {0};
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, q, query_row, &res, &msg);
+        CHECK(rc == SQLITE_OK && res.rows > 0, "query %s: %zu rows (%s)", name, res.rows,
+              msg ? msg : "ok");
+        sqlite3_free(msg);
+        named++;
+        if (strcmp(name, "learned_vs_random") == 0) {
+            seen[0] = 1;
+            CHECK(res.rows == 2 && atof(query_col(&res, "routing_benefit")) > 0,
+                  "learned_vs_random: one row per seed, soft beats random by %s ppl",
+                  query_col(&res, "routing_benefit"));
+        } else if (strcmp(name, "swap_train_loss") == 0) {
+            seen[1] = 1;
+            CHECK(res.rows == 2 && strcmp(query_col(&res, "n_before"), "100") == 0 &&
+                      strcmp(query_col(&res, "n_after"), "100") == 0 &&
+                      atof(query_col(&res, "loss_before")) > atof(query_col(&res, "loss_after")),
+                  "swap_train_loss: 100 steps each side, before %s after %s",
+                  query_col(&res, "loss_before"), query_col(&res, "loss_after"));
+        } else if (strcmp(name, "gate_over_time") == 0) {
+            seen[2] = 1;
+            CHECK(res.rows == 2 * 2 * 2 * (STEPS / EVAL_EVERY),
+                  "gate_over_time: a row per learned/random run, layer and evaluation (%zu)",
+                  res.rows);
+        } else if (strcmp(name, "throughput") == 0) {
+            seen[3] = 1;
+            CHECK(res.rows == 6 && strcmp(query_col(&res, "steps"), "299") == 0 &&
+                      atof(query_col(&res, "wall_s")) > 29.0,
+                  "throughput: 6 runs, steps %s, wall %s s", query_col(&res, "steps"),
+                  query_col(&res, "wall_s"));
+        }
+        free(q);
+        at = next;
+    }
+    CHECK(named >= 6 && seen[0] && seen[1] && seen[2] && seen[3],
+          "%zu named queries, the four required among them (%s, %s, %s, %s)", named, found[0],
+          found[1], found[2], found[3]);
+    sqlite3_close(db);
+    free(sql);
+    free(path);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_store_XXXXXX");
+    GL_ASSERT(mkdtemp(tmpdir));
+
+    test_create();
+    test_write_read();
+    test_transactions();
+    test_summaries();
+    test_crash_and_resume();
+    test_bad_files();
+    test_queries();
+
+    rm_tree(tmpdir);
+    return check_finish();
+}
