@@ -23,11 +23,14 @@ typedef struct {
     optim_config optim;
     size_t adam_t;
     data_cursor cursor;
+    size_t commands_done;   /* scripted commands applied when it was written */
 } checkpoint_info;
 
-/* o and cursor may be NULL for a weights-only file. */
+/* o and cursor may be NULL for a weights-only file. commands_done: how many
+ * of the run's scripted commands had been applied (resumable files). */
 int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
-                    const char *data_desc, const data_cursor *cursor, gl_error *err);
+                    const char *data_desc, const data_cursor *cursor, size_t commands_done,
+                    gl_error *err);
 
 /* Reads and validates the metadata of an open file. */
 int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *info,

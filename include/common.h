@@ -32,5 +32,7 @@ _Noreturn void gl_fatal(const char *file, int line, const char *what);
 
 /* Monotonic wall clock in seconds. */
 double gl_now(void);
+/* Unix time in milliseconds, for records people read later. */
+double gl_wall_ms(void);
 
 #endif

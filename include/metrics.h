@@ -45,6 +45,9 @@ typedef struct {
     unsigned char *cur_mask;      /* [L*H*T*T] */
     int have_prev;
     double *grad_norm;            /* [L*H], filled by the trainer from gradients */
+    /* when set, sequence 0's masks are drawn here as bytes round(255 v),
+     * [L*H*T*T]: the mask in force and the oracle top-k mask */
+    uint8_t *heat_gate, *heat_oracle;
 } metrics_state;
 
 void metrics_init(metrics_state *m, size_t L, size_t H, size_t T);

@@ -20,6 +20,7 @@ typedef struct {
     gate_mode mode;
     size_t k;          /* keys kept per query */
     float gate_temp;   /* soft top-k temperature t */
+    int gate_frozen;   /* the optimiser leaves the gate alone even in a learned mode */
     uint64_t seed;
 } model_config;
 
@@ -94,6 +95,12 @@ void model_free(model *m);
  * mode becomes random or topk-random). */
 void model_draw_random_gate(model *m, uint64_t seed);
 void model_set_mode(model *m, gate_mode mode);
+/* A mid-run swap: sets the mode and, when the new mode is a frozen random
+ * gate and the old one was not, re-draws the gate from the seeded random
+ * stream (the same draw a run started in that mode gets). */
+void model_swap_mode(model *m, gate_mode mode);
+/* The optimiser updates the gate at this step. */
+int model_gate_trains(const model *m);
 
 /* tokens [B,T] inputs and targets; B <= cfg.batch. Returns mean loss. */
 double model_forward(model *m, const int32_t *inputs, const int32_t *targets, size_t B);

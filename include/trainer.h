@@ -12,6 +12,7 @@
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
+#include "record.h"
 
 typedef struct {
     model_config model;
@@ -24,6 +25,7 @@ typedef struct {
     const char *out_dir;     /* NULL: no checkpoints */
     size_t threads;
     int vocab_from_data;     /* .bin data sets V to its largest token id + 1 */
+    int heatmaps;            /* evaluations draw a heatmap_snapshot */
 } train_config;
 
 typedef struct {
@@ -42,6 +44,8 @@ typedef struct {
     double last_loss, last_grad_norm;
     double gate_grad_norm;                /* whole-gate norm at the last step, set by eval */
     eval_result last_eval;
+    size_t commands_done;                 /* scripted commands applied (kept in checkpoints) */
+    heatmap_snapshot *heat;               /* cfg.heatmaps: drawn by every evaluation */
     int diverged;
     double train_seconds;
     size_t tokens_trained;
@@ -59,6 +63,11 @@ int trainer_step(trainer *t);
  * first val batch (in t->metrics) plus the gate gradient norms of the last
  * step. */
 void trainer_eval(trainer *t, eval_result *out);
+
+/* A new trainer continuing from src: same config, weights, Adam moments,
+ * step and data cursor (so it sees the batches src would have seen), then
+ * swapped to mode. */
+int trainer_fork(trainer *dst, const trainer *src, gate_mode mode, gl_error *err);
 
 /* Resumable checkpoint (weights, Adam moments, step, data cursor). */
 int trainer_save(trainer *t, const char *path, gl_error *err);

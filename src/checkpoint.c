@@ -34,7 +34,8 @@ static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
 }
 
 int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
-                    const char *data_desc, const data_cursor *cursor, gl_error *err)
+                    const char *data_desc, const data_cursor *cursor, size_t commands_done,
+                    gl_error *err)
 {
     const model_config *c = &m->cfg;
     meta_list meta = {.n = 0};
@@ -51,6 +52,7 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
     meta_add(&meta, "gate_mode", "%s", gate_mode_name(c->mode));
     meta_add(&meta, "k", "%zu", c->k);
     meta_add(&meta, "gate_temp", "%.9g", (double)c->gate_temp);
+    meta_add(&meta, "gate_frozen", "%d", c->gate_frozen ? 1 : 0);
     meta_add(&meta, "seed", "%" PRIu64, c->seed);
     meta_add(&meta, "step", "%zu", step);
     meta_add(&meta, "data", "%s", data_desc ? data_desc : "");
@@ -69,6 +71,7 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
                  cursor->rng.s[0], cursor->rng.s[1], cursor->rng.s[2], cursor->rng.s[3]);
         meta_add(&meta, "data_position", "%" PRIu64, cursor->position);
         meta_add(&meta, "data_batches", "%" PRIu64, cursor->batches);
+        meta_add(&meta, "commands_done", "%zu", commands_done);
     }
 
     size_t per = o && cursor ? 3 : 1;
@@ -146,6 +149,8 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
         meta_float(f, path, "gate_temp", &c->gate_temp, err))
         return -1;
     c->seed = seed;
+    const char *frozen = st_meta_get(f, "gate_frozen");
+    c->gate_frozen = frozen && strcmp(frozen, "1") == 0;
     const char *mode = st_meta_get(f, "gate_mode");
     if (!mode || gate_mode_parse(mode, &c->mode))
         return gl_fail(err, "%s: metadata gate_mode \"%s\" is not one of %s", path,
@@ -172,6 +177,10 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
         meta_size(f, path, "adam_t", &info->adam_t, err) ||
         meta_size(f, path, "data_position", &pos, err) ||
         meta_size(f, path, "data_batches", &batches, err))
+        return -1;
+    /* absent in files written before scripted commands existed */
+    if (st_meta_get(f, "commands_done") &&
+        meta_size(f, path, "commands_done", &info->commands_done, err))
         return -1;
     info->cursor.position = pos;
     info->cursor.batches = batches;

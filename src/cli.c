@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include "gate.h"
 #include "model.h"
 #include "safetensors.h"
+#include "live.h"
+#include "store.h"
 #include "trainer.h"
 
 #define EXIT_RUNTIME 1
@@ -29,13 +32,24 @@ static const char usage_text[] =
     "usage: gatelab [COMMAND] [OPTIONS]\n"
     "\n"
     "commands:\n"
-    "  run      train one arm headless, print progress and a summary (default)\n"
+    "  run      train arms side by side headless, store them, print progress (default)\n"
+    "  ls       list the stored runs           gatelab ls [--db PATH]\n"
+    "  show     one run: config, gate segments, metrics, events, checkpoints\n"
+    "           gatelab show RUN [--db PATH]\n"
+    "  resume   continue a stopped or crashed run from its last resumable checkpoint\n"
+    "           gatelab resume RUN [--db PATH]\n"
     "  eval     gatelab eval CKPT --data FILE [--gate MODE] [--k K]\n"
-    "  export   gatelab export CKPT --out FILE.safetensors   (weights only)\n"
+    "  export   gatelab export RUN|CKPT [--step N] [--db PATH] --out FILE.safetensors\n"
+    "           (weights only)\n"
     "\n"
     "run options:\n"
-    "  --arms MODE          gate mode: dense soft random sigmoid topk topk-random\n"
-    "                       stochastic oracle (default soft)\n"
+    "  --arms M1,M2,...     gate modes of the arms (default soft,random,dense): dense soft\n"
+    "                       random sigmoid topk topk-random stochastic oracle\n"
+    "  --at STEP:CMD[:ARG][@ARM]  apply a command when STEP steps are done (repeatable):\n"
+    "                       pause[:SECONDS] resume swap:MODE freeze unfreeze k:K\n"
+    "                       checkpoint fork:MODE stop; @ARM = arm index or name\n"
+    "  --db PATH            database (default sessions/gatelab.db)\n"
+    "  --no-telemetry       store nothing; print evaluations only\n"
     "  --preset NAME        tiny | small | paper (default tiny)\n"
     "  --data PATH          text file, directory of text files, or llm.c .bin tokens\n"
     "                       (default: the embedded generator)\n"
@@ -51,10 +65,14 @@ static const char usage_text[] =
     "                       override preset fields (a .bin file sets V unless --vocab)\n"
     "  --eval-every N       steps between val evaluations (default 100)\n"
     "  --eval-windows N     val windows per evaluation, 0 = all (default 64)\n"
-    "  --save-every N       steps between checkpoints (default 0: at the end)\n"
-    "  --out DIR            write checkpoints to DIR (default: none)\n"
-    "  --threads N          worker threads (default: cores)\n"
+    "  --save-every N       steps between checkpoints (default 1000; always at the end)\n"
+    "  --out DIR            checkpoint root (default: next to the database,\n"
+    "                       ckpt/session-N); each arm writes DIR/armI-NAME/\n"
+    "  --threads N          worker threads shared by the arms (default: cores)\n"
     "  --headless           print progress lines (the only mode so far)\n"
+    "\n"
+    "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error,\n"
+    "130 / 143 stopped by SIGINT / SIGTERM (runs stored as stopped)\n"
     "\n"
     "  gatelab --help | --version\n";
 
@@ -121,14 +139,49 @@ static size_t default_threads(void)
 
 /* ---- run ---- */
 
+#define MAX_SCRIPT 256
+
 typedef struct {
     train_config tc;
     const char *preset;
-    int k_set, gate_lr_set, mlp_set, warmup_set;
+    int k_set, gate_lr_set, mlp_set, warmup_set, save_set;
+    gate_mode modes[LIVE_MAX_ARMS];
+    size_t narms;
+    const char *db_path, *out_dir;
+    int telemetry;
+    scripted_command script[MAX_SCRIPT];
+    size_t nscript;
+    /* the arguments that define the runs, kept for `resume` */
+    char *run_argv[128];
+    int run_argc;
 } run_args;
+
+static int parse_arms(const char *v, run_args *ra, gl_error *e)
+{
+    char buf[512];
+    if (!v || !*v)
+        return gl_fail(e, "--arms: missing value");
+    if (strlen(v) >= sizeof buf)
+        return gl_fail(e, "--arms: too long");
+    strcpy(buf, v);
+    ra->narms = 0;
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (ra->narms == LIVE_MAX_ARMS)
+            return gl_fail(e, "--arms %s: at most %d arms", v, LIVE_MAX_ARMS);
+        gate_mode m;
+        if (gate_mode_parse(w, &m) || m == GATE_DISTILLED)
+            return gl_fail(e, "--arms %s: unknown gate mode '%s' (dense, soft, random, sigmoid, "
+                              "topk, topk-random, stochastic, oracle)", v, w);
+        ra->modes[ra->narms++] = m;
+    }
+    if (!ra->narms || v[strlen(v) - 1] == ',' || v[0] == ',' || strstr(v, ",,"))
+        return gl_fail(e, "--arms %s: empty arm in the list", v);
+    return 0;
+}
 
 static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
 {
+    memset(ra, 0, sizeof *ra);
     /* the preset decides defaults, so find it first */
     ra->preset = "tiny";
     for (int i = 0; i < argc; i++)
@@ -138,39 +191,58 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             ra->preset = argv[i + 1];
         }
     train_config *tc = &ra->tc;
-    memset(tc, 0, sizeof *tc);
     if (model_preset(ra->preset, &tc->model))
         return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", ra->preset);
     optim_default_config(&tc->optim);
     tc->steps = 2000;
     tc->eval_every = 100;
     tc->eval_windows = 64;
+    tc->save_every = 1000;
     tc->threads = default_threads();
+    ra->db_path = "sessions/gatelab.db";
+    ra->telemetry = 1;
+    ra->modes[0] = GATE_SOFT;
+    ra->modes[1] = GATE_RANDOM;
+    ra->modes[2] = GATE_DENSE;
+    ra->narms = 3;
     model_config *mc = &tc->model;
     size_t vocab = 0;
 
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0, takes = 1;
+        int rc = 0, takes = 1, keep = 1;
         if (strcmp(f, "--preset") == 0) {
             /* handled above */
         } else if (strcmp(f, "--arms") == 0) {
+            rc = parse_arms(v, ra, e);
+            keep = 0;
+        } else if (strcmp(f, "--at") == 0) {
             if (!v)
-                return gl_fail(e, "--arms: missing value");
-            if (strchr(v, ','))
-                return gl_fail(e, "--arms %s: several arms side by side are not built yet; "
-                                  "give one mode", v);
-            if (gate_mode_parse(v, &mc->mode) || mc->mode == GATE_DISTILLED)
-                return gl_fail(e, "--arms %s: unknown gate mode (dense, soft, random, sigmoid, "
-                                  "topk, topk-random, stochastic, oracle)", v);
+                return gl_fail(e, "--at: missing value (STEP:COMMAND[:ARG][@ARM])");
+            if (ra->nscript == MAX_SCRIPT)
+                return gl_fail(e, "--at: at most %d scripted commands", MAX_SCRIPT);
+            rc = command_parse(v, &ra->script[ra->nscript++], e);
+            keep = 0;
+        } else if (strcmp(f, "--db") == 0) {
+            if (!v || !*v)
+                return gl_fail(e, "--db: missing value");
+            ra->db_path = v;
+            keep = 0;
+        } else if (strcmp(f, "--no-telemetry") == 0) {
+            ra->telemetry = 0;
+            takes = 0;
+            keep = 0;
         } else if (strcmp(f, "--data") == 0) {
             if (!v)
                 return gl_fail(e, "--data: missing value");
             tc->data_path = v;
         } else if (strcmp(f, "--out") == 0) {
-            if (!v)
+            if (!v || !*v)
                 return gl_fail(e, "--out: missing value");
-            tc->out_dir = v;
+            if (strlen(v) > 100)
+                return gl_fail(e, "--out %.40s...: path longer than 100 bytes", v);
+            ra->out_dir = v;
+            keep = 0;
         } else if (strcmp(f, "--steps") == 0) {
             rc = parse_size(f, v, 1, 100000000, &tc->steps, e);
         } else if (strcmp(f, "--seed") == 0) {
@@ -217,10 +289,12 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             rc = parse_size(f, v, 0, 1000000, &tc->eval_windows, e);
         } else if (strcmp(f, "--save-every") == 0) {
             rc = parse_size(f, v, 0, 100000000, &tc->save_every, e);
+            ra->save_set = 1;
         } else if (strcmp(f, "--threads") == 0) {
             rc = parse_size(f, v, 1, 256, &tc->threads, e);
         } else if (strcmp(f, "--headless") == 0) {
             takes = 0;
+            keep = 0;
         } else if (f[0] == '-') {
             return gl_fail(e, "%s: unknown option (see gatelab --help)", f);
         } else {
@@ -228,6 +302,11 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         }
         if (rc)
             return -1;
+        if (keep && ra->run_argc + 2 <= (int)(sizeof ra->run_argv / sizeof ra->run_argv[0])) {
+            ra->run_argv[ra->run_argc++] = argv[i];
+            if (takes)
+                ra->run_argv[ra->run_argc++] = argv[i + 1];
+        }
         i += takes;
     }
     if (!ra->gate_lr_set)
@@ -242,136 +321,431 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     /* the default warm-up would swallow a short run; an explicit one is kept */
     if (!ra->warmup_set && tc->optim.warmup >= tc->steps)
         tc->optim.warmup = tc->steps / 10;
+    /* the default period would leave a short run with only its final save */
+    if (!ra->save_set && tc->save_every >= tc->steps)
+        tc->save_every = 0;
     return model_config_check(mc, e);
 }
 
-static int ensure_dir(const char *dir, gl_error *e)
-{
-    struct stat st;
-    if (stat(dir, &st) == 0)
-        return S_ISDIR(st.st_mode) ? 0 : gl_fail(e, "--out %s: not a directory", dir);
-    if (mkdir(dir, 0777) != 0)
-        return gl_fail(e, "--out %s: cannot create: %s", dir, strerror(errno));
-    return 0;
-}
+/* ---- headless observer: progress lines and the summary ---- */
 
-static void print_eval_line(const trainer *t, double tok_s)
+typedef struct {
+    double best, best_step_d;
+    uint64_t best_step, steps;
+    tel_record last_eval;
+    int has_eval;
+    double tok_sum;
+    size_t tok_n;
+    run_status status;
+    char name[64];
+} arm_seen;
+
+typedef struct {
+    arm_seen arms[LIVE_MAX_ARMS];
+    size_t narms;
+} headless;
+
+static void headless_record(void *ctx, live *lv, const tel_record *r)
 {
-    const eval_result *ev = &t->last_eval;
-    const model_config *c = &t->m.cfg;
-    double f1 = 0.0, mass = 0.0, omass = 0.0;
-    size_t nf = 0;
-    for (size_t l = 0; l < c->layers; l++) {
-        double v = metrics_layer_value(&t->metrics, l, METRIC_F1);
-        if (!isnan(v)) {
-            f1 += v;
-            mass += metrics_layer_value(&t->metrics, l, METRIC_MASS_KEPT);
-            nf++;
+    headless *h = ctx;
+    if (r->arm >= LIVE_MAX_ARMS)
+        return;
+    arm_seen *a = &h->arms[r->arm];
+    if (r->arm >= h->narms) {
+        for (size_t i = h->narms; i <= r->arm; i++) {
+            h->arms[i].best = INFINITY;
+            h->arms[i].status = RUN_RUNNING;
+            snprintf(h->arms[i].name, sizeof h->arms[i].name, "%s", live_arm(lv, i)->name);
         }
-        omass += metrics_layer_value(&t->metrics, l, METRIC_ORACLE_MASS);
+        h->narms = r->arm + 1;
     }
-    printf("step %6zu | train %.4f | val %.4f ppl %8.3f", t->step, t->last_loss, ev->loss,
-           ev->ppl);
-    if (!isnan(ev->bits_per_byte))
-        printf(" bpb %.3f", ev->bits_per_byte);
-    if (nf)
-        printf(" | f1 %.3f mass %.3f", f1 / (double)nf, mass / (double)nf);
-    printf(" | oracle mass %.3f | gate grad %.3g | %.0f tok/s\n", omass / (double)c->layers,
-           t->gate_grad_norm, tok_s);
+    const char *name = a->name;
+    switch ((rec_kind)r->kind) {
+    case REC_EVAL: {
+        const double *ev = &r->u.eval.val_loss;
+        (void)ev;
+        a->last_eval = *r;
+        a->has_eval = 1;
+        a->steps = r->step;
+        if (r->u.eval.val_loss < a->best) {
+            a->best = r->u.eval.val_loss;
+            a->best_step = r->step;
+        }
+        if (r->u.eval.tokens_per_s > 0) {
+            a->tok_sum += r->u.eval.tokens_per_s;
+            a->tok_n++;
+        }
+        printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
+               name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
+        if (!isnan(r->u.eval.bits_per_byte))
+            printf(" bpb %.3f", r->u.eval.bits_per_byte);
+        if (!isnan(r->u.eval.f1))
+            printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
+        printf(" | oracle mass %.3f | gate grad %.3g | %.0f tok/s\n", r->u.eval.oracle_mass,
+               r->u.eval.gate_grad_norm, r->u.eval.tokens_per_s);
+        break;
+    }
+    case REC_EVENT: {
+        event_kind k = (event_kind)r->u.event.kind;
+        if (k == EV_START) {
+            int64_t run = live_run_id(lv, r->arm);
+            printf("arm %u %s", r->arm, name);
+            if (run > 0)
+                printf(" | run %lld", (long long)run);
+            printf(" | %s\n", r->u.event.detail);
+        } else if (k == EV_ERROR || k == EV_DIVERGED) {
+            fprintf(stderr, "gatelab: arm %s: %s at step %llu: %s\n", name, event_kind_name(k),
+                    (unsigned long long)r->step, r->u.event.detail);
+        } else if (k != EV_CHECKPOINT) {
+            printf("event step %llu | %s | %s %s\n", (unsigned long long)r->step, name,
+                   event_kind_name(k), r->u.event.detail);
+        }
+        break;
+    }
+    case REC_CHECKPOINT:
+        printf("checkpoint %s\n", r->u.checkpoint.path);
+        break;
+    case REC_STATUS:
+        a->status = (run_status)r->u.status.status;
+        a->steps = r->step;
+        break;
+    case REC_RUN_BEGIN:
+        printf("arm %u %s | forked from arm %u at step %llu\n", r->arm, live_arm(lv, r->arm)->name,
+               r->u.run.parent_arm, (unsigned long long)r->step);
+        break;
+    default:
+        break;
+    }
     fflush(stdout);
 }
 
-static void print_layer_table(const trainer *t)
+static void headless_summary(const headless *h, live_result *res)
 {
-    const model_config *c = &t->m.cfg;
-    printf("per layer (mean over heads, first val batch):\n");
-    printf("  layer      f1  chance  mass_kept  oracle_mass  density  entropy  flip  gate_grad\n");
-    for (size_t l = 0; l < c->layers; l++) {
-        double gg = 0.0;
-        for (size_t h = 0; h < c->heads; h++)
-            gg += t->metrics.grad_norm[l * c->heads + h] * t->metrics.grad_norm[l * c->heads + h];
-        printf("  %5zu  %6.3f  %6.3f  %9.3f  %11.3f  %7.3f  %7.3f  %5.3f  %9.3g\n", l,
-               metrics_layer_value(&t->metrics, l, METRIC_F1),
-               metrics_layer_value(&t->metrics, l, METRIC_CHANCE),
-               metrics_layer_value(&t->metrics, l, METRIC_MASS_KEPT),
-               metrics_layer_value(&t->metrics, l, METRIC_ORACLE_MASS),
-               metrics_layer_value(&t->metrics, l, METRIC_DENSITY),
-               metrics_layer_value(&t->metrics, l, METRIC_ENTROPY),
-               metrics_layer_value(&t->metrics, l, METRIC_FLIP_RATE), sqrt(gg));
+    (void)res;
+    for (size_t i = 0; i < h->narms; i++) {
+        const arm_seen *a = &h->arms[i];
+        printf("summary: arm %s | %s | %llu steps", a->name, run_status_name(a->status),
+               (unsigned long long)a->steps);
+        if (a->has_eval)
+            printf(" | final val %.4f ppl %.3f | best val %.4f at step %llu",
+                   a->last_eval.u.eval.val_loss, a->last_eval.u.eval.val_ppl, a->best,
+                   (unsigned long long)a->best_step);
+        if (a->tok_n)
+            printf(" | %.0f tok/s", a->tok_sum / (double)a->tok_n);
+        printf("\n");
     }
 }
 
-static int save_checkpoint(trainer *t, const char *dir, gl_error *e)
+static char *join_command_line(int argc, char **argv)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/step%06zu.safetensors", dir, t->step);
-    if (trainer_save(t, path, e))
-        return -1;
-    printf("checkpoint %s\n", path);
-    return 0;
+    size_t n = 8;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) + 1;
+    char *s = xmalloc(n);
+    strcpy(s, "gatelab");
+    for (int i = 0; i < argc; i++) {
+        strcat(s, " ");
+        strcat(s, argv[i]);
+    }
+    return s;
+}
+
+static int exit_status(const live_result *res)
+{
+    if (res->signal)
+        return 128 + res->signal;
+    return res->diverged ? EXIT_RUNTIME : 0;
+}
+
+static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
+{
+    gl_error e;
+    train_config *tc = &ra->tc;
+    /* the data is checked before anything is written to the database */
+    data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
+    if (!d)
+        return runtime_error(&e);
+    if (tc->vocab_from_data && data_kind_of(d) == DATA_BIN)
+        tc->model.V = lc->tc.model.V = data_vocab(d);
+    const model_config *c = &tc->model;
+    printf("gatelab %s | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu r=%zu k=%zu | "
+           "batch %zu | %zu threads\n",
+           GL_VERSION, c->preset, model_count_params(c), c->V, c->T, c->d, c->layers, c->heads,
+           c->r, c->k, c->batch, tc->threads);
+    printf("data %s | unigram entropy %.4f nats/token | val %zu windows\n", data_describe(d),
+           data_unigram_entropy(d), data_val_windows(d));
+    data_close(d);
+    fflush(stdout);
+    headless h = {.narms = 0};
+    live_observer obs = {.on_record = headless_record, .ctx = &h};
+    live_result res;
+    char *cmdline = join_command_line(argc, argv);
+    lc->command_line = cmdline;
+    int rc = live_run(lc, &obs, &res, &e);
+    free(cmdline);
+    if (rc)
+        return runtime_error(&e);
+    headless_summary(&h, &res);
+    if (res.session > 0)
+        printf("session %lld in %s\n", (long long)res.session, lc->db_path);
+    if (res.signal)
+        fprintf(stderr, "gatelab: %s: runs stopped and stored\n",
+                res.signal == SIGINT ? "SIGINT" : "SIGTERM");
+    return exit_status(&res);
 }
 
 static int cmd_run(int argc, char **argv)
 {
-    run_args ra;
+    static run_args ra;
     gl_error e;
     if (parse_run(argc, argv, &ra, &e))
         return usage_error("%s", e.msg);
-    train_config *tc = &ra.tc;
-    if (tc->out_dir && ensure_dir(tc->out_dir, &e))
-        return runtime_error(&e);
-    trainer t;
-    if (trainer_init(&t, tc, &e))
-        return runtime_error(&e);
-    const model_config *c = &t.m.cfg;
-    printf("gatelab %s | arm %s | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu r=%zu "
-           "k=%zu | batch %zu | %zu threads\n",
-           GL_VERSION, gate_mode_name(c->mode), c->preset, t.m.num_params, c->V, c->T, c->d,
-           c->layers, c->heads, c->r, c->k, c->batch, pool_threads(t.m.pool));
-    printf("data %s | unigram entropy %.4f nats/token | val %zu windows\n",
-           data_describe(t.data), data_unigram_entropy(t.data), data_val_windows(t.data));
-    fflush(stdout);
+    live_config lc = {.tc = ra.tc,
+                      .narms = ra.narms,
+                      .db_path = ra.telemetry ? ra.db_path : NULL,
+                      .out_dir = ra.out_dir,
+                      .telemetry = ra.telemetry,
+                      .script = ra.script,
+                      .nscript = ra.nscript,
+                      .run_argv = ra.run_argv,
+                      .run_argc = ra.run_argc};
+    memcpy(lc.modes, ra.modes, sizeof lc.modes);
+    if (live_check_script(&lc, &e))
+        return usage_error("%s", e.msg);
+    return run_session(&ra, &lc, argc, argv);
+}
 
-    int status = 0;
-    double best = INFINITY;
-    size_t best_step = 0, tokens_at_last = 0;
-    double time_at_last = 0.0;
-    eval_result ev;
-    for (size_t s = 0; s < tc->steps; s++) {
-        if (trainer_step(&t)) {
-            fprintf(stderr, "gatelab: arm %s diverged at step %zu (loss %g)\n",
-                    gate_mode_name(c->mode), t.step + 1, t.last_loss);
-            status = EXIT_RUNTIME;
-            break;
-        }
-        int last = t.step == tc->steps;
-        if ((tc->eval_every && t.step % tc->eval_every == 0) || last) {
-            trainer_eval(&t, &ev);
-            if (ev.loss < best) {
-                best = ev.loss;
-                best_step = t.step;
-            }
-            double dt = t.train_seconds - time_at_last;
-            double tok_s = dt > 0 ? (double)(t.tokens_trained - tokens_at_last) / dt : 0.0;
-            tokens_at_last = t.tokens_trained;
-            time_at_last = t.train_seconds;
-            print_eval_line(&t, tok_s);
-        }
-        if (tc->out_dir && ((tc->save_every && t.step % tc->save_every == 0) || last) &&
-            save_checkpoint(&t, tc->out_dir, &e)) {
-            status = runtime_error(&e);
-            break;
+/* ---- the database: ls, show, resume ---- */
+
+/* --db PATH among the words; everything else is left in rest[]. */
+static int take_db(int argc, char **argv, const char **db, char **rest, int *nrest,
+                   const char *cmd)
+{
+    *db = "sessions/gatelab.db";
+    *nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--db") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return usage_error("--db: missing value");
+            *db = argv[++i];
+        } else if (argv[i][0] == '-' && strcmp(argv[i], "--step") && strcmp(argv[i], "--out")) {
+            return usage_error("%s: unknown option for %s", argv[i], cmd);
+        } else {
+            rest[(*nrest)++] = argv[i];
         }
     }
-    if (t.step > 0 && !t.diverged) {
-        print_layer_table(&t);
-        printf("summary: arm %s | %zu steps | final val %.4f ppl %.3f | best val %.4f at step "
-               "%zu | %.0f tok/s | %.1f s training\n",
-               gate_mode_name(c->mode), t.step, t.last_eval.loss, t.last_eval.ppl, best,
-               best_step, t.train_seconds > 0 ? (double)t.tokens_trained / t.train_seconds : 0.0,
-               t.train_seconds);
+    return 0;
+}
+
+static int parse_run_id(const char *cmd, const char *word, int64_t *out)
+{
+    size_t v;
+    gl_error e;
+    if (!word)
+        return usage_error("%s: missing RUN (a run id from gatelab ls)", cmd);
+    if (parse_size("RUN", word, 1, INT64_MAX, &v, &e))
+        return usage_error("%s: %s", cmd, e.msg);
+    *out = (int64_t)v;
+    return 0;
+}
+
+static void fmt_num(char *buf, size_t n, const char *fmt, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else
+        snprintf(buf, n, fmt, v);
+}
+
+static int ls_row(void *ctx, const store_run_row *r)
+{
+    (void)ctx;
+    char val[32], ppl[32], best[32];
+    fmt_num(val, sizeof val, "%.4f", r->final_val_loss);
+    fmt_num(ppl, sizeof ppl, "%.3f", r->final_val_ppl);
+    fmt_num(best, sizeof best, "%.4f", r->best_val_loss);
+    printf("%5lld %7lld %3u  %-16.16s %-11s %-8s %7llu  %8s %9s %8s  %s\n", (long long)r->id,
+           (long long)r->session, r->arm, r->name, r->mode, r->status,
+           (unsigned long long)r->steps, val, ppl, best, r->started);
+    return 0;
+}
+
+static int cmd_ls(int argc, char **argv)
+{
+    const char *db;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return usage_error("ls: too many arguments");
+    int rc = take_db(argc, argv, &db, rest, &nrest, "ls");
+    if (rc)
+        return rc;
+    if (nrest)
+        return usage_error("ls: unexpected argument '%s'", rest[0]);
+    gl_error e;
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st)
+        return runtime_error(&e);
+    printf("%5s %7s %3s  %-16s %-11s %-8s %7s  %8s %9s %8s  %s\n", "run", "session", "arm",
+           "name", "mode", "status", "steps", "val", "ppl", "best", "started");
+    rc = store_list_runs(st, 0, ls_row, NULL, &e);
+    store_close(st);
+    return rc ? runtime_error(&e) : 0;
+}
+
+static int show_segment(void *ctx, const store_segment_row *r)
+{
+    (void)ctx;
+    char to[32];
+    if (r->to_step == UINT64_MAX)
+        snprintf(to, sizeof to, "...");
+    else
+        snprintf(to, sizeof to, "%llu", (unsigned long long)r->to_step);
+    printf("  %7llu .. %-7s %-11s k %-4u%s\n", (unsigned long long)r->from_step, to, r->mode,
+           r->k, r->frozen ? " frozen" : "");
+    return 0;
+}
+
+static int show_event(void *ctx, const store_event_row *r)
+{
+    (void)ctx;
+    printf("  %7llu  %-10s %s  %s\n", (unsigned long long)r->step, r->kind, r->time, r->detail);
+    return 0;
+}
+
+static int show_summary(void *ctx, const store_summary_row *r)
+{
+    (void)ctx;
+    printf("  %-16s %12.6g @%-7llu %12.6g @%-7llu %12.6g @%llu\n", r->key, r->last,
+           (unsigned long long)r->last_step, r->min, (unsigned long long)r->min_step, r->max,
+           (unsigned long long)r->max_step);
+    return 0;
+}
+
+static int show_checkpoint(void *ctx, const store_checkpoint_row *r)
+{
+    (void)ctx;
+    printf("  %7llu  %s%s\n", (unsigned long long)r->step, r->path,
+           r->resumable ? "" : "  (weights only)");
+    return 0;
+}
+
+static int cmd_show(int argc, char **argv)
+{
+    const char *db;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return usage_error("show: too many arguments");
+    int rc = take_db(argc, argv, &db, rest, &nrest, "show");
+    if (rc)
+        return rc;
+    if (nrest > 1)
+        return usage_error("show: unexpected argument '%s'", rest[1]);
+    int64_t id;
+    if ((rc = parse_run_id("show", nrest ? rest[0] : NULL, &id)))
+        return rc;
+    gl_error e;
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st)
+        return runtime_error(&e);
+    store_run_row r;
+    if (store_get_run(st, id, &r, &e)) {
+        store_close(st);
+        return runtime_error(&e);
     }
-    trainer_free(&t);
+    printf("run %lld | session %lld | arm %u %s | status %s | mode at start %s k %u | seed %llu\n",
+           (long long)r.id, (long long)r.session, r.arm, r.name, r.status, r.mode, r.k,
+           (unsigned long long)r.seed);
+    if (r.parent_run)
+        printf("forked from run %lld\n", (long long)r.parent_run);
+    printf("started %s | ended %s | pid %lld | %llu steps\n", r.started,
+           r.ended[0] ? r.ended : "-", (long long)r.pid, (unsigned long long)r.steps);
+    printf("config %s\n", r.config_json ? r.config_json : "{}");
+    store_run_row_free(&r);
+    printf("segments (from .. to, gate in force):\n");
+    rc = store_list_segments(st, id, show_segment, NULL, &e);
+    if (!rc) {
+        printf("metrics (last, min, max with their steps):\n");
+        rc = store_list_summaries(st, id, show_summary, NULL, &e);
+    }
+    if (!rc) {
+        printf("events:\n");
+        rc = store_list_events(st, id, show_event, NULL, &e);
+    }
+    if (!rc) {
+        printf("checkpoints:\n");
+        rc = store_list_checkpoints(st, id, show_checkpoint, NULL, &e);
+    }
+    store_close(st);
+    return rc ? runtime_error(&e) : 0;
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+    const char *db;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return usage_error("resume: too many arguments");
+    int rc = take_db(argc, argv, &db, rest, &nrest, "resume");
+    if (rc)
+        return rc;
+    if (nrest > 1)
+        return usage_error("resume: unexpected argument '%s'", rest[1]);
+    int64_t id;
+    if ((rc = parse_run_id("resume", nrest ? rest[0] : NULL, &id)))
+        return rc;
+    gl_error e;
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st)
+        return runtime_error(&e);
+    store_run_row row;
+    store_checkpoint_row ck;
+    char **rargv = NULL;
+    int rargc = 0;
+    if (store_get_run(st, id, &row, &e)) {
+        store_close(st);
+        return runtime_error(&e);
+    }
+    if (strcmp(row.status, "stopped") && strcmp(row.status, "crashed")) {
+        gl_fail(&e, "run %lld is %s; only stopped or crashed runs can be resumed",
+                (long long)id, row.status);
+        rc = -1;
+    }
+    if (!rc)
+        rc = store_find_checkpoint(st, id, UINT64_MAX, 1, &ck, &e);
+    if (!rc)
+        rc = store_json_argv(row.config_json ? row.config_json : "{}", &rargv, &rargc, &e);
+    store_close(st);
+    char name[64];
+    snprintf(name, sizeof name, "%s", row.name);
+    store_run_row_free(&row);
+    if (rc)
+        return runtime_error(&e);
+    static run_args ra;
+    int status;
+    if (parse_run(rargc, rargv, &ra, &e)) {
+        status = runtime_error(&e);
+    } else {
+        printf("resuming run %lld (%s) from %s\n", (long long)id, name, ck.path);
+        live_config lc = {.tc = ra.tc,
+                          .narms = 1,
+                          .db_path = db,
+                          .telemetry = 1,
+                          .script = ra.script,
+                          .nscript = ra.nscript,
+                          .run_argv = ra.run_argv,
+                          .run_argc = ra.run_argc,
+                          .resume_run = id,
+                          .resume_ckpt = ck.path,
+                          .resume_name = name};
+        lc.modes[0] = ra.modes[0];
+        status = run_session(&ra, &lc, argc + 1, argv - 1);
+    }
+    for (int i = 0; i < rargc; i++)
+        free(rargv[i]);
+    free(rargv);
     return status;
 }
 
@@ -488,25 +862,56 @@ fail:
 
 static int cmd_export(int argc, char **argv)
 {
-    const char *src = NULL, *out = NULL;
+    const char *src = NULL, *out = NULL, *db = "sessions/gatelab.db", *step_word = NULL;
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--out") == 0) {
-            if (i + 1 >= argc)
-                return usage_error("--out: missing value");
-            out = argv[++i];
-        } else if (argv[i][0] == '-') {
-            return usage_error("%s: unknown option for export", argv[i]);
+        const char *f = argv[i];
+        if (strcmp(f, "--out") == 0 || strcmp(f, "--db") == 0 || strcmp(f, "--step") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return usage_error("%s: missing value", f);
+            *(f[2] == 'o' ? &out : f[2] == 'd' ? &db : &step_word) = argv[++i];
+        } else if (f[0] == '-') {
+            return usage_error("%s: unknown option for export", f);
         } else if (!src) {
-            src = argv[i];
+            src = f;
         } else {
-            return usage_error("export: unexpected argument '%s'", argv[i]);
+            return usage_error("export: unexpected argument '%s'", f);
         }
     }
     if (!src)
-        return usage_error("export: missing checkpoint (gatelab export CKPT --out FILE)");
+        return usage_error("export: missing RUN or checkpoint (gatelab export RUN|CKPT --out FILE)");
     if (!out)
         return usage_error("export: missing --out FILE.safetensors");
     gl_error e;
+    /* a run id when it is a number and no such file exists */
+    char ckpt_path[REC_TEXT];
+    struct stat sb;
+    if (src[strspn(src, "0123456789")] == 0 && stat(src, &sb) != 0) {
+        int64_t id;
+        int rc = parse_run_id("export", src, &id);
+        if (rc)
+            return rc;
+        size_t max_step = SIZE_MAX;
+        if (step_word && parse_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
+            return usage_error("%s", e.msg);
+        store *st = store_open(db, STORE_EXISTING, &e);
+        if (!st)
+            return runtime_error(&e);
+        store_checkpoint_row ck;
+        rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0, &ck,
+                                   &e);
+        store_close(st);
+        if (rc)
+            return runtime_error(&e);
+        if (step_word && ck.step != max_step) {
+            gl_fail(&e, "run %lld has no checkpoint at step %zu (nearest before: %llu)",
+                    (long long)id, max_step, (unsigned long long)ck.step);
+            return runtime_error(&e);
+        }
+        snprintf(ckpt_path, sizeof ckpt_path, "%s", ck.path);
+        src = ckpt_path;
+    } else if (step_word) {
+        return usage_error("--step: only with a RUN id, not a checkpoint file");
+    }
     st_file f;
     checkpoint_info info;
     if (open_checkpoint(src, &f, &info, &e))
@@ -518,7 +923,7 @@ static int cmd_export(int argc, char **argv)
     if (!rc) {
         rc = checkpoint_load_weights(&f, src, &m, &e);
         if (!rc)
-            rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, &e);
+            rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, 0, &e);
         ntensors = m.ntensors;
         model_free(&m);
     }
@@ -553,5 +958,12 @@ int cli_main(int argc, char **argv)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
         return cmd_export(argc - 2, argv + 2);
-    return usage_error("%s: unknown command (run, eval, export; see gatelab --help)", cmd);
+    if (strcmp(cmd, "ls") == 0)
+        return cmd_ls(argc - 2, argv + 2);
+    if (strcmp(cmd, "show") == 0)
+        return cmd_show(argc - 2, argv + 2);
+    if (strcmp(cmd, "resume") == 0)
+        return cmd_resume(argc - 2, argv + 2);
+    return usage_error("%s: unknown command (run, ls, show, resume, eval, export; see gatelab "
+                       "--help)", cmd);
 }

@@ -71,12 +71,32 @@ static double binary_entropy_bits(double p)
     return -(p * log2(p) + (1.0 - p) * log2(1.0 - p));
 }
 
+/* Heatmap row of sequence 0: what the mask in force lets through (soft
+ * weight, 1/0, or 1 for dense) beside the oracle's top-k, as bytes. */
+static void draw_heat_row(metrics_state *m, size_t layer, size_t head, size_t row,
+                          const float *c, const unsigned char *used_keep, const float *logm,
+                          size_t n, uint32_t *idx, unsigned char *oracle_keep)
+{
+    const size_t T = m->T, at = ((layer * m->H + head) * T + row) * T;
+    uint8_t *gate = m->heat_gate + at, *oracle = m->heat_oracle + at;
+    gate_topk_select(oracle_keep, c, n, m->k < n ? m->k : n, idx);
+    for (size_t j = 0; j < n; j++) {
+        double v = logm ? exp((double)logm[j]) : used_keep ? used_keep[j] : 1.0;
+        gate[j] = (uint8_t)lrint(255.0 * v);
+        oracle[j] = oracle_keep[j] ? 255 : 0;
+    }
+    memset(gate + n, 0, T - n);
+    memset(oracle + n, 0, T - n);
+}
+
 void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
                  const float *c, const float *gate_scores, const unsigned char *used_keep,
                  const float *logm, size_t n, int record_flips,
                  uint32_t *idx, unsigned char *gate_keep, unsigned char *oracle_keep)
 {
     const size_t k = m->k;
+    if (record_flips && m->heat_gate)
+        draw_heat_row(m, layer, head, row, c, used_keep, logm, n, idx, oracle_keep);
     if (n <= k)
         return;
     metrics_head *mh = &m->heads[layer * m->H + head];

@@ -13,6 +13,7 @@
 #include "rng.h"
 
 #define GATE_STREAM 0x67617465ULL   /* "gate": the learned gate's init stream */
+#define RANDOM_GATE_STREAM 0x72616e64ULL   /* "rand": the frozen random gate */
 
 int model_preset(const char *name, model_config *cfg)
 {
@@ -216,6 +217,18 @@ void model_set_mode(model *m, gate_mode mode)
     m->cfg.mode = mode;
 }
 
+void model_swap_mode(model *m, gate_mode mode)
+{
+    if (gate_mode_is_random(mode) && !gate_mode_is_random(m->cfg.mode))
+        model_draw_random_gate(m, rng_derive(m->cfg.seed, RANDOM_GATE_STREAM));
+    m->cfg.mode = mode;
+}
+
+int model_gate_trains(const model *m)
+{
+    return gate_mode_trains_gate(m->cfg.mode) && !m->cfg.gate_frozen;
+}
+
 /* ---- allocation ---- */
 
 int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
@@ -243,7 +256,7 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
         init_tensor(m->params + t->offset, t, seed, L);
     }
     if (gate_mode_is_random(cfg->mode))
-        model_draw_random_gate(m, rng_derive(cfg->seed, 0x72616e64ULL));
+        model_draw_random_gate(m, rng_derive(cfg->seed, RANDOM_GATE_STREAM));
 
     /* activations: one flat buffer carved in a fixed order */
     size_t per_layer = 3 * BT * d /* ln1, atty, res2 */ + 2 * BT * d /* ln2, res3 */ +

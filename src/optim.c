@@ -61,7 +61,7 @@ double optim_grad_norm(const model *mdl, int gate_trainable)
 double optim_step(optim *o, model *mdl, size_t step)
 {
     const optim_config *c = &o->cfg;
-    const int gate_trainable = gate_mode_trains_gate(mdl->cfg.mode);
+    const int gate_trainable = model_gate_trains(mdl);
     double norm = optim_grad_norm(mdl, gate_trainable);
     if (!isfinite(norm))
         return norm; /* a non-finite gradient would poison every weight: no update */

@@ -46,6 +46,11 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
     t->batch = xcalloc(B * (T + 1), sizeof(int32_t));
     t->inputs = xcalloc(B * T, sizeof(int32_t));
     t->targets = xcalloc(B * T, sizeof(int32_t));
+    if (cfg->heatmaps) {
+        t->heat = heatmap_snapshot_new((uint32_t)mc.layers, (uint32_t)mc.heads, (uint32_t)T);
+        t->metrics.heat_gate = t->heat->gate;
+        t->metrics.heat_oracle = t->heat->oracle;
+    }
     return 0;
 fail:
     data_close(t->data);
@@ -62,6 +67,7 @@ void trainer_free(trainer *t)
     free(t->batch);
     free(t->inputs);
     free(t->targets);
+    heatmap_snapshot_free(t->heat);
     memset(t, 0, sizeof *t);
 }
 
@@ -117,6 +123,18 @@ int trainer_step(trainer *t)
     return 0;
 }
 
+/* Sequence 0's attention probabilities of every layer and head, as bytes. */
+static void draw_attention_heat(const model *m, heatmap_snapshot *heat)
+{
+    const size_t L = m->cfg.layers, H = m->cfg.heads, T = m->cfg.T;
+    for (size_t l = 0; l < L; l++) {
+        const float *att = m->la[l].att;   /* [B,H,T,T]: sequence 0 comes first */
+        uint8_t *dst = heat->attn + l * H * T * T;
+        for (size_t i = 0; i < H * T * T; i++)
+            dst[i] = (uint8_t)lrintf(255.0f * att[i]);
+    }
+}
+
 void trainer_eval(trainer *t, eval_result *out)
 {
     model *m = &t->m;
@@ -137,6 +155,8 @@ void trainer_eval(trainer *t, eval_result *out)
         /* agreement from the first val batch: enough rows, bounded cost */
         m->metrics = w0 == 0 ? &t->metrics : NULL;
         double loss = model_forward(m, t->inputs, t->targets, nb);
+        if (w0 == 0 && t->heat)
+            draw_attention_heat(m, t->heat);
         total += loss * (double)(nb * T);
         tokens += nb * T;
     }
@@ -150,6 +170,8 @@ void trainer_eval(trainer *t, eval_result *out)
         sum += t->metrics.grad_norm[i] * t->metrics.grad_norm[i];
     t->gate_grad_norm = sqrt(sum);
     m->step_salt = salt;
+    if (t->heat)
+        t->heat->step = t->step;
     out->loss = tokens ? total / (double)tokens : NAN;
     out->ppl = exp(out->loss);
     out->tokens = tokens;
@@ -158,11 +180,33 @@ void trainer_eval(trainer *t, eval_result *out)
     t->last_eval = *out;
 }
 
+int trainer_fork(trainer *dst, const trainer *src, gate_mode mode, gl_error *err)
+{
+    train_config cfg = src->cfg;
+    cfg.model = src->m.cfg;
+    cfg.vocab_from_data = 0;
+    if (trainer_init(dst, &cfg, err))
+        return -1;
+    memcpy(dst->m.params, src->m.params, src->m.num_params * sizeof(float));
+    memcpy(dst->o.m, src->o.m, src->o.num_params * sizeof(float));
+    memcpy(dst->o.v, src->o.v, src->o.num_params * sizeof(float));
+    dst->o.t = src->o.t;
+    data_cursor cur;
+    data_get_cursor(src->data, &cur);
+    data_set_cursor(dst->data, &cur);
+    dst->step = src->step;
+    dst->last_loss = src->last_loss;
+    dst->last_eval = src->last_eval;
+    model_swap_mode(&dst->m, mode);
+    return 0;
+}
+
 int trainer_save(trainer *t, const char *path, gl_error *err)
 {
     data_cursor cur;
     data_get_cursor(t->data, &cur);
-    return checkpoint_save(path, &t->m, &t->o, t->step, data_describe(t->data), &cur, err);
+    return checkpoint_save(path, &t->m, &t->o, t->step, data_describe(t->data), &cur,
+                           t->commands_done, err);
 }
 
 int trainer_restore(trainer *t, const char *path, gl_error *err)
@@ -183,6 +227,8 @@ int trainer_restore(trainer *t, const char *path, gl_error *err)
         t->o.t = info.adam_t;
         model_set_mode(&t->m, info.model.mode);
         t->m.cfg.k = info.model.k;
+        t->m.cfg.gate_frozen = info.model.gate_frozen;
+        t->commands_done = info.commands_done;
         data_set_cursor(t->data, &info.cursor);
     }
     st_free(&f);

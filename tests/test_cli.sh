@@ -33,7 +33,7 @@ if [ ! -x "$BIN" ]; then
 fi
 
 # A tiny model so every run takes a fraction of a second.
-TINY="--ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --steps 20 --eval-every 10 --eval-windows 4 --threads 1"
+TINY="--arms soft --db $TMP/cli.db --ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --steps 20 --eval-every 10 --eval-windows 4 --threads 1"
 CTX=32
 
 # Number of lines in a file, counting a last line without a newline.
@@ -163,9 +163,9 @@ check "run exits 0 (got $rc)"                  [ "$rc" -eq 0 ]
 check "run writes nothing to stderr"           [ ! -s "$ERR" ]
 check "run prints progress lines with 'step'"  grep -q '^step ' "$OUT"
 check "run prints a 'summary:' line"           grep -q '^summary:' "$OUT"
-check "checkpoint step000010.safetensors"      [ -s "$CK/step000010.safetensors" ]
-check "checkpoint step000020.safetensors"      [ -s "$CK/step000020.safetensors" ]
-CKPT=$CK/step000020.safetensors
+check "checkpoint arm0-soft/step000010.safetensors" [ -s "$CK/arm0-soft/step000010.safetensors" ]
+check "checkpoint arm0-soft/step000020.safetensors" [ -s "$CK/arm0-soft/step000020.safetensors" ]
+CKPT=$CK/arm0-soft/step000020.safetensors
 
 # ---------------------------------------------------------------------------
 echo "# checkpoint format (tests/st_reader.py)"

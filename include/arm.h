@@ -1,0 +1,63 @@
+/* arm: one trainer on its own thread. Between steps it applies scripted
+ * commands due at this step and commands from its command ring, and it
+ * reports everything it does as telemetry records on its own ring. Pause
+ * waits on a condition variable. */
+#ifndef GATELAB_ARM_H
+#define GATELAB_ARM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "command.h"
+#include "record.h"
+#include "ring.h"
+#include "trainer.h"
+
+typedef struct {
+    size_t steps;              /* train until this many steps are done */
+    size_t eval_every, save_every;
+    const char *ckpt_dir;      /* NULL: no checkpoints (and none on request) */
+    int telemetry;             /* 0: only evaluations and statuses are reported */
+} arm_config;
+
+typedef struct arm {
+    uint32_t index;
+    char name[64];
+    trainer t;                     /* owned; touched only by the arm thread once started */
+    arm_config cfg;
+    ring *tel;                     /* arm -> main, tel_record */
+    ring *cmd;                     /* main -> arm, cmd_record */
+    latest_slot *heat;             /* arm -> main, the last evaluation's heatmaps */
+    uint8_t *heat_flat;            /* staging for heat: step + gate + oracle + attn */
+    size_t heat_bytes;
+    scripted_command *script;      /* sorted by step; owned */
+    size_t nscript, next_script;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;            /* guards the pause wait only */
+    pthread_cond_t cv;
+    atomic_int done;               /* the thread has pushed its last record */
+    atomic_ullong backpressure;    /* pushes that found the telemetry ring full */
+    atomic_ullong step;            /* steps done, for the screen */
+    double tok_since, time_since;  /* throughput since the last evaluation */
+} arm;
+
+/* Takes ownership of *t (moved in). script entries are copied. */
+arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *cfg,
+                const scripted_command *script, size_t nscript);
+void arm_destroy(arm *a);
+int arm_start(arm *a, gl_error *err);
+void arm_join(arm *a);
+
+/* Main thread: queue a command and wake the arm if it is paused. -1 when the
+ * command ring is full. */
+int arm_send(arm *a, const cmd_record *c);
+
+/* Size of the flat heatmap payload: 8-byte step, then gate, oracle, attn. */
+size_t arm_heat_bytes(const trainer *t);
+/* Unpacks a flat payload read from a->heat into a new snapshot. */
+heatmap_snapshot *arm_heat_unpack(const arm *a, const uint8_t *flat);
+
+#endif

@@ -1,0 +1,27 @@
+/* command: the steering commands of DESIGN §6 as words — parsing
+ * `--at STEP:COMMAND[:ARG][@ARM]` and the names the screen shows. */
+#ifndef GATELAB_COMMAND_H
+#define GATELAB_COMMAND_H
+
+#include <stdint.h>
+
+#include "common.h"
+#include "record.h"
+
+#define COMMAND_ARM_ALL UINT32_MAX
+
+typedef struct {
+    uint64_t step;        /* applied when exactly this many steps are done */
+    cmd_record cmd;
+    char arm[32];         /* "" = every arm; else an arm index or name */
+} scripted_command;
+
+/* Parses "500:swap:random", "100:pause:2.5", "300:k:8@soft", "0:freeze@1".
+ * Commands: pause[:SECONDS] resume swap:MODE freeze unfreeze k:K checkpoint
+ * fork:MODE stop. k is checked against T later, by the caller. */
+int command_parse(const char *spec, scripted_command *out, gl_error *err);
+
+/* "swap random", "k 8", "pause 2.5s", ... into buf. */
+void command_describe(const cmd_record *c, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,72 @@
+/* live: a session of arms training side by side. The main thread drains
+ * every arm's telemetry ring, hands each record to an observer (headless
+ * printer or screen) and forwards it to the store thread, which batches it
+ * into SQLite. SIGINT and SIGTERM stop every arm cleanly. */
+#ifndef GATELAB_LIVE_H
+#define GATELAB_LIVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arm.h"
+#include "command.h"
+#include "common.h"
+#include "record.h"
+#include "trainer.h"
+
+#define LIVE_MAX_ARMS 16
+
+typedef struct {
+    train_config tc;               /* shared by every arm; tc.model.mode is ignored */
+    gate_mode modes[LIVE_MAX_ARMS];
+    size_t narms;
+    const char *db_path;           /* NULL: nothing stored */
+    const char *out_dir;           /* checkpoint root; NULL: <db dir>/ckpt/session-N */
+    int telemetry;                 /* 0: --no-telemetry (only evaluations reach the main thread) */
+    const scripted_command *script;
+    size_t nscript;
+    const char *command_line;      /* recorded with the session */
+    /* the run's own arguments (without --arms, --at, --db, --out) so that
+     * `gatelab resume` can rebuild its configuration */
+    char *const *run_argv;
+    int run_argc;
+    /* resume: continue this stored run from this resumable checkpoint */
+    int64_t resume_run;
+    const char *resume_ckpt;
+    const char *resume_name;
+} live_config;
+
+typedef struct live live;
+
+typedef struct {
+    /* every record, on the main thread, before it is stored */
+    void (*on_record)(void *ctx, live *lv, const tel_record *r);
+    /* about every 10 ms; return 1 to ask every arm to stop (quit) */
+    int (*on_tick)(void *ctx, live *lv);
+    void *ctx;
+} live_observer;
+
+typedef struct {
+    int signal;                    /* SIGINT/SIGTERM that stopped the session, or 0 */
+    size_t diverged;               /* arms that ended diverged */
+    int64_t session;               /* 0 without a database */
+    uint64_t backpressure;         /* times a ring was full and a producer waited */
+} live_result;
+
+/* Runs the session to the end. -1 with a message when it cannot start or the
+ * database fails mid-run (the arms are then stopped). */
+int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
+             gl_error *err);
+
+/* The name of arm i: its mode, numbered when a mode repeats (soft, soft2). */
+void live_arm_name(const live_config *cfg, size_t i, char *buf, size_t n);
+/* Scripted commands within --steps, k within T, @ARM naming an arm. */
+int live_check_script(const live_config *cfg, gl_error *err);
+
+/* For observers, on the main thread. */
+size_t live_arm_count(const live *lv);
+arm *live_arm(live *lv, size_t i);
+int64_t live_run_id(const live *lv, size_t i);   /* 0 when not stored (yet) */
+int live_send(live *lv, size_t arm, const cmd_record *c);
+
+#endif

@@ -1,0 +1,471 @@
+/* arm: the thread that runs one trainer. Commands take effect only between
+ * steps, so a step always runs under one gate; every command becomes an
+ * event record stamped with the number of steps done when it took effect. */
+#include "arm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "gate.h"
+
+/* The telemetry ring is sized so this never happens in normal use; when the
+ * main thread falls behind the trainer waits (counted), it never drops. */
+static void push(arm *a, tel_record *r)
+{
+    r->arm = a->index;
+    r->wall_ms = gl_wall_ms();
+    while (ring_push(a->tel, r)) {
+        atomic_fetch_add_explicit(&a->backpressure, 1, memory_order_relaxed);
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    }
+}
+
+static void push_event(arm *a, event_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void push_event(arm *a, event_kind kind, const char *fmt, ...)
+{
+    tel_record r = {.kind = REC_EVENT, .step = a->t.step};
+    const model_config *c = &a->t.m.cfg;
+    r.u.event.kind = kind;
+    r.u.event.mode = c->mode;
+    r.u.event.k = (uint32_t)c->k;
+    r.u.event.frozen = (uint32_t)c->gate_frozen;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.u.event.detail, sizeof r.u.event.detail, fmt, ap);
+    va_end(ap);
+    push(a, &r);
+}
+
+static void push_status(arm *a, run_status s)
+{
+    tel_record r = {.kind = REC_STATUS, .step = a->t.step};
+    r.u.status.status = s;
+    push(a, &r);
+}
+
+static const char *source_name(const cmd_record *c)
+{
+    return c->scripted == 1 ? "scripted" : c->scripted == 2 ? "shutdown" : "key";
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -1;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+/* Returns 0 when saved (and reported), -1 after reporting an error event. */
+static int save_checkpoint(arm *a, const char *why)
+{
+    if (!a->cfg.ckpt_dir) {
+        push_event(a, EV_ERROR, "checkpoint (%s): no checkpoint directory", why);
+        return -1;
+    }
+    tel_record r = {.kind = REC_CHECKPOINT, .step = a->t.step};
+    gl_error e;
+    int n = snprintf(r.u.checkpoint.path, sizeof r.u.checkpoint.path, "%s/step%06zu.safetensors",
+                     a->cfg.ckpt_dir, a->t.step);
+    if (n >= (int)sizeof r.u.checkpoint.path) {
+        push_event(a, EV_ERROR, "checkpoint: path under %.60s is too long", a->cfg.ckpt_dir);
+        return -1;
+    }
+    if (make_dirs(a->cfg.ckpt_dir)) {
+        push_event(a, EV_ERROR, "checkpoint: cannot create %.100s: %s", a->cfg.ckpt_dir,
+                   strerror(errno));
+        return -1;
+    }
+    if (trainer_save(&a->t, r.u.checkpoint.path, &e)) {
+        push_event(a, EV_ERROR, "checkpoint: %.150s", e.msg);
+        return -1;
+    }
+    r.u.checkpoint.resumable = 1;
+    push(a, &r);
+    push_event(a, EV_CHECKPOINT, "%s %.120s", why, r.u.checkpoint.path);
+    return 0;
+}
+
+size_t arm_heat_bytes(const trainer *t)
+{
+    const model_config *c = &t->m.cfg;
+    return sizeof(uint64_t) + 3 * c->layers * c->heads * c->T * c->T;
+}
+
+heatmap_snapshot *arm_heat_unpack(const arm *a, const uint8_t *flat)
+{
+    const model_config *c = &a->t.m.cfg;
+    heatmap_snapshot *h =
+        heatmap_snapshot_new((uint32_t)c->layers, (uint32_t)c->heads, (uint32_t)c->T);
+    size_t n = c->layers * c->heads * c->T * c->T;
+    memcpy(&h->step, flat, sizeof h->step);
+    flat += sizeof(uint64_t);
+    memcpy(h->gate, flat, n);
+    memcpy(h->oracle, flat + n, n);
+    memcpy(h->attn, flat + 2 * n, n);
+    return h;
+}
+
+static void publish_heat(arm *a)
+{
+    const heatmap_snapshot *h = a->t.heat;
+    size_t n = (size_t)h->layers * h->heads * h->T * h->T;
+    uint8_t *p = a->heat_flat;
+    memcpy(p, &h->step, sizeof h->step);
+    p += sizeof(uint64_t);
+    memcpy(p, h->gate, n);
+    memcpy(p + n, h->oracle, n);
+    memcpy(p + 2 * n, h->attn, n);
+    latest_write(a->heat, a->heat_flat);
+}
+
+static double layer_mean(const metrics_state *m, size_t L, metric_key key)
+{
+    double sum = 0.0;
+    size_t n = 0;
+    for (size_t l = 0; l < L; l++) {
+        double v = metrics_layer_value(m, l, key);
+        if (!isnan(v)) {
+            sum += v;
+            n++;
+        }
+    }
+    return n ? sum / (double)n : NAN;
+}
+
+static void evaluate(arm *a)
+{
+    trainer *t = &a->t;
+    eval_result ev;
+    trainer_eval(t, &ev);
+    const size_t L = t->m.cfg.layers, H = t->m.cfg.heads;
+    if (a->cfg.telemetry) {
+        for (size_t l = 0; l < L; l++)
+            for (size_t h = 0; h < H; h++) {
+                tel_record r = {.kind = REC_LAYER, .step = t->step};
+                r.u.layer.layer = (uint32_t)l;
+                r.u.layer.head = (uint32_t)h;
+                for (int k = 0; k < METRIC_COUNT; k++)
+                    r.u.layer.value[k] = metrics_value(&t->metrics, l, h, (metric_key)k);
+                push(a, &r);
+            }
+        if (t->heat)
+            publish_heat(a);
+    }
+    tel_record r = {.kind = REC_EVAL, .step = t->step};
+    double dt = t->train_seconds - a->time_since;
+    r.u.eval.val_loss = ev.loss;
+    r.u.eval.val_ppl = ev.ppl;
+    r.u.eval.bits_per_byte = ev.bits_per_byte;
+    r.u.eval.f1 = layer_mean(&t->metrics, L, METRIC_F1);
+    r.u.eval.mass_kept = layer_mean(&t->metrics, L, METRIC_MASS_KEPT);
+    r.u.eval.oracle_mass = layer_mean(&t->metrics, L, METRIC_ORACLE_MASS);
+    r.u.eval.gate_grad_norm = t->gate_grad_norm;
+    r.u.eval.tokens_per_s = dt > 0.0 ? ((double)t->tokens_trained - a->tok_since) / dt : 0.0;
+    r.u.eval.train_loss = t->last_loss;
+    a->tok_since = (double)t->tokens_trained;
+    a->time_since = t->train_seconds;
+    push(a, &r);
+}
+
+typedef struct {
+    int paused, stop;
+    double resume_at;      /* monotonic seconds; 0: paused until resumed */
+    const cmd_record *stop_cmd;
+    cmd_record stop_copy;
+} arm_state;
+
+static void apply(arm *a, const cmd_record *c, arm_state *st)
+{
+    trainer *t = &a->t;
+    model_config *mc = &t->m.cfg;
+    const char *src = source_name(c);
+    switch ((cmd_kind)c->kind) {
+    case CMD_PAUSE:
+        if (st->paused)
+            return;
+        st->paused = 1;
+        st->resume_at = c->seconds > 0.0 ? gl_now() + c->seconds : 0.0;
+        if (c->seconds > 0.0)
+            push_event(a, EV_PAUSE, "%s, for %gs", src, c->seconds);
+        else
+            push_event(a, EV_PAUSE, "%s", src);
+        push_status(a, RUN_PAUSED);
+        return;
+    case CMD_RESUME:
+        if (!st->paused)
+            return;
+        st->paused = 0;
+        push_event(a, EV_RESUME, "%s", src);
+        push_status(a, RUN_RUNNING);
+        return;
+    case CMD_SWAP: {
+        gate_mode from = mc->mode, to = (gate_mode)c->arg;
+        if (to >= GATE_MODE_COUNT || to == from)
+            return;
+        model_swap_mode(&t->m, to);
+        push_event(a, EV_SWAP, "%s -> %s (%s)", gate_mode_name(from), gate_mode_name(to), src);
+        return;
+    }
+    case CMD_FREEZE:
+    case CMD_UNFREEZE: {
+        int frozen = c->kind == CMD_FREEZE;
+        if (mc->gate_frozen == frozen)
+            return;
+        mc->gate_frozen = frozen;
+        push_event(a, frozen ? EV_FREEZE : EV_UNFREEZE, "%s", src);
+        return;
+    }
+    case CMD_SET_K:
+        if (c->arg < 1 || c->arg > mc->T) {
+            push_event(a, EV_ERROR, "k %u refused: must be 1..T=%zu (%s)", c->arg, mc->T, src);
+            return;
+        }
+        if (c->arg == mc->k)
+            return;
+    {
+        /* the event carries the state in force after it */
+        size_t from = mc->k;
+        mc->k = c->arg;
+        push_event(a, EV_SET_K, "k %zu -> %u (%s)", from, c->arg, src);
+        return;
+    }
+    case CMD_CHECKPOINT:
+        save_checkpoint(a, src);
+        return;
+    case CMD_FORK: {
+        trainer *child = xmalloc(sizeof *child);
+        gl_error e;
+        if (trainer_fork(child, t, (gate_mode)c->arg, &e)) {
+            free(child);
+            push_event(a, EV_ERROR, "fork: %.150s", e.msg);
+            return;
+        }
+        push_event(a, EV_FORK, "as %s (%s)", gate_mode_name((gate_mode)c->arg), src);
+        tel_record r = {.kind = REC_FORKED, .step = t->step};
+        r.u.forked.trainer = child;
+        r.u.forked.mode = c->arg;
+        push(a, &r);
+        return;
+    }
+    case CMD_STOP:
+        if (!st->stop) {
+            st->stop = 1;
+            st->stop_copy = *c;
+            st->stop_cmd = &st->stop_copy;
+        }
+        return;
+    case CMD_KIND_COUNT:
+        break;
+    }
+}
+
+static void apply_ring(arm *a, arm_state *st)
+{
+    cmd_record c;
+    while (ring_pop(a->cmd, &c) == 0)
+        apply(a, &c, st);
+}
+
+/* Blocks (no spinning) until resumed, stopped, or a timed pause runs out. */
+static void wait_while_paused(arm *a, arm_state *st)
+{
+    pthread_mutex_lock(&a->mu);
+    while (st->paused && !st->stop) {
+        if (ring_count(a->cmd) > 0) {
+            pthread_mutex_unlock(&a->mu);
+            apply_ring(a, st);
+            pthread_mutex_lock(&a->mu);
+            continue;
+        }
+        if (st->resume_at > 0.0) {
+            double now = gl_now();
+            if (now >= st->resume_at) {
+                pthread_mutex_unlock(&a->mu);
+                st->paused = 0;
+                push_event(a, EV_RESUME, "pause ran out");
+                push_status(a, RUN_RUNNING);
+                pthread_mutex_lock(&a->mu);
+                break;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            double left = st->resume_at - now;
+            ts.tv_sec += (time_t)left;
+            ts.tv_nsec += (long)((left - (double)(time_t)left) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&a->cv, &a->mu, &ts);
+        } else {
+            pthread_cond_wait(&a->cv, &a->mu);
+        }
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+static void apply_commands(arm *a, arm_state *st)
+{
+    while (a->next_script < a->nscript && a->script[a->next_script].step <= a->t.step) {
+        apply(a, &a->script[a->next_script++].cmd, st);
+        a->t.commands_done = a->next_script;
+    }
+    apply_ring(a, st);
+    if (st->paused)
+        wait_while_paused(a, st);
+}
+
+static int due(size_t step, size_t every, size_t last)
+{
+    return (every && step % every == 0) || step == last;
+}
+
+static void *arm_main(void *arg)
+{
+    arm *a = arg;
+    trainer *t = &a->t;
+    arm_state st = {0};
+    const model_config *mc = &t->m.cfg;
+    a->time_since = t->train_seconds;
+    a->tok_since = (double)t->tokens_trained;
+    /* a resumed run has applied these already (its checkpoint says how many) */
+    a->next_script = t->commands_done < a->nscript ? t->commands_done : a->nscript;
+    push_event(a, EV_START, "%s k %zu at step %zu of %zu", gate_mode_name(mc->mode), mc->k,
+               t->step, a->cfg.steps);
+    size_t last_saved = SIZE_MAX, last_eval = SIZE_MAX;
+    for (;;) {
+        apply_commands(a, &st);
+        if (st.stop || t->step >= a->cfg.steps)
+            break;
+        if (trainer_step(t)) {
+            push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
+                       t->last_grad_norm, t->step + 1);
+            push_status(a, RUN_DIVERGED);
+            atomic_store(&a->done, 1);
+            return NULL;
+        }
+        atomic_store_explicit(&a->step, t->step, memory_order_relaxed);
+        if (a->cfg.telemetry) {
+            tel_record r = {.kind = REC_STEP, .step = t->step};
+            r.u.step.loss = t->last_loss;
+            r.u.step.grad_norm = t->last_grad_norm;
+            r.u.step.lr = t->o.cfg.lr * optim_schedule(&t->o.cfg, t->step - 1);
+            push(a, &r);
+        }
+        if (due(t->step, a->cfg.eval_every, a->cfg.steps)) {
+            evaluate(a);
+            last_eval = t->step;
+        }
+        if (a->cfg.ckpt_dir && due(t->step, a->cfg.save_every, a->cfg.steps) &&
+            save_checkpoint(a, "periodic") == 0)
+            last_saved = t->step;
+    }
+    if (!st.stop) {
+        push_event(a, EV_FINISH, "%zu steps", t->step);
+        push_status(a, RUN_FINISHED);
+    } else {
+        /* a stopped run stays resumable from exactly where it stopped */
+        if (t->step > 0 && last_eval != t->step)
+            evaluate(a);
+        if (a->cfg.ckpt_dir && t->step > 0 && last_saved != t->step)
+            save_checkpoint(a, "on stop");
+        push_event(a, EV_STOP, "%s", source_name(st.stop_cmd));
+        push_status(a, RUN_STOPPED);
+    }
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *cfg,
+                const scripted_command *script, size_t nscript)
+{
+    arm *a = xcalloc(1, sizeof *a);
+    a->index = index;
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->t = *t;
+    memset(t, 0, sizeof *t);
+    a->cfg = *cfg;
+    a->tel = ring_create(16384, sizeof(tel_record));
+    a->cmd = ring_create(256, sizeof(cmd_record));
+    GL_ASSERT(a->tel && a->cmd);
+    if (a->t.heat) {
+        a->heat_bytes = arm_heat_bytes(&a->t);
+        a->heat = latest_create(a->heat_bytes);
+        a->heat_flat = xmalloc(a->heat_bytes);
+    }
+    if (nscript) {
+        a->script = xmalloc(nscript * sizeof *script);
+        memcpy(a->script, script, nscript * sizeof *script);
+        a->nscript = nscript;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&a->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&a->mu, NULL);
+    atomic_init(&a->done, 0);
+    atomic_init(&a->backpressure, 0);
+    atomic_init(&a->step, a->t.step);
+    return a;
+}
+
+void arm_destroy(arm *a)
+{
+    if (!a)
+        return;
+    trainer_free(&a->t);
+    ring_destroy(a->tel);
+    ring_destroy(a->cmd);
+    latest_destroy(a->heat);
+    free(a->heat_flat);
+    free(a->script);
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+int arm_start(arm *a, gl_error *err)
+{
+    int rc = pthread_create(&a->thread, NULL, arm_main, a);
+    if (rc)
+        return gl_fail(err, "arm %s: cannot start its thread: %s", a->name, strerror(rc));
+    a->started = 1;
+    return 0;
+}
+
+void arm_join(arm *a)
+{
+    if (a->started) {
+        pthread_join(a->thread, NULL);
+        a->started = 0;
+    }
+}
+
+int arm_send(arm *a, const cmd_record *c)
+{
+    if (ring_push(a->cmd, c))
+        return -1;
+    /* under the mutex, so a paused arm cannot miss the wake-up between its
+     * emptiness check and its wait */
+    pthread_mutex_lock(&a->mu);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    return 0;
+}

@@ -1,0 +1,676 @@
+/* live: the session loop of DESIGN §5. Owns the arms, the store ring and the
+ * store thread; only the main thread creates arms (forks included), so arm
+ * indices and rings have a single producer and consumer each. */
+#include "live.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gate.h"
+#include "ring.h"
+#include "store.h"
+
+#define STORE_RING 65536
+#define REC_END REC_KIND_COUNT      /* store ring only: the session is over */
+#define COMMIT_SECONDS 0.5
+
+typedef struct {
+    char *config_json;              /* written before the arm's REC_RUN_BEGIN is queued */
+    uint32_t parent;                /* UINT32_MAX: none */
+    uint64_t start_step;
+} arm_info;
+
+struct live {
+    const live_config *cfg;
+    arm *arms[LIVE_MAX_ARMS];
+    arm_info info[LIVE_MAX_ARMS];
+    _Atomic int64_t run_ids[LIVE_MAX_ARMS];
+    size_t narms;
+    /* store side */
+    store *st;
+    int64_t session;
+    ring *store_ring;
+    pthread_t store_thread;
+    int store_started;
+    atomic_int store_failed;
+    char store_error[sizeof(gl_error)];
+    uint64_t store_backpressure;
+    char ckpt_root[2048];
+    size_t threads_per_arm;
+};
+
+/* ---- configuration as JSON (for people with sqlite3, and for resume) ---- */
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} text;
+
+static void put(text *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(text *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        GL_ASSERT(n >= 0);
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap ? b->cap : 512);
+        while (cap <= b->len + (size_t)n)
+            cap *= 2;
+        char *np = xmalloc(cap);
+        if (b->p)
+            memcpy(np, b->p, b->len + 1);
+        else
+            np[0] = 0;
+        free(b->p);
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void put_string(text *b, const char *s)
+{
+    put(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            put(b, "\\%c", *c);
+        else if (*c < 0x20)
+            put(b, "\\u%04x", *c);
+        else
+            put(b, "%c", *c);
+    }
+    put(b, "\"");
+}
+
+static char *config_json(const live *lv, const trainer *t, const char *name, gate_mode mode,
+                         const scripted_command *script, size_t nscript, const char *ckpt_dir)
+{
+    const live_config *cfg = lv->cfg;
+    const model_config *m = &t->m.cfg;
+    const optim_config *o = &t->o.cfg;
+    const train_config *tc = &t->cfg;
+    text b = {0};
+    put(&b, "{\"name\":");
+    put_string(&b, name);
+    put(&b, ",\"mode\":\"%s\",\"preset\":\"%s\",\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,"
+            "\"heads\":%zu,\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%.9g,"
+            "\"seed\":%llu,\"steps\":%zu,\"lr\":%.9g,\"gate_lr\":%.9g,\"warmup\":%zu,"
+            "\"weight_decay\":%.9g,\"clip\":%.9g,\"eval_every\":%zu,\"eval_windows\":%zu,"
+            "\"save_every\":%zu,\"threads\":%zu,\"data\":",
+        gate_mode_name(mode), m->preset, m->V, m->T, m->d, m->layers, m->heads, m->mlp, m->r,
+        m->batch, m->k, (double)m->gate_temp, (unsigned long long)m->seed, tc->steps,
+        (double)o->lr, (double)o->gate_lr, o->warmup, (double)o->weight_decay, (double)o->clip,
+        tc->eval_every, tc->eval_windows, tc->save_every, pool_threads(t->m.pool));
+    if (tc->data_path)
+        put_string(&b, tc->data_path);
+    else
+        put(&b, "null");
+    put(&b, ",\"ckpt_dir\":");
+    if (ckpt_dir)
+        put_string(&b, ckpt_dir);
+    else
+        put(&b, "null");
+    /* argv: what `gatelab resume` parses again; the arm's own scripted
+     * commands are kept without their arm selector */
+    put(&b, ",\"argv\":[");
+    for (int i = 0; i < cfg->run_argc; i++) {
+        put(&b, i ? "," : "");
+        put_string(&b, cfg->run_argv[i]);
+    }
+    put(&b, "%s\"--arms\",\"%s\"", cfg->run_argc ? "," : "", gate_mode_name(mode));
+    for (size_t i = 0; i < nscript; i++) {
+        char spec[96], arg[32] = "";
+        const cmd_record *c = &script[i].cmd;
+        if (c->kind == CMD_SWAP || c->kind == CMD_FORK)
+            snprintf(arg, sizeof arg, ":%s", gate_mode_name((gate_mode)c->arg));
+        else if (c->kind == CMD_SET_K)
+            snprintf(arg, sizeof arg, ":%u", c->arg);
+        else if (c->kind == CMD_PAUSE && c->seconds > 0.0)
+            snprintf(arg, sizeof arg, ":%.9g", c->seconds);
+        snprintf(spec, sizeof spec, "%llu:%s%s", (unsigned long long)script[i].step,
+                 cmd_kind_name((cmd_kind)c->kind), arg);
+        put(&b, ",\"--at\",");
+        put_string(&b, spec);
+    }
+    put(&b, "]}");
+    return b.p;
+}
+
+/* ---- the store thread ---- */
+
+static void store_fail(live *lv, const gl_error *e)
+{
+    snprintf(lv->store_error, sizeof lv->store_error, "%s", e->msg);
+    atomic_store_explicit(&lv->store_failed, 1, memory_order_release);
+}
+
+static int begin_run(live *lv, uint32_t idx, gl_error *e)
+{
+    const arm *a = lv->arms[idx];
+    const arm_info *in = &lv->info[idx];
+    const model_config *m = &a->t.m.cfg;
+    int64_t parent = in->parent == UINT32_MAX ? 0 : atomic_load(&lv->run_ids[in->parent]);
+    store_run_desc d = {.arm = idx,
+                        .name = a->name,
+                        .mode = gate_mode_name(m->mode),
+                        .k = (uint32_t)m->k,
+                        .frozen = m->gate_frozen,
+                        .seed = m->seed,
+                        .config_json = in->config_json,
+                        .parent_run = parent,
+                        .start_step = in->start_step};
+    int64_t id = store_run_begin(lv->st, lv->session, &d, e);
+    if (id < 0)
+        return -1;
+    atomic_store(&lv->run_ids[idx], id);
+    return 0;
+}
+
+static void *store_main(void *arg)
+{
+    live *lv = arg;
+    double last_commit = gl_now();
+    for (;;) {
+        int got = 0, end = 0;
+        tel_record r;
+        gl_error e;
+        while (!end && ring_pop(lv->store_ring, &r) == 0) {
+            got = 1;
+            if (r.kind == REC_END) {
+                end = 1;
+                break;
+            }
+            int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
+            if (!failed && !store_in_transaction(lv->st) && store_begin(lv->st, &e))
+                store_fail(lv, &e), failed = 1;
+            if (!failed) {
+                int rc = r.kind == REC_RUN_BEGIN
+                             ? begin_run(lv, r.arm, &e)
+                             : store_write(lv->st, atomic_load(&lv->run_ids[r.arm]), &r, &e);
+                if (rc)
+                    store_fail(lv, &e);
+            }
+            if (r.kind == REC_HEATMAP)
+                heatmap_snapshot_free(r.u.heatmap.snap);
+        }
+        int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
+        double now = gl_now();
+        /* commit at least every COMMIT_SECONDS, also when idle: the commit
+         * refreshes the heartbeat that tells other processes we are alive */
+        if (!failed && (end || now - last_commit >= COMMIT_SECONDS)) {
+            if (!store_in_transaction(lv->st) && store_begin(lv->st, &e))
+                store_fail(lv, &e);
+            else if (store_commit(lv->st, &e))
+                store_fail(lv, &e);
+            last_commit = now;
+        }
+        if (end)
+            return NULL;
+        if (!got)
+            nanosleep(&(struct timespec){0, 5000000}, NULL);
+    }
+}
+
+/* The main thread never drops a record bound for the database: when the store
+ * ring is full it waits (and counts). */
+static void to_store(live *lv, const tel_record *r)
+{
+    if (!lv->store_ring)
+        return;
+    while (ring_push(lv->store_ring, r)) {
+        lv->store_backpressure++;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+}
+
+/* ---- arms ---- */
+
+static int arm_dir(const live *lv, uint32_t idx, const char *name, char *out, size_t n)
+{
+    if (!lv->ckpt_root[0])
+        return 0;
+    if (snprintf(out, n, "%s/arm%u-%s", lv->ckpt_root, idx, name) >= (int)n)
+        return -1;
+    for (char *p = out + strlen(lv->ckpt_root) + 1; *p; p++)
+        if (*p == '/' || *p == '>' || *p == ' ')
+            *p = '_';
+    return 0;
+}
+
+static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, const char *dir,
+                   gl_error *e)
+{
+    const live_config *cfg = lv->cfg;
+    if (lv->narms >= LIVE_MAX_ARMS)
+        return gl_fail(e, "at most %d arms", LIVE_MAX_ARMS);
+    uint32_t idx = (uint32_t)lv->narms;
+    char ckdir[2048];
+    if (dir)
+        snprintf(ckdir, sizeof ckdir, "%s", dir);
+    else if (arm_dir(lv, idx, name, ckdir, sizeof ckdir))
+        return gl_fail(e, "checkpoint directory under %s: path too long", lv->ckpt_root);
+    int has_dir = dir || lv->ckpt_root[0];
+    /* scripted commands addressed to this arm (by index or name) or to all */
+    scripted_command *mine = cfg->nscript ? xmalloc(cfg->nscript * sizeof *mine) : NULL;
+    size_t nmine = 0;
+    if (parent == UINT32_MAX)
+        for (size_t i = 0; i < cfg->nscript; i++) {
+            const char *sel = cfg->script[i].arm;
+            char num[24];
+            snprintf(num, sizeof num, "%u", idx);
+            if (!sel[0] || strcmp(sel, num) == 0 || strcmp(sel, name) == 0)
+                mine[nmine++] = cfg->script[i];
+        }
+    /* by step, keeping the command-line order within a step */
+    for (size_t i = 1; i < nmine; i++) {
+        scripted_command c = mine[i];
+        size_t j = i;
+        for (; j > 0 && mine[j - 1].step > c.step; j--)
+            mine[j] = mine[j - 1];
+        mine[j] = c;
+    }
+    arm_config ac = {.steps = t->cfg.steps,
+                     .eval_every = t->cfg.eval_every,
+                     .save_every = t->cfg.save_every,
+                     .ckpt_dir = has_dir ? ckdir : NULL,
+                     .telemetry = cfg->telemetry};
+    lv->info[idx].config_json =
+        config_json(lv, t, name, t->m.cfg.mode, mine, nmine, has_dir ? ckdir : NULL);
+    lv->info[idx].parent = parent;
+    lv->info[idx].start_step = t->step;
+    arm *a = arm_create(idx, name, t, &ac, mine, nmine);
+    free(mine);
+    /* arm_create copied the config; the directory string must outlive it */
+    a->cfg.ckpt_dir = has_dir ? xstrdup(ckdir) : NULL;
+    lv->arms[idx] = a;
+    lv->narms++;
+    return 0;
+}
+
+static void free_arm(live *lv, size_t i)
+{
+    arm *a = lv->arms[i];
+    if (!a)
+        return;
+    free((char *)a->cfg.ckpt_dir);
+    arm_destroy(a);
+    free(lv->info[i].config_json);
+    lv->arms[i] = NULL;
+}
+
+/* A fork arrived: the new arm gets the next index, a run row and a thread. */
+static void adopt_fork(live *lv, const tel_record *r, const live_observer *obs)
+{
+    trainer *child = r->u.forked.trainer;
+    const arm *parent = lv->arms[r->arm];
+    gl_error e;
+    char name[64];
+    snprintf(name, sizeof name, "%.30s>%s", parent->name,
+             gate_mode_name((gate_mode)r->u.forked.mode));
+    if (add_arm(lv, child, name, r->arm, NULL, &e)) {
+        trainer_free(child);
+        free(child);
+        tel_record ev = {.kind = REC_EVENT, .arm = r->arm, .step = r->step,
+                         .wall_ms = gl_wall_ms()};
+        ev.u.event.kind = EV_ERROR;
+        snprintf(ev.u.event.detail, sizeof ev.u.event.detail, "fork refused: %.120s", e.msg);
+        if (obs->on_record)
+            obs->on_record(obs->ctx, lv, &ev);
+        to_store(lv, &ev);
+        return;
+    }
+    free(child);
+    uint32_t idx = (uint32_t)lv->narms - 1;
+    tel_record rb = {.kind = REC_RUN_BEGIN, .arm = idx, .step = r->step, .wall_ms = gl_wall_ms()};
+    rb.u.run.parent_arm = r->arm;
+    to_store(lv, &rb);
+    if (obs->on_record)
+        obs->on_record(obs->ctx, lv, &rb);
+    if (arm_start(lv->arms[idx], &e)) {
+        /* no thread: report it as a stopped run so nothing waits for it */
+        atomic_store(&lv->arms[idx]->done, 1);
+        tel_record st = {.kind = REC_STATUS, .arm = idx, .step = r->step,
+                         .wall_ms = gl_wall_ms()};
+        st.u.status.status = RUN_STOPPED;
+        to_store(lv, &st);
+    }
+}
+
+/* ---- the session ---- */
+
+size_t live_arm_count(const live *lv) { return lv->narms; }
+arm *live_arm(live *lv, size_t i) { return i < lv->narms ? lv->arms[i] : NULL; }
+int64_t live_run_id(const live *lv, size_t i)
+{
+    return i < lv->narms ? atomic_load(&((live *)lv)->run_ids[i]) : 0;
+}
+
+int live_send(live *lv, size_t i, const cmd_record *c)
+{
+    if (i >= lv->narms || atomic_load(&lv->arms[i]->done))
+        return -1;
+    return arm_send(lv->arms[i], c);
+}
+
+static void stop_all(live *lv, int source)
+{
+    cmd_record c = {.kind = CMD_STOP, .scripted = (uint32_t)source};
+    for (size_t i = 0; i < lv->narms; i++)
+        if (!atomic_load(&lv->arms[i]->done))
+            while (arm_send(lv->arms[i], &c))
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+static void forward_heatmap(live *lv, const arm *a, uint8_t **flat, size_t *cap,
+                            uint64_t *seen)
+{
+    if (!a->heat || !lv->store_ring || latest_version(a->heat) == seen[a->index])
+        return;
+    if (*cap < a->heat_bytes) {
+        free(*flat);
+        *flat = xmalloc(a->heat_bytes);
+        *cap = a->heat_bytes;
+    }
+    uint64_t v = latest_read(a->heat, *flat);
+    if (!v || v == seen[a->index])
+        return;
+    seen[a->index] = v;
+    tel_record r = {.kind = REC_HEATMAP, .arm = a->index, .wall_ms = gl_wall_ms()};
+    r.u.heatmap.snap = arm_heat_unpack(a, *flat);
+    r.step = r.u.heatmap.snap->step;
+    to_store(lv, &r);
+}
+
+static int open_store(live *lv, gl_error *e)
+{
+    const live_config *cfg = lv->cfg;
+    lv->st = store_open(cfg->db_path, STORE_CREATE, e);
+    if (!lv->st)
+        return -1;
+    if (cfg->resume_run) {
+        lv->session = 0;
+        store_run_row row;
+        if (store_get_run(lv->st, cfg->resume_run, &row, e))
+            return -1;
+        lv->session = row.session;
+        store_run_row_free(&row);
+        return 0;
+    }
+    lv->session = store_session_begin(lv->st, cfg->command_line ? cfg->command_line : "", e);
+    return lv->session < 0 ? -1 : 0;
+}
+
+static int make_arms(live *lv, gl_error *e)
+{
+    const live_config *cfg = lv->cfg;
+    size_t total = cfg->tc.threads ? cfg->tc.threads : 1;
+    lv->threads_per_arm = total / cfg->narms ? total / cfg->narms : 1;
+    for (size_t i = 0; i < cfg->narms; i++) {
+        train_config tc = cfg->tc;
+        tc.model.mode = cfg->modes[i];
+        tc.threads = lv->threads_per_arm;
+        tc.heatmaps = cfg->telemetry && cfg->db_path;
+        trainer t;
+        if (trainer_init(&t, &tc, e))
+            return -1;
+        const char *dir = NULL;
+        char resume_dir[2048];
+        if (cfg->resume_ckpt) {
+            if (trainer_restore(&t, cfg->resume_ckpt, e)) {
+                trainer_free(&t);
+                return -1;
+            }
+            snprintf(resume_dir, sizeof resume_dir, "%s", cfg->resume_ckpt);
+            dir = dirname(resume_dir);
+        }
+        char name[64];
+        live_arm_name(cfg, i, name, sizeof name);
+        if (add_arm(lv, &t, name, UINT32_MAX, dir, e)) {
+            trainer_free(&t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void live_arm_name(const live_config *cfg, size_t i, char *buf, size_t n)
+{
+    if (cfg->resume_name) {
+        snprintf(buf, n, "%s", cfg->resume_name);
+        return;
+    }
+    /* the mode, numbered when a mode appears twice */
+    size_t same = 0;
+    for (size_t j = 0; j < i; j++)
+        same += cfg->modes[j] == cfg->modes[i];
+    if (same)
+        snprintf(buf, n, "%s%zu", gate_mode_name(cfg->modes[i]), same + 1);
+    else
+        snprintf(buf, n, "%s", gate_mode_name(cfg->modes[i]));
+}
+
+int live_check_script(const live_config *cfg, gl_error *e)
+{
+    for (size_t i = 0; i < cfg->nscript; i++) {
+        const scripted_command *s = &cfg->script[i];
+        char what[64];
+        command_describe(&s->cmd, what, sizeof what);
+        if (s->step > cfg->tc.steps)
+            return gl_fail(e, "--at %llu:%s: step is beyond --steps %zu",
+                           (unsigned long long)s->step, what, cfg->tc.steps);
+        if (s->cmd.kind == CMD_SET_K && s->cmd.arg > cfg->tc.model.T)
+            return gl_fail(e, "--at %llu:k:%u: k must be at most the context length %zu",
+                           (unsigned long long)s->step, s->cmd.arg, cfg->tc.model.T);
+        if (!s->arm[0])
+            continue;
+        int found = 0;
+        for (size_t a = 0; a < cfg->narms; a++) {
+            char num[24], name[64];
+            snprintf(num, sizeof num, "%zu", a);
+            live_arm_name(cfg, a, name, sizeof name);
+            found |= strcmp(s->arm, num) == 0 || strcmp(s->arm, name) == 0;
+        }
+        if (!found)
+            return gl_fail(e, "--at %llu:%s@%s: no arm %s (arms are numbered from 0 or named "
+                              "by their mode)", (unsigned long long)s->step, what, s->arm, s->arm);
+    }
+    return 0;
+}
+
+static void teardown(live *lv)
+{
+    if (lv->store_started) {
+        tel_record end = {.kind = REC_END};
+        to_store(lv, &end);
+        pthread_join(lv->store_thread, NULL);
+        lv->store_started = 0;
+    }
+    /* anything still queued (a failed start) owns no heap except heatmaps */
+    if (lv->store_ring) {
+        tel_record r;
+        while (ring_pop(lv->store_ring, &r) == 0)
+            if (r.kind == REC_HEATMAP)
+                heatmap_snapshot_free(r.u.heatmap.snap);
+    }
+    for (size_t i = 0; i < lv->narms; i++)
+        free_arm(lv, i);
+    ring_destroy(lv->store_ring);
+    store_close(lv->st);
+}
+
+int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
+             gl_error *err)
+{
+    memset(res, 0, sizeof *res);
+    if (cfg->narms < 1 || cfg->narms > LIVE_MAX_ARMS)
+        return gl_fail(err, "--arms: between 1 and %d arms", LIVE_MAX_ARMS);
+    live *lv = xcalloc(1, sizeof *lv);
+    lv->cfg = cfg;
+    for (size_t i = 0; i < LIVE_MAX_ARMS; i++)
+        atomic_init(&lv->run_ids[i], 0);
+    atomic_init(&lv->store_failed, 0);
+
+    /* Signals are taken synchronously by the main loop (sigtimedwait); every
+     * thread created from here on inherits the blocked mask. */
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
+
+    int rc = -1;
+    if (live_check_script(cfg, err) || (cfg->db_path && open_store(lv, err)))
+        goto out;
+    res->session = lv->session;
+    /* absolute, so stored checkpoint paths work from any directory */
+    char cwd[1024] = "";
+    char tmp[2048];
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = 0;
+    if (cfg->out_dir) {
+        snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s%s%s",
+                 cfg->out_dir[0] == '/' ? "" : cwd, cfg->out_dir[0] == '/' ? "" : "/",
+                 cfg->out_dir);
+    } else if (cfg->db_path) {
+        snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
+        const char *dir = dirname(tmp);
+        snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s%s%s/ckpt/session-%lld",
+                 dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/", dir,
+                 (long long)lv->session);
+    }
+    if (make_arms(lv, err))
+        goto out;
+    if (lv->st) {
+        if (cfg->resume_run) {
+            if (store_run_reopen(lv->st, cfg->resume_run, lv->arms[0]->t.step, err))
+                goto out;
+            atomic_store(&lv->run_ids[0], cfg->resume_run);
+        } else {
+            for (uint32_t i = 0; i < lv->narms; i++)
+                if (begin_run(lv, i, err))
+                    goto out;
+        }
+        lv->store_ring = ring_create(STORE_RING, sizeof(tel_record));
+        GL_ASSERT(lv->store_ring);
+        int prc = pthread_create(&lv->store_thread, NULL, store_main, lv);
+        if (prc) {
+            gl_fail(err, "cannot start the store thread: %s", strerror(prc));
+            goto out;
+        }
+        lv->store_started = 1;
+    }
+    if (cfg->resume_run) {
+        tel_record ev = {.kind = REC_EVENT, .arm = 0, .step = lv->arms[0]->t.step,
+                         .wall_ms = gl_wall_ms()};
+        const model_config *m = &lv->arms[0]->t.m.cfg;
+        ev.u.event.kind = EV_RESUMED;
+        ev.u.event.mode = m->mode;
+        ev.u.event.k = (uint32_t)m->k;
+        ev.u.event.frozen = (uint32_t)m->gate_frozen;
+        snprintf(ev.u.event.detail, sizeof ev.u.event.detail, "from %.140s", cfg->resume_ckpt);
+        to_store(lv, &ev);
+        if (obs->on_record)
+            obs->on_record(obs->ctx, lv, &ev);
+    }
+    for (size_t i = 0; i < lv->narms; i++)
+        if (arm_start(lv->arms[i], err)) {
+            stop_all(lv, 2);
+            for (size_t j = 0; j < i; j++)
+                arm_join(lv->arms[j]);
+            goto out;
+        }
+
+    uint8_t *flat = NULL;
+    size_t flat_cap = 0;
+    uint64_t heat_seen[LIVE_MAX_ARMS] = {0};
+    int stopping = 0;
+    for (;;) {
+        int all_done = 1;
+        for (size_t i = 0; i < lv->narms; i++) {
+            arm *a = lv->arms[i];
+            /* read done first: a record pushed before done is then still seen */
+            int done = atomic_load(&a->done);
+            tel_record r;
+            while (ring_pop(a->tel, &r) == 0) {
+                if (r.kind == REC_FORKED) {
+                    if (stopping) {
+                        trainer_free(r.u.forked.trainer);
+                        free(r.u.forked.trainer);
+                    } else {
+                        adopt_fork(lv, &r, obs);
+                    }
+                    continue;
+                }
+                if (r.kind == REC_EVAL && cfg->telemetry)
+                    forward_heatmap(lv, a, &flat, &flat_cap, heat_seen);
+                if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
+                    res->diverged++;
+                if (obs->on_record)
+                    obs->on_record(obs->ctx, lv, &r);
+                to_store(lv, &r);
+            }
+            all_done &= done;
+        }
+        if (all_done)
+            break;
+        if (!stopping && atomic_load_explicit(&lv->store_failed, memory_order_acquire)) {
+            stopping = 1;
+            stop_all(lv, 2);
+        }
+        if (!stopping && obs->on_tick && obs->on_tick(obs->ctx, lv)) {
+            stopping = 1;
+            stop_all(lv, 2);
+        }
+        struct timespec wait = {0, 10000000};
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGINT || sig == SIGTERM) {
+            res->signal = sig;
+            if (!stopping) {
+                stopping = 1;
+                stop_all(lv, 2);
+            }
+        }
+    }
+    free(flat);
+    for (size_t i = 0; i < lv->narms; i++) {
+        arm_join(lv->arms[i]);
+        res->backpressure += atomic_load(&lv->arms[i]->backpressure);
+    }
+    if (lv->store_started) {
+        /* the store thread owns the connection until it has drained */
+        tel_record end = {.kind = REC_END};
+        to_store(lv, &end);
+        pthread_join(lv->store_thread, NULL);
+        lv->store_started = 0;
+        if (!atomic_load(&lv->store_failed)) {
+            gl_error e;
+            if (store_session_end(lv->st, lv->session, &e))
+                store_fail(lv, &e);
+        }
+    }
+    res->backpressure += lv->store_backpressure;
+    rc = 0;
+out:
+    teardown(lv);
+    if (rc == 0 && atomic_load(&lv->store_failed))
+        rc = gl_fail(err, "%s: %s", cfg->db_path, lv->store_error);
+    free(lv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
