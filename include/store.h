@@ -21,6 +21,9 @@ typedef struct store store;
 typedef enum {
     STORE_CREATE,     /* create the file (and its directory) if missing */
     STORE_EXISTING,   /* fail with "no database at PATH" if missing */
+    STORE_BROWSE,     /* as STORE_EXISTING, but a database this process cannot
+                         write is opened read-only (no migration, no crash
+                         marking) instead of refused: for ls, show, export */
 } store_open_mode;
 
 /* Opens (or creates), refuses a file that is not a gatelab database or whose

@@ -583,7 +583,7 @@ static int cmd_ls(int argc, char **argv)
     if (nrest)
         return usage_error("ls: unexpected argument '%s'", rest[0]);
     gl_error e;
-    store *st = store_open(db, STORE_EXISTING, &e);
+    store *st = store_open(db, STORE_BROWSE, &e);
     if (!st)
         return runtime_error(&e);
     printf("%5s %7s %3s  %-16s %-11s %-8s %7s  %8s %9s %8s  %s\n", "run", "session", "arm",
@@ -646,7 +646,7 @@ static int cmd_show(int argc, char **argv)
     if ((rc = parse_run_id("show", nrest ? rest[0] : NULL, &id)))
         return rc;
     gl_error e;
-    store *st = store_open(db, STORE_EXISTING, &e);
+    store *st = store_open(db, STORE_BROWSE, &e);
     if (!st)
         return runtime_error(&e);
     store_run_row r;
@@ -893,7 +893,7 @@ static int cmd_export(int argc, char **argv)
         size_t max_step = SIZE_MAX;
         if (step_word && parse_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
             return usage_error("%s", e.msg);
-        store *st = store_open(db, STORE_EXISTING, &e);
+        store *st = store_open(db, STORE_BROWSE, &e);
         if (!st)
             return runtime_error(&e);
         store_checkpoint_row ck;

@@ -348,7 +348,7 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         gl_fail(err, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    if (!exists && mode == STORE_EXISTING) {
+    if (!exists && mode != STORE_CREATE) {
         gl_fail(err, "no database at %s", path);
         return NULL;
     }
@@ -359,8 +359,12 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
     }
     if (exists ? check_header(path, st.st_size, err) : make_dirs(path, dir, err))
         return NULL;
-    if (check_writable(path, dir, exists, err))
-        return NULL;
+    int readonly = 0;
+    if (check_writable(path, dir, exists, mode == STORE_BROWSE ? NULL : err)) {
+        if (mode != STORE_BROWSE)
+            return NULL;
+        readonly = 1;
+    }
 
     store *s = xcalloc(1, sizeof *s);
     s->path = xstrdup(path);
@@ -369,7 +373,8 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         snprintf(s->host, sizeof s->host, "?");
     s->host[sizeof s->host - 1] = '\0';
 
-    int flags = SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
+    int flags = readonly ? SQLITE_OPEN_READONLY
+                         : SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
     if (rc != SQLITE_OK) {
         if (s->db)
@@ -385,6 +390,16 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
     db_identity id;
     if (read_identity(s, &id, err) || check_identity(s, &id, err))
         goto fail;
+    if (readonly) {
+        if (id.app != STORE_APPLICATION_ID || id.version < STORE_SCHEMA_VERSION) {
+            gl_fail(err, "%s: read-only, and its schema (version %lld) needs an upgrade that "
+                         "only a writable copy can get", path, (long long)id.version);
+            goto fail;
+        }
+        if (prepare_all(s, err))
+            goto fail;
+        return s;
+    }
     if (sqlite3_db_readonly(s->db, "main") == 1) {
         gl_fail(err, "%s: cannot write the database: read-only", path);
         goto fail;

@@ -1,13 +1,14 @@
 /* bench_live: what telemetry and the store cost the trainer. Not a test: one
  * run prints a table and exits 0 (1 when a session cannot run).
  *
- * The same headless session (tiny preset, one soft arm, 1 worker thread,
- * 300 steps, eval every 100) runs with telemetry and a fresh database under
+ * The same headless session (tiny preset at batch 8, one soft arm, 1 worker
+ * thread, 120 steps, eval every 40) runs with telemetry and a fresh database under
  * /tmp, and with --no-telemetry (no records but evaluations, no database),
  * alternating ABAB so drift on a noisy machine hits both. tokens/s is the
- * trainer's own measure (tokens over time inside trainer_step) averaged over
- * its evaluations; wall s is the whole session including start-up, the final
- * checkpoint and the store's last commit.
+ * tokens trained over the arm's own clock from its start event to its finish
+ * event (steps, telemetry pushes and evaluations included); wall s is the
+ * whole session including start-up, the final checkpoint and the store's
+ * last commit.
  * Run: make bench (or build $(BUILD)/release/bench/bench_live and run it). */
 #include <cblas.h>
 #include <math.h>
@@ -20,12 +21,11 @@
 #include "model.h"
 #include "optim.h"
 
-#define STEPS 300
+#define STEPS 120
 #define REPEATS 2
 
 typedef struct {
-    double tok_sum;
-    size_t tok_n;
+    double start_ms, finish_ms;
     size_t records;
 } tally;
 
@@ -34,10 +34,10 @@ static void count(void *ctx, live *lv, const tel_record *r)
     (void)lv;
     tally *t = ctx;
     t->records++;
-    if (r->kind == REC_EVAL && r->u.eval.tokens_per_s > 0) {
-        t->tok_sum += r->u.eval.tokens_per_s;
-        t->tok_n++;
-    }
+    if (r->kind == REC_EVENT && r->u.event.kind == EV_START)
+        t->start_ms = r->wall_ms;
+    if (r->kind == REC_EVENT && r->u.event.kind == EV_FINISH)
+        t->finish_ms = r->wall_ms;
 }
 
 static int session(int telemetry, const char *db, double *tok_s, double *wall, size_t *records)
@@ -45,9 +45,10 @@ static int session(int telemetry, const char *db, double *tok_s, double *wall, s
     live_config lc = {.narms = 1, .telemetry = telemetry, .db_path = telemetry ? db : NULL};
     model_preset("tiny", &lc.tc.model);
     optim_default_config(&lc.tc.optim);
-    lc.tc.optim.warmup = 30;
+    lc.tc.optim.warmup = 12;
+    lc.tc.model.batch = 8;
     lc.tc.steps = STEPS;
-    lc.tc.eval_every = 100;
+    lc.tc.eval_every = 40;
     lc.tc.eval_windows = 16;
     lc.tc.threads = 1;
     lc.modes[0] = GATE_SOFT;
@@ -61,7 +62,8 @@ static int session(int telemetry, const char *db, double *tok_s, double *wall, s
         return -1;
     }
     *wall = gl_now() - t0;
-    *tok_s = t.tok_n ? t.tok_sum / (double)t.tok_n : 0.0;
+    double secs = (t.finish_ms - t.start_ms) / 1e3;
+    *tok_s = secs > 0 ? (double)(STEPS * lc.tc.model.batch * lc.tc.model.T) / secs : 0.0;
     *records = t.records;
     return 0;
 }
@@ -74,7 +76,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
-    printf("bench_live: tiny preset, 1 soft arm, 1 thread, %d steps per session, ABAB\n\n", STEPS);
+    printf("bench_live: tiny preset (batch 8), 1 soft arm, 1 thread, %d steps per session, ABAB\n\n", STEPS);
     printf("%-24s %10s %9s %9s\n", "session", "tok/s", "wall s", "records");
     double sum[2] = {0, 0};
     for (int rep = 0; rep < REPEATS; rep++)
