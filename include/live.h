@@ -67,6 +67,7 @@ int live_check_script(const live_config *cfg, gl_error *err);
 size_t live_arm_count(const live *lv);
 arm *live_arm(live *lv, size_t i);
 int64_t live_run_id(const live *lv, size_t i);   /* 0 when not stored (yet) */
+int64_t live_session(const live *lv);            /* 0 without a database */
 int live_send(live *lv, size_t arm, const cmd_record *c);
 
 #endif

@@ -160,4 +160,45 @@ int store_run_reopen(store *s, int64_t run, uint64_t from_step, gl_error *err);
  * caller frees (each string, then the array). */
 int store_json_argv(const char *json, char ***argv, int *argc, gl_error *err);
 
+/* ---- reading for the screen (`replay`, `run --compare`) ---- */
+
+typedef struct {
+    uint64_t step;
+    double wall_ms;
+    double value;
+} store_metric_row;
+typedef int (*store_metric_fn)(void *ctx, const store_metric_row *row);
+/* One metric key of a run (e.g. "train_loss", "val_loss"), by step. */
+int store_list_metrics(store *s, int64_t run, const char *key, store_metric_fn fn, void *ctx,
+                       gl_error *err);
+
+typedef struct {
+    uint32_t layer, head;
+    char key[32];                 /* a metric_name() */
+    double value;
+} store_layer_row;
+typedef int (*store_layer_fn)(void *ctx, const store_layer_row *row);
+/* Every layer_metrics row of a run at exactly this step. */
+int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_layer_fn fn,
+                                void *ctx, gl_error *err);
+
+/* The heatmap of (run, step, layer, head, kind) with kind "gate", "oracle" or
+ * "attn", copied into buf[cap]. *found = 0 (and 0 returned) when there is no
+ * such row; -1 with a message on an SQLite error or a blob larger than cap. */
+int store_get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint32_t head,
+                      const char *kind, uint8_t *buf, size_t cap, uint32_t *rows,
+                      uint32_t *cols, int *found, gl_error *err);
+
+typedef struct {
+    int64_t id;
+    char started[32], ended[32]; /* ended "" while running or after a crash */
+    size_t runs;
+    char *command;               /* owned; freed by store_session_row_free */
+} store_session_row;
+void store_session_row_free(store_session_row *r);
+/* One session; "no session N in PATH" when missing. */
+int store_get_session(store *s, int64_t session, store_session_row *out, gl_error *err);
+/* The newest session that has runs, 0 when there is none, -1 on error. */
+int64_t store_last_session(store *s, gl_error *err);
+
 #endif

@@ -1,4 +1,5 @@
-/* cli: argument parsing and the headless commands: run, eval, export.
+/* cli: argument parsing and the commands: run (the screen on a terminal,
+ * progress lines otherwise), ls, show, replay, resume, eval, export.
  * Every bad input gets one line on stderr naming the input and the problem,
  * and a non-zero exit. */
 #include "cli.h"
@@ -24,6 +25,7 @@
 #include "live.h"
 #include "store.h"
 #include "trainer.h"
+#include "ui.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -32,10 +34,13 @@ static const char usage_text[] =
     "usage: gatelab [COMMAND] [OPTIONS]\n"
     "\n"
     "commands:\n"
-    "  run      train arms side by side headless, store them, print progress (default)\n"
+    "  run      train arms side by side and store them: the screen on a terminal,\n"
+    "           progress lines otherwise or with --headless (default command)\n"
     "  ls       list the stored runs           gatelab ls [--db PATH]\n"
     "  show     one run: config, gate segments, metrics, events, checkpoints\n"
     "           gatelab show RUN [--db PATH]\n"
+    "  replay   draw a stored session on the screen (a text summary without a terminal)\n"
+    "           gatelab replay [SESSION] [--db PATH]   (default: the newest session)\n"
     "  resume   continue a stopped or crashed run from its last resumable checkpoint\n"
     "           gatelab resume RUN [--db PATH]\n"
     "  eval     gatelab eval CKPT --data FILE [--gate MODE] [--k K]\n"
@@ -69,7 +74,8 @@ static const char usage_text[] =
     "  --out DIR            checkpoint root (default: next to the database,\n"
     "                       ckpt/session-N); each arm writes DIR/armI-NAME/\n"
     "  --threads N          worker threads shared by the arms (default: cores)\n"
-    "  --headless           print progress lines (the only mode so far)\n"
+    "  --headless           print progress lines even on a terminal (no screen)\n"
+    "  --compare RUN[,RUN]  draw stored runs as dimmed ghost curves on the screen\n"
     "\n"
     "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error,\n"
     "130 / 143 stopped by SIGINT / SIGTERM (runs stored as stopped)\n"
@@ -149,6 +155,9 @@ typedef struct {
     size_t narms;
     const char *db_path, *out_dir;
     int telemetry;
+    int headless;                  /* --headless: no screen even on a terminal */
+    int64_t compare[UI_MAX_GHOSTS];/* --compare: ghost runs for the screen */
+    size_t ncompare;
     scripted_command script[MAX_SCRIPT];
     size_t nscript;
     /* the arguments that define the runs, kept for `resume` */
@@ -176,6 +185,28 @@ static int parse_arms(const char *v, run_args *ra, gl_error *e)
     }
     if (!ra->narms || v[strlen(v) - 1] == ',' || v[0] == ',' || strstr(v, ",,"))
         return gl_fail(e, "--arms %s: empty arm in the list", v);
+    return 0;
+}
+
+/* --compare RUN[,RUN]: stored runs drawn as ghost curves on the screen */
+static int parse_compare(const char *v, run_args *ra, gl_error *e)
+{
+    char buf[256];
+    if (!v || !*v)
+        return gl_fail(e, "--compare: missing value (RUN[,RUN], run ids from gatelab ls)");
+    if (strlen(v) >= sizeof buf)
+        return gl_fail(e, "--compare: too long");
+    strcpy(buf, v);
+    if (v[0] == ',' || v[strlen(v) - 1] == ',' || strstr(v, ",,"))
+        return gl_fail(e, "--compare %s: empty run id in the list", v);
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (ra->ncompare == UI_MAX_GHOSTS)
+            return gl_fail(e, "--compare %s: at most %d runs", v, UI_MAX_GHOSTS);
+        size_t id;
+        if (parse_size("--compare", w, 1, INT64_MAX, &id, e))
+            return -1;
+        ra->compare[ra->ncompare++] = (int64_t)id;
+    }
     return 0;
 }
 
@@ -293,7 +324,11 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if (strcmp(f, "--threads") == 0) {
             rc = parse_size(f, v, 1, 256, &tc->threads, e);
         } else if (strcmp(f, "--headless") == 0) {
+            ra->headless = 1;
             takes = 0;
+            keep = 0;
+        } else if (strcmp(f, "--compare") == 0) {
+            rc = parse_compare(v, ra, e);
             keep = 0;
         } else if (f[0] == '-') {
             return gl_fail(e, "%s: unknown option (see gatelab --help)", f);
@@ -436,6 +471,22 @@ static void headless_summary(const headless *h, live_result *res)
     }
 }
 
+/* After the screen closes: the same summary lines headless runs end with. */
+static void screen_summary(const ui_state *st)
+{
+    for (size_t i = 0; i < st->narms; i++) {
+        const ui_arm *a = &st->arms[i];
+        printf("summary: arm %s | %s | %llu steps", a->name, run_status_name(a->status),
+               (unsigned long long)a->step);
+        if (a->val.count)
+            printf(" | final val %.4f ppl %.3f | best val %.4f at step %llu", a->val.last,
+                   exp(a->val.last), a->val.min, (unsigned long long)a->val.min_step);
+        if (!isnan(a->eval_tok_s) && a->eval_tok_s > 0)
+            printf(" | %.0f tok/s", a->eval_tok_s);
+        printf("\n");
+    }
+}
+
 static char *join_command_line(int argc, char **argv)
 {
     size_t n = 8;
@@ -478,19 +529,54 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     fflush(stdout);
     headless h = {.narms = 0};
     live_observer obs = {.on_record = headless_record, .ctx = &h};
+    /* the screen when a person is at a terminal, else progress lines */
+    ui_live *ui = NULL;
+    if (!ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+        ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
+                         .ncompare = ra->ncompare};
+        int fallback;
+        if (!(ui = ui_live_create(lc, &uo, &e)))
+            return runtime_error(&e);
+        if (ui_live_start(ui, &fallback, &e)) {
+            ui_live_free(ui);
+            if (!fallback)
+                return usage_error("%s", e.msg);
+            fprintf(stderr, "gatelab: %s: printing progress lines instead\n", e.msg);
+            ui = NULL;
+        } else {
+            obs = ui_live_observer(ui);
+        }
+    } else if (ra->ncompare) {
+        fprintf(stderr, "gatelab: --compare draws on the screen only; ignored without it\n");
+    }
     live_result res;
     char *cmdline = join_command_line(argc, argv);
     lc->command_line = cmdline;
     int rc = live_run(lc, &obs, &res, &e);
     free(cmdline);
-    if (rc)
+    int linger_signal = 0;
+    if (ui) {
+        if (rc == 0)
+            linger_signal = ui_live_linger(ui, &res);
+        ui_live_stop(ui);
+    }
+    if (rc) {
+        ui_live_free(ui);
         return runtime_error(&e);
-    headless_summary(&h, &res);
+    }
+    if (ui) {
+        screen_summary(ui_live_state(ui));
+        ui_live_free(ui);
+    } else {
+        headless_summary(&h, &res);
+    }
     if (res.session > 0)
         printf("session %lld in %s\n", (long long)res.session, lc->db_path);
     if (res.signal)
         fprintf(stderr, "gatelab: %s: runs stopped and stored\n",
                 res.signal == SIGINT ? "SIGINT" : "SIGTERM");
+    if (linger_signal)
+        return 128 + linger_signal;
     return exit_status(&res);
 }
 
@@ -749,6 +835,116 @@ static int cmd_resume(int argc, char **argv)
     return status;
 }
 
+/* ---- replay: the screen, or a text summary without a terminal ---- */
+
+typedef struct {
+    store_run_row rows[LIVE_MAX_ARMS];
+    size_t n, more;
+} replay_runs;
+
+static int replay_collect(void *ctx, const store_run_row *r)
+{
+    replay_runs *l = ctx;
+    if (l->n == LIVE_MAX_ARMS) {
+        l->more++;
+        return 0;
+    }
+    l->rows[l->n] = *r;
+    l->rows[l->n].config_json = NULL;    /* not needed; the walk frees its own */
+    l->n++;
+    return 0;
+}
+
+static int replay_by_arm(const void *a, const void *b)
+{
+    const store_run_row *x = a, *y = b;
+    return x->arm < y->arm ? -1 : x->arm > y->arm;
+}
+
+static int replay_event(void *ctx, const store_event_row *r)
+{
+    (void)ctx;
+    printf("    %7llu  %-10s %s\n", (unsigned long long)r->step, r->kind, r->detail);
+    return 0;
+}
+
+static int replay_text(const char *db, int64_t session)
+{
+    gl_error e;
+    store *st = store_open(db, STORE_BROWSE, &e);
+    if (!st)
+        return runtime_error(&e);
+    int rc = 0;
+    if (session == 0) {
+        session = store_last_session(st, &e);
+        if (session == 0)
+            gl_fail(&e, "%s has no sessions to replay", db);
+        rc = session <= 0 ? -1 : 0;
+    }
+    store_session_row srow = {0};
+    if (!rc)
+        rc = store_get_session(st, session, &srow, &e);
+    static replay_runs runs;
+    runs.n = runs.more = 0;
+    if (!rc) {
+        printf("session %lld | started %s | ended %s | %zu runs\n", (long long)srow.id,
+               srow.started, srow.ended[0] ? srow.ended : "-", srow.runs);
+        printf("command %s\n", srow.command);
+        store_session_row_free(&srow);
+        rc = store_list_runs(st, session, replay_collect, &runs, &e);
+    }
+    if (!rc)
+        qsort(runs.rows, runs.n, sizeof runs.rows[0], replay_by_arm);
+    for (size_t i = 0; i < runs.n && !rc; i++) {
+        const store_run_row *r = &runs.rows[i];
+        printf("run %lld | arm %u %s | %s | %llu steps", (long long)r->id, r->arm, r->name,
+               r->status, (unsigned long long)r->steps);
+        if (!isnan(r->final_val_loss))
+            printf(" | final val %.4f ppl %.3f | best val %.4f at step %llu", r->final_val_loss,
+                   r->final_val_ppl, r->best_val_loss, (unsigned long long)r->best_val_step);
+        printf("\n  events:\n");
+        rc = store_list_events(st, r->id, replay_event, NULL, &e);
+    }
+    if (!rc && runs.more)
+        printf("(%zu more runs not shown)\n", runs.more);
+    store_close(st);
+    return rc ? runtime_error(&e) : 0;
+}
+
+static int cmd_replay(int argc, char **argv)
+{
+    const char *db;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return usage_error("replay: too many arguments");
+    int rc = take_db(argc, argv, &db, rest, &nrest, "replay");
+    if (rc)
+        return rc;
+    if (nrest > 1)
+        return usage_error("replay: unexpected argument '%s'", rest[1]);
+    int64_t session = 0;
+    if (nrest) {
+        size_t v;
+        gl_error pe;
+        if (parse_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
+            return usage_error("replay: %s (a session id: the second column of gatelab ls)",
+                               pe.msg);
+        session = (int64_t)v;
+    }
+    if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+        ui_options uo = {.db_path = db};
+        int fallback, sig;
+        gl_error e;
+        if (ui_replay(db, session, &uo, &fallback, &sig, &e) == 0)
+            return sig ? 128 + sig : 0;
+        if (!fallback)
+            return strstr(e.msg, "too small") ? usage_error("%s", e.msg) : runtime_error(&e);
+        fprintf(stderr, "gatelab: %s: printing a summary instead\n", e.msg);
+    }
+    return replay_text(db, session);
+}
+
 /* ---- eval ---- */
 
 static int open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_error *e)
@@ -964,6 +1160,8 @@ int cli_main(int argc, char **argv)
         return cmd_show(argc - 2, argv + 2);
     if (strcmp(cmd, "resume") == 0)
         return cmd_resume(argc - 2, argv + 2);
-    return usage_error("%s: unknown command (run, ls, show, resume, eval, export; see gatelab "
+    if (strcmp(cmd, "replay") == 0)
+        return cmd_replay(argc - 2, argv + 2);
+    return usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export; see gatelab "
                        "--help)", cmd);
 }

@@ -9,6 +9,13 @@
 
 static gl_fatal_hook fatal_hook;
 
+/* The screen must give the terminal back before the last line is printed. */
+static void run_fatal_hook(void)
+{
+    if (fatal_hook)
+        fatal_hook();
+}
+
 int gl_fail(gl_error *e, const char *fmt, ...)
 {
     if (e) {
@@ -24,6 +31,7 @@ void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p) {
+        run_fatal_hook();
         fprintf(stderr, "gatelab: out of memory (%zu bytes)\n", n);
         abort();
     }
@@ -34,6 +42,7 @@ void *xcalloc(size_t count, size_t size)
 {
     void *p = calloc(count ? count : 1, size ? size : 1);
     if (!p) {
+        run_fatal_hook();
         fprintf(stderr, "gatelab: out of memory (%zu x %zu bytes)\n", count, size);
         abort();
     }
@@ -55,8 +64,7 @@ void gl_set_fatal_hook(gl_fatal_hook hook)
 
 void gl_fatal(const char *file, int line, const char *what)
 {
-    if (fatal_hook)
-        fatal_hook();
+    run_fatal_hook();
     fprintf(stderr, "gatelab: internal error at %s:%d: %s\n", file, line, what);
     abort();
 }

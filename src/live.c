@@ -361,6 +361,8 @@ int64_t live_run_id(const live *lv, size_t i)
     return i < lv->narms ? atomic_load(&((live *)lv)->run_ids[i]) : 0;
 }
 
+int64_t live_session(const live *lv) { return lv->session; }
+
 int live_send(live *lv, size_t i, const cmd_record *c)
 {
     if (i >= lv->narms || atomic_load(&lv->arms[i]->done))

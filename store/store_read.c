@@ -209,3 +209,165 @@ int store_find_checkpoint(store *s, int64_t run, uint64_t max_step, int resumabl
     return gl_fail(err, "run %lld has no %s at or before step %llu in %s", (long long)run, which,
                    (unsigned long long)max_step, s->path);
 }
+
+/* ---- the screen's reads: `replay` and `run --compare` ----
+ * These statements are prepared per walk and finalized at its end (the
+ * statement table in store_int.h belongs to the store's own commands); a
+ * replay runs a few of them per key press, so preparing costs nothing a
+ * person notices. */
+
+static int prepare_once(store *s, const char *sql, sqlite3_stmt **st, gl_error *err,
+                        const char *what)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return store_fail(s, err, rc, what);
+    }
+    return 0;
+}
+
+/* store_end, then finalize: the walk's statement is not kept. */
+static int finish_once(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what)
+{
+    int out = store_end(s, st, rc, err, what);
+    sqlite3_finalize(st);
+    return out;
+}
+
+int store_list_metrics(store *s, int64_t run, const char *key, store_metric_fn fn, void *ctx,
+                       gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT step, wall_ms, value FROM metrics WHERE run = ?1 AND key = ?2"
+                        " ORDER BY step", &st, err, "prepare list metrics"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_text(st, 2, key, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_metric_row row;
+            row.step = store_col_u64(st, 0);
+            row.wall_ms = (double)sqlite3_column_int64(st, 1);
+            row.value = store_col_f64(st, 2);
+            if (fn(ctx, &row))
+                break;
+        }
+    return finish_once(s, st, rc, err, "list metrics");
+}
+
+int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_layer_fn fn,
+                                void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT layer, head, key, value FROM layer_metrics"
+                        " WHERE run = ?1 AND step = ?2 ORDER BY layer, head, key",
+                     &st, err, "prepare list layer metrics"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_u64(st, 2, step, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_layer_row row;
+            row.layer = (uint32_t)sqlite3_column_int64(st, 0);
+            row.head = (uint32_t)sqlite3_column_int64(st, 1);
+            store_col_text(st, 2, row.key, sizeof row.key);
+            row.value = store_col_f64(st, 3);
+            if (fn(ctx, &row))
+                break;
+        }
+    return finish_once(s, st, rc, err, "list layer metrics");
+}
+
+int store_get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint32_t head,
+                      const char *kind, uint8_t *buf, size_t cap, uint32_t *rows,
+                      uint32_t *cols, int *found, gl_error *err)
+{
+    sqlite3_stmt *st;
+    *found = 0;
+    *rows = *cols = 0;
+    if (prepare_once(s, "SELECT rows, cols, data FROM heatmaps WHERE run = ?1 AND step = ?2"
+                        " AND layer = ?3 AND head = ?4 AND kind = ?5", &st, err,
+                     "prepare read heatmap"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_u64(st, 2, step, &rc);
+    store_bind_i64(st, 3, layer, &rc);
+    store_bind_i64(st, 4, head, &rc);
+    store_bind_text(st, 5, kind, &rc);
+    int bad = 0;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t r = sqlite3_column_int64(st, 0), c = sqlite3_column_int64(st, 1);
+        const void *data = sqlite3_column_blob(st, 2);
+        size_t n = (size_t)sqlite3_column_bytes(st, 2);
+        /* the schema checks length(data) = rows * cols; the buffer is the caller's */
+        if (r <= 0 || c <= 0 || (uint64_t)r * (uint64_t)c != n || n > cap || (!data && n))
+            bad = 1;
+        else {
+            memcpy(buf, data, n);
+            *rows = (uint32_t)r;
+            *cols = (uint32_t)c;
+            *found = 1;
+        }
+    }
+    if (finish_once(s, st, rc, err, "read heatmap"))
+        return -1;
+    if (bad)
+        return gl_fail(err, "%s: heatmap of run %lld step %llu layer %u head %u (%s) does not "
+                            "fit %zu bytes", s->path, (long long)run, (unsigned long long)step,
+                       layer, head, kind, cap);
+    return 0;
+}
+
+void store_session_row_free(store_session_row *r)
+{
+    free(r->command);
+    r->command = NULL;
+}
+
+int store_get_session(store *s, int64_t session, store_session_row *out, gl_error *err)
+{
+    sqlite3_stmt *st;
+    memset(out, 0, sizeof *out);
+    if (prepare_once(s, "SELECT id, started_at, coalesce(ended_at, ''), command,"
+                        " (SELECT count(*) FROM runs WHERE runs.session = sessions.id)"
+                        " FROM sessions WHERE id = ?1", &st, err, "prepare read session"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, session, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW;
+    if (found) {
+        out->id = sqlite3_column_int64(st, 0);
+        store_col_text(st, 1, out->started, sizeof out->started);
+        store_col_text(st, 2, out->ended, sizeof out->ended);
+        const unsigned char *cmd = sqlite3_column_text(st, 3);
+        out->command = xstrdup(cmd ? (const char *)cmd : "");
+        out->runs = (size_t)sqlite3_column_int64(st, 4);
+    }
+    if (finish_once(s, st, rc, err, "read session")) {
+        store_session_row_free(out);
+        return -1;
+    }
+    if (!found)
+        return gl_fail(err, "no session %lld in %s", (long long)session, s->path);
+    return 0;
+}
+
+int64_t store_last_session(store *s, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT coalesce(max(session), 0) FROM runs", &st, err,
+                     "prepare last session"))
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (finish_once(s, st, rc, err, "last session"))
+        return -1;
+    return id;
+}

@@ -1,0 +1,52 @@
+/* ui: the ncurses screen of DESIGN §6 as the command line sees it — an
+ * observer of a live session (live_observer) steered from the keyboard, and
+ * the replay of a stored session. It reads only telemetry records, the arms'
+ * latest-value heatmap slots and the database; every key that steers a run is
+ * a command sent through live_send, so it lands in the database as an event.
+ * It prints nothing: the caller reports errors after the terminal is back. */
+#ifndef GATELAB_UI_H
+#define GATELAB_UI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "live.h"
+#include "ui_state.h"
+
+typedef struct {
+    const char *db_path;          /* where --compare runs (and replays) are read */
+    const int64_t *compare;       /* run ids drawn as ghost curves */
+    size_t ncompare;
+    FILE *out, *in;               /* NULL: stdout / stdin */
+    const char *term;             /* NULL: $TERM */
+    int allow_small;              /* open even below 80x24 (the bench's pty) */
+} ui_options;
+
+typedef struct ui_live ui_live;
+
+/* Reads the --compare runs; nothing touches the terminal yet, so a bad run id
+ * is reported like any other bad input. NULL with a message. */
+ui_live *ui_live_create(const live_config *cfg, const ui_options *o, gl_error *err);
+/* Opens the screen. -1 with a message: *fallback is set when there is simply
+ * no usable terminal (run headless instead), clear when the terminal is too
+ * small (a bad input). */
+int ui_live_start(ui_live *u, int *fallback, gl_error *err);
+live_observer ui_live_observer(ui_live *u);
+/* After live_run: if every arm ended by itself (no q, no signal), the final
+ * screen stays up, marked DONE, until q. Returns the SIGINT/SIGTERM that
+ * ended the wait, or 0. */
+int ui_live_linger(ui_live *u, const live_result *res);
+/* Restores the terminal; the state stays readable until ui_live_free. */
+void ui_live_stop(ui_live *u);
+const ui_state *ui_live_state(const ui_live *u);
+void ui_live_free(ui_live *u);
+
+/* Draws session (0: the newest) of the database on the screen; cursor keys,
+ * ',' and '.' move through its evaluation steps, q quits. -1 with a message;
+ * *fallback set when there is no usable terminal. *signal: the SIGINT or
+ * SIGTERM that ended it, or 0. */
+int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fallback,
+              int *signal, gl_error *err);
+
+#endif

@@ -1,0 +1,100 @@
+/* ui_screen: the curses screen shared by the live session and the replay —
+ * opening and restoring the terminal (on every exit path, fatal ones
+ * included), the layout and its one relayout function, the key table that
+ * generates both the key bar and the help overlay, and drawing a frame from a
+ * ui_state and a ui_view. All curses calls happen on the thread that opened
+ * the screen. */
+#ifndef GATELAB_UI_SCREEN_H
+#define GATELAB_UI_SCREEN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common.h"
+#include "ui_draw.h"
+#include "ui_state.h"
+
+#define UI_MIN_COLS 80
+#define UI_MIN_LINES 24
+
+typedef enum {
+    UI_LIVE = 1,
+    UI_REPLAY = 2,
+} ui_mode;
+
+typedef enum {
+    UI_ACT_NONE,
+    UI_ACT_PAUSE,
+    UI_ACT_SWAP,
+    UI_ACT_FREEZE,
+    UI_ACT_K_UP,
+    UI_ACT_K_DOWN,
+    UI_ACT_NEXT_ARM,
+    UI_ACT_LAYER_PREV,
+    UI_ACT_LAYER_NEXT,
+    UI_ACT_NEXT_HEAD,
+    UI_ACT_RIGHT_MAP,
+    UI_ACT_LOG,
+    UI_ACT_SMOOTH,
+    UI_ACT_CHECKPOINT,
+    UI_ACT_FORK,
+    UI_ACT_STEP_PREV,
+    UI_ACT_STEP_NEXT,
+    UI_ACT_STEP_FIRST,
+    UI_ACT_STEP_LAST,
+    UI_ACT_HELP,
+    UI_ACT_QUIT,
+    UI_ACT_RESIZE,
+} ui_action;
+
+/* Train-loss smoothing levels `s` cycles through; 0 is off. */
+#define UI_SMOOTH_LEVELS 4
+extern const double ui_smooth_beta[UI_SMOOTH_LEVELS];
+
+/* What the person chose to look at, and what the screen says back. */
+typedef struct {
+    ui_mode mode;
+    size_t sel, layer, head;   /* selected arm, and the heatmap's layer and head */
+    int log_y;
+    int smooth;                /* index into ui_smooth_beta */
+    int right;                 /* heatmap beside the gate: 0 oracle mask, 1 attention */
+    int help;                  /* the help overlay is up */
+    int confirm_quit;          /* "quit? y/n" is asked */
+    char msg[160];
+    int msg_bad;
+    double msg_until;          /* gl_now() time; 0: until replaced */
+    const char *state;         /* RUNNING, PAUSED, DONE, STOPPING, REPLAY */
+    uint64_t cursor;           /* replay: the evaluation step shown */
+    size_t cursor_index, cursor_count;
+    double tok_s;              /* all arms */
+} ui_view;
+
+void ui_view_init(ui_view *v, ui_mode mode);
+void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+typedef struct ui_screen ui_screen;
+
+/* Opens curses on out/in (NULL, NULL: stdout/stdin) with terminal type term
+ * (NULL: $TERM). Sets the locale from the environment (numbers stay "C") and
+ * picks UTF-8 or ASCII from its codeset, colours or monochrome from the
+ * terminal. Installs the fatal hook and crash handlers that restore the
+ * terminal. NULL with a message when there is no usable terminal or it is
+ * smaller than UI_MIN_COLS x UI_MIN_LINES (unless allow_small). */
+ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small,
+                          gl_error *err);
+/* Restores the terminal; safe to call twice. */
+void ui_screen_close(ui_screen *s);
+
+/* The next key, ERR when none is waiting. timeout_ms < 0 waits, 0 polls. */
+int ui_screen_getch(ui_screen *s, int timeout_ms);
+/* The action a key stands for in this mode (UI_ACT_NONE: not a key of ours). */
+ui_action ui_screen_action(const ui_view *v, int ch);
+/* Applies the actions that only change what is shown (arm, layer, head, log,
+ * smoothing, right map, help, resize); returns the UI_DIRTY_* bits. */
+unsigned ui_screen_view_action(ui_screen *s, ui_view *v, const ui_state *st, ui_action a);
+
+/* Draws the dirty parts (UI_DIRTY_*) and refreshes. */
+void ui_screen_draw(ui_screen *s, const ui_state *st, ui_view *v, unsigned dirty);
+
+#endif

@@ -1,0 +1,169 @@
+/* ui_state: what the screen knows about a session — per arm its gate state
+ * (from event records), status, loss series, latest per-layer metrics and
+ * heatmaps — fed record by record by the live observer or row by row by a
+ * replay from the database. No curses here, so the bench and the replay can
+ * fill it the same way the live session does. */
+#ifndef GATELAB_UI_STATE_H
+#define GATELAB_UI_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "live.h"
+#include "metrics.h"
+#include "record.h"
+
+/* A loss curve. Points are kept at full resolution up to UI_SERIES_CAP; past
+ * that, neighbours are merged pairwise (stride doubles) so memory stays
+ * bounded on long runs while the curve keeps its shape. Each point keeps the
+ * mean of its raw values in linear and in log space, so log-axis smoothing
+ * and downsampling happen in log space without recomputing logs. */
+#define UI_SERIES_CAP 32768
+
+typedef struct {
+    uint64_t *step;      /* last step of the point */
+    double *v, *lv;      /* mean value, mean log value */
+    uint32_t *n;         /* raw values merged into the point */
+    size_t len, cap;
+    uint32_t stride;     /* raw values per point for new points */
+    double acc_v, acc_lv;    /* the point being filled (acc_n < stride) */
+    uint32_t acc_n;
+    uint64_t acc_step;
+    /* over the raw values, exact */
+    double last, min;
+    uint64_t last_step, min_step;
+    size_t count;
+} ui_series;
+
+void ui_series_init(ui_series *s);
+void ui_series_free(ui_series *s);
+void ui_series_clear(ui_series *s);
+/* Non-finite or non-positive values are skipped (log space needs v > 0). */
+void ui_series_add(ui_series *s, uint64_t step, double v);
+/* Number of points including the one being filled, and point i of them. */
+size_t ui_series_points(const ui_series *s);
+void ui_series_point(const ui_series *s, size_t i, uint64_t *step, double *v, double *lv,
+                     uint32_t *n);
+/* Value at exactly this step (val series), 0 when there is none. */
+int ui_series_at(const ui_series *s, uint64_t step, double *v);
+
+typedef struct {
+    char name[64];
+    int64_t run;                 /* database id, 0 when not stored */
+    uint32_t mode, k, frozen;    /* gate in force, from the latest event */
+    int have_gate;
+    run_status status;
+    int done;                    /* a final status arrived */
+    uint64_t step, start_step;
+    double tok_s;                /* measured by the observer */
+    double eval_tok_s;           /* the arm's own figure at its last evaluation */
+    ui_series train, val;        /* train_loss per step, val_loss per evaluation */
+    double *layer;               /* [L*H*METRIC_COUNT], NaN = none */
+    uint64_t layer_step;
+    int have_layer;
+    uint8_t *heat;               /* 8-byte step, gate, oracle, attn: [L][H][T][T] each */
+    size_t heat_bytes;
+    uint64_t heat_version, heat_step;
+    int have_heat;
+    size_t color;                /* palette index */
+} ui_arm;
+
+/* A past run drawn behind the live arms (--compare). */
+typedef struct {
+    char name[64];
+    int64_t run;
+    size_t color;
+    ui_series train, val;
+} ui_ghost;
+
+#define UI_MAX_GHOSTS 8
+#define UI_EVENTS 64           /* the events line keeps the newest of these */
+#define UI_MARKS_MAX 4096      /* swap/pause/k/fork/freeze markers on the curves */
+
+typedef struct {
+    uint64_t step;
+    uint32_t arm;
+    uint32_t kind;               /* event_kind */
+    char detail[REC_TEXT];
+} ui_event;
+
+typedef struct {
+    uint64_t step;
+    uint32_t arm;
+    char glyph;
+} ui_mark;
+
+typedef struct {
+    int64_t session;
+    const char *db_path;
+    size_t L, H, T, B;           /* model shape: never changes within a session */
+    size_t steps;                /* --steps */
+    ui_arm arms[LIVE_MAX_ARMS];
+    size_t narms;
+    ui_ghost ghosts[UI_MAX_GHOSTS];
+    size_t nghosts;
+    ui_event events[UI_EVENTS];  /* ring: newest at (nevents - 1) % UI_EVENTS */
+    size_t nevents;
+    ui_mark *marks;
+    size_t nmarks;
+    uint64_t dropped_marks;
+} ui_state;
+
+void ui_state_init(ui_state *st, size_t L, size_t H, size_t T, size_t B, size_t steps);
+void ui_state_free(ui_state *st);
+/* Adds arm i (and every arm before it) if missing; returns it. */
+ui_arm *ui_state_arm(ui_state *st, size_t i, const char *name);
+ui_ghost *ui_state_add_ghost(ui_state *st, const char *name, int64_t run);
+
+/* What must be redrawn after a change (OR of these). */
+enum {
+    UI_DIRTY_HEADER = 1 << 0,
+    UI_DIRTY_LOSS = 1 << 1,
+    UI_DIRTY_HEAT = 1 << 2,
+    UI_DIRTY_AGREE = 1 << 3,
+    UI_DIRTY_EVENTS = 1 << 4,
+    UI_DIRTY_KEYS = 1 << 5,
+    UI_DIRTY_ALL = (1 << 6) - 1,
+};
+
+/* Folds one telemetry record in; returns the UI_DIRTY_* bits it touched. */
+unsigned ui_state_record(ui_state *st, const tel_record *r);
+/* Records an event (also used by replay); updates the arm's gate state when
+ * has_gate. */
+unsigned ui_state_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind,
+                        const char *detail, int has_gate, uint32_t mode, uint32_t k,
+                        uint32_t frozen);
+/* Only the events line's ring (a replay rebuilds it as the cursor moves). */
+void ui_state_log_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind,
+                        const char *detail);
+/* Event i counted back from the newest (0 = newest); NULL past the end. */
+const ui_event *ui_state_event_back(const ui_state *st, size_t i);
+
+/* Arm a's heat buffer, sized for the session's shape (allocated on first use). */
+uint8_t *ui_state_heat_buffer(ui_state *st, size_t a);
+/* Pointers to the (layer, head) maps of arm a's heat, T*T bytes each; 0 when
+ * the arm has no heatmap yet. */
+int ui_state_heat_maps(const ui_state *st, size_t a, size_t layer, size_t head,
+                       const uint8_t **gate, const uint8_t **oracle, const uint8_t **attn);
+
+/* Mean over heads of a per-(layer, head) metric of arm a, NaN when none. */
+double ui_state_layer_mean(const ui_state *st, size_t a, size_t layer, metric_key key);
+
+/* Routing benefit (DESIGN §4) between the first learned, random and dense
+ * arms by their current gates, at the newest step where all three have a val
+ * evaluation. 0 when such arms are missing. */
+typedef struct {
+    size_t learned, random, dense;
+    uint64_t step;
+    double ppl_l, ppl_r, ppl_d;
+    double benefit, relative;    /* ppl_R - ppl_L; / (ppl_R - ppl_D) (NaN if 0) */
+} ui_routing;
+int ui_state_routing(const ui_state *st, ui_routing *out);
+
+/* All arms have a final status (and there is at least one). */
+int ui_state_all_done(const ui_state *st);
+/* Every arm still running is paused (and at least one is). */
+int ui_state_all_paused(const ui_state *st);
+uint64_t ui_state_max_step(const ui_state *st);
+
+#endif
