@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 
@@ -200,5 +200,71 @@ void store_session_row_free(store_session_row *r);
 int store_get_session(store *s, int64_t session, store_session_row *out, gl_error *err);
 /* The newest session that has runs, 0 when there is none, -1 on error. */
 int64_t store_last_session(store *s, gl_error *err);
+
+/* ---- experiments (schema version 2; store/store_experiment.c) ----
+ * An experiment is a set of ordinary runs plus its printed result table.
+ * Its id is the id of its first session, so `--from N` names the same
+ * experiment whether N is read as an experiment or a session id. These are
+ * rare writes: each call prepares its statement and finalizes it. */
+
+/* started_ms: Unix ms when the experiment started (its first session exists
+ * only once that session has trained); <= 0: now */
+int store_experiment_begin(store *s, int64_t id, const char *kind, const char *command,
+                           const char *config_json, double started_ms, gl_error *err);
+/* status: finished or failed */
+int store_experiment_end(store *s, int64_t experiment, const char *status, double wall_seconds,
+                         gl_error *err);
+/* role: "arm" (a trained arm) or "distill" (a distillation run); label: the
+ * arm's mode, or "distill:<source mode>" */
+int store_experiment_link(store *s, int64_t experiment, int64_t run, uint64_t seed,
+                          const char *role, const char *label, gl_error *err);
+
+typedef struct {
+    uint32_t position;            /* row order in the printed table */
+    char line[8];                 /* "1".."4", "+" for the rows alongside */
+    char quantity[96];
+    double value, spread;         /* the number behind the gatelab column; NaN: none */
+    char gatelab[64], paper[48];  /* as printed */
+    char same_direction[8];       /* yes, no or n/a */
+} store_result_row;
+int store_experiment_result(store *s, int64_t experiment, const store_result_row *row,
+                            gl_error *err);
+
+typedef struct {
+    int64_t id;
+    char kind[32], status[16], started[32], ended[32], version[32];
+    double wall_seconds;          /* NaN while running */
+    char *command, *config_json;  /* owned; store_experiment_row_free */
+} store_experiment_row;
+void store_experiment_row_free(store_experiment_row *r);
+/* The experiment with this id, or the one a run of session N belongs to;
+ * "no experiment or experiment session N in PATH" when neither. */
+int64_t store_experiment_find(store *s, int64_t session_or_id, gl_error *err);
+int store_get_experiment(store *s, int64_t id, store_experiment_row *out, gl_error *err);
+typedef int (*store_result_fn)(void *ctx, const store_result_row *row);
+int store_list_experiment_results(store *s, int64_t experiment, store_result_fn fn, void *ctx,
+                                  gl_error *err);
+typedef struct {
+    int64_t run, session;
+    uint64_t seed;
+    char role[16], label[40], status[16];
+} store_experiment_run_row;
+typedef int (*store_experiment_run_fn)(void *ctx, const store_experiment_run_row *row);
+int store_list_experiment_runs(store *s, int64_t experiment, store_experiment_run_fn fn,
+                               void *ctx, gl_error *err);
+
+/* How many rows metric `key` of a run has and the largest |value| among
+ * them (0 rows: *max_abs = NaN). */
+int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, double *max_abs,
+                        gl_error *err);
+/* One metrics row (replacing the same run, key and step); a non-finite value
+ * is not stored. */
+int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, double value,
+                     gl_error *err);
+/* The next free arm index of a session (runs added after its arms). */
+int64_t store_next_arm(store *s, int64_t session, gl_error *err);
+/* Ends the open transaction, if any, dropping what it wrote (the way out of
+ * a store_begin whose writes failed half way). */
+void store_abort(store *s);
 
 #endif

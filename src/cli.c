@@ -22,6 +22,7 @@
 #include "gate.h"
 #include "model.h"
 #include "safetensors.h"
+#include "experiment.h"
 #include "live.h"
 #include "store.h"
 #include "trainer.h"
@@ -46,6 +47,11 @@ static const char usage_text[] =
     "  eval     gatelab eval CKPT --data FILE [--gate MODE] [--k K]\n"
     "  export   gatelab export RUN|CKPT [--step N] [--db PATH] --out FILE.safetensors\n"
     "           (weights only)\n"
+    "  experiment  the paper's four lines of evidence, headless, stored, as a table\n"
+    "           gatelab experiment absorption [--preset P] [--seeds N] [--steps N]\n"
+    "           [--data PATH] [--db PATH]   |   --from ID to reprint a stored one\n"
+    "  distill  train a fresh gate to predict a stored run's oracle masks\n"
+    "           gatelab distill RUN [--db PATH] [--steps N]\n"
     "\n"
     "run options:\n"
     "  --arms M1,M2,...     gate modes of the arms (default soft,random,dense): dense soft\n"
@@ -1162,6 +1168,10 @@ int cli_main(int argc, char **argv)
         return cmd_resume(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 2, argv + 2);
-    return usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export; see gatelab "
-                       "--help)", cmd);
+    if (strcmp(cmd, "experiment") == 0)
+        return experiment_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "distill") == 0)
+        return distill_main(argc - 2, argv + 2);
+    return usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export, "
+                       "experiment, distill; see gatelab --help)", cmd);
 }

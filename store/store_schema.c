@@ -213,8 +213,51 @@ static const char schema_v1[] =
     "WHERE key IN ('f1', 'mass_kept', 'oracle_mass', 'chance_f1')\n"
     "GROUP BY run, step, layer;\n";
 
+/* Version 2: experiments (`gatelab experiment`), the runs behind each and
+ * its printed result table. An experiment's id is the id of its first
+ * session (not a foreign key: deleting that session keeps the experiment). */
+static const char schema_v2[] =
+    "CREATE TABLE experiments (\n"
+    "  id           INTEGER PRIMARY KEY,\n"
+    "  kind         TEXT NOT NULL,\n"
+    "  command      TEXT NOT NULL,\n"
+    "  config       TEXT NOT NULL CHECK (json_valid(config)),\n"
+    "  status       TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed')),\n"
+    "  started_at   TEXT NOT NULL,\n"
+    "  ended_at     TEXT,\n"
+    "  wall_seconds REAL,\n"
+    "  version      TEXT NOT NULL,\n"
+    "  host         TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE experiment_runs (\n"
+    "  experiment INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,\n"
+    "  run        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  seed       INTEGER NOT NULL,\n"
+    "  role       TEXT NOT NULL CHECK (role IN ('arm', 'distill')),\n"
+    "  label      TEXT NOT NULL,\n"
+    "  PRIMARY KEY (experiment, run)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX experiment_runs_run ON experiment_runs(run);\n"
+    "CREATE TABLE experiment_results (\n"
+    "  experiment     INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,\n"
+    "  position       INTEGER NOT NULL CHECK (position >= 0),\n"
+    "  line           TEXT NOT NULL,\n"
+    "  quantity       TEXT NOT NULL,\n"
+    "  value          REAL,\n"
+    "  spread         REAL,\n"
+    "  gatelab        TEXT NOT NULL,\n"
+    "  paper          TEXT NOT NULL,\n"
+    "  same_direction TEXT NOT NULL CHECK (same_direction IN ('yes', 'no', 'n/a')),\n"
+    "  PRIMARY KEY (experiment, position)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE VIEW experiment_table AS\n"
+    "SELECT e.id AS experiment, e.kind, e.status, x.position, x.line, x.quantity,\n"
+    "       x.gatelab, x.paper, x.same_direction, x.value, x.spread\n"
+    "FROM experiments e JOIN experiment_results x ON x.experiment = e.id;\n";
+
 const char *const store_migrations[] = {
     schema_v1,
+    schema_v2,
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] == STORE_SCHEMA_VERSION,

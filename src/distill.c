@@ -1,0 +1,606 @@
+/* distill: trains a fresh gate on a frozen model to predict the oracle top-k
+ * masks of that model (distill.h has the loss). Work is split over the
+ * model's pool by (sequence, head) pairs; every product goes through
+ * cblas_sgemm. The T x T gate scores and content logits are never kept for
+ * the whole batch: the backward pass recomputes them per pair from the
+ * stored gate projections and the model's own q/k, which costs one more pair
+ * of small GEMMs and saves L*B*H*T*T floats (600 MB at the paper preset). */
+#include "distill.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "data.h"
+#include "layers.h"
+#include "optim.h"
+#include "rng.h"
+#include "safetensors.h"
+
+#define DISTILL_STREAM 0x64697374ULL   /* "dist": the fresh gate's draw */
+#define EVAL_SALT 0xe7a1e7a1e7a1ULL    /* stochastic masks at eval, as the trainer */
+
+void distill_default_config(distill_config *c)
+{
+    *c = (distill_config){.steps = 300, .batch = 16, .lr = 1e-2f, .warmup = 30,
+                          .weight_decay = 0.1f, .clip = 1.0f, .seed = 1,
+                          .forward = GATE_ORACLE};
+}
+
+/* ---- allocation ---- */
+
+int distill_init(distill *d, model *m, const distill_config *cfg, gl_error *err)
+{
+    memset(d, 0, sizeof *d);
+    const model_config *c = &m->cfg;
+    if (cfg->forward != GATE_ORACLE && cfg->forward != GATE_DENSE)
+        return gl_fail(err, "distill: forward mode %s: must be oracle or dense",
+                       gate_mode_name(cfg->forward));
+    if (cfg->batch < 1 || cfg->batch > c->batch)
+        return gl_fail(err, "distill: batch %zu: must be between 1 and the model's batch %zu",
+                       cfg->batch, c->batch);
+    if (c->layers > DISTILL_MAX_LAYERS)
+        return gl_fail(err, "distill: %zu layers: at most %d", c->layers, DISTILL_MAX_LAYERS);
+    if (c->k >= c->T)
+        return gl_fail(err, "distill: k %zu keeps every key of T %zu: nothing to learn", c->k,
+                       c->T);
+    d->m = m;
+    d->cfg = *cfg;
+    const size_t B = c->batch, T = c->T, H = c->heads, Hr = H * c->r, L = c->layers;
+    const size_t nw = pool_threads(m->pool);
+    d->gq = xcalloc(L * B * T * Hr, sizeof(float));
+    d->gk = xcalloc(L * B * T * Hr, sizeof(float));
+    d->dgq = xcalloc(B * T * Hr, sizeof(float));
+    d->dgk = xcalloc(B * T * Hr, sizeof(float));
+    d->sc = xcalloc(nw * T * T, sizeof(float));
+    d->cc = xcalloc(nw * T * T, sizeof(float));
+    d->idx = xcalloc(nw * T, sizeof(uint32_t));
+    d->keep = xcalloc(nw * T, 1);
+    d->loss_part = xcalloc(nw, sizeof(double));
+    d->dbias = xcalloc(nw * H, sizeof(float));
+    d->agree_part = xcalloc(nw * L, sizeof(distill_agree));
+    for (size_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].is_gate)
+            d->gate_numel += m->tensors[i].numel;
+    d->am = xcalloc(d->gate_numel, sizeof(float));
+    d->av = xcalloc(d->gate_numel, sizeof(float));
+    distill_reset_gate(d);
+    return 0;
+}
+
+void distill_free(distill *d)
+{
+    free(d->gq);
+    free(d->gk);
+    free(d->dgq);
+    free(d->dgk);
+    free(d->sc);
+    free(d->cc);
+    free(d->idx);
+    free(d->keep);
+    free(d->loss_part);
+    free(d->dbias);
+    free(d->agree_part);
+    free(d->am);
+    free(d->av);
+    memset(d, 0, sizeof *d);
+}
+
+void distill_reset_gate(distill *d)
+{
+    model *m = d->m;
+    rng_state r;
+    rng_seed(&r, rng_derive(d->cfg.seed, DISTILL_STREAM));
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        if (!t->is_gate)
+            continue;
+        float *w = m->params + t->offset;
+        for (size_t j = 0; j < t->numel; j++)
+            w[j] = t->ndim == 2 ? 0.02f * rng_normal(&r) : 0.0f;
+    }
+    memset(d->am, 0, d->gate_numel * sizeof(float));
+    memset(d->av, 0, d->gate_numel * sizeof(float));
+    d->t = 0;
+}
+
+/* ---- one (sequence, head) pair ---- */
+
+typedef struct {
+    distill *d;
+    size_t layer, B;
+} pair_job;
+
+/* softplus(s) - y s = BCE(sigmoid(s), y), stable for any s; fp32 like the
+ * scores (the sums are double) */
+static float bce_logit(float s, int y)
+{
+    return fmaxf(s, 0.0f) - (y ? s : 0.0f) + log1pf(expf(-fabsf(s)));
+}
+
+static float sigmoidf(float u)
+{
+    if (u >= 0.0f)
+        return 1.0f / (1.0f + expf(-u));
+    float e = expf(u);
+    return e / (1.0f + e);
+}
+
+/* gq/gk of pair (b,h) at layer l [T,r] -> S[T,T] = gq gk^T/sqrt(r) (bias not
+ * added); q/k [T,hd] of the pair -> C[T,T] = q k^T/sqrt(hd). */
+static void pair_scores(const distill *d, size_t l, size_t b, size_t h, float *S, float *C)
+{
+    const model *m = d->m;
+    const size_t T = m->cfg.T, Cd = m->cfg.d, H = m->cfg.heads, r = m->cfg.r, hd = Cd / H;
+    const size_t Hr = H * r, B = m->cfg.batch;
+    const float *gqb = d->gq + (l * B + b) * T * Hr + h * r;
+    const float *gkb = d->gk + (l * B + b) * T * Hr + h * r;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)r,
+                1.0f / sqrtf((float)r), gqb, (int)Hr, gkb, (int)Hr, 0.0f, S, (int)T);
+    const float *q = m->la[l].qkv + b * T * 3 * Cd + h * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd,
+                1.0f / sqrtf((float)hd), q, (int)(3 * Cd), q + Cd, (int)(3 * Cd), 0.0f, C,
+                (int)T);
+}
+
+/* One row's agreement: G_topk = the gate's k largest, G_thr = {s > 0}. */
+static void row_agree(distill_agree *a, const float *s, const unsigned char *y, size_t n,
+                      size_t k, uint32_t *idx, unsigned char *gk)
+{
+    gate_topk_select(gk, s, n, k, idx);
+    size_t both = 0, thr = 0, thr_both = 0;
+    for (size_t j = 0; j < n; j++) {
+        both += gk[j] && y[j];
+        thr += s[j] > 0.0f;
+        thr_both += s[j] > 0.0f && y[j];
+    }
+    /* G_topk and the oracle both hold k keys: precision = recall = F1 */
+    a->rows += 1.0;
+    a->topk_f1 += (double)both / (double)k;
+    double p = thr ? (double)thr_both / (double)thr : 0.0, rc = (double)thr_both / (double)k;
+    a->thr_p += p;
+    a->thr_r += rc;
+    a->thr_f1 += p + rc > 0.0 ? 2.0 * p * rc / (p + rc) : 0.0;
+    a->chance += (double)k / (double)n;
+}
+
+/* S, C of the pair -> loss_part[w] += sum over counted (i, j) of
+ * BCE(sigmoid(S_ij + b_h), y_ij), y = the oracle top-k of row i of C. */
+static void pair_forward(void *ctx, size_t w, size_t p0, size_t p1)
+{
+    pair_job *j = ctx;
+    distill *d = j->d;
+    const model *m = d->m;
+    const size_t T = m->cfg.T, H = m->cfg.heads, k = m->cfg.k, l = j->layer;
+    float *S = d->sc + w * T * T, *C = d->cc + w * T * T;
+    uint32_t *idx = d->idx + w * T;
+    unsigned char *y = d->keep + w * T;
+    const float *gb = m->p.layer[l].gb;
+    unsigned char gkeep[4096];
+    double loss = 0.0;
+    for (size_t p = p0; p < p1; p++) {
+        const size_t b = p / H, h = p % H;
+        pair_scores(d, l, b, h, S, C);
+        for (size_t i = k; i < T; i++) {
+            const size_t n = i + 1;
+            float *s = S + i * T;
+            gate_topk_select(y, C + i * T, n, k, idx);
+            for (size_t jj = 0; jj < n; jj++) {
+                s[jj] += gb[h];
+                loss += bce_logit(s[jj], y[jj]);
+            }
+            if (d->agree_on)
+                row_agree(&d->agree_part[w * m->cfg.layers + l], s, y, n, k, idx, gkeep);
+        }
+    }
+    d->loss_part[w] += loss;
+}
+
+/* dL/dS_ij = (sigmoid(S_ij) - y_ij) / count on counted entries, 0 elsewhere
+ * -> dgq, dgk [T,r] of the pair (written: each pair owns its slice),
+ *    dbias[w][h] (+=). S and the labels are recomputed from the forward's
+ *    gate projections and the model's q/k. */
+static void pair_backward(void *ctx, size_t w, size_t p0, size_t p1)
+{
+    pair_job *j = ctx;
+    distill *d = j->d;
+    const model *m = d->m;
+    const size_t T = m->cfg.T, H = m->cfg.heads, k = m->cfg.k, l = j->layer;
+    const size_t r = m->cfg.r, Hr = H * r, B = m->cfg.batch;
+    float *S = d->sc + w * T * T, *C = d->cc + w * T * T;
+    uint32_t *idx = d->idx + w * T;
+    unsigned char *y = d->keep + w * T;
+    const float *gb = m->p.layer[l].gb;
+    const float inv = (float)(1.0 / d->count), rs = 1.0f / sqrtf((float)r);
+    for (size_t p = p0; p < p1; p++) {
+        const size_t b = p / H, h = p % H;
+        pair_scores(d, l, b, h, S, C);
+        float db = 0.0f;
+        /* rows with n <= k are not in the loss */
+        memset(S, 0, k * T * sizeof(float));
+        for (size_t i = k; i < T; i++) {
+            const size_t n = i + 1;
+            float *s = S + i * T;
+            gate_topk_select(y, C + i * T, n, k, idx);
+            for (size_t jj = 0; jj < n; jj++) {
+                s[jj] = (sigmoidf(s[jj] + gb[h]) - (float)y[jj]) * inv;
+                db += s[jj];
+            }
+            memset(s + n, 0, (T - n) * sizeof(float));
+        }
+        d->dbias[w * H + h] += db;
+        const size_t off = b * T * Hr + h * r;
+        const float *gqb = d->gq + (l * B + b) * T * Hr + h * r;
+        const float *gkb = d->gk + (l * B + b) * T * Hr + h * r;
+        /* dgq = dS gk/sqrt(r); dgk = dS^T gq/sqrt(r) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)r, (int)T, rs, S,
+                    (int)T, gkb, (int)Hr, 0.0f, d->dgq + off, (int)Hr);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)T, (int)r, (int)T, rs, S,
+                    (int)T, gqb, (int)Hr, 0.0f, d->dgk + off, (int)Hr);
+    }
+}
+
+/* ---- the gate projections: rows (or output rows) split over the pool ---- */
+
+typedef struct {
+    float *out, *dw;
+    const float *inp, *w, *dout;
+    size_t N, C, OC;
+} proj_job;
+
+static void proj_fwd_chunk(void *ctx, size_t w, size_t n0, size_t n1)
+{
+    (void)w;
+    proj_job *j = ctx;
+    linear_forward(j->out + n0 * j->OC, j->inp + n0 * j->C, j->w, NULL, n1 - n0, j->C, j->OC);
+}
+
+static void proj_dw_chunk(void *ctx, size_t w, size_t o0, size_t o1)
+{
+    (void)w;
+    proj_job *j = ctx;
+    linear_backward_weight(j->dw, NULL, j->dout, j->inp, j->N, j->C, j->OC, o0, o1);
+}
+
+/* ---- forward / backward over the layers ---- */
+
+/* inputs[B,T] -> the frozen model's activations (mode cfg.forward), then per
+ * layer ln1[B,T,d], Wq/Wk[H*r,d] -> gq/gk[B,T,H*r] -> the mean BCE over
+ * every counted (layer, sequence, head, i, j). */
+double distill_forward(distill *d, const int32_t *inputs, size_t B)
+{
+    model *m = d->m;
+    const model_config *c = &m->cfg;
+    GL_ASSERT(B >= 1 && B <= c->batch);
+    const size_t T = c->T, Hr = c->heads * c->r, nw = pool_threads(m->pool);
+    gate_mode mode = m->cfg.mode;
+    metrics_state *metrics = m->metrics;
+    m->cfg.mode = d->cfg.forward;
+    m->metrics = NULL;
+    /* the LM loss is not used: the inputs stand in for the targets */
+    model_forward(m, inputs, inputs, B);
+    m->cfg.mode = mode;
+    m->metrics = metrics;
+    d->B = B;
+    double per_seq = 0.0;
+    for (size_t n = c->k + 1; n <= T; n++)
+        per_seq += (double)n;
+    d->count = per_seq * (double)(B * c->layers * c->heads);
+    memset(d->loss_part, 0, nw * sizeof(double));
+    for (size_t l = 0; l < c->layers; l++) {
+        const model_layer_params *p = &m->p.layer[l];
+        proj_job q = {.out = d->gq + l * c->batch * T * Hr, .inp = m->la[l].ln1, .w = p->gqw,
+                      .C = c->d, .OC = Hr};
+        pool_run(m->pool, proj_fwd_chunk, &q, B * T);
+        proj_job k = q;
+        k.out = d->gk + l * c->batch * T * Hr;
+        k.w = p->gkw;
+        pool_run(m->pool, proj_fwd_chunk, &k, B * T);
+        pair_job pj = {.d = d, .layer = l, .B = B};
+        pool_run(m->pool, pair_forward, &pj, B * c->heads);
+    }
+    if (d->agree_on)
+        for (size_t l = 0; l < c->layers; l++)
+            for (size_t w = 0; w < nw; w++) {
+                distill_agree *src = &d->agree_part[w * c->layers + l], *dst = &d->agree[l];
+                dst->rows += src->rows;
+                dst->topk_f1 += src->topk_f1;
+                dst->thr_p += src->thr_p;
+                dst->thr_r += src->thr_r;
+                dst->thr_f1 += src->thr_f1;
+                dst->chance += src->chance;
+                memset(src, 0, sizeof *src);
+            }
+    double total = 0.0;
+    for (size_t w = 0; w < nw; w++)
+        total += d->loss_part[w];
+    return total / d->count;
+}
+
+/* Gradients of the last forward's loss: per layer dS -> dgq, dgk [B,T,H*r],
+ * db[H] -> dWq, dWk [H*r,d] = dgq^T ln1, dgk^T ln1 (into m->grads). */
+void distill_backward(distill *d)
+{
+    model *m = d->m;
+    const model_config *c = &m->cfg;
+    const size_t B = d->B, T = c->T, H = c->heads, Hr = H * c->r, nw = pool_threads(m->pool);
+    for (size_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].is_gate)
+            memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
+    for (size_t l = 0; l < c->layers; l++) {
+        model_layer_params *g = &m->g.layer[l];
+        memset(d->dbias, 0, nw * H * sizeof(float));
+        pair_job pj = {.d = d, .layer = l, .B = B};
+        pool_run(m->pool, pair_backward, &pj, B * H);
+        for (size_t w = 0; w < nw; w++)
+            for (size_t h = 0; h < H; h++)
+                g->gb[h] += d->dbias[w * H + h];
+        proj_job q = {.dw = g->gqw, .dout = d->dgq, .inp = m->la[l].ln1, .N = B * T, .C = c->d,
+                      .OC = Hr};
+        pool_run(m->pool, proj_dw_chunk, &q, Hr);
+        proj_job k = q;
+        k.dw = g->gkw;
+        k.dout = d->dgk;
+        pool_run(m->pool, proj_dw_chunk, &k, Hr);
+    }
+}
+
+double distill_update(distill *d)
+{
+    model *m = d->m;
+    const distill_config *c = &d->cfg;
+    double sum = 0.0;
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        if (!t->is_gate)
+            continue;
+        const float *g = m->grads + t->offset;
+        for (size_t j = 0; j < t->numel; j++)
+            sum += (double)g[j] * g[j];
+    }
+    double norm = sqrt(sum);
+    if (!isfinite(norm))
+        return norm;
+    optim_config oc;
+    optim_default_config(&oc);
+    oc.warmup = c->warmup;
+    oc.total_steps = c->steps;
+    const float lr = c->lr * optim_schedule(&oc, d->t);
+    const float clip = c->clip > 0.0f && norm > c->clip ? (float)(c->clip / norm) : 1.0f;
+    d->t++;
+    const float b1c = 1.0f - powf(oc.beta1, (float)d->t);
+    const float b2c = 1.0f - powf(oc.beta2, (float)d->t);
+    size_t at = 0;
+    for (size_t i = 0; i < m->ntensors; i++) {
+        const model_tensor *t = &m->tensors[i];
+        if (!t->is_gate)
+            continue;
+        const float wd = t->ndim == 2 ? c->weight_decay : 0.0f;
+        float *p = m->params + t->offset, *g = m->grads + t->offset;
+        float *am = d->am + at, *av = d->av + at;
+        for (size_t j = 0; j < t->numel; j++) {
+            float gj = g[j] * clip;
+            am[j] = oc.beta1 * am[j] + (1.0f - oc.beta1) * gj;
+            av[j] = oc.beta2 * av[j] + (1.0f - oc.beta2) * gj * gj;
+            p[j] -= lr * (am[j] / b1c / (sqrtf(av[j] / b2c) + oc.eps) + wd * p[j]);
+        }
+        at += t->numel;
+    }
+    return norm;
+}
+
+void distill_agree_reset(distill *d)
+{
+    memset(d->agree, 0, sizeof d->agree);
+}
+
+void distill_agree_mean(const distill *d, size_t l0, size_t l1, distill_agree *out)
+{
+    memset(out, 0, sizeof *out);
+    double n = 0.0;
+    for (size_t l = l0; l < l1; l++) {
+        const distill_agree *a = &d->agree[l];
+        if (a->rows == 0.0)
+            continue;
+        /* each layer weighs the same, as metrics_layer_value's means do */
+        out->topk_f1 += a->topk_f1 / a->rows;
+        out->thr_p += a->thr_p / a->rows;
+        out->thr_r += a->thr_r / a->rows;
+        out->thr_f1 += a->thr_f1 / a->rows;
+        out->chance += a->chance / a->rows;
+        out->rows += a->rows;
+        n += 1.0;
+    }
+    if (n == 0.0) {
+        out->topk_f1 = out->thr_p = out->thr_r = out->thr_f1 = out->chance = NAN;
+        return;
+    }
+    out->topk_f1 /= n;
+    out->thr_p /= n;
+    out->thr_r /= n;
+    out->thr_f1 /= n;
+    out->chance /= n;
+}
+
+/* ---- a whole distillation from a checkpoint ---- */
+
+void distill_result_free(distill_result *r)
+{
+    if (r->deployed.heads)
+        metrics_free(&r->deployed);
+}
+
+double distill_eval(model *m, const data_source *data, size_t windows, metrics_state *metrics)
+{
+    const size_t T = m->cfg.T, B = m->cfg.batch;
+    int32_t *win = xcalloc(T + 1, sizeof *win);
+    int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
+    uint64_t salt = m->step_salt;
+    m->step_salt = EVAL_SALT;
+    if (metrics)
+        metrics_reset(metrics, m->cfg.k);
+    double total = 0.0;
+    for (size_t w0 = 0; w0 < windows; w0 += B) {
+        size_t nb = windows - w0 < B ? windows - w0 : B;
+        for (size_t b = 0; b < nb; b++) {
+            data_val_window(data, w0 + b, win);
+            memcpy(in + b * T, win, T * sizeof(int32_t));
+            memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
+        }
+        m->metrics = w0 == 0 ? metrics : NULL;
+        total += model_forward(m, in, tg, nb) * (double)nb;
+    }
+    m->metrics = NULL;
+    if (metrics)
+        metrics_finish(metrics);
+    m->step_salt = salt;
+    free(win);
+    free(in);
+    free(tg);
+    return total / (double)windows;
+}
+
+static double layer_mean(const metrics_state *ms, size_t L, metric_key key)
+{
+    double sum = 0.0;
+    size_t n = 0;
+    for (size_t l = 0; l < L; l++) {
+        double v = metrics_layer_value(ms, l, key);
+        if (!isnan(v)) {
+            sum += v;
+            n++;
+        }
+    }
+    return n ? sum / (double)n : NAN;
+}
+
+int distill_checkpoint(const char *ckpt, const char *data_path, const distill_config *cfg,
+                       size_t eval_windows, size_t threads, const char *out_path,
+                       distill_progress_fn progress, void *ctx, size_t progress_every,
+                       distill_result *res, gl_error *err)
+{
+    memset(res, 0, sizeof *res);
+    double start = gl_now();
+    st_file f;
+    checkpoint_info info;
+    if (st_read(ckpt, &f, err))
+        return -1;
+    if (checkpoint_info_read(&f, ckpt, &info, err)) {
+        st_free(&f);
+        return -1;
+    }
+    model_config mc = info.model;
+    mc.gate_frozen = 0;
+    data_source *data = NULL;
+    model m;
+    int model_ready = 0, rc = -1;
+    distill d;
+    int distill_ready = 0;
+    int32_t *win = NULL, *in = NULL, *tg = NULL;
+
+    data = data_open(data_path, mc.T, cfg->seed, err);
+    if (!data)
+        goto out;
+    if (data_max_token(data) >= mc.V) {
+        gl_fail(err, "%s: token id %u >= vocabulary size V=%zu of %s",
+                data_path ? data_path : "generator", data_max_token(data), mc.V, ckpt);
+        goto out;
+    }
+    if (model_init(&m, &mc, threads, err))
+        goto out;
+    model_ready = 1;
+    if (checkpoint_load_weights(&f, ckpt, &m, err))
+        goto out;
+    const size_t T = mc.T, B = mc.batch, L = mc.layers;
+    size_t windows = data_val_windows(data);
+    if (eval_windows && eval_windows < windows)
+        windows = eval_windows;
+    win = xcalloc(T + 1, sizeof *win);
+    in = xcalloc(B * T, sizeof *in);
+    tg = xcalloc(B * T, sizeof *tg);
+    int32_t *batch = xcalloc(B * (T + 1), sizeof *batch);
+    snprintf(res->source_mode, sizeof res->source_mode, "%s", gate_mode_name(mc.mode));
+    res->source_step = info.step;
+    /* the checkpoint as trained, before its gate is replaced */
+    res->source_val_ppl = exp(distill_eval(&m, data, windows, NULL));
+
+    if (distill_init(&d, &m, cfg, err)) {
+        free(batch);
+        goto out;
+    }
+    distill_ready = 1;
+    res->steps = cfg->steps;
+    res->layers = L;
+    for (size_t step = 0; step < cfg->steps; step++) {
+        data_next_batch(data, batch, cfg->batch);
+        for (size_t b = 0; b < cfg->batch; b++)
+            memcpy(in + b * T, batch + b * (T + 1), T * sizeof(int32_t));
+        double loss = distill_forward(&d, in, cfg->batch);
+        if (!isfinite(loss)) {
+            gl_fail(err, "distill: loss is %g at update %zu", loss, step + 1);
+            free(batch);
+            goto out;
+        }
+        distill_backward(&d);
+        double norm = distill_update(&d);
+        if (!isfinite(norm)) {
+            gl_fail(err, "distill: gate gradient norm is %g at update %zu", norm, step + 1);
+            free(batch);
+            goto out;
+        }
+        if (step == 0)
+            res->loss_first = loss;
+        res->loss_last = loss;
+        if (progress && ((progress_every && (step + 1) % progress_every == 0) ||
+                         step + 1 == cfg->steps))
+            progress(ctx, step + 1, cfg->steps, loss);
+    }
+    free(batch);
+
+    /* held-out agreement in the distillation forward */
+    distill_agree_reset(&d);
+    d.agree_on = 1;
+    for (size_t w0 = 0; w0 < windows; w0 += B) {
+        size_t nb = windows - w0 < B ? windows - w0 : B;
+        for (size_t b = 0; b < nb; b++) {
+            data_val_window(data, w0 + b, win);
+            memcpy(in + b * T, win, T * sizeof(int32_t));
+        }
+        distill_forward(&d, in, nb);
+    }
+    d.agree_on = 0;
+    distill_agree_mean(&d, 0, L, &res->held_out);
+
+    /* deployed: hard top-k on the distilled gate's scores */
+    model_set_mode(&m, GATE_DISTILLED);
+    metrics_init(&res->deployed, L, mc.heads, T);
+    res->val_loss = distill_eval(&m, data, windows, &res->deployed);
+    res->val_ppl = exp(res->val_loss);
+    const metrics_state *ms = &res->deployed;
+    res->precision = layer_mean(ms, L, METRIC_PRECISION);
+    res->recall = layer_mean(ms, L, METRIC_RECALL);
+    res->f1 = layer_mean(ms, L, METRIC_F1);
+    res->chance = layer_mean(ms, L, METRIC_CHANCE);
+    res->mass_kept = layer_mean(ms, L, METRIC_MASS_KEPT);
+    res->oracle_mass = layer_mean(ms, L, METRIC_ORACLE_MASS);
+    if (out_path &&
+        checkpoint_save(out_path, &m, NULL, info.step, info.data, NULL, 0, err))
+        goto out;
+    res->seconds = gl_now() - start;
+    rc = 0;
+out:
+    if (rc)
+        distill_result_free(res);
+    if (distill_ready)
+        distill_free(&d);
+    if (model_ready)
+        model_free(&m);
+    data_close(data);
+    free(win);
+    free(in);
+    free(tg);
+    st_free(&f);
+    return rc;
+}
