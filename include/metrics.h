@@ -69,5 +69,7 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
 double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key);
 /* Mean over heads of a layer. */
 double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key);
+/* Mean of the defined layer means over layers 0..L-1 (NaN when none is). */
+double metrics_model_value(const metrics_state *m, size_t L, metric_key key);
 
 #endif

@@ -134,20 +134,6 @@ static void publish_heat(arm *a)
     latest_write(a->heat, a->heat_flat);
 }
 
-static double layer_mean(const metrics_state *m, size_t L, metric_key key)
-{
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t l = 0; l < L; l++) {
-        double v = metrics_layer_value(m, l, key);
-        if (!isnan(v)) {
-            sum += v;
-            n++;
-        }
-    }
-    return n ? sum / (double)n : NAN;
-}
-
 static void evaluate(arm *a)
 {
     trainer *t = &a->t;
@@ -172,9 +158,9 @@ static void evaluate(arm *a)
     r.u.eval.val_loss = ev.loss;
     r.u.eval.val_ppl = ev.ppl;
     r.u.eval.bits_per_byte = ev.bits_per_byte;
-    r.u.eval.f1 = layer_mean(&t->metrics, L, METRIC_F1);
-    r.u.eval.mass_kept = layer_mean(&t->metrics, L, METRIC_MASS_KEPT);
-    r.u.eval.oracle_mass = layer_mean(&t->metrics, L, METRIC_ORACLE_MASS);
+    r.u.eval.f1 = metrics_model_value(&t->metrics, L, METRIC_F1);
+    r.u.eval.mass_kept = metrics_model_value(&t->metrics, L, METRIC_MASS_KEPT);
+    r.u.eval.oracle_mass = metrics_model_value(&t->metrics, L, METRIC_ORACLE_MASS);
     r.u.eval.gate_grad_norm = t->gate_grad_norm;
     r.u.eval.tokens_per_s = dt > 0.0 ? ((double)t->tokens_trained - a->tok_since) / dt : 0.0;
     r.u.eval.train_loss = t->last_loss;

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "checkpoint.h"
 #include "common.h"
 #include "data.h"
@@ -109,45 +110,6 @@ static int runtime_error(const gl_error *e)
 
 /* ---- number parsing: the whole word must be a number in range ---- */
 
-static int parse_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out,
-                      gl_error *e)
-{
-    if (!s)
-        return gl_fail(e, "%s: missing value", flag);
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '-' || *s == '+' || end == s || *end)
-        return gl_fail(e, "%s %s: not a whole number", flag, s);
-    if (errno == ERANGE)
-        return gl_fail(e, "%s %s: out of range (at most %zu)", flag, s, hi);
-    if (v < lo || v > hi)
-        return gl_fail(e, "%s %s: must be between %zu and %zu", flag, s, lo, hi);
-    *out = (size_t)v;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *s, double lo, double hi, float *out,
-                       gl_error *e)
-{
-    if (!s)
-        return gl_fail(e, "%s: missing value", flag);
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v))
-        return gl_fail(e, "%s %s: not a number", flag, s);
-    if (v < lo || v > hi)
-        return gl_fail(e, "%s %s: must be between %g and %g", flag, s, lo, hi);
-    *out = (float)v;
-    return 0;
-}
-
-static size_t default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
 
 /* ---- run ---- */
 
@@ -209,7 +171,7 @@ static int parse_compare(const char *v, run_args *ra, gl_error *e)
         if (ra->ncompare == UI_MAX_GHOSTS)
             return gl_fail(e, "--compare %s: at most %d runs", v, UI_MAX_GHOSTS);
         size_t id;
-        if (parse_size("--compare", w, 1, INT64_MAX, &id, e))
+        if (args_size("--compare", w, 1, INT64_MAX, &id, e))
             return -1;
         ra->compare[ra->ncompare++] = (int64_t)id;
     }
@@ -235,7 +197,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     tc->eval_every = 100;
     tc->eval_windows = 64;
     tc->save_every = 1000;
-    tc->threads = default_threads();
+    tc->threads = args_default_threads();
     ra->db_path = "sessions/gatelab.db";
     ra->telemetry = 1;
     ra->modes[0] = GATE_SOFT;
@@ -281,54 +243,54 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             ra->out_dir = v;
             keep = 0;
         } else if (strcmp(f, "--steps") == 0) {
-            rc = parse_size(f, v, 1, 100000000, &tc->steps, e);
+            rc = args_size(f, v, 1, 100000000, &tc->steps, e);
         } else if (strcmp(f, "--seed") == 0) {
             size_t s;
-            rc = parse_size(f, v, 0, SIZE_MAX, &s, e);
+            rc = args_size(f, v, 0, SIZE_MAX, &s, e);
             mc->seed = s;
         } else if (strcmp(f, "--k") == 0) {
-            rc = parse_size(f, v, 1, 4096, &mc->k, e);
+            rc = args_size(f, v, 1, 4096, &mc->k, e);
             ra->k_set = 1;
         } else if (strcmp(f, "--gate-temp") == 0) {
-            rc = parse_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
+            rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
         } else if (strcmp(f, "--lr") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
         } else if (strcmp(f, "--gate-lr") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
             ra->gate_lr_set = 1;
         } else if (strcmp(f, "--warmup") == 0) {
-            rc = parse_size(f, v, 0, 100000000, &tc->optim.warmup, e);
+            rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
             ra->warmup_set = 1;
         } else if (strcmp(f, "--weight-decay") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
         } else if (strcmp(f, "--clip") == 0) {
-            rc = parse_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
+            rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
         } else if (strcmp(f, "--batch") == 0) {
-            rc = parse_size(f, v, 1, 4096, &mc->batch, e);
+            rc = args_size(f, v, 1, 4096, &mc->batch, e);
         } else if (strcmp(f, "--ctx") == 0) {
-            rc = parse_size(f, v, 2, 4096, &mc->T, e);
+            rc = args_size(f, v, 2, 4096, &mc->T, e);
         } else if (strcmp(f, "--dim") == 0) {
-            rc = parse_size(f, v, 1, 8192, &mc->d, e);
+            rc = args_size(f, v, 1, 8192, &mc->d, e);
         } else if (strcmp(f, "--layers") == 0) {
-            rc = parse_size(f, v, 1, 64, &mc->layers, e);
+            rc = args_size(f, v, 1, 64, &mc->layers, e);
         } else if (strcmp(f, "--heads") == 0) {
-            rc = parse_size(f, v, 1, 64, &mc->heads, e);
+            rc = args_size(f, v, 1, 64, &mc->heads, e);
         } else if (strcmp(f, "--mlp") == 0) {
-            rc = parse_size(f, v, 1, 65536, &mc->mlp, e);
+            rc = args_size(f, v, 1, 65536, &mc->mlp, e);
             ra->mlp_set = 1;
         } else if (strcmp(f, "--gate-rank") == 0) {
-            rc = parse_size(f, v, 1, 1024, &mc->r, e);
+            rc = args_size(f, v, 1, 1024, &mc->r, e);
         } else if (strcmp(f, "--vocab") == 0) {
-            rc = parse_size(f, v, 2, 1u << 20, &vocab, e);
+            rc = args_size(f, v, 2, 1u << 20, &vocab, e);
         } else if (strcmp(f, "--eval-every") == 0) {
-            rc = parse_size(f, v, 0, 100000000, &tc->eval_every, e);
+            rc = args_size(f, v, 0, 100000000, &tc->eval_every, e);
         } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = parse_size(f, v, 0, 1000000, &tc->eval_windows, e);
+            rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
         } else if (strcmp(f, "--save-every") == 0) {
-            rc = parse_size(f, v, 0, 100000000, &tc->save_every, e);
+            rc = args_size(f, v, 0, 100000000, &tc->save_every, e);
             ra->save_set = 1;
         } else if (strcmp(f, "--threads") == 0) {
-            rc = parse_size(f, v, 1, 256, &tc->threads, e);
+            rc = args_size(f, v, 1, 256, &tc->threads, e);
         } else if (strcmp(f, "--headless") == 0) {
             ra->headless = 1;
             takes = 0;
@@ -635,7 +597,7 @@ static int parse_run_id(const char *cmd, const char *word, int64_t *out)
     gl_error e;
     if (!word)
         return usage_error("%s: missing RUN (a run id from gatelab ls)", cmd);
-    if (parse_size("RUN", word, 1, INT64_MAX, &v, &e))
+    if (args_size("RUN", word, 1, INT64_MAX, &v, &e))
         return usage_error("%s: %s", cmd, e.msg);
     *out = (int64_t)v;
     return 0;
@@ -933,7 +895,7 @@ static int cmd_replay(int argc, char **argv)
     if (nrest) {
         size_t v;
         gl_error pe;
-        if (parse_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
+        if (args_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
             return usage_error("replay: %s (a session id: the second column of gatelab ls)",
                                pe.msg);
         session = (int64_t)v;
@@ -967,7 +929,7 @@ static int open_checkpoint(const char *path, st_file *f, checkpoint_info *info, 
 static int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = NULL, *gate = NULL;
-    size_t k = 0, threads = default_threads();
+    size_t k = 0, threads = args_default_threads();
     gl_error e;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -977,7 +939,7 @@ static int cmd_eval(int argc, char **argv)
             *(f[2] == 'd' ? &data : &gate) = v;
             i++;
         } else if (strcmp(f, "--k") == 0 || strcmp(f, "--threads") == 0) {
-            if (parse_size(f, v, 1, f[2] == 'k' ? 4096 : 256, f[2] == 'k' ? &k : &threads, &e))
+            if (args_size(f, v, 1, f[2] == 'k' ? 4096 : 256, f[2] == 'k' ? &k : &threads, &e))
                 return usage_error("%s", e.msg);
             i++;
         } else if (f[0] == '-') {
@@ -1093,7 +1055,7 @@ static int cmd_export(int argc, char **argv)
         if (rc)
             return rc;
         size_t max_step = SIZE_MAX;
-        if (step_word && parse_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
+        if (step_word && args_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
             return usage_error("%s", e.msg);
         store *st = store_open(db, STORE_BROWSE, &e);
         if (!st)

@@ -462,20 +462,6 @@ double distill_eval(model *m, const data_source *data, size_t windows, metrics_s
     return total / (double)windows;
 }
 
-static double layer_mean(const metrics_state *ms, size_t L, metric_key key)
-{
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t l = 0; l < L; l++) {
-        double v = metrics_layer_value(ms, l, key);
-        if (!isnan(v)) {
-            sum += v;
-            n++;
-        }
-    }
-    return n ? sum / (double)n : NAN;
-}
-
 int distill_checkpoint(const char *ckpt, const char *data_path, const distill_config *cfg,
                        size_t eval_windows, size_t threads, const char *out_path,
                        distill_progress_fn progress, void *ctx, size_t progress_every,
@@ -579,12 +565,12 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     res->val_loss = distill_eval(&m, data, windows, &res->deployed);
     res->val_ppl = exp(res->val_loss);
     const metrics_state *ms = &res->deployed;
-    res->precision = layer_mean(ms, L, METRIC_PRECISION);
-    res->recall = layer_mean(ms, L, METRIC_RECALL);
-    res->f1 = layer_mean(ms, L, METRIC_F1);
-    res->chance = layer_mean(ms, L, METRIC_CHANCE);
-    res->mass_kept = layer_mean(ms, L, METRIC_MASS_KEPT);
-    res->oracle_mass = layer_mean(ms, L, METRIC_ORACLE_MASS);
+    res->precision = metrics_model_value(ms, L, METRIC_PRECISION);
+    res->recall = metrics_model_value(ms, L, METRIC_RECALL);
+    res->f1 = metrics_model_value(ms, L, METRIC_F1);
+    res->chance = metrics_model_value(ms, L, METRIC_CHANCE);
+    res->mass_kept = metrics_model_value(ms, L, METRIC_MASS_KEPT);
+    res->oracle_mass = metrics_model_value(ms, L, METRIC_ORACLE_MASS);
     if (out_path &&
         checkpoint_save(out_path, &m, NULL, info.step, info.data, NULL, 0, err))
         goto out;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "checkpoint.h"
 #include "data.h"
 #include "distill.h"
@@ -76,43 +77,6 @@ static int runtime_error(const gl_error *e)
     return EXIT_RUNTIME;
 }
 
-static int parse_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out,
-                      gl_error *e)
-{
-    if (!s)
-        return gl_fail(e, "%s: missing value", flag);
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*s == '-' || *s == '+' || end == s || *end)
-        return gl_fail(e, "%s %s: not a whole number", flag, s);
-    if (errno == ERANGE || v < lo || v > hi)
-        return gl_fail(e, "%s %s: must be between %zu and %zu", flag, s, lo, hi);
-    *out = (size_t)v;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *s, double lo, double hi, float *out,
-                       gl_error *e)
-{
-    if (!s)
-        return gl_fail(e, "%s: missing value", flag);
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v))
-        return gl_fail(e, "%s %s: not a number", flag, s);
-    if (v < lo || v > hi)
-        return gl_fail(e, "%s %s: must be between %g and %g", flag, s, lo, hi);
-    *out = (float)v;
-    return 0;
-}
-
-static size_t default_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (size_t)n : 1;
-}
 
 static char *join_words(const char *head, int argc, char **argv)
 {
@@ -462,7 +426,7 @@ static int distilled_path(const char *ckpt, size_t step, const distill_config *d
 int distill_main(int argc, char **argv)
 {
     const char *db = DEFAULT_DB, *run_word = NULL, *data = NULL;
-    size_t threads = default_threads(), windows = 0;
+    size_t threads = args_default_threads(), windows = 0;
     int windows_set = 0, data_set = 0;
     distill_config dc;
     distill_default_config(&dc);
@@ -484,20 +448,20 @@ int distill_main(int argc, char **argv)
             data = v;
             data_set = 1;
         } else if (strcmp(f, "--steps") == 0) {
-            rc = parse_size(f, v, 1, 10000000, &dc.steps, &e);
+            rc = args_size(f, v, 1, 10000000, &dc.steps, &e);
         } else if (strcmp(f, "--threads") == 0) {
-            rc = parse_size(f, v, 1, 256, &threads, &e);
+            rc = args_size(f, v, 1, 256, &threads, &e);
         } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = parse_size(f, v, 0, 1000000, &windows, &e);
+            rc = args_size(f, v, 0, 1000000, &windows, &e);
             windows_set = 1;
         } else if (strcmp(f, "--lr") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &dc.lr, &e);
+            rc = args_float(f, v, 0.0, 10.0, &dc.lr, &e);
         } else if (strcmp(f, "--warmup") == 0) {
-            rc = parse_size(f, v, 0, 10000000, &dc.warmup, &e);
+            rc = args_size(f, v, 0, 10000000, &dc.warmup, &e);
             warmup_set = 1;
         } else if (strcmp(f, "--seed") == 0) {
             size_t s;
-            rc = parse_size(f, v, 0, SIZE_MAX, &s, &e);
+            rc = args_size(f, v, 0, SIZE_MAX, &s, &e);
             dc.seed = s;
             seed_set = 1;
         } else if (strcmp(f, "--forward") == 0) {
@@ -520,7 +484,7 @@ int distill_main(int argc, char **argv)
     if (!run_word)
         return usage_error("distill: missing RUN (a run id from gatelab ls)");
     size_t run_id;
-    if (parse_size("RUN", run_word, 1, INT64_MAX, &run_id, &e))
+    if (args_size("RUN", run_word, 1, INT64_MAX, &run_id, &e))
         return usage_error("distill: %s", e.msg);
     if (!warmup_set)
         dc.warmup = dc.steps / 10;
@@ -544,7 +508,7 @@ int distill_main(int argc, char **argv)
             if (!data_set && strcmp(rargv[i], "--data") == 0)
                 data = rargv[i + 1];
             if (!windows_set && strcmp(rargv[i], "--eval-windows") == 0)
-                parse_size("--eval-windows", rargv[i + 1], 0, 1000000, &windows, &ignore);
+                args_size("--eval-windows", rargv[i + 1], 0, 1000000, &windows, &ignore);
         }
     }
     if (!windows_set && !windows)
@@ -634,7 +598,7 @@ static int parse_absorption(int argc, char **argv, absorption_args *a, gl_error 
     optim_default_config(&tc->optim);
     tc->steps = 1000;
     tc->eval_windows = 64;
-    tc->threads = default_threads();
+    tc->threads = args_default_threads();
     a->db = DEFAULT_DB;
     a->seeds = 3;
     a->distill_steps = 300;
@@ -647,10 +611,10 @@ static int parse_absorption(int argc, char **argv, absorption_args *a, gl_error 
             if (!v)
                 return gl_fail(e, "--preset: missing value");
         } else if (strcmp(f, "--seeds") == 0) {
-            rc = parse_size(f, v, 1, MAX_SEEDS, &a->seeds, e);
+            rc = args_size(f, v, 1, MAX_SEEDS, &a->seeds, e);
             pass = 0;
         } else if (strcmp(f, "--distill-steps") == 0) {
-            rc = parse_size(f, v, 1, 10000000, &a->distill_steps, e);
+            rc = args_size(f, v, 1, 10000000, &a->distill_steps, e);
             pass = 0;
         } else if (strcmp(f, "--db") == 0) {
             if (!v || !*v)
@@ -667,48 +631,48 @@ static int parse_absorption(int argc, char **argv, absorption_args *a, gl_error 
                 return gl_fail(e, "--data: missing value");
             tc->data_path = v;
         } else if (strcmp(f, "--steps") == 0) {
-            rc = parse_size(f, v, 1, 100000000, &tc->steps, e);
+            rc = args_size(f, v, 1, 100000000, &tc->steps, e);
         } else if (strcmp(f, "--k") == 0) {
-            rc = parse_size(f, v, 1, 4096, &mc->k, e);
+            rc = args_size(f, v, 1, 4096, &mc->k, e);
             k_set = 1;
         } else if (strcmp(f, "--gate-temp") == 0) {
-            rc = parse_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
+            rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
         } else if (strcmp(f, "--lr") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
         } else if (strcmp(f, "--gate-lr") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
             gate_lr_set = 1;
         } else if (strcmp(f, "--warmup") == 0) {
-            rc = parse_size(f, v, 0, 100000000, &tc->optim.warmup, e);
+            rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
             warmup_set = 1;
         } else if (strcmp(f, "--weight-decay") == 0) {
-            rc = parse_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
+            rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
         } else if (strcmp(f, "--clip") == 0) {
-            rc = parse_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
+            rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
         } else if (strcmp(f, "--batch") == 0) {
-            rc = parse_size(f, v, 1, 4096, &mc->batch, e);
+            rc = args_size(f, v, 1, 4096, &mc->batch, e);
         } else if (strcmp(f, "--ctx") == 0) {
-            rc = parse_size(f, v, 2, 4096, &mc->T, e);
+            rc = args_size(f, v, 2, 4096, &mc->T, e);
         } else if (strcmp(f, "--dim") == 0) {
-            rc = parse_size(f, v, 1, 8192, &mc->d, e);
+            rc = args_size(f, v, 1, 8192, &mc->d, e);
         } else if (strcmp(f, "--layers") == 0) {
-            rc = parse_size(f, v, 1, 64, &mc->layers, e);
+            rc = args_size(f, v, 1, 64, &mc->layers, e);
         } else if (strcmp(f, "--heads") == 0) {
-            rc = parse_size(f, v, 1, 64, &mc->heads, e);
+            rc = args_size(f, v, 1, 64, &mc->heads, e);
         } else if (strcmp(f, "--mlp") == 0) {
-            rc = parse_size(f, v, 1, 65536, &mc->mlp, e);
+            rc = args_size(f, v, 1, 65536, &mc->mlp, e);
             mlp_set = 1;
         } else if (strcmp(f, "--gate-rank") == 0) {
-            rc = parse_size(f, v, 1, 1024, &mc->r, e);
+            rc = args_size(f, v, 1, 1024, &mc->r, e);
         } else if (strcmp(f, "--vocab") == 0) {
-            rc = parse_size(f, v, 2, 1u << 20, &vocab, e);
+            rc = args_size(f, v, 2, 1u << 20, &vocab, e);
         } else if (strcmp(f, "--eval-every") == 0) {
-            rc = parse_size(f, v, 1, 100000000, &tc->eval_every, e);
+            rc = args_size(f, v, 1, 100000000, &tc->eval_every, e);
             every_set = 1;
         } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = parse_size(f, v, 0, 1000000, &tc->eval_windows, e);
+            rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
         } else if (strcmp(f, "--threads") == 0) {
-            rc = parse_size(f, v, 1, 256, &tc->threads, e);
+            rc = args_size(f, v, 1, 256, &tc->threads, e);
         } else if (f[0] == '-') {
             return gl_fail(e, "%s: unknown option for experiment absorption", f);
         } else {
@@ -1196,7 +1160,7 @@ static int absorption_from(const absorption_args *a)
 {
     gl_error e;
     size_t n;
-    if (parse_size("--from", a->from, 1, INT64_MAX, &n, &e))
+    if (args_size("--from", a->from, 1, INT64_MAX, &n, &e))
         return usage_error("%s", e.msg);
     store *st = store_open(a->db, STORE_BROWSE, &e);
     if (!st)

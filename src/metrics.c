@@ -220,3 +220,17 @@ double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key)
     }
     return count ? sum / (double)count : NAN;
 }
+
+double metrics_model_value(const metrics_state *m, size_t L, metric_key key)
+{
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t l = 0; l < L; l++) {
+        double v = metrics_layer_value(m, l, key);
+        if (!isnan(v)) {
+            sum += v;
+            count++;
+        }
+    }
+    return count ? sum / (double)count : NAN;
+}
