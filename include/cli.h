@@ -1,10 +1,41 @@
 /* cli: the gatelab command line (DESIGN §9): parses arguments, runs the
- * command, prints results and errors. The only module that prints. */
+ * command, prints results and errors. The only module that prints.
+ * cli.c owns run, resume, eval and the dispatch; cli_store.c the commands
+ * that read stored sessions (ls, show, replay, export). The second half of
+ * this header is what the two files share. */
 #ifndef GATELAB_CLI_H
 #define GATELAB_CLI_H
+
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "safetensors.h"
 
 /* Returns the process exit status: 0 success, 1 runtime failure (bad data,
  * I/O, diverged run), 2 usage error. */
 int cli_main(int argc, char **argv);
+
+/* ---- shared by cli.c and cli_store.c ---- */
+
+/* "gatelab: MESSAGE" on stderr; return the exit status 2 (usage) or 1
+ * (runtime) for the caller to return */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_runtime_error(const gl_error *e);
+
+/* --db PATH among the words (default sessions/gatelab.db); everything else
+ * is left in rest[]. 0, or the usage exit status after printing. */
+int cli_take_db(int argc, char **argv, const char **db, char **rest, int *nrest,
+                const char *cmd);
+/* RUN as a run id; 0, or the usage exit status after printing */
+int cli_parse_run_id(const char *cmd, const char *word, int64_t *out);
+/* reads a checkpoint file and its metadata (f is freed on failure) */
+int cli_open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_error *e);
+
+/* the commands of cli_store.c: argv after the command word; exit status */
+int cli_ls(int argc, char **argv);
+int cli_show(int argc, char **argv);
+int cli_replay(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 #endif

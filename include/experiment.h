@@ -6,9 +6,27 @@
  * onto the frozen dense/random/soft models, dense evaluation of every gated
  * model) and prints and stores a table beside the paper's figures.
  * Like cli.c these entry points print: progress to stdout, one line
- * "gatelab: ..." per error to stderr. */
+ * "gatelab: ..." per error to stderr.
+ *
+ * Files: experiment.c (the absorption run, the shared helpers and the seed
+ * loop), experiment_table.c (result tables, their printing and storage,
+ * `--from` reprints), distill_cli.c (`gatelab distill` and storing a
+ * distillation as a run). The second half of this header is what those
+ * files, and any further experiment, share. */
 #ifndef GATELAB_EXPERIMENT_H
 #define GATELAB_EXPERIMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "data.h"
+#include "distill.h"
+#include "gate.h"
+#include "live.h"
+#include "metrics.h"
+#include "store.h"
+#include "trainer.h"
 
 /* `gatelab experiment KIND [OPTIONS]`: argv[0] is KIND (absorption).
  * Returns the exit status: 0 done, 1 runtime failure, 2 usage error,
@@ -20,5 +38,120 @@ int experiment_main(int argc, char **argv);
  * checkpoint as distilled-stepNNNNNN.safetensors (gate mode distilled) and
  * stores the result as a new run. Same exit statuses. */
 int distill_main(int argc, char **argv);
+
+/* ---- shared by the experiment files ---- */
+
+#define EXPERIMENT_EXIT_RUNTIME 1
+#define EXPERIMENT_EXIT_USAGE 2
+#define EXPERIMENT_DEFAULT_DB "sessions/gatelab.db"
+#define EXPERIMENT_MAX_SEEDS 16
+#define EXPERIMENT_MAX_ROWS 64
+#define EXPERIMENT_MAX_PASS 96     /* run options handed on to every seed's arms */
+
+/* the usage of `experiment` and `distill` (their --help) */
+extern const char experiment_usage[];
+
+/* "gatelab: MESSAGE" on stderr; return EXPERIMENT_EXIT_USAGE /
+ * EXPERIMENT_EXIT_RUNTIME for the caller to return */
+int experiment_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int experiment_runtime_error(const gl_error *e);
+
+/* head followed by the words, space-separated (the caller frees) */
+char *experiment_join_words(const char *head, int argc, char **argv);
+/* JSON string body: quotes and backslashes escaped, control bytes dropped */
+void experiment_json_str(char *out, size_t n, const char *s);
+
+/* The checkpoint evaluated in `mode` (-1: its own) over the val windows;
+ * ms, when not NULL, is initialised here and gets the first batch's
+ * agreement (the caller frees it). */
+int experiment_eval_ckpt(const char *path, int mode, const data_source *data, size_t windows,
+                         size_t threads, double *ppl, metrics_state *ms, gl_error *err);
+
+/* -- the seed loop: one live session per seed, progress lines as they train -- */
+
+/* One line per evaluation step, once every arm has it. */
+typedef struct {
+    size_t seed, nseeds, cap;
+    size_t narms;
+    const gate_mode *modes;   /* [narms], the arms' modes in session order */
+    uint64_t *step;           /* [narms][cap] */
+    double *ppl, *tok;
+    size_t got[LIVE_MAX_ARMS], printed;
+    int done[LIVE_MAX_ARMS];
+} experiment_progress;
+
+/* room for `cap` evaluations per arm */
+void experiment_progress_init(experiment_progress *p, size_t nseeds, size_t narms,
+                              const gate_mode *modes, size_t cap);
+void experiment_progress_free(experiment_progress *p);
+
+/* What every seed's session shares. */
+typedef struct {
+    const train_config *tc;   /* the model seed is replaced by each seed's */
+    const char *db;
+    const gate_mode *modes;
+    size_t narms, nseeds;
+    char *const *pass;        /* the run options as given, for the arms' `resume` */
+    int npass;                /* at most EXPERIMENT_MAX_PASS - 12 */
+    const char *command;      /* the experiment's command line */
+} experiment_seeds;
+
+/* Trains seed `seed` (1 .. nseeds) as one live session, printing progress
+ * through p; res gets the session and any signal that stopped it. -1 with
+ * a message when live_run fails. */
+int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_progress *p,
+                          live_result *res, gl_error *e);
+
+/* -- result tables (experiment_table.c) -- */
+
+typedef struct {
+    store_result_row row[EXPERIMENT_MAX_ROWS];
+    size_t n;
+} experiment_table;
+
+/* mean and sample standard deviation over seeds (sd NAN for one seed) */
+void experiment_stats(const double *v, size_t n, double *mean, double *sd);
+/* a new row with value and spread NAN; the caller fills in the value */
+store_result_row *experiment_add_row(experiment_table *t, const char *line,
+                                     const char *quantity, const char *paper,
+                                     const char *direction);
+/* a value over seeds: "mean +- sd" (just the mean for one seed) */
+store_result_row *experiment_add_stat(experiment_table *t, const char *line,
+                                      const char *quantity, const double *v, size_t n,
+                                      int decimals, const char *paper, const char *direction);
+const char *experiment_yes_no(int cond);
+/* the column header and every row */
+void experiment_print_table(const experiment_table *t);
+/* every row as the experiment's results */
+int experiment_store_table(store *st, int64_t experiment, const experiment_table *t,
+                           gl_error *e);
+/* `--from ID`: reprints a stored experiment (ID an experiment or session id) */
+int experiment_from(const char *db, const char *from);
+
+/* -- distillations (distill_cli.c) -- */
+
+typedef struct {
+    int64_t source_run;
+    const char *source_name, *source_ckpt, *out_ckpt, *data_path;
+    size_t eval_windows;
+    const distill_config *cfg;
+    const distill_result *res;
+} experiment_distill_record;
+
+/* Stores a distillation as a new run in `session` (arm index `arm`);
+ * returns its id, or -1 (nothing stored). */
+int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
+                                      const experiment_distill_record *d, gl_error *err);
+void experiment_print_distill(const char *indent, const distill_result *r);
+
+/* progress callback of distill_checkpoint: ctx is an experiment_distill_progress */
+typedef struct {
+    const char *prefix;
+} experiment_distill_progress;
+void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double loss);
+
+/* where the distilled gate of ckpt is saved (the settings are in the name) */
+int experiment_distilled_path(const char *ckpt, size_t step, const distill_config *dc,
+                              char *out, size_t n, gl_error *err);
 
 #endif

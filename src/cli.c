@@ -1,5 +1,6 @@
-/* cli: argument parsing and the commands: run (the screen on a terminal,
- * progress lines otherwise), ls, show, replay, resume, eval, export.
+/* cli: argument parsing, the dispatch and the commands run (the screen on
+ * a terminal, progress lines otherwise), resume and eval; the commands that
+ * read stored sessions (ls, show, replay, export) are cli_store.c.
  * Every bad input gets one line on stderr naming the input and the problem,
  * and a non-zero exit. */
 #include "cli.h"
@@ -89,9 +90,7 @@ static const char usage_text[] =
     "\n"
     "  gatelab --help | --version\n";
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
+int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -102,14 +101,11 @@ static int usage_error(const char *fmt, ...)
     return EXIT_USAGE;
 }
 
-static int runtime_error(const gl_error *e)
+int cli_runtime_error(const gl_error *e)
 {
     fprintf(stderr, "gatelab: %s\n", e->msg);
     return EXIT_RUNTIME;
 }
-
-/* ---- number parsing: the whole word must be a number in range ---- */
-
 
 /* ---- run ---- */
 
@@ -483,7 +479,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     /* the data is checked before anything is written to the database */
     data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
     if (!d)
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     if (tc->vocab_from_data && data_kind_of(d) == DATA_BIN)
         tc->model.V = lc->tc.model.V = data_vocab(d);
     const model_config *c = &tc->model;
@@ -504,11 +500,11 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
                          .ncompare = ra->ncompare};
         int fallback;
         if (!(ui = ui_live_create(lc, &uo, &e)))
-            return runtime_error(&e);
+            return cli_runtime_error(&e);
         if (ui_live_start(ui, &fallback, &e)) {
             ui_live_free(ui);
             if (!fallback)
-                return usage_error("%s", e.msg);
+                return cli_usage_error("%s", e.msg);
             fprintf(stderr, "gatelab: %s: printing progress lines instead\n", e.msg);
             ui = NULL;
         } else {
@@ -530,7 +526,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     }
     if (rc) {
         ui_live_free(ui);
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     }
     if (ui) {
         screen_summary(ui_live_state(ui));
@@ -553,7 +549,7 @@ static int cmd_run(int argc, char **argv)
     static run_args ra;
     gl_error e;
     if (parse_run(argc, argv, &ra, &e))
-        return usage_error("%s", e.msg);
+        return cli_usage_error("%s", e.msg);
     live_config lc = {.tc = ra.tc,
                       .narms = ra.narms,
                       .db_path = ra.telemetry ? ra.db_path : NULL,
@@ -565,175 +561,11 @@ static int cmd_run(int argc, char **argv)
                       .run_argc = ra.run_argc};
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
     if (live_check_script(&lc, &e))
-        return usage_error("%s", e.msg);
+        return cli_usage_error("%s", e.msg);
     return run_session(&ra, &lc, argc, argv);
 }
 
-/* ---- the database: ls, show, resume ---- */
-
-/* --db PATH among the words; everything else is left in rest[]. */
-static int take_db(int argc, char **argv, const char **db, char **rest, int *nrest,
-                   const char *cmd)
-{
-    *db = "sessions/gatelab.db";
-    *nrest = 0;
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--db") == 0) {
-            if (i + 1 >= argc || !*argv[i + 1])
-                return usage_error("--db: missing value");
-            *db = argv[++i];
-        } else if (argv[i][0] == '-' && strcmp(argv[i], "--step") && strcmp(argv[i], "--out")) {
-            return usage_error("%s: unknown option for %s", argv[i], cmd);
-        } else {
-            rest[(*nrest)++] = argv[i];
-        }
-    }
-    return 0;
-}
-
-static int parse_run_id(const char *cmd, const char *word, int64_t *out)
-{
-    size_t v;
-    gl_error e;
-    if (!word)
-        return usage_error("%s: missing RUN (a run id from gatelab ls)", cmd);
-    if (args_size("RUN", word, 1, INT64_MAX, &v, &e))
-        return usage_error("%s: %s", cmd, e.msg);
-    *out = (int64_t)v;
-    return 0;
-}
-
-static void fmt_num(char *buf, size_t n, const char *fmt, double v)
-{
-    if (isnan(v))
-        snprintf(buf, n, "-");
-    else
-        snprintf(buf, n, fmt, v);
-}
-
-static int ls_row(void *ctx, const store_run_row *r)
-{
-    (void)ctx;
-    char val[32], ppl[32], best[32];
-    fmt_num(val, sizeof val, "%.4f", r->final_val_loss);
-    fmt_num(ppl, sizeof ppl, "%.3f", r->final_val_ppl);
-    fmt_num(best, sizeof best, "%.4f", r->best_val_loss);
-    printf("%5lld %7lld %3u  %-16.16s %-11s %-8s %7llu  %8s %9s %8s  %s\n", (long long)r->id,
-           (long long)r->session, r->arm, r->name, r->mode, r->status,
-           (unsigned long long)r->steps, val, ppl, best, r->started);
-    return 0;
-}
-
-static int cmd_ls(int argc, char **argv)
-{
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return usage_error("ls: too many arguments");
-    int rc = take_db(argc, argv, &db, rest, &nrest, "ls");
-    if (rc)
-        return rc;
-    if (nrest)
-        return usage_error("ls: unexpected argument '%s'", rest[0]);
-    gl_error e;
-    store *st = store_open(db, STORE_BROWSE, &e);
-    if (!st)
-        return runtime_error(&e);
-    printf("%5s %7s %3s  %-16s %-11s %-8s %7s  %8s %9s %8s  %s\n", "run", "session", "arm",
-           "name", "mode", "status", "steps", "val", "ppl", "best", "started");
-    rc = store_list_runs(st, 0, ls_row, NULL, &e);
-    store_close(st);
-    return rc ? runtime_error(&e) : 0;
-}
-
-static int show_segment(void *ctx, const store_segment_row *r)
-{
-    (void)ctx;
-    char to[32];
-    if (r->to_step == UINT64_MAX)
-        snprintf(to, sizeof to, "...");
-    else
-        snprintf(to, sizeof to, "%llu", (unsigned long long)r->to_step);
-    printf("  %7llu .. %-7s %-11s k %-4u%s\n", (unsigned long long)r->from_step, to, r->mode,
-           r->k, r->frozen ? " frozen" : "");
-    return 0;
-}
-
-static int show_event(void *ctx, const store_event_row *r)
-{
-    (void)ctx;
-    printf("  %7llu  %-10s %s  %s\n", (unsigned long long)r->step, r->kind, r->time, r->detail);
-    return 0;
-}
-
-static int show_summary(void *ctx, const store_summary_row *r)
-{
-    (void)ctx;
-    printf("  %-16s %12.6g @%-7llu %12.6g @%-7llu %12.6g @%llu\n", r->key, r->last,
-           (unsigned long long)r->last_step, r->min, (unsigned long long)r->min_step, r->max,
-           (unsigned long long)r->max_step);
-    return 0;
-}
-
-static int show_checkpoint(void *ctx, const store_checkpoint_row *r)
-{
-    (void)ctx;
-    printf("  %7llu  %s%s\n", (unsigned long long)r->step, r->path,
-           r->resumable ? "" : "  (weights only)");
-    return 0;
-}
-
-static int cmd_show(int argc, char **argv)
-{
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return usage_error("show: too many arguments");
-    int rc = take_db(argc, argv, &db, rest, &nrest, "show");
-    if (rc)
-        return rc;
-    if (nrest > 1)
-        return usage_error("show: unexpected argument '%s'", rest[1]);
-    int64_t id;
-    if ((rc = parse_run_id("show", nrest ? rest[0] : NULL, &id)))
-        return rc;
-    gl_error e;
-    store *st = store_open(db, STORE_BROWSE, &e);
-    if (!st)
-        return runtime_error(&e);
-    store_run_row r;
-    if (store_get_run(st, id, &r, &e)) {
-        store_close(st);
-        return runtime_error(&e);
-    }
-    printf("run %lld | session %lld | arm %u %s | status %s | mode at start %s k %u | seed %llu\n",
-           (long long)r.id, (long long)r.session, r.arm, r.name, r.status, r.mode, r.k,
-           (unsigned long long)r.seed);
-    if (r.parent_run)
-        printf("forked from run %lld\n", (long long)r.parent_run);
-    printf("started %s | ended %s | pid %lld | %llu steps\n", r.started,
-           r.ended[0] ? r.ended : "-", (long long)r.pid, (unsigned long long)r.steps);
-    printf("config %s\n", r.config_json ? r.config_json : "{}");
-    store_run_row_free(&r);
-    printf("segments (from .. to, gate in force):\n");
-    rc = store_list_segments(st, id, show_segment, NULL, &e);
-    if (!rc) {
-        printf("metrics (last, min, max with their steps):\n");
-        rc = store_list_summaries(st, id, show_summary, NULL, &e);
-    }
-    if (!rc) {
-        printf("events:\n");
-        rc = store_list_events(st, id, show_event, NULL, &e);
-    }
-    if (!rc) {
-        printf("checkpoints:\n");
-        rc = store_list_checkpoints(st, id, show_checkpoint, NULL, &e);
-    }
-    store_close(st);
-    return rc ? runtime_error(&e) : 0;
-}
+/* ---- resume ---- */
 
 static int cmd_resume(int argc, char **argv)
 {
@@ -741,26 +573,26 @@ static int cmd_resume(int argc, char **argv)
     char *rest[64];
     int nrest;
     if (argc > 60)
-        return usage_error("resume: too many arguments");
-    int rc = take_db(argc, argv, &db, rest, &nrest, "resume");
+        return cli_usage_error("resume: too many arguments");
+    int rc = cli_take_db(argc, argv, &db, rest, &nrest, "resume");
     if (rc)
         return rc;
     if (nrest > 1)
-        return usage_error("resume: unexpected argument '%s'", rest[1]);
+        return cli_usage_error("resume: unexpected argument '%s'", rest[1]);
     int64_t id;
-    if ((rc = parse_run_id("resume", nrest ? rest[0] : NULL, &id)))
+    if ((rc = cli_parse_run_id("resume", nrest ? rest[0] : NULL, &id)))
         return rc;
     gl_error e;
     store *st = store_open(db, STORE_EXISTING, &e);
     if (!st)
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     store_run_row row;
     store_checkpoint_row ck;
     char **rargv = NULL;
     int rargc = 0;
     if (store_get_run(st, id, &row, &e)) {
         store_close(st);
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     }
     if (strcmp(row.status, "stopped") && strcmp(row.status, "crashed")) {
         gl_fail(&e, "run %lld is %s; only stopped or crashed runs can be resumed",
@@ -776,11 +608,11 @@ static int cmd_resume(int argc, char **argv)
     snprintf(name, sizeof name, "%s", row.name);
     store_run_row_free(&row);
     if (rc)
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     static run_args ra;
     int status;
     if (parse_run(rargc, rargv, &ra, &e)) {
-        status = runtime_error(&e);
+        status = cli_runtime_error(&e);
     } else {
         printf("resuming run %lld (%s) from %s\n", (long long)id, name, ck.path);
         live_config lc = {.tc = ra.tc,
@@ -803,119 +635,9 @@ static int cmd_resume(int argc, char **argv)
     return status;
 }
 
-/* ---- replay: the screen, or a text summary without a terminal ---- */
-
-typedef struct {
-    store_run_row rows[LIVE_MAX_ARMS];
-    size_t n, more;
-} replay_runs;
-
-static int replay_collect(void *ctx, const store_run_row *r)
-{
-    replay_runs *l = ctx;
-    if (l->n == LIVE_MAX_ARMS) {
-        l->more++;
-        return 0;
-    }
-    l->rows[l->n] = *r;
-    l->rows[l->n].config_json = NULL;    /* not needed; the walk frees its own */
-    l->n++;
-    return 0;
-}
-
-static int replay_by_arm(const void *a, const void *b)
-{
-    const store_run_row *x = a, *y = b;
-    return x->arm < y->arm ? -1 : x->arm > y->arm;
-}
-
-static int replay_event(void *ctx, const store_event_row *r)
-{
-    (void)ctx;
-    printf("    %7llu  %-10s %s\n", (unsigned long long)r->step, r->kind, r->detail);
-    return 0;
-}
-
-static int replay_text(const char *db, int64_t session)
-{
-    gl_error e;
-    store *st = store_open(db, STORE_BROWSE, &e);
-    if (!st)
-        return runtime_error(&e);
-    int rc = 0;
-    if (session == 0) {
-        session = store_last_session(st, &e);
-        if (session == 0)
-            gl_fail(&e, "%s has no sessions to replay", db);
-        rc = session <= 0 ? -1 : 0;
-    }
-    store_session_row srow = {0};
-    if (!rc)
-        rc = store_get_session(st, session, &srow, &e);
-    static replay_runs runs;
-    runs.n = runs.more = 0;
-    if (!rc) {
-        printf("session %lld | started %s | ended %s | %zu runs\n", (long long)srow.id,
-               srow.started, srow.ended[0] ? srow.ended : "-", srow.runs);
-        printf("command %s\n", srow.command);
-        store_session_row_free(&srow);
-        rc = store_list_runs(st, session, replay_collect, &runs, &e);
-    }
-    if (!rc)
-        qsort(runs.rows, runs.n, sizeof runs.rows[0], replay_by_arm);
-    for (size_t i = 0; i < runs.n && !rc; i++) {
-        const store_run_row *r = &runs.rows[i];
-        printf("run %lld | arm %u %s | %s | %llu steps", (long long)r->id, r->arm, r->name,
-               r->status, (unsigned long long)r->steps);
-        if (!isnan(r->final_val_loss))
-            printf(" | final val %.4f ppl %.3f | best val %.4f at step %llu", r->final_val_loss,
-                   r->final_val_ppl, r->best_val_loss, (unsigned long long)r->best_val_step);
-        printf("\n  events:\n");
-        rc = store_list_events(st, r->id, replay_event, NULL, &e);
-    }
-    if (!rc && runs.more)
-        printf("(%zu more runs not shown)\n", runs.more);
-    store_close(st);
-    return rc ? runtime_error(&e) : 0;
-}
-
-static int cmd_replay(int argc, char **argv)
-{
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return usage_error("replay: too many arguments");
-    int rc = take_db(argc, argv, &db, rest, &nrest, "replay");
-    if (rc)
-        return rc;
-    if (nrest > 1)
-        return usage_error("replay: unexpected argument '%s'", rest[1]);
-    int64_t session = 0;
-    if (nrest) {
-        size_t v;
-        gl_error pe;
-        if (args_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
-            return usage_error("replay: %s (a session id: the second column of gatelab ls)",
-                               pe.msg);
-        session = (int64_t)v;
-    }
-    if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
-        ui_options uo = {.db_path = db};
-        int fallback, sig;
-        gl_error e;
-        if (ui_replay(db, session, &uo, &fallback, &sig, &e) == 0)
-            return sig ? 128 + sig : 0;
-        if (!fallback)
-            return strstr(e.msg, "too small") ? usage_error("%s", e.msg) : runtime_error(&e);
-        fprintf(stderr, "gatelab: %s: printing a summary instead\n", e.msg);
-    }
-    return replay_text(db, session);
-}
-
 /* ---- eval ---- */
 
-static int open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_error *e)
+int cli_open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_error *e)
 {
     if (st_read(path, f, e))
         return -1;
@@ -935,33 +657,33 @@ static int cmd_eval(int argc, char **argv)
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(f, "--data") == 0 || strcmp(f, "--gate") == 0) {
             if (!v)
-                return usage_error("%s: missing value", f);
+                return cli_usage_error("%s: missing value", f);
             *(f[2] == 'd' ? &data : &gate) = v;
             i++;
         } else if (strcmp(f, "--k") == 0 || strcmp(f, "--threads") == 0) {
             if (args_size(f, v, 1, f[2] == 'k' ? 4096 : 256, f[2] == 'k' ? &k : &threads, &e))
-                return usage_error("%s", e.msg);
+                return cli_usage_error("%s", e.msg);
             i++;
         } else if (f[0] == '-') {
-            return usage_error("%s: unknown option for eval", f);
+            return cli_usage_error("%s: unknown option for eval", f);
         } else if (!ckpt) {
             ckpt = f;
         } else {
-            return usage_error("eval: unexpected argument '%s'", f);
+            return cli_usage_error("eval: unexpected argument '%s'", f);
         }
     }
     if (!ckpt)
-        return usage_error("eval: missing checkpoint (gatelab eval CKPT --data FILE)");
+        return cli_usage_error("eval: missing checkpoint (gatelab eval CKPT --data FILE)");
     if (!data)
-        return usage_error("eval: missing --data FILE");
+        return cli_usage_error("eval: missing --data FILE");
     gate_mode mode = GATE_DENSE;
     if (gate && gate_mode_parse(gate, &mode))
-        return usage_error("--gate %s: unknown gate mode (%s)", gate, gate_mode_list());
+        return cli_usage_error("--gate %s: unknown gate mode (%s)", gate, gate_mode_list());
 
     st_file f;
     checkpoint_info info;
-    if (open_checkpoint(ckpt, &f, &info, &e))
-        return runtime_error(&e);
+    if (cli_open_checkpoint(ckpt, &f, &info, &e))
+        return cli_runtime_error(&e);
     model_config mc = info.model;
     if (gate)
         mc.mode = mode;
@@ -972,7 +694,7 @@ static int cmd_eval(int argc, char **argv)
     model m;
     if (data_load_tokens(data, &tokens, &count, &e)) {
         st_free(&f);
-        return runtime_error(&e);
+        return cli_runtime_error(&e);
     }
     for (size_t i = 0; i < count; i++)
         if ((size_t)tokens[i] >= mc.V) {
@@ -1019,84 +741,7 @@ static int cmd_eval(int argc, char **argv)
 fail:
     free(tokens);
     st_free(&f);
-    return runtime_error(&e);
-}
-
-/* ---- export ---- */
-
-static int cmd_export(int argc, char **argv)
-{
-    const char *src = NULL, *out = NULL, *db = "sessions/gatelab.db", *step_word = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i];
-        if (strcmp(f, "--out") == 0 || strcmp(f, "--db") == 0 || strcmp(f, "--step") == 0) {
-            if (i + 1 >= argc || !*argv[i + 1])
-                return usage_error("%s: missing value", f);
-            *(f[2] == 'o' ? &out : f[2] == 'd' ? &db : &step_word) = argv[++i];
-        } else if (f[0] == '-') {
-            return usage_error("%s: unknown option for export", f);
-        } else if (!src) {
-            src = f;
-        } else {
-            return usage_error("export: unexpected argument '%s'", f);
-        }
-    }
-    if (!src)
-        return usage_error("export: missing RUN or checkpoint (gatelab export RUN|CKPT --out FILE)");
-    if (!out)
-        return usage_error("export: missing --out FILE.safetensors");
-    gl_error e;
-    /* a run id when it is a number and no such file exists */
-    char ckpt_path[REC_TEXT];
-    struct stat sb;
-    if (src[strspn(src, "0123456789")] == 0 && stat(src, &sb) != 0) {
-        int64_t id;
-        int rc = parse_run_id("export", src, &id);
-        if (rc)
-            return rc;
-        size_t max_step = SIZE_MAX;
-        if (step_word && args_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
-            return usage_error("%s", e.msg);
-        store *st = store_open(db, STORE_BROWSE, &e);
-        if (!st)
-            return runtime_error(&e);
-        store_checkpoint_row ck;
-        rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0, &ck,
-                                   &e);
-        store_close(st);
-        if (rc)
-            return runtime_error(&e);
-        if (step_word && ck.step != max_step) {
-            gl_fail(&e, "run %lld has no checkpoint at step %zu (nearest before: %llu)",
-                    (long long)id, max_step, (unsigned long long)ck.step);
-            return runtime_error(&e);
-        }
-        snprintf(ckpt_path, sizeof ckpt_path, "%s", ck.path);
-        src = ckpt_path;
-    } else if (step_word) {
-        return usage_error("--step: only with a RUN id, not a checkpoint file");
-    }
-    st_file f;
-    checkpoint_info info;
-    if (open_checkpoint(src, &f, &info, &e))
-        return runtime_error(&e);
-    model m;
-    model_config mc = info.model;
-    size_t ntensors = 0;
-    int rc = model_init(&m, &mc, 1, &e);
-    if (!rc) {
-        rc = checkpoint_load_weights(&f, src, &m, &e);
-        if (!rc)
-            rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, 0, &e);
-        ntensors = m.ntensors;
-        model_free(&m);
-    }
-    st_free(&f);
-    if (rc)
-        return runtime_error(&e);
-    printf("exported %s step %zu (%s, %zu tensors) to %s\n", src, info.step,
-           gate_mode_name(mc.mode), ntensors, out);
-    return 0;
+    return cli_runtime_error(&e);
 }
 
 int cli_main(int argc, char **argv)
@@ -1121,19 +766,19 @@ int cli_main(int argc, char **argv)
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
-        return cmd_export(argc - 2, argv + 2);
+        return cli_export(argc - 2, argv + 2);
     if (strcmp(cmd, "ls") == 0)
-        return cmd_ls(argc - 2, argv + 2);
+        return cli_ls(argc - 2, argv + 2);
     if (strcmp(cmd, "show") == 0)
-        return cmd_show(argc - 2, argv + 2);
+        return cli_show(argc - 2, argv + 2);
     if (strcmp(cmd, "resume") == 0)
         return cmd_resume(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0)
-        return cmd_replay(argc - 2, argv + 2);
+        return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "experiment") == 0)
         return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)
         return distill_main(argc - 2, argv + 2);
-    return usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export, "
+    return cli_usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export, "
                        "experiment, distill; see gatelab --help)", cmd);
 }
