@@ -67,13 +67,38 @@ void experiment_json_str(char *out, size_t n, const char *s);
 int experiment_eval_ckpt(const char *path, int mode, const data_source *data, size_t windows,
                          size_t threads, double *ppl, metrics_state *ms, gl_error *err);
 
+/* -- the command line (experiment_args.c) -- */
+
+typedef struct {
+    const char *kind;            /* absorption | moe */
+    train_config tc;             /* shared by the arms; the model seed is set per seed */
+    const char *preset, *db, *from;
+    size_t seeds;
+    size_t distill_steps;        /* absorption */
+    size_t experts;              /* moe: experts of the MoE arms */
+    char *pass[EXPERIMENT_MAX_PASS];   /* the run options as given, for the arms' `resume` */
+    int npass;
+} experiment_args;
+
+/* argv holds the options after KIND; -1 with a one-line message naming the
+ * option on bad input. */
+int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e);
+
+/* Opens the data (checking its tokens against V, which a .bin file sets)
+ * and the database, and counts the val windows an evaluation uses. */
+int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
+                    gl_error *e);
+
+/* `gatelab experiment moe` (experiment_moe.c): same exit statuses. */
+int experiment_moe_run(experiment_args *a, int argc, char **argv);
+
 /* -- the seed loop: one live session per seed, progress lines as they train -- */
 
 /* One line per evaluation step, once every arm has it. */
 typedef struct {
     size_t seed, nseeds, cap;
     size_t narms;
-    const gate_mode *modes;   /* [narms], the arms' modes in session order */
+    const char *const *names; /* [narms], the arms' names in session order */
     uint64_t *step;           /* [narms][cap] */
     double *ppl, *tok;
     size_t got[LIVE_MAX_ARMS], printed;
@@ -82,7 +107,7 @@ typedef struct {
 
 /* room for `cap` evaluations per arm */
 void experiment_progress_init(experiment_progress *p, size_t nseeds, size_t narms,
-                              const gate_mode *modes, size_t cap);
+                              const char *const *names, size_t cap);
 void experiment_progress_free(experiment_progress *p);
 
 /* What every seed's session shares. */
@@ -90,6 +115,8 @@ typedef struct {
     const train_config *tc;   /* the model seed is replaced by each seed's */
     const char *db;
     const gate_mode *modes;
+    const live_ffn *ffn;      /* [narms] or NULL: every arm has the dense FFN */
+    size_t experts;           /* experts of the MoE arms */
     size_t narms, nseeds;
     char *const *pass;        /* the run options as given, for the arms' `resume` */
     int npass;                /* at most EXPERIMENT_MAX_PASS - 12 */

@@ -16,9 +16,16 @@
 
 #define LIVE_MAX_ARMS 16
 
+/* The FFN of an arm: the dense one, or a mixture of experts (top-1) whose
+ * router learns or keeps its initial random weights. */
+typedef enum { LIVE_FFN_DENSE, LIVE_FFN_MOE, LIVE_FFN_MOE_RANDOM } live_ffn;
+
 typedef struct {
-    train_config tc;               /* shared by every arm; tc.model.mode is ignored */
+    train_config tc;               /* shared by every arm; tc.model.mode and .experts
+                                      are set per arm */
     gate_mode modes[LIVE_MAX_ARMS];
+    live_ffn ffn[LIVE_MAX_ARMS];   /* zero: dense FFN */
+    size_t experts;                /* experts of the MoE arms (>= 2) */
     size_t narms;
     const char *db_path;           /* NULL: nothing stored */
     const char *out_dir;           /* checkpoint root; NULL: <db dir>/ckpt/session-N */
@@ -58,7 +65,12 @@ typedef struct {
 int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
              gl_error *err);
 
-/* The name of arm i: its mode, numbered when a mode repeats (soft, soft2). */
+/* An arm as --arms spells it: MODE, MODE+moe or MODE+moe-random. -1: not a
+ * gate mode, -2: an unknown +suffix. */
+int live_parse_arm(const char *word, gate_mode *mode, live_ffn *ffn);
+/* The --arms word of a model: its mode and, with experts, its router. */
+void live_arm_spec(const model_config *m, char *buf, size_t n);
+/* The name of arm i: its --arms word, numbered when one repeats (soft, soft2). */
 void live_arm_name(const live_config *cfg, size_t i, char *buf, size_t n);
 /* Scripted commands within --steps, k within T, @ARM naming an arm. */
 int live_check_script(const live_config *cfg, gl_error *err);

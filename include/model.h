@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "attention.h"
 #include "metrics.h"
+#include "moe.h"
 #include "pool.h"
 
 typedef struct {
@@ -21,6 +22,9 @@ typedef struct {
     size_t k;          /* keys kept per query */
     float gate_temp;   /* soft top-k temperature t */
     int gate_frozen;   /* the optimiser leaves the gate alone even in a learned mode */
+    size_t experts;    /* 0: dense FFN; E >= 2: mixture of E experts, top-1 */
+    int router_frozen; /* the router keeps its initial (random) weights */
+    float moe_aux;     /* load-balancing loss coefficient */
     uint64_t seed;
 } model_config;
 
@@ -38,13 +42,16 @@ typedef struct {
     size_t offset, numel;
     int decay;       /* 2-D: matrices and embeddings */
     int is_gate;     /* gate.q / gate.k / gate.bias */
+    int is_router;   /* mlp.router.weight */
     int layer;       /* -1 for global tensors */
 } model_tensor;
 
-/* Pointers into the flat parameter (or gradient) buffer. */
+/* Pointers into the flat parameter (or gradient) buffer. With experts the
+ * four MLP pointers are expert 0's; expert e's follow at e times their size. */
 typedef struct {
     float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b;
     float *fcw, *fcb, *fcprojw, *fcprojb, *gqw, *gkw, *gb;
+    float *routerw;               /* [E,d], NULL for a dense FFN */
 } model_layer_params;
 
 typedef struct {
@@ -56,6 +63,11 @@ typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *s, *att, *atty;
     gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
     float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *res3;
+    /* experts only: router probabilities [BT,E], the routing, and the FFN's
+     * input and output in gathered (expert-grouped) row order [BT,d];
+     * fch and fch_gelu are in gathered order too */
+    float *router, *xg, *yg;
+    moe_route route;
 } model_layer_acts;
 
 typedef struct {
@@ -75,6 +87,10 @@ typedef struct {
     /* backward scratch, reused layer by layer */
     float *scratch;
     float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch, *d_logits;
+    float *d_router;              /* [BT,E] experts only */
+    int32_t *routes;              /* [L*(3BT+E+1)] the moe_route arrays */
+    double aux_loss;              /* load-balancing loss of the last forward */
+    uint64_t *expert_tokens;      /* [L*E] tokens routed per expert since the last reset */
     int32_t *inputs, *targets;    /* [B,T] */
     size_t cur_B;                 /* batch rows of the last forward */
     size_t cur_targets;           /* positions with a target (>= 0) in it */
@@ -102,9 +118,21 @@ void model_swap_mode(model *m, gate_mode mode);
 /* The optimiser updates the gate at this step. */
 int model_gate_trains(const model *m);
 
-/* tokens [B,T] inputs and targets; B <= cfg.batch. Returns mean loss. */
+/* The router trains at this step (experts, router not frozen). */
+int model_router_trains(const model *m);
+/* Zeroes the per-expert token counts. */
+void model_reset_expert_load(model *m);
+/* Mean over layers of E * sum_e share_e^2 of the tokens routed since the last
+ * reset: 1 when every expert gets the same share, E when one gets them all.
+ * NaN for a dense FFN or before any token. */
+double model_expert_balance(const model *m);
+
+/* tokens [B,T] inputs and targets; B <= cfg.batch. Returns the mean
+ * cross-entropy; with experts, m->aux_loss holds the load-balancing term that
+ * backward adds to it. */
 double model_forward(model *m, const int32_t *inputs, const int32_t *targets, size_t B);
-/* Zeroes grads then backpropagates the last forward's mean loss. */
+/* Zeroes grads then backpropagates the last forward's mean loss (plus
+ * aux_loss with experts). */
 void model_backward(model *m);
 
 const model_tensor *model_find_tensor(const model *m, const char *name);

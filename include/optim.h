@@ -30,7 +30,7 @@ void optim_free(optim *o);
 float optim_schedule(const optim_config *c, size_t step);
 
 /* Global L2 norm of the gradients of the tensors that will be updated. */
-double optim_grad_norm(const model *mdl, int gate_trainable);
+double optim_grad_norm(const model *mdl);
 
 /* Clips, then updates every parameter; gate tensors only when the model's
  * current mode trains the gate (frozen and gateless modes leave them alone).

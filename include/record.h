@@ -95,6 +95,7 @@ typedef struct {
             double val_loss, val_ppl, bits_per_byte;  /* bpb NaN for .bin data */
             double f1, mass_kept, oracle_mass;         /* means over layers; f1/mass NaN for dense */
             double gate_grad_norm, tokens_per_s, train_loss;
+            double expert_balance;                     /* NaN for a dense FFN */
         } eval;
         struct {
             uint32_t layer, head;

@@ -14,6 +14,9 @@
 #include "optim.h"
 #include "record.h"
 
+/* The stochastic-mask salt of every evaluation: the same masks each time. */
+#define TRAINER_EVAL_SALT 0xe7a1e7a1e7a1ULL
+
 typedef struct {
     model_config model;
     optim_config optim;
@@ -30,6 +33,7 @@ typedef struct {
 
 typedef struct {
     double loss, ppl, bits_per_byte;
+    double expert_balance;   /* model_expert_balance over the val windows; NaN: dense FFN */
     size_t tokens;
 } eval_result;
 

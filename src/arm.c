@@ -164,6 +164,7 @@ static void evaluate(arm *a)
     r.u.eval.gate_grad_norm = t->gate_grad_norm;
     r.u.eval.tokens_per_s = dt > 0.0 ? ((double)t->tokens_trained - a->tok_since) / dt : 0.0;
     r.u.eval.train_loss = t->last_loss;
+    r.u.eval.expert_balance = ev.expert_balance;
     a->tok_since = (double)t->tokens_trained;
     a->time_since = t->train_seconds;
     push(a, &r);

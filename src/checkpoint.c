@@ -53,6 +53,11 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
     meta_add(&meta, "k", "%zu", c->k);
     meta_add(&meta, "gate_temp", "%.9g", (double)c->gate_temp);
     meta_add(&meta, "gate_frozen", "%d", c->gate_frozen ? 1 : 0);
+    if (c->experts) {
+        meta_add(&meta, "experts", "%zu", c->experts);
+        meta_add(&meta, "router", "%s", c->router_frozen ? "random" : "learned");
+        meta_add(&meta, "moe_aux", "%.9g", (double)c->moe_aux);
+    }
     meta_add(&meta, "seed", "%" PRIu64, c->seed);
     meta_add(&meta, "step", "%zu", step);
     meta_add(&meta, "data", "%s", data_desc ? data_desc : "");
@@ -151,6 +156,18 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
     c->seed = seed;
     const char *frozen = st_meta_get(f, "gate_frozen");
     c->gate_frozen = frozen && strcmp(frozen, "1") == 0;
+    /* experts, router and moe_aux arrived with the MoE FFN: absent means dense */
+    c->moe_aux = 0.01f;
+    if (st_meta_get(f, "experts")) {
+        const char *router = st_meta_get(f, "router");
+        if (meta_size(f, path, "experts", &c->experts, err) ||
+            meta_float(f, path, "moe_aux", &c->moe_aux, err))
+            return -1;
+        if (!router || (strcmp(router, "learned") && strcmp(router, "random")))
+            return gl_fail(err, "%s: metadata router \"%s\" is not learned or random", path,
+                           router ? router : "(missing)");
+        c->router_frozen = strcmp(router, "random") == 0;
+    }
     const char *mode = st_meta_get(f, "gate_mode");
     if (!mode || gate_mode_parse(mode, &c->mode))
         return gl_fail(err, "%s: metadata gate_mode \"%s\" is not one of %s", path,

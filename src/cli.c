@@ -57,7 +57,11 @@ static const char usage_text[] =
     "\n"
     "run options:\n"
     "  --arms M1,M2,...     gate modes of the arms (default soft,random,dense): dense soft\n"
-    "                       random sigmoid topk topk-random stochastic oracle\n"
+    "                       random sigmoid topk topk-random stochastic oracle; MODE+moe\n"
+    "                       gives the arm a mixture-of-experts FFN with a learned router,\n"
+    "                       MODE+moe-random one with a frozen random router\n"
+    "  --experts E          experts of the +moe arms, top-1 (default 4)\n"
+    "  --moe-aux C          load-balancing loss coefficient of +moe arms (default 0.01)\n"
     "  --at STEP:CMD[:ARG][@ARM]  apply a command when STEP steps are done (repeatable):\n"
     "                       pause[:SECONDS] resume swap:MODE freeze unfreeze k:K\n"
     "                       checkpoint fork:MODE stop; @ARM = arm index or name\n"
@@ -116,7 +120,8 @@ typedef struct {
     const char *preset;
     int k_set, gate_lr_set, mlp_set, warmup_set, save_set;
     gate_mode modes[LIVE_MAX_ARMS];
-    size_t narms;
+    live_ffn ffn[LIVE_MAX_ARMS];
+    size_t narms, experts;
     const char *db_path, *out_dir;
     int telemetry;
     int headless;                  /* --headless: no screen even on a terminal */
@@ -141,11 +146,15 @@ static int parse_arms(const char *v, run_args *ra, gl_error *e)
     for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
         if (ra->narms == LIVE_MAX_ARMS)
             return gl_fail(e, "--arms %s: at most %d arms", v, LIVE_MAX_ARMS);
-        gate_mode m;
-        if (gate_mode_parse(w, &m) || m == GATE_DISTILLED)
-            return gl_fail(e, "--arms %s: unknown gate mode '%s' (dense, soft, random, sigmoid, "
-                              "topk, topk-random, stochastic, oracle)", v, w);
-        ra->modes[ra->narms++] = m;
+        int bad = live_parse_arm(w, &ra->modes[ra->narms], &ra->ffn[ra->narms]);
+        if (bad == -2)
+            return gl_fail(e, "--arms %s: unknown FFN '%s' in arm '%s' (+moe or +moe-random)", v,
+                           strchr(w, '+'), w);
+        if (bad)
+            return gl_fail(e, "--arms %s: unknown gate mode in arm '%s' (dense, soft, random, "
+                              "sigmoid, topk, topk-random, stochastic, oracle; +moe or "
+                              "+moe-random may follow)", v, w);
+        ra->narms++;
     }
     if (!ra->narms || v[strlen(v) - 1] == ',' || v[0] == ',' || strstr(v, ",,"))
         return gl_fail(e, "--arms %s: empty arm in the list", v);
@@ -200,6 +209,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     ra->modes[1] = GATE_RANDOM;
     ra->modes[2] = GATE_DENSE;
     ra->narms = 3;
+    ra->experts = 4;
     model_config *mc = &tc->model;
     size_t vocab = 0;
 
@@ -274,6 +284,10 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if (strcmp(f, "--mlp") == 0) {
             rc = args_size(f, v, 1, 65536, &mc->mlp, e);
             ra->mlp_set = 1;
+        } else if (strcmp(f, "--experts") == 0) {
+            rc = args_size(f, v, 2, 64, &ra->experts, e);
+        } else if (strcmp(f, "--moe-aux") == 0) {
+            rc = args_float(f, v, 0.0, 10.0, &mc->moe_aux, e);
         } else if (strcmp(f, "--gate-rank") == 0) {
             rc = args_size(f, v, 1, 1024, &mc->r, e);
         } else if (strcmp(f, "--vocab") == 0) {
@@ -361,8 +375,6 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
     const char *name = a->name;
     switch ((rec_kind)r->kind) {
     case REC_EVAL: {
-        const double *ev = &r->u.eval.val_loss;
-        (void)ev;
         a->last_eval = *r;
         a->has_eval = 1;
         a->steps = r->step;
@@ -380,6 +392,8 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
             printf(" bpb %.3f", r->u.eval.bits_per_byte);
         if (!isnan(r->u.eval.f1))
             printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
+        if (!isnan(r->u.eval.expert_balance))
+            printf(" | experts balance %.3f", r->u.eval.expert_balance);
         printf(" | oracle mass %.3f | gate grad %.3g | %.0f tok/s\n", r->u.eval.oracle_mass,
                r->u.eval.gate_grad_norm, r->u.eval.tokens_per_s);
         break;
@@ -560,6 +574,8 @@ static int cmd_run(int argc, char **argv)
                       .run_argv = ra.run_argv,
                       .run_argc = ra.run_argc};
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
+    memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
+    lc.experts = ra.experts;
     if (live_check_script(&lc, &e))
         return cli_usage_error("%s", e.msg);
     return run_session(&ra, &lc, argc, argv);
@@ -627,6 +643,8 @@ static int cmd_resume(int argc, char **argv)
                           .resume_ckpt = ck.path,
                           .resume_name = name};
         lc.modes[0] = ra.modes[0];
+        lc.ffn[0] = ra.ffn[0];
+        lc.experts = ra.experts;
         status = run_session(&ra, &lc, argc + 1, argv - 1);
     }
     for (int i = 0; i < rargc; i++)

@@ -18,9 +18,9 @@
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "trainer.h"
 
 #define DISTILL_STREAM 0x64697374ULL   /* "dist": the fresh gate's draw */
-#define EVAL_SALT 0xe7a1e7a1e7a1ULL    /* stochastic masks at eval, as the trainer */
 
 void distill_default_config(distill_config *c)
 {
@@ -438,7 +438,7 @@ double distill_eval(model *m, const data_source *data, size_t windows, metrics_s
     int32_t *win = xcalloc(T + 1, sizeof *win);
     int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
     uint64_t salt = m->step_salt;
-    m->step_salt = EVAL_SALT;
+    m->step_salt = TRAINER_EVAL_SALT;
     if (metrics)
         metrics_reset(metrics, m->cfg.k);
     double total = 0.0;

@@ -94,6 +94,7 @@ int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
         e.u.eval.gate_grad_norm = NAN;
         e.u.eval.tokens_per_s = NAN;
         e.u.eval.train_loss = NAN;
+        e.u.eval.expert_balance = NAN;
         rc = store_write(st, run, &e, err);
     }
     const struct {

@@ -39,7 +39,10 @@ const char experiment_usage[] =
     "                                     [--distill-steps N] [--data PATH] [--db PATH]\n"
     "                                     [--threads N] [run options: --ctx --dim --layers\n"
     "                                     --heads --batch --k --lr ... --eval-windows N]\n"
-    "       gatelab experiment absorption --from ID [--db PATH]\n"
+    "       gatelab experiment moe [--preset tiny|small|paper] [--seeds N] [--steps N]\n"
+    "                              [--experts E] [--moe-aux C] [--data PATH] [--db PATH]\n"
+    "                              [--threads N] [run options]\n"
+    "       gatelab experiment absorption|moe --from ID [--db PATH]\n"
     "       gatelab distill RUN [--db PATH] [--steps N] [--data PATH] [--threads N]\n"
     "                           [--eval-windows N] [--lr X] [--seed S] [--forward oracle|dense]\n";
 
@@ -204,151 +207,16 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
     return 0;
 }
 
-/* ---- gatelab experiment absorption ---- */
-
-typedef struct {
-    train_config tc;             /* shared by the arms; the model seed is set per seed */
-    const char *preset, *db, *from;
-    size_t seeds, distill_steps;
-    char *pass[EXPERIMENT_MAX_PASS];   /* the run options as given, for the arms' `resume` */
-    int npass;
-} absorption_args;
-
-static int parse_absorption(int argc, char **argv, absorption_args *a, gl_error *e)
-{
-    memset(a, 0, sizeof *a);
-    a->preset = "tiny";
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--preset") == 0) {
-            if (i + 1 >= argc)
-                return gl_fail(e, "--preset: missing value");
-            a->preset = argv[i + 1];
-        }
-    train_config *tc = &a->tc;
-    model_config *mc = &tc->model;
-    if (model_preset(a->preset, mc))
-        return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", a->preset);
-    optim_default_config(&tc->optim);
-    tc->steps = 1000;
-    tc->eval_windows = 64;
-    tc->threads = args_default_threads();
-    a->db = EXPERIMENT_DEFAULT_DB;
-    a->seeds = 3;
-    a->distill_steps = 300;
-    int k_set = 0, gate_lr_set = 0, mlp_set = 0, warmup_set = 0, every_set = 0;
-    size_t vocab = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int rc = 0, pass = 1;
-        if (strcmp(f, "--preset") == 0) {
-            if (!v)
-                return gl_fail(e, "--preset: missing value");
-        } else if (strcmp(f, "--seeds") == 0) {
-            rc = args_size(f, v, 1, EXPERIMENT_MAX_SEEDS, &a->seeds, e);
-            pass = 0;
-        } else if (strcmp(f, "--distill-steps") == 0) {
-            rc = args_size(f, v, 1, 10000000, &a->distill_steps, e);
-            pass = 0;
-        } else if (strcmp(f, "--db") == 0) {
-            if (!v || !*v)
-                return gl_fail(e, "--db: missing value");
-            a->db = v;
-            pass = 0;
-        } else if (strcmp(f, "--from") == 0) {
-            if (!v || !*v)
-                return gl_fail(e, "--from: missing value (a session or experiment id)");
-            a->from = v;
-            pass = 0;
-        } else if (strcmp(f, "--data") == 0) {
-            if (!v || !*v)
-                return gl_fail(e, "--data: missing value");
-            tc->data_path = v;
-        } else if (strcmp(f, "--steps") == 0) {
-            rc = args_size(f, v, 1, 100000000, &tc->steps, e);
-        } else if (strcmp(f, "--k") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->k, e);
-            k_set = 1;
-        } else if (strcmp(f, "--gate-temp") == 0) {
-            rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
-        } else if (strcmp(f, "--lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
-        } else if (strcmp(f, "--gate-lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
-            gate_lr_set = 1;
-        } else if (strcmp(f, "--warmup") == 0) {
-            rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
-            warmup_set = 1;
-        } else if (strcmp(f, "--weight-decay") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
-        } else if (strcmp(f, "--clip") == 0) {
-            rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
-        } else if (strcmp(f, "--batch") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->batch, e);
-        } else if (strcmp(f, "--ctx") == 0) {
-            rc = args_size(f, v, 2, 4096, &mc->T, e);
-        } else if (strcmp(f, "--dim") == 0) {
-            rc = args_size(f, v, 1, 8192, &mc->d, e);
-        } else if (strcmp(f, "--layers") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->layers, e);
-        } else if (strcmp(f, "--heads") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->heads, e);
-        } else if (strcmp(f, "--mlp") == 0) {
-            rc = args_size(f, v, 1, 65536, &mc->mlp, e);
-            mlp_set = 1;
-        } else if (strcmp(f, "--gate-rank") == 0) {
-            rc = args_size(f, v, 1, 1024, &mc->r, e);
-        } else if (strcmp(f, "--vocab") == 0) {
-            rc = args_size(f, v, 2, 1u << 20, &vocab, e);
-        } else if (strcmp(f, "--eval-every") == 0) {
-            rc = args_size(f, v, 1, 100000000, &tc->eval_every, e);
-            every_set = 1;
-        } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
-        } else if (strcmp(f, "--threads") == 0) {
-            rc = args_size(f, v, 1, 256, &tc->threads, e);
-        } else if (f[0] == '-') {
-            return gl_fail(e, "%s: unknown option for experiment absorption", f);
-        } else {
-            return gl_fail(e, "experiment absorption: unexpected argument '%s'", f);
-        }
-        if (rc)
-            return -1;
-        if (pass && a->npass + 2 <= (int)(sizeof a->pass / sizeof a->pass[0]) - 12) {
-            a->pass[a->npass++] = argv[i];
-            a->pass[a->npass++] = argv[i + 1];
-        }
-        i++;
-    }
-    if (!gate_lr_set)
-        tc->optim.gate_lr = tc->optim.lr;
-    if (!k_set)
-        mc->k = mc->T / 8 ? mc->T / 8 : 1;
-    if (!mlp_set)
-        mc->mlp = 4 * mc->d;
-    if (vocab)
-        mc->V = vocab;
-    tc->vocab_from_data = vocab == 0;
-    if (!warmup_set && tc->optim.warmup >= tc->steps)
-        tc->optim.warmup = tc->steps / 10;
-    if (!every_set)
-        tc->eval_every = tc->steps >= 10 ? tc->steps / 10 : 1;
-    tc->save_every = 0;   /* one checkpoint per arm, at the end */
-    if (mc->k >= mc->T)
-        return gl_fail(e, "--k %zu: must be below the context length %zu (the gates must drop "
-                          "keys)", mc->k, mc->T);
-    return model_config_check(mc, e);
-}
-
 /* ---- the seed loop: progress lines, one session per seed ---- */
 
 void experiment_progress_init(experiment_progress *p, size_t nseeds, size_t narms,
-                              const gate_mode *modes, size_t cap)
+                              const char *const *names, size_t cap)
 {
     GL_ASSERT(narms <= LIVE_MAX_ARMS);
     memset(p, 0, sizeof *p);
     p->nseeds = nseeds;
     p->narms = narms;
-    p->modes = modes;
+    p->names = names;
     p->cap = cap;
     p->step = xcalloc(narms * cap, sizeof *p->step);
     p->ppl = xcalloc(narms * cap, sizeof *p->ppl);
@@ -383,11 +251,10 @@ static void progress_flush(experiment_progress *p)
             if (e < p->got[a]) {
                 step = p->step[a * p->cap + e];
                 tok += p->tok[a * p->cap + e];
-                o += (size_t)snprintf(body + o, sizeof body - o, " %s %.3f",
-                                      gate_mode_name(p->modes[a]), p->ppl[a * p->cap + e]);
+                o += (size_t)snprintf(body + o, sizeof body - o, " %s %.3f", p->names[a],
+                                      p->ppl[a * p->cap + e]);
             } else {
-                o += (size_t)snprintf(body + o, sizeof body - o, " %s -",
-                                      gate_mode_name(p->modes[a]));
+                o += (size_t)snprintf(body + o, sizeof body - o, " %s -", p->names[a]);
             }
         }
         printf(" | step %6llu | val ppl%s | %.0f tok/s\n", (unsigned long long)step, body, tok);
@@ -412,7 +279,7 @@ static void on_record(void *ctx, live *lv, const tel_record *r)
     } else if (r->kind == REC_EVENT &&
                (r->u.event.kind == EV_ERROR || r->u.event.kind == EV_DIVERGED)) {
         fprintf(stderr, "gatelab: seed %zu arm %s: %s at step %llu: %s\n", p->seed,
-                gate_mode_name(p->modes[r->arm]), event_kind_name((event_kind)r->u.event.kind),
+                p->names[r->arm], event_kind_name((event_kind)r->u.event.kind),
                 (unsigned long long)r->step, r->u.event.detail);
     }
     progress_flush(p);
@@ -444,6 +311,9 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
                       .run_argc = run_argc};
     lc.tc.model.seed = seed;
     memcpy(lc.modes, x->modes, x->narms * sizeof *x->modes);
+    if (x->ffn)
+        memcpy(lc.ffn, x->ffn, x->narms * sizeof *x->ffn);
+    lc.experts = x->experts;
     memset(p->got, 0, sizeof p->got);
     memset(p->done, 0, sizeof p->done);
     p->printed = 0;
@@ -474,7 +344,7 @@ static int collect_run(void *ctx, const store_run_row *row)
 }
 
 typedef struct {
-    const absorption_args *a;
+    const experiment_args *a;
     store *st;
     int64_t experiment;         /* 0 until the first seed's session exists */
     const data_source *data;    /* val windows for every evaluation */
@@ -484,7 +354,7 @@ typedef struct {
 
 static int measure_seed(absorption *x, absorb_seed *s, gl_error *e)
 {
-    const absorption_args *a = x->a;
+    const experiment_args *a = x->a;
     const size_t threads = a->tc.threads;
     runs_ctx rc_ctx = {.s = s};
     if (store_list_runs(x->st, s->session, collect_run, &rc_ctx, e))
@@ -593,7 +463,7 @@ static int measure_seed(absorption *x, absorb_seed *s, gl_error *e)
     return 0;
 }
 
-static char *config_json_of(const absorption_args *a)
+static char *config_json_of(const experiment_args *a)
 {
     const model_config *m = &a->tc.model;
     const train_config *tc = &a->tc;
@@ -615,32 +485,44 @@ static char *config_json_of(const absorption_args *a)
     return s;
 }
 
-static int absorption_run(absorption_args *a, int argc, char **argv)
+int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
+                    gl_error *e)
+{
+    train_config *tc = &a->tc;
+    /* the data is checked before anything is written */
+    *data = data_open(tc->data_path, tc->model.T, 1, e);
+    if (!*data)
+        return -1;
+    if (tc->vocab_from_data && data_kind_of(*data) == DATA_BIN)
+        tc->model.V = data_vocab(*data);
+    if (data_max_token(*data) >= tc->model.V) {
+        gl_fail(e, "%s: token id %u >= vocabulary size V=%zu (use --vocab %u or more)",
+                tc->data_path, data_max_token(*data), tc->model.V, data_max_token(*data) + 1);
+        data_close(*data);
+        return -1;
+    }
+    *st = store_open(a->db, STORE_CREATE, e);
+    if (!*st) {
+        data_close(*data);
+        return -1;
+    }
+    *windows = data_val_windows(*data);
+    if (tc->eval_windows && tc->eval_windows < *windows)
+        *windows = tc->eval_windows;
+    return 0;
+}
+
+static int absorption_run(experiment_args *a, int argc, char **argv)
 {
     gl_error e;
     double start = gl_now(), started_ms = gl_wall_ms();
     train_config *tc = &a->tc;
-    /* the data is checked before anything is written */
-    data_source *data = data_open(tc->data_path, tc->model.T, 1, &e);
-    if (!data)
+    data_source *data;
+    store *st;
+    size_t windows;
+    if (experiment_open(a, &data, &st, &windows, &e))
         return experiment_runtime_error(&e);
-    if (tc->vocab_from_data && data_kind_of(data) == DATA_BIN)
-        tc->model.V = data_vocab(data);
-    if (data_max_token(data) >= tc->model.V) {
-        gl_fail(&e, "%s: token id %u >= vocabulary size V=%zu (use --vocab %u or more)",
-                tc->data_path, data_max_token(data), tc->model.V, data_max_token(data) + 1);
-        data_close(data);
-        return experiment_runtime_error(&e);
-    }
-    store *st = store_open(a->db, STORE_CREATE, &e);
-    if (!st) {
-        data_close(data);
-        return experiment_runtime_error(&e);
-    }
     const model_config *c = &tc->model;
-    size_t windows = data_val_windows(data);
-    if (tc->eval_windows && tc->eval_windows < windows)
-        windows = tc->eval_windows;
     printf("experiment absorption | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu r=%zu "
            "k=%zu batch %zu | %zu seeds x %zu steps, arms dense soft random sigmoid topk "
            "stochastic | distill %zu updates | %zu threads | data %s | db %s\n",
@@ -653,8 +535,10 @@ static int absorption_run(absorption_args *a, int argc, char **argv)
     absorption x = {.a = a, .st = st, .data = data, .windows = windows, .command = command};
     absorb_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
     experiment_progress p;
-    experiment_progress_init(&p, a->seeds, ABSORB_NARMS, absorb_mode,
-                             tc->steps / tc->eval_every + 2);
+    const char *names[ABSORB_NARMS];
+    for (size_t i = 0; i < ABSORB_NARMS; i++)
+        names[i] = gate_mode_name(absorb_mode[i]);
+    experiment_progress_init(&p, a->seeds, ABSORB_NARMS, names, tc->steps / tc->eval_every + 2);
     experiment_seeds xs = {.tc = tc, .db = a->db, .modes = absorb_mode, .narms = ABSORB_NARMS,
                            .nseeds = a->seeds, .pass = a->pass, .npass = a->npass,
                            .command = command};
@@ -731,18 +615,16 @@ int experiment_main(int argc, char **argv)
     }
     if (argc < 1)
         return experiment_usage_error(
-            "experiment: missing kind (gatelab experiment absorption [OPTIONS])");
-    if (strcmp(argv[0], "moe") == 0)
-        return experiment_usage_error(
-            "experiment moe: not built (the MoE FFN of DESIGN §7.5 does not exist "
-            "yet); available: absorption");
-    if (strcmp(argv[0], "absorption") != 0)
-        return experiment_usage_error("experiment %s: unknown experiment (absorption)", argv[0]);
-    static absorption_args a;
+            "experiment: missing kind (gatelab experiment absorption|moe [OPTIONS])");
+    const int moe = strcmp(argv[0], "moe") == 0;
+    if (!moe && strcmp(argv[0], "absorption") != 0)
+        return experiment_usage_error("experiment %s: unknown experiment (absorption, moe)",
+                                      argv[0]);
+    static experiment_args a;
     gl_error e;
-    if (parse_absorption(argc - 1, argv + 1, &a, &e))
+    if (experiment_parse(argv[0], argc - 1, argv + 1, &a, &e))
         return experiment_usage_error("%s", e.msg);
     if (a.from)
         return experiment_from(a.db, a.from);
-    return absorption_run(&a, argc, argv);
+    return moe ? experiment_moe_run(&a, argc, argv) : absorption_run(&a, argc, argv);
 }

@@ -121,6 +121,9 @@ static char *config_json(const live *lv, const trainer *t, const char *name, gat
         put_string(&b, tc->data_path);
     else
         put(&b, "null");
+    if (m->experts)
+        put(&b, ",\"experts\":%zu,\"router\":\"%s\",\"moe_aux\":%.9g", m->experts,
+            m->router_frozen ? "random" : "learned", (double)m->moe_aux);
     put(&b, ",\"ckpt_dir\":");
     if (ckpt_dir)
         put_string(&b, ckpt_dir);
@@ -133,7 +136,9 @@ static char *config_json(const live *lv, const trainer *t, const char *name, gat
         put(&b, i ? "," : "");
         put_string(&b, cfg->run_argv[i]);
     }
-    put(&b, "%s\"--arms\",\"%s\"", cfg->run_argc ? "," : "", gate_mode_name(mode));
+    char arm_word[48];
+    live_arm_spec(m, arm_word, sizeof arm_word);
+    put(&b, "%s\"--arms\",\"%s\"", cfg->run_argc ? "," : "", arm_word);
     for (size_t i = 0; i < nscript; i++) {
         char spec[96], arg[32] = "";
         const cmd_record *c = &script[i].cmd;
@@ -426,6 +431,8 @@ static int make_arms(live *lv, gl_error *e)
     for (size_t i = 0; i < cfg->narms; i++) {
         train_config tc = cfg->tc;
         tc.model.mode = cfg->modes[i];
+        tc.model.experts = cfg->ffn[i] == LIVE_FFN_DENSE ? 0 : cfg->experts;
+        tc.model.router_frozen = cfg->ffn[i] == LIVE_FFN_MOE_RANDOM;
         tc.threads = lv->threads_per_arm;
         tc.heatmaps = cfg->telemetry && cfg->db_path;
         trainer t;
@@ -451,20 +458,52 @@ static int make_arms(live *lv, gl_error *e)
     return 0;
 }
 
+static const char *const ffn_suffix[] = {"", "+moe", "+moe-random"};
+
+int live_parse_arm(const char *word, gate_mode *mode, live_ffn *ffn)
+{
+    char head[32];
+    const char *plus = strchr(word, '+');
+    size_t len = plus ? (size_t)(plus - word) : strlen(word);
+    if (len >= sizeof head)
+        return -1;
+    memcpy(head, word, len);
+    head[len] = '\0';
+    if (gate_mode_parse(head, mode) || *mode == GATE_DISTILLED)
+        return -1;
+    *ffn = LIVE_FFN_DENSE;
+    if (!plus)
+        return 0;
+    for (int f = LIVE_FFN_MOE; f <= LIVE_FFN_MOE_RANDOM; f++)
+        if (strcmp(plus, ffn_suffix[f]) == 0) {
+            *ffn = (live_ffn)f;
+            return 0;
+        }
+    return -2;
+}
+
+void live_arm_spec(const model_config *m, char *buf, size_t n)
+{
+    live_ffn f = !m->experts ? LIVE_FFN_DENSE
+                 : m->router_frozen ? LIVE_FFN_MOE_RANDOM : LIVE_FFN_MOE;
+    snprintf(buf, n, "%s%s", gate_mode_name(m->mode), ffn_suffix[f]);
+}
+
 void live_arm_name(const live_config *cfg, size_t i, char *buf, size_t n)
 {
     if (cfg->resume_name) {
         snprintf(buf, n, "%s", cfg->resume_name);
         return;
     }
-    /* the mode, numbered when a mode appears twice */
+    /* the --arms word, numbered when the same word appears twice */
     size_t same = 0;
     for (size_t j = 0; j < i; j++)
-        same += cfg->modes[j] == cfg->modes[i];
+        same += cfg->modes[j] == cfg->modes[i] && cfg->ffn[j] == cfg->ffn[i];
+    const char *mode = gate_mode_name(cfg->modes[i]), *ffn = ffn_suffix[cfg->ffn[i]];
     if (same)
-        snprintf(buf, n, "%s%zu", gate_mode_name(cfg->modes[i]), same + 1);
+        snprintf(buf, n, "%s%s%zu", mode, ffn, same + 1);
     else
-        snprintf(buf, n, "%s", gate_mode_name(cfg->modes[i]));
+        snprintf(buf, n, "%s%s", mode, ffn);
 }
 
 int live_check_script(const live_config *cfg, gl_error *e)

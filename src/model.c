@@ -34,6 +34,7 @@ int model_preset(const char *name, model_config *cfg)
     cfg->mlp = 4 * cfg->d;
     cfg->mode = GATE_SOFT;
     cfg->gate_temp = 0.25f;
+    cfg->moe_aux = 0.01f;
     cfg->seed = 1;
     return 0;
 }
@@ -61,6 +62,11 @@ int model_config_check(const model_config *c, gl_error *err)
         return gl_fail(err, "--k %zu: must be between 1 and the context length %zu", c->k, c->T);
     if (!(c->gate_temp > 0.0f) || !isfinite(c->gate_temp))
         return gl_fail(err, "--gate-temp %g: must be a positive number", (double)c->gate_temp);
+    if (c->experts == 1 || c->experts > 64)
+        return gl_fail(err, "--experts %zu: must be 0 (a dense FFN) or between 2 and 64",
+                       c->experts);
+    if (!(c->moe_aux >= 0.0f && c->moe_aux <= 10.0f))
+        return gl_fail(err, "--moe-aux %g: must be between 0 and 10", (double)c->moe_aux);
     return 0;
 }
 
@@ -82,45 +88,71 @@ static void add_tensor(model_tensor *t, size_t *count, size_t *offset, const cha
     *offset += x->numel;
 }
 
+/* The tensors of one layer, in table (and checkpoint) order. Kinds of size:
+ * 0 none, 1 d, 2 3d, 3 mlp, 4 H*r, 5 H. With experts, the mlp.* entries
+ * become mlp.router.weight followed by each entry once per expert, grouped by
+ * entry, so that expert e's tensor sits at e times the first one's size. */
+static const struct {
+    const char *suffix;
+    int rows_kind, cols_kind, gate, mlp;
+} layer_spec[] = {
+    {"ln1.weight", 1, 0, 0, 0},       {"ln1.bias", 1, 0, 0, 0},
+    {"attn.qkv.weight", 2, 1, 0, 0},  {"attn.qkv.bias", 2, 0, 0, 0},
+    {"attn.proj.weight", 1, 1, 0, 0}, {"attn.proj.bias", 1, 0, 0, 0},
+    {"ln2.weight", 1, 0, 0, 0},       {"ln2.bias", 1, 0, 0, 0},
+    {"fc.weight", 3, 1, 0, 1},        {"fc.bias", 3, 0, 0, 1},
+    {"proj.weight", 1, 3, 0, 1},      {"proj.bias", 1, 0, 0, 1},
+    {"gate.q.weight", 4, 1, 1, 0},    {"gate.k.weight", 4, 1, 1, 0},
+    {"gate.bias", 5, 0, 1, 0},
+};
+#define LAYER_SPEC_COUNT (sizeof layer_spec / sizeof layer_spec[0])
+
 /* One place defines every tensor: names, shapes and order (also the
  * checkpoint order). t may be NULL to count only. */
 static size_t build_table(const model_config *c, model_tensor *t, size_t *num_params)
 {
-    model_tensor dummy[32];
+    model_tensor scratch;
     size_t count = 0, offset = 0;
-    const size_t d = c->d, Hr = c->heads * c->r;
+    const size_t d = c->d, Hr = c->heads * c->r, E = c->experts;
+    const size_t dims[6] = {0, d, 3 * d, c->mlp, Hr, c->heads};
     char name[MODEL_MAX_NAME];
+    int len = 0;   /* layers and experts are below 65: every name fits */
+    /* counting only: every tensor lands on the same scratch entry */
 #define ADD(nm, layer, rows, cols, gate)                                                  \
     do {                                                                                  \
+        size_t one = 0;                                                                   \
+        GL_ASSERT(len >= 0 && (size_t)len < sizeof name);                                 \
         if (t)                                                                            \
             add_tensor(t, &count, &offset, nm, layer, rows, cols, gate);                  \
         else {                                                                            \
-            size_t one = 0;                                                               \
-            add_tensor(dummy, &one, &offset, nm, layer, rows, cols, gate);                \
+            add_tensor(&scratch, &one, &offset, nm, layer, rows, cols, gate);             \
             count++;                                                                      \
         }                                                                                 \
     } while (0)
     ADD("wte", -1, c->V, d, 0);
     ADD("wpe", -1, c->T, d, 0);
     for (size_t l = 0; l < c->layers; l++) {
-        static const struct {
-            const char *suffix;
-            int rows_kind, cols_kind, gate;
-        } spec[] = {
-            /* kinds: 0 none, 1 d, 2 3d, 3 mlp, 4 H*r, 5 H */
-            {"ln1.weight", 1, 0, 0},       {"ln1.bias", 1, 0, 0},
-            {"attn.qkv.weight", 2, 1, 0},  {"attn.qkv.bias", 2, 0, 0},
-            {"attn.proj.weight", 1, 1, 0}, {"attn.proj.bias", 1, 0, 0},
-            {"ln2.weight", 1, 0, 0},       {"ln2.bias", 1, 0, 0},
-            {"mlp.fc.weight", 3, 1, 0},    {"mlp.fc.bias", 3, 0, 0},
-            {"mlp.proj.weight", 1, 3, 0},  {"mlp.proj.bias", 1, 0, 0},
-            {"gate.q.weight", 4, 1, 1},    {"gate.k.weight", 4, 1, 1},
-            {"gate.bias", 5, 0, 1},
-        };
-        for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
-            size_t dims[6] = {0, d, 3 * d, c->mlp, Hr, c->heads};
-            snprintf(name, sizeof name, "h.%zu.%s", l, spec[i].suffix);
-            ADD(name, (int)l, dims[spec[i].rows_kind], dims[spec[i].cols_kind], spec[i].gate);
+        for (size_t i = 0; i < LAYER_SPEC_COUNT; i++) {
+            const size_t rows = dims[layer_spec[i].rows_kind], cols = dims[layer_spec[i].cols_kind];
+            if (!layer_spec[i].mlp) {
+                len = snprintf(name, sizeof name, "h.%zu.%s", l, layer_spec[i].suffix);
+                ADD(name, (int)l, rows, cols, layer_spec[i].gate);
+            } else if (!E) {
+                len = snprintf(name, sizeof name, "h.%zu.mlp.%s", l, layer_spec[i].suffix);
+                ADD(name, (int)l, rows, cols, 0);
+            } else {
+                if (i == 0 || !layer_spec[i - 1].mlp) {
+                    len = snprintf(name, sizeof name, "h.%zu.mlp.router.weight", l);
+                    ADD(name, (int)l, E, d, 0);
+                    if (t)
+                        t[count - 1].is_router = 1;
+                }
+                for (size_t e = 0; e < E; e++) {
+                    len = snprintf(name, sizeof name, "h.%zu.mlp.experts.%zu.%s", l, e,
+                                   layer_spec[i].suffix);
+                    ADD(name, (int)l, rows, cols, 0);
+                }
+            }
         }
     }
     ADD("lnf.weight", -1, d, 0, 0);
@@ -144,7 +176,9 @@ double model_flops_per_token(const model_config *c)
     double d = (double)c->d, L = (double)c->layers, T = (double)c->T;
     double per_layer = 3 * d * d + d * d + 2 * d * (double)c->mlp;
     double gate = 2 * d * (double)(c->heads * c->r);
-    double matmul = L * (per_layer + gate) + (double)c->V * d;
+    /* one expert per token: the FFN costs what a dense one does, plus the router */
+    double router = d * (double)c->experts;
+    double matmul = L * (per_layer + gate + router) + (double)c->V * d;
     /* QK^T and PV: 2 * d * T each per query (full T x T products, as computed),
      * plus the gate scores 2 * H * r * T */
     double attn = L * (2.0 * 2.0 * d * T + 2.0 * (double)(c->heads * c->r) * T);
@@ -154,16 +188,25 @@ double model_flops_per_token(const model_config *c)
 static void point_params(const model *m, float *base, model_params *p)
 {
     const model_tensor *t = m->tensors;
+    const size_t E = m->cfg.experts;
     size_t i = 0;
     p->wte = base + t[i++].offset;
     p->wpe = base + t[i++].offset;
     for (size_t l = 0; l < m->cfg.layers; l++) {
         model_layer_params *lp = &p->layer[l];
-        float **slots[] = {&lp->ln1w, &lp->ln1b, &lp->qkvw, &lp->qkvb, &lp->projw, &lp->projb,
-                           &lp->ln2w, &lp->ln2b, &lp->fcw, &lp->fcb, &lp->fcprojw, &lp->fcprojb,
-                           &lp->gqw, &lp->gkw, &lp->gb};
-        for (size_t s = 0; s < sizeof slots / sizeof slots[0]; s++)
-            *slots[s] = base + t[i++].offset;
+        float **slots[LAYER_SPEC_COUNT] = {
+            &lp->ln1w, &lp->ln1b, &lp->qkvw, &lp->qkvb, &lp->projw, &lp->projb,
+            &lp->ln2w, &lp->ln2b, &lp->fcw,  &lp->fcb,  &lp->fcprojw, &lp->fcprojb,
+            &lp->gqw,  &lp->gkw,  &lp->gb};
+        lp->routerw = NULL;
+        for (size_t s = 0; s < LAYER_SPEC_COUNT; s++) {
+            if (layer_spec[s].mlp && E && !layer_spec[s - 1].mlp) {
+                GL_ASSERT(t[i].is_router);
+                lp->routerw = base + t[i++].offset;
+            }
+            *slots[s] = base + t[i].offset;
+            i += layer_spec[s].mlp && E ? E : 1;
+        }
     }
     p->lnfw = base + t[i++].offset;
     p->lnfb = base + t[i++].offset;
@@ -197,7 +240,7 @@ static void init_tensor(float *w, const model_tensor *t, uint64_t seed, size_t l
     }
     float std = 0.02f;
     /* GPT-2: residual projections scaled by 1/sqrt(2 * layers) */
-    if (strstr(n, "attn.proj.weight") || strstr(n, "mlp.proj.weight"))
+    if (len > 11 && strcmp(n + len - 11, "proj.weight") == 0)
         std /= sqrtf(2.0f * (float)layers);
     rng_state r;
     rng_seed(&r, rng_derive(seed, name_hash(n)));
@@ -229,6 +272,37 @@ int model_gate_trains(const model *m)
     return gate_mode_trains_gate(m->cfg.mode) && !m->cfg.gate_frozen;
 }
 
+int model_router_trains(const model *m)
+{
+    return m->cfg.experts && !m->cfg.router_frozen;
+}
+
+void model_reset_expert_load(model *m)
+{
+    if (m->expert_tokens)
+        memset(m->expert_tokens, 0, m->cfg.layers * m->cfg.experts * sizeof *m->expert_tokens);
+}
+
+double model_expert_balance(const model *m)
+{
+    const size_t E = m->cfg.experts, L = m->cfg.layers;
+    if (!E)
+        return NAN;
+    double sum = 0.0;
+    for (size_t l = 0; l < L; l++) {
+        const uint64_t *c = m->expert_tokens + l * E;
+        double total = 0.0, sq = 0.0;
+        for (size_t e = 0; e < E; e++)
+            total += (double)c[e];
+        if (total == 0.0)
+            return NAN;
+        for (size_t e = 0; e < E; e++)
+            sq += ((double)c[e] / total) * ((double)c[e] / total);
+        sum += (double)E * sq;
+    }
+    return sum / (double)L;
+}
+
 /* ---- allocation ---- */
 
 int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
@@ -238,7 +312,7 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
         return -1;
     m->cfg = *cfg;
     const size_t B = cfg->batch, T = cfg->T, d = cfg->d, L = cfg->layers, H = cfg->heads;
-    const size_t Hr = H * cfg->r, F = cfg->mlp, V = cfg->V, BT = B * T;
+    const size_t Hr = H * cfg->r, F = cfg->mlp, V = cfg->V, BT = B * T, E = cfg->experts;
 
     m->ntensors = build_table(cfg, NULL, &m->num_params);
     m->tensors = xcalloc(m->ntensors, sizeof *m->tensors);
@@ -261,7 +335,8 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
     /* activations: one flat buffer carved in a fixed order */
     size_t per_layer = 3 * BT * d /* ln1, atty, res2 */ + 2 * BT * d /* ln2, res3 */ +
                        4 * BT /* means, rstds */ + 3 * BT * d /* qkv */ + 2 * BT * Hr +
-                       2 * B * H * T * T /* s, att */ + 2 * BT * F;
+                       2 * B * H * T * T /* s, att */ + 2 * BT * F +
+                       (E ? BT * E + 2 * BT * d : 0) /* router, xg, yg */;
     m->num_acts = BT * d /* encoded */ + L * per_layer + BT * d + 2 * BT + 2 * BT * V;
     m->acts = xcalloc(m->num_acts, sizeof(float));
     m->row_stats = xcalloc(L * B * H * T, sizeof *m->row_stats);
@@ -288,6 +363,11 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
         CARVE(x->fch, BT * F);
         CARVE(x->fch_gelu, BT * F);
         CARVE(x->res3, BT * d);
+        if (E) {
+            CARVE(x->router, BT * E);
+            CARVE(x->xg, BT * d);
+            CARVE(x->yg, BT * d);
+        }
     }
     CARVE(m->lnf, BT * d);
     CARVE(m->lnf_mean, BT);
@@ -296,7 +376,8 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
     CARVE(m->probs, BT * V);
     GL_ASSERT((size_t)(a - m->acts) == m->num_acts);
 
-    size_t scratch = 4 * BT * d + 3 * BT * d /* d_qkv */ + 2 * BT * Hr + BT * F + BT * V;
+    size_t scratch = 4 * BT * d + 3 * BT * d /* d_qkv */ + 2 * BT * Hr + BT * F + BT * V +
+                     BT * E;
     m->scratch = xcalloc(scratch, sizeof(float));
     a = m->scratch;
     CARVE(m->d_res, BT * d);
@@ -308,8 +389,21 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
     CARVE(m->d_gk, BT * Hr);
     CARVE(m->d_fch, BT * F);
     CARVE(m->d_logits, BT * V);
+    CARVE(m->d_router, BT * E);
     GL_ASSERT((size_t)(a - m->scratch) == scratch);
 #undef CARVE
+    if (E) {
+        const size_t per = 3 * BT + E + 1;
+        m->routes = xcalloc(L * per, sizeof *m->routes);
+        for (size_t l = 0; l < L; l++) {
+            moe_route *r = &m->la[l].route;
+            r->expert = m->routes + l * per;
+            r->perm = r->expert + BT;
+            r->pos = r->perm + BT;
+            r->offset = r->pos + BT;
+        }
+        m->expert_tokens = xcalloc(L * E, sizeof *m->expert_tokens);
+    }
     m->inputs = xcalloc(BT, sizeof(int32_t));
     m->targets = xcalloc(BT, sizeof(int32_t));
 
@@ -343,6 +437,8 @@ void model_free(model *m)
     free(m->row_stats);
     free(m->la);
     free(m->scratch);
+    free(m->routes);
+    free(m->expert_tokens);
     free(m->inputs);
     free(m->targets);
     memset(m, 0, sizeof *m);
@@ -509,19 +605,115 @@ static attn_config attn_config_of(const model *m)
                          .stoch_seed = rng_derive(c->seed ^ 0x73746f63ULL, m->step_salt)};
 }
 
+/* ---- the FFN: dense, or a mixture of experts ---- */
+
+/* ln2 [BT,d] -> res3 [BT,d] = proj(gelu(fc(ln2))) (the residual is added by the caller) */
+static void dense_ffn_forward(model *m, size_t l, size_t BT)
+{
+    const size_t d = m->cfg.d, F = m->cfg.mlp;
+    const model_layer_params *p = &m->p.layer[l];
+    model_layer_acts *x = &m->la[l];
+    par_linear_forward(m, x->fch, x->ln2, p->fcw, p->fcb, BT, d, F);
+    gelu_job gj = {.out = x->fch_gelu, .inp = x->fch};
+    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F);
+    par_linear_forward(m, x->res3, x->fch_gelu, p->fcprojw, p->fcprojb, BT, F, d);
+}
+
+/* d_res [BT,d] (gradient of res3) -> d_ln [BT,d] (gradient of ln2), weight grads += */
+static void dense_ffn_backward(model *m, size_t l, size_t BT)
+{
+    const size_t d = m->cfg.d, F = m->cfg.mlp;
+    const model_layer_params *p = &m->p.layer[l], *g = &m->g.layer[l];
+    const model_layer_acts *x = &m->la[l];
+    memset(m->d_fch, 0, BT * F * sizeof(float));
+    par_linear_backward(m, m->d_fch, g->fcprojw, g->fcprojb, m->d_res, x->fch_gelu, p->fcprojw,
+                        BT, F, d);
+    gelu_job gj = {.out = m->d_fch, .inp = x->fch, .dout = m->d_fch};
+    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F);
+    memset(m->d_ln, 0, BT * d * sizeof(float));
+    par_linear_backward(m, m->d_ln, g->fcw, g->fcb, m->d_fch, x->ln2, p->fcw, BT, d, F);
+}
+
+/* ln2 [BT,d] -> res3 [BT,d] = p(e*) * expert_e*(ln2) with e* = argmax softmax(ln2 Wr^T);
+ * each expert's two linears run on its block of gathered rows. Adds the layer's
+ * load-balancing loss to m->aux_loss and its routing to the load counts. */
+static void moe_ffn_forward(model *m, size_t l, size_t BT)
+{
+    const size_t d = m->cfg.d, F = m->cfg.mlp, E = m->cfg.experts;
+    const model_layer_params *p = &m->p.layer[l];
+    model_layer_acts *x = &m->la[l];
+    const int32_t *off = x->route.offset;
+    par_linear_forward(m, x->router, x->ln2, p->routerw, NULL, BT, d, E);
+    moe_route_forward(&x->route, x->router, BT, E);
+    moe_gather_forward(x->xg, x->ln2, &x->route, BT, d);
+    for (size_t e = 0; e < E; e++) {
+        const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
+        m->expert_tokens[l * E + e] += n;
+        if (n)
+            par_linear_forward(m, x->fch + n0 * F, x->xg + n0 * d, p->fcw + e * F * d,
+                               p->fcb + e * F, n, d, F);
+    }
+    gelu_job gj = {.out = x->fch_gelu, .inp = x->fch};
+    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F);
+    for (size_t e = 0; e < E; e++) {
+        const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
+        if (n)
+            par_linear_forward(m, x->yg + n0 * d, x->fch_gelu + n0 * F, p->fcprojw + e * d * F,
+                               p->fcprojb + e * d, n, F, d);
+    }
+    moe_combine_forward(x->res3, x->yg, x->router, &x->route, BT, d, E);
+    m->aux_loss += moe_aux_forward(x->router, &x->route, BT, E, m->cfg.moe_aux);
+}
+
+/* d_res [BT,d] (gradient of res3) -> d_ln [BT,d] (gradient of ln2), weight grads +=.
+ * Scratch: d_atty holds the gathered output gradient, d_tmp the gathered input
+ * gradient, d_router the router probability then logit gradient. */
+static void moe_ffn_backward(model *m, size_t l, size_t BT)
+{
+    const size_t d = m->cfg.d, F = m->cfg.mlp, E = m->cfg.experts;
+    const model_layer_params *p = &m->p.layer[l], *g = &m->g.layer[l];
+    const model_layer_acts *x = &m->la[l];
+    const int32_t *off = x->route.offset;
+    float *d_yg = m->d_atty, *d_xg = m->d_tmp;
+    moe_combine_backward(d_yg, m->d_router, m->d_res, x->yg, x->router, &x->route, BT, d, E);
+    moe_aux_backward(m->d_router, &x->route, BT, E, m->cfg.moe_aux);
+    moe_softmax_backward(m->d_router, m->d_router, x->router, BT, E);
+    memset(m->d_fch, 0, BT * F * sizeof(float));
+    for (size_t e = 0; e < E; e++) {
+        const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
+        if (n)
+            par_linear_backward(m, m->d_fch + n0 * F, g->fcprojw + e * d * F, g->fcprojb + e * d,
+                                d_yg + n0 * d, x->fch_gelu + n0 * F, p->fcprojw + e * d * F, n,
+                                F, d);
+    }
+    gelu_job gj = {.out = m->d_fch, .inp = x->fch, .dout = m->d_fch};
+    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F);
+    memset(d_xg, 0, BT * d * sizeof(float));
+    for (size_t e = 0; e < E; e++) {
+        const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
+        if (n)
+            par_linear_backward(m, d_xg + n0 * d, g->fcw + e * F * d, g->fcb + e * F,
+                                m->d_fch + n0 * F, x->xg + n0 * d, p->fcw + e * F * d, n, d, F);
+    }
+    memset(m->d_ln, 0, BT * d * sizeof(float));
+    moe_gather_backward(m->d_ln, d_xg, &x->route, BT, d);
+    par_linear_backward(m, m->d_ln, g->routerw, NULL, m->d_router, x->ln2, p->routerw, BT, d, E);
+}
+
 /* ---- forward / backward ---- */
 
 double model_forward(model *m, const int32_t *inputs, const int32_t *targets, size_t B)
 {
     const model_config *c = &m->cfg;
     GL_ASSERT(B >= 1 && B <= c->batch);
-    const size_t T = c->T, d = c->d, H = c->heads, Hr = H * c->r, F = c->mlp, V = c->V;
+    const size_t T = c->T, d = c->d, H = c->heads, Hr = H * c->r, V = c->V;
     const size_t BT = B * T;
     m->cur_B = B;
     memcpy(m->inputs, inputs, BT * sizeof(int32_t));
     memcpy(m->targets, targets, BT * sizeof(int32_t));
     const int gated = gate_mode_uses_gate(c->mode);
 
+    m->aux_loss = 0.0;
     encoder_forward(m->encoded, m->inputs, m->p.wte, m->p.wpe, B, T, d);
     attn_job aj = {.m = m, .ac = attn_config_of(m), .with_metrics = m->metrics != NULL};
     for (size_t l = 0; l < c->layers; l++) {
@@ -543,10 +735,10 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
         residual_forward(x->res2, x->res2, in, BT * d);
         par_layernorm_forward(m, x->ln2, x->ln2_mean, x->ln2_rstd, x->res2, p->ln2w, p->ln2b, BT,
                               d);
-        par_linear_forward(m, x->fch, x->ln2, p->fcw, p->fcb, BT, d, F);
-        gelu_job gj = {.out = x->fch_gelu, .inp = x->fch};
-        pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F);
-        par_linear_forward(m, x->res3, x->fch_gelu, p->fcprojw, p->fcprojb, BT, F, d);
+        if (c->experts)
+            moe_ffn_forward(m, l, BT);
+        else
+            dense_ffn_forward(m, l, BT);
         residual_forward(x->res3, x->res3, x->res2, BT * d);
     }
     par_layernorm_forward(m, m->lnf, m->lnf_mean, m->lnf_rstd, m->la[c->layers - 1].res3,
@@ -567,7 +759,7 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
 void model_backward(model *m)
 {
     const model_config *c = &m->cfg;
-    const size_t B = m->cur_B, T = c->T, d = c->d, H = c->heads, Hr = H * c->r, F = c->mlp;
+    const size_t B = m->cur_B, T = c->T, d = c->d, H = c->heads, Hr = H * c->r;
     const size_t V = c->V, BT = B * T, nw = pool_threads(m->pool);
     const int gated = gate_mode_uses_gate(c->mode);
     memset(m->grads, 0, m->num_params * sizeof(float));
@@ -587,14 +779,11 @@ void model_backward(model *m)
         model_layer_acts *x = &m->la[l];
         const float *in = l == 0 ? m->encoded : m->la[l - 1].res3;
 
-        /* MLP: res3 = res2 + proj(gelu(fc(ln2(res2)))) */
-        memset(m->d_fch, 0, BT * F * sizeof(float));
-        par_linear_backward(m, m->d_fch, g->fcprojw, g->fcprojb, m->d_res, x->fch_gelu,
-                            p->fcprojw, BT, F, d);
-        gelu_job gj = {.out = m->d_fch, .inp = x->fch, .dout = m->d_fch};
-        pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F);
-        memset(m->d_ln, 0, BT * d * sizeof(float));
-        par_linear_backward(m, m->d_ln, g->fcw, g->fcb, m->d_fch, x->ln2, p->fcw, BT, d, F);
+        /* MLP: res3 = res2 + ffn(ln2(res2)); d_ln = d ln2 */
+        if (c->experts)
+            moe_ffn_backward(m, l, BT);
+        else
+            dense_ffn_backward(m, l, BT);
         layernorm_backward(m->d_res, g->ln2w, g->ln2b, m->d_ln, x->res2, p->ln2w, x->ln2_mean,
                            x->ln2_rstd, BT, d);
 

@@ -44,12 +44,22 @@ float optim_schedule(const optim_config *c, size_t step)
     return (float)(c->min_lr_frac + (1.0 - c->min_lr_frac) * cosine);
 }
 
-double optim_grad_norm(const model *mdl, int gate_trainable)
+/* A frozen gate or router is neither updated nor counted in the clip norm. */
+static int tensor_trains(const model *mdl, const model_tensor *tt)
+{
+    if (tt->is_gate)
+        return model_gate_trains(mdl);
+    if (tt->is_router)
+        return model_router_trains(mdl);
+    return 1;
+}
+
+double optim_grad_norm(const model *mdl)
 {
     double sum = 0.0;
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
-        if (tt->is_gate && !gate_trainable)
+        if (!tensor_trains(mdl, tt))
             continue;
         const float *g = mdl->grads + tt->offset;
         for (size_t i = 0; i < tt->numel; i++)
@@ -61,8 +71,7 @@ double optim_grad_norm(const model *mdl, int gate_trainable)
 double optim_step(optim *o, model *mdl, size_t step)
 {
     const optim_config *c = &o->cfg;
-    const int gate_trainable = model_gate_trains(mdl);
-    double norm = optim_grad_norm(mdl, gate_trainable);
+    double norm = optim_grad_norm(mdl);
     if (!isfinite(norm))
         return norm; /* a non-finite gradient would poison every weight: no update */
     float clip = (c->clip > 0.0f && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
@@ -72,7 +81,7 @@ double optim_step(optim *o, model *mdl, size_t step)
     const float b2c = 1.0f - powf(c->beta2, (float)o->t);
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
-        if (tt->is_gate && !gate_trainable)
+        if (!tensor_trains(mdl, tt))
             continue;
         const float lr = (tt->is_gate ? c->gate_lr : c->lr) * mult;
         const float wd = tt->decay ? c->weight_decay : 0.0f;

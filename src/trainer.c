@@ -12,9 +12,6 @@
 #include "checkpoint.h"
 #include "safetensors.h"
 
-/* stochastic masks at eval time come from this fixed salt, not the step */
-#define EVAL_SALT 0xe7a1e7a1e7a1ULL
-
 int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
 {
     memset(t, 0, sizeof *t);
@@ -143,8 +140,9 @@ void trainer_eval(trainer *t, eval_result *out)
     if (t->cfg.eval_windows && t->cfg.eval_windows < windows)
         windows = t->cfg.eval_windows;
     uint64_t salt = m->step_salt;
-    m->step_salt = EVAL_SALT;
+    m->step_salt = TRAINER_EVAL_SALT;
     metrics_reset(&t->metrics, m->cfg.k);
+    model_reset_expert_load(m);
     double total = 0.0;
     size_t tokens = 0;
     for (size_t w0 = 0; w0 < windows; w0 += B) {
@@ -175,6 +173,7 @@ void trainer_eval(trainer *t, eval_result *out)
     out->loss = tokens ? total / (double)tokens : NAN;
     out->ppl = exp(out->loss);
     out->tokens = tokens;
+    out->expert_balance = model_expert_balance(m);
     /* tokens are bytes for text and the generator */
     out->bits_per_byte = data_kind_of(t->data) == DATA_BIN ? NAN : out->loss / log(2.0);
     t->last_eval = *out;

@@ -435,6 +435,7 @@ static int write_eval(store *s, int64_t run, const tel_record *r, gl_error *err)
         {"oracle_mass", r->u.eval.oracle_mass},
         {"gate_grad_norm", r->u.eval.gate_grad_norm},
         {"tokens_per_s", r->u.eval.tokens_per_s},
+        {"expert_balance", r->u.eval.expert_balance},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (put_metric(s, SW_METRIC_PUT, run, m[i].key, r, m[i].v, err))

@@ -180,7 +180,6 @@ check "... and its own gate mode is distilled (same loss without --gate)" [ "$(c
 # ---------------------------------------------------------------------------
 expect_err "experiment without a kind" 2 "absorption" experiment
 expect_err "an unknown experiment" 2 "nope" experiment nope
-expect_err "experiment moe is not built" 2 "moe" experiment moe
 expect_err "--seeds 0" 2 "--seeds" experiment absorption --seeds 0 --db "$DB"
 expect_err "--steps x" 2 "--steps" experiment absorption --steps x --db "$DB"
 expect_err "an unknown option" 2 "--bogus" experiment absorption --bogus 1

@@ -1,14 +1,18 @@
 /* test_model: finite-difference gradient checks of every parameter tensor
- * under every gate mode, exact zero gate gradient for hard top-k, the gate
- * row math in isolation, and determinism of the forward pass. */
+ * under every gate mode and with the mixture-of-experts FFN, exact zero gate
+ * gradient for hard top-k, the gate row math and the routing in isolation, a
+ * frozen router, checkpoints of an MoE model, and determinism. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "checkpoint.h"
 #include "gate.h"
 #include "model.h"
+#include "optim.h"
 #include "rng.h"
+#include "safetensors.h"
 
 /* Micro config: every code path (rows with fewer and more than k visible
  * keys, several heads and layers) at a size where central differences over
@@ -76,9 +80,42 @@ static void spread_gate(model *m, float factor)
 #define FD_NORM_FLOOR 3e-3
 #define FD_SAMPLES 48
 
-static double gradcheck_mode(gate_mode mode, double *worst_rel, char *worst_name)
+/* Router weights at init (std 0.02) give nearly tied expert logits; scaled
+ * up, the routing is decided by a margin the step does not cross, and the
+ * router probabilities are far from uniform, so that their gradient (through
+ * the p(e*) scale and the softmax) is exercised. */
+static void spread_router(model *m, float factor)
 {
-    model_config c = micro(mode);
+    for (size_t i = 0; i < m->ntensors; i++)
+        if (m->tensors[i].is_router)
+            for (size_t j = 0; j < m->tensors[i].numel; j++)
+                m->params[m->tensors[i].offset + j] *= factor;
+}
+
+/* A hash of every layer's expert choices: a step that changes one crosses a
+ * routing boundary, where the loss jumps (0 for a dense FFN). */
+static uint64_t routing_signature(const model *m)
+{
+    uint64_t h = 1469598103934665603ULL;
+    if (!m->cfg.experts)
+        return 0;
+    for (size_t l = 0; l < m->cfg.layers; l++)
+        for (size_t n = 0; n < m->cur_B * m->cfg.T; n++)
+            h = (h ^ (uint64_t)m->la[l].route.expert[n]) * 1099511628211ULL;
+    return h;
+}
+
+/* The objective backward differentiates: cross-entropy plus, with experts,
+ * the load-balancing term. */
+static double objective(model *m, const int32_t *in, const int32_t *tg, size_t B)
+{
+    double ce = model_forward(m, in, tg, B);
+    return ce + m->aux_loss;
+}
+
+static double gradcheck_config(model_config c, const char *label, double *worst_rel,
+                               char *worst_name)
+{
     model m;
     gl_error err;
     if (model_init(&m, &c, 1, &err)) {
@@ -86,17 +123,19 @@ static double gradcheck_mode(gate_mode mode, double *worst_rel, char *worst_name
         return 1e9;
     }
     spread_gate(&m, 25.0f);
+    spread_router(&m, 25.0f);
     size_t BT = c.batch * c.T;
     int32_t *in = malloc(BT * sizeof *in), *tg = malloc(BT * sizeof *tg);
     random_tokens(in, BT, c.V, 11);
     random_tokens(tg, BT, c.V, 12);
 
-    model_forward(&m, in, tg, c.batch);
+    objective(&m, in, tg, c.batch);
     model_backward(&m);
     float *an = malloc(m.num_params * sizeof *an);
     memcpy(an, m.grads, m.num_params * sizeof *an);
 
-    double base = model_forward(&m, in, tg, c.batch);
+    double base = objective(&m, in, tg, c.batch);
+    const uint64_t routing = routing_signature(&m);
     *worst_rel = 0.0;
     int all_ok = 1;
     size_t skipped = 0, checked = 0;
@@ -111,13 +150,15 @@ static double gradcheck_mode(gate_mode mode, double *worst_rel, char *worst_name
             float *w = &m.params[tt->offset + i];
             float keep = *w;
             *w = keep + FD_EPS;
-            double lp = model_forward(&m, in, tg, c.batch);
+            double lp = objective(&m, in, tg, c.batch);
+            int rerouted = routing_signature(&m) != routing;
             *w = keep - FD_EPS;
-            double lm = model_forward(&m, in, tg, c.batch);
+            double lm = objective(&m, in, tg, c.batch);
+            rerouted |= routing_signature(&m) != routing;
             *w = keep;
             double fd = (lp - lm) / (2.0 * FD_EPS);
             double plus = (lp - base) / FD_EPS, minus = (base - lm) / FD_EPS;
-            if (fabs(plus - minus) > 0.01 + 0.1 * fabs(fd)) {
+            if (rerouted || fabs(plus - minus) > 0.01 + 0.1 * fabs(fd)) {
                 skipped++;
                 continue;
             }
@@ -134,12 +175,12 @@ static double gradcheck_mode(gate_mode mode, double *worst_rel, char *worst_name
         }
         if (!(rel < FD_REL_TOL)) {
             all_ok = 0;
-            printf("    %s %s: rel err %.3g (|an| %.3g |fd| %.3g)\n", gate_mode_name(mode),
-                   tt->name, rel, sqrt(an2), sqrt(fd2));
+            printf("    %s %s: rel err %.3g (|an| %.3g |fd| %.3g)\n", label, tt->name, rel,
+                   sqrt(an2), sqrt(fd2));
         }
     }
-    printf("    %s: %zu elements checked, %zu skipped at mask boundaries\n",
-           gate_mode_name(mode), checked, skipped);
+    printf("    %s: %zu elements checked, %zu skipped at mask or routing boundaries\n", label,
+           checked, skipped);
     if (skipped * 10 > checked)
         all_ok = 0; /* most of the check must be real */
     free(an);
@@ -154,7 +195,8 @@ static void test_gradcheck_all_modes(void)
     for (int mode = 0; mode < GATE_MODE_COUNT; mode++) {
         double worst;
         char name[MODEL_MAX_NAME] = "";
-        double r = gradcheck_mode((gate_mode)mode, &worst, name);
+        double r = gradcheck_config(micro((gate_mode)mode), gate_mode_name((gate_mode)mode),
+                                    &worst, name);
         CHECK(r < FD_REL_TOL, "gradcheck %-11s every tensor: worst relative error %.2e (%s)",
               gate_mode_name((gate_mode)mode), worst, name);
     }
@@ -313,8 +355,189 @@ static void test_forward_deterministic(void)
     model_free(&b);
 }
 
+
+static model_config micro_moe(gate_mode mode, int router_frozen, float aux)
+{
+    model_config c = micro(mode);
+    c.experts = 4;
+    c.router_frozen = router_frozen;
+    c.moe_aux = aux;
+    return c;
+}
+
+static void test_gradcheck_moe(void)
+{
+    static const struct {
+        gate_mode mode;
+        int frozen;
+        float aux;
+        const char *label;
+    } cases[] = {
+        {GATE_DENSE, 0, 0.1f, "dense+moe"},
+        {GATE_DENSE, 1, 0.1f, "dense+moe-random"},
+        {GATE_SOFT, 0, 0.0f, "soft+moe (no aux)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double worst;
+        char name[MODEL_MAX_NAME] = "";
+        double r = gradcheck_config(micro_moe(cases[i].mode, cases[i].frozen, cases[i].aux),
+                                    cases[i].label, &worst, name);
+        CHECK(r < FD_REL_TOL, "gradcheck %-17s every tensor: worst relative error %.2e (%s)",
+              cases[i].label, worst, name);
+    }
+}
+
+static void test_moe_routing(void)
+{
+    enum { N = 61, E = 4 };
+    float probs[N * E], logits[N * E];
+    int32_t expert[N], perm[N], pos[N], offset[E + 1];
+    moe_route r = {expert, perm, pos, offset};
+    rng_state g;
+    rng_seed(&g, 5);
+    for (size_t i = 0; i < N * E; i++)
+        logits[i] = probs[i] = 2.0f * rng_normal(&g);
+    moe_route_forward(&r, probs, N, E);
+    int ok_prob = 1, ok_arg = 1, ok_perm = 1, ok_block = 1;
+    for (size_t n = 0; n < N; n++) {
+        float sum = 0.0f;
+        size_t best = 0;
+        for (size_t e = 0; e < E; e++) {
+            sum += probs[n * E + e];
+            if (logits[n * E + e] > logits[n * E + best])
+                best = e;
+        }
+        ok_prob &= fabsf(sum - 1.0f) < 1e-5f;
+        ok_arg &= expert[n] == (int32_t)best;
+        ok_perm &= perm[pos[n]] == (int32_t)n;
+    }
+    for (size_t e = 0; e < E; e++)
+        for (int32_t i = offset[e]; i < offset[e + 1]; i++)
+            ok_block &= expert[perm[i]] == (int32_t)e && (i == offset[e] || perm[i] > perm[i - 1]);
+    CHECK(ok_prob && ok_arg, "router: softmax rows sum to 1, the chosen expert is the argmax");
+    CHECK(ok_perm && ok_block && offset[0] == 0 && offset[E] == N,
+          "router: tokens grouped by expert in token order, perm and pos inverse (loads %d %d %d %d)",
+          offset[1] - offset[0], offset[2] - offset[1], offset[3] - offset[2], offset[4] - offset[3]);
+
+    for (size_t n = 0; n < N - 1; n++) /* 60 tokens, 15 per expert, uniform probabilities */
+        for (size_t e = 0; e < E; e++)
+            probs[n * E + e] = (float)(n % E == e);
+    moe_route_forward(&r, probs, N - 1, E);
+    for (size_t i = 0; i < (N - 1) * E; i++)
+        probs[i] = 1.0f / E;
+    double even = moe_aux_forward(probs, &r, N - 1, E, 0.01f);
+    CHECK(fabs(even - 0.01) < 1e-7, "load-balancing loss of an even load is its coefficient: %.6g",
+          even);
+    for (size_t i = 0; i < (N - 1) * E; i++)
+        probs[i] = (float)(i % E == 0);
+    moe_route_forward(&r, probs, N - 1, E);
+    for (size_t i = 0; i < (N - 1) * E; i++) /* certain of expert 0 */
+        probs[i] = (float)(i % E == 0);
+    double collapsed = moe_aux_forward(probs, &r, N - 1, E, 0.01f);
+    CHECK(fabs(collapsed - 0.04) < 1e-7,
+          "every token on one expert costs E times as much: %.6g", collapsed);
+}
+
+/* A frozen router is never updated, though its gradient is computed (the
+ * router's input gradient shapes the rest of the model either way). */
+static void test_moe_router_frozen(void)
+{
+    for (int frozen = 0; frozen <= 1; frozen++) {
+        model_config c = micro_moe(GATE_DENSE, frozen, 0.01f);
+        model m;
+        gl_error err;
+        GL_ASSERT(model_init(&m, &c, 1, &err) == 0);
+        optim o;
+        optim_config oc;
+        optim_default_config(&oc);
+        oc.warmup = 0;
+        oc.total_steps = 10;
+        optim_init(&o, &oc, m.num_params);
+        const model_tensor *rt = model_find_tensor(&m, "h.1.mlp.router.weight");
+        const model_tensor *ex = model_find_tensor(&m, "h.1.mlp.experts.0.fc.weight");
+        GL_ASSERT(rt && ex);
+        float *r0 = malloc(rt->numel * sizeof *r0), *e0 = malloc(ex->numel * sizeof *e0);
+        memcpy(r0, m.params + rt->offset, rt->numel * sizeof *r0);
+        memcpy(e0, m.params + ex->offset, ex->numel * sizeof *e0);
+        int32_t in[16], tg[16];
+        double gnorm = 0.0;
+        for (size_t step = 0; step < 3; step++) {
+            random_tokens(in, 16, c.V, 20 + step);
+            random_tokens(tg, 16, c.V, 40 + step);
+            model_forward(&m, in, tg, 2);
+            model_backward(&m);
+            for (size_t i = 0; i < rt->numel; i++)
+                gnorm += (double)m.grads[rt->offset + i] * m.grads[rt->offset + i];
+            optim_step(&o, &m, step);
+        }
+        int router_same = memcmp(r0, m.params + rt->offset, rt->numel * sizeof *r0) == 0;
+        int expert_same = memcmp(e0, m.params + ex->offset, ex->numel * sizeof *e0) == 0;
+        CHECK(gnorm > 0.0 && !expert_same && router_same == frozen,
+              "%s router: gradient norm %.3g, after 3 steps the router is %s, expert 0 moved",
+              frozen ? "frozen random" : "learned", sqrt(gnorm),
+              router_same ? "unchanged" : "updated");
+        free(r0);
+        free(e0);
+        optim_free(&o);
+        model_free(&m);
+    }
+}
+
+static void test_moe_checkpoint(void)
+{
+    model_config c = micro_moe(GATE_SOFT, 1, 0.05f);
+    model a, b;
+    gl_error err;
+    GL_ASSERT(model_init(&a, &c, 2, &err) == 0);
+    CHECK(model_find_tensor(&a, "h.0.mlp.router.weight") &&
+              model_find_tensor(&a, "h.1.mlp.experts.3.proj.weight") &&
+              !model_find_tensor(&a, "h.0.mlp.fc.weight"),
+          "MoE tensors: h.L.mlp.router.weight, h.L.mlp.experts.E.{fc,proj}.{weight,bias}");
+    model_config dense = micro(GATE_SOFT);
+    size_t F = c.mlp, d = c.d;
+    CHECK(model_count_params(&c) ==
+              model_count_params(&dense) + c.layers * ((c.experts - 1) * (2 * F * d + F + d) +
+                                                       c.experts * d),
+          "an MoE layer holds E copies of the FFN and an E x d router (%zu vs %zu params)",
+          model_count_params(&c), model_count_params(&dense));
+    const char *path = "build-test-moe.safetensors";
+    int rc = checkpoint_save(path, &a, NULL, 5, "test", NULL, 0, &err);
+    CHECK(rc == 0, "an MoE model saves (%s)", rc ? err.msg : "ok");
+    st_file f;
+    checkpoint_info info;
+    rc = st_read(path, &f, &err) || checkpoint_info_read(&f, path, &info, &err);
+    CHECK(rc == 0 && info.model.experts == 4 && info.model.router_frozen == 1 &&
+              info.model.moe_aux == 0.05f,
+          "its metadata gives back experts 4, router random, moe_aux 0.05");
+    if (rc == 0) {
+        GL_ASSERT(model_init(&b, &info.model, 1, &err) == 0);
+        rc = checkpoint_load_weights(&f, path, &b, &err);
+        int32_t in[16], tg[16];
+        random_tokens(in, 16, c.V, 3);
+        random_tokens(tg, 16, c.V, 4);
+        double la = model_forward(&a, in, tg, 2), lb = model_forward(&b, in, tg, 2);
+        CHECK(rc == 0 && fabs(la - lb) < 1e-6 && fabs(a.aux_loss - b.aux_loss) < 1e-9,
+              "reloaded, it gives the same loss %.9f (aux %.6f) on 1 and 2 threads", lb,
+              b.aux_loss);
+        double bal = model_expert_balance(&b);
+        CHECK(bal >= 1.0 && bal <= 4.0, "expert balance after one forward is in [1, E]: %.3f",
+              bal);
+        model_reset_expert_load(&b);
+        CHECK(isnan(model_expert_balance(&b)) && isnan(model_expert_balance(&(model){0})),
+              "no tokens routed (or a dense FFN): balance is NaN");
+        model_free(&b);
+        st_free(&f);
+    }
+    remove(path);
+    model_free(&a);
+}
+
 int main(void)
 {
+    test_moe_routing();
+    test_moe_router_frozen();
+    test_moe_checkpoint();
+    test_gradcheck_moe();
     test_select_rank();
     test_soft_topk_row();
     test_forward_deterministic();

@@ -240,6 +240,7 @@ static tel_record rec_eval(uint64_t step, double val_loss, double f1)
     r.u.eval.gate_grad_norm = 0.01;
     r.u.eval.tokens_per_s = 10000 + (double)step;
     r.u.eval.train_loss = 99.0;   /* must not override the step's own train loss */
+    r.u.eval.expert_balance = NAN;
     return r;
 }
 

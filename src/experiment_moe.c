@@ -1,0 +1,347 @@
+/* experiment_moe: `gatelab experiment moe` (DESIGN §7.5, beyond the paper).
+ * The protocol of line 1 moved from attention to the FFN: per seed one live
+ * session of three arms with dense attention and the same data order — a
+ * dense FFN, a mixture of experts with a learned router, and the same MoE
+ * whose router stays at its random initialisation (the learned router starts
+ * from the very same weights). Then, as line 3 does for gates, the learned
+ * router is put back to its initial weights after training: how many tokens
+ * change expert, and what that costs the experts that co-adapted to it.
+ * Every number comes from a stored run or a checkpoint. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "common.h"
+#include "data.h"
+#include "experiment.h"
+#include "gate.h"
+#include "live.h"
+#include "model.h"
+#include "safetensors.h"
+#include "store.h"
+#include "trainer.h"
+
+typedef enum { MOE_DENSE, MOE_LEARNED, MOE_RANDOM, MOE_NARMS } moe_arm;
+static const gate_mode moe_modes[MOE_NARMS] = {GATE_DENSE, GATE_DENSE, GATE_DENSE};
+static const live_ffn moe_ffn[MOE_NARMS] = {LIVE_FFN_DENSE, LIVE_FFN_MOE, LIVE_FFN_MOE_RANDOM};
+static const char *const moe_names[MOE_NARMS] = {"dense", "dense+moe", "dense+moe-random"};
+
+/* the relative gap under which a random router "matches" a learned one;
+ * fixed before any run (README) */
+#define MOE_MATCH 0.02
+
+typedef struct {
+    uint64_t seed;
+    int64_t session, run[MOE_NARMS];
+    double ppl[MOE_NARMS];
+    double balance[MOE_NARMS];      /* last expert_balance of the run, NaN for the dense FFN */
+    double reset_ppl;               /* the learned MoE with its router at its initial weights */
+    double rerouted;                /* share of token-layer routings the reset changes */
+} moe_seed;
+
+typedef struct {
+    moe_seed *s;
+} runs_ctx;
+
+static int collect_run(void *ctx, const store_run_row *row)
+{
+    runs_ctx *c = ctx;
+    if (row->parent_run == 0 && row->arm < MOE_NARMS &&
+        strcmp(row->name, moe_names[row->arm]) == 0) {
+        c->s->run[row->arm] = row->id;
+        c->s->ppl[row->arm] = row->final_val_ppl;
+    }
+    return 0;
+}
+
+typedef struct {
+    double *value;
+} summary_ctx;
+
+static int collect_balance(void *ctx, const store_summary_row *row)
+{
+    summary_ctx *c = ctx;
+    if (strcmp(row->key, "expert_balance") == 0)
+        *c->value = row->last;
+    return 0;
+}
+
+/* Copies every layer's router between two models of one shape. */
+static void copy_routers(model *dst, const model *src)
+{
+    for (size_t l = 0; l < dst->cfg.layers; l++)
+        memcpy(dst->p.layer[l].routerw, src->p.layer[l].routerw,
+               dst->cfg.experts * dst->cfg.d * sizeof(float));
+}
+
+/* The learned MoE of `path` evaluated with its router put back to its
+ * initial weights (a fresh model of the same config and seed); rerouted is
+ * the share of (token, layer) routings that differ from the trained router's. */
+static int router_reset(const char *path, const data_source *data, size_t windows,
+                        size_t threads, double *ppl, double *rerouted, gl_error *err)
+{
+    st_file f;
+    checkpoint_info info;
+    if (st_read(path, &f, err))
+        return -1;
+    model m, init;
+    int rc = checkpoint_info_read(&f, path, &info, err);
+    if (!rc && !info.model.experts)
+        rc = gl_fail(err, "%s: not a mixture-of-experts checkpoint", path);
+    if (!rc)
+        rc = model_init(&m, &info.model, threads, err);
+    if (rc) {
+        st_free(&f);
+        return -1;
+    }
+    rc = checkpoint_load_weights(&f, path, &m, err);
+    st_free(&f);
+    if (!rc)
+        rc = model_init(&init, &info.model, 1, err);
+    if (rc) {
+        model_free(&m);
+        return -1;
+    }
+    const size_t T = m.cfg.T, B = m.cfg.batch, L = m.cfg.layers, E = m.cfg.experts;
+    const size_t rsize = L * E * m.cfg.d;
+    float *trained = xmalloc(rsize * sizeof *trained);
+    for (size_t l = 0; l < L; l++)
+        memcpy(trained + l * E * m.cfg.d, m.p.layer[l].routerw, E * m.cfg.d * sizeof(float));
+    int32_t *win = xcalloc(T + 1, sizeof *win), *chosen = xcalloc(L * B * T, sizeof *chosen);
+    int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
+    m.step_salt = TRAINER_EVAL_SALT;
+    double loss = 0.0, changed = 0.0, routed = 0.0;
+    for (size_t w0 = 0; w0 < windows; w0 += B) {
+        size_t nb = windows - w0 < B ? windows - w0 : B;
+        for (size_t b = 0; b < nb; b++) {
+            data_val_window(data, w0 + b, win);
+            memcpy(in + b * T, win, T * sizeof(int32_t));
+            memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
+        }
+        for (size_t l = 0; l < L; l++)
+            memcpy(m.p.layer[l].routerw, trained + l * E * m.cfg.d,
+                   E * m.cfg.d * sizeof(float));
+        model_forward(&m, in, tg, nb);
+        for (size_t l = 0; l < L; l++)
+            memcpy(chosen + l * B * T, m.la[l].route.expert, nb * T * sizeof(int32_t));
+        copy_routers(&m, &init);
+        loss += model_forward(&m, in, tg, nb) * (double)nb;
+        for (size_t l = 0; l < L; l++)
+            for (size_t n = 0; n < nb * T; n++)
+                changed += m.la[l].route.expert[n] != chosen[l * B * T + n];
+        routed += (double)(L * nb * T);
+    }
+    *ppl = exp(loss / (double)windows);
+    *rerouted = routed > 0.0 ? changed / routed : NAN;
+    free(trained);
+    free(win);
+    free(chosen);
+    free(in);
+    free(tg);
+    model_free(&init);
+    model_free(&m);
+    return 0;
+}
+
+typedef struct {
+    const experiment_args *a;
+    store *st;
+    int64_t experiment;
+    const data_source *data;
+    size_t windows;
+} moe_run;
+
+static int measure_seed(moe_run *x, moe_seed *s, gl_error *e)
+{
+    runs_ctx rc_ctx = {.s = s};
+    if (store_list_runs(x->st, s->session, collect_run, &rc_ctx, e))
+        return -1;
+    char ckpt[REC_TEXT] = "";
+    for (size_t i = 0; i < MOE_NARMS; i++) {
+        if (!s->run[i])
+            return gl_fail(e, "session %lld has no %s run", (long long)s->session,
+                           moe_names[i]);
+        s->balance[i] = NAN;
+        summary_ctx sc = {.value = &s->balance[i]};
+        if (store_list_summaries(x->st, s->run[i], collect_balance, &sc, e))
+            return -1;
+        if (x->experiment && store_experiment_link(x->st, x->experiment, s->run[i], s->seed,
+                                                   "arm", moe_names[i], e))
+            return -1;
+    }
+    store_checkpoint_row ck;
+    if (store_find_checkpoint(x->st, s->run[MOE_LEARNED], UINT64_MAX, 0, &ck, e))
+        return -1;
+    snprintf(ckpt, sizeof ckpt, "%s", ck.path);
+    if (router_reset(ckpt, x->data, x->windows, x->a->tc.threads, &s->reset_ppl, &s->rerouted,
+                     e))
+        return -1;
+    printf("  final val ppl: dense %.3f, learned router %.3f, random router %.3f | expert "
+           "balance learned %.3f random %.3f | learned router reset to its init: ppl %.3f, "
+           "%.1f%% of routings change\n",
+           s->ppl[MOE_DENSE], s->ppl[MOE_LEARNED], s->ppl[MOE_RANDOM], s->balance[MOE_LEARNED],
+           s->balance[MOE_RANDOM], s->reset_ppl, 100.0 * s->rerouted);
+    fflush(stdout);
+    return 0;
+}
+
+static void build_table(experiment_table *t, const moe_seed *s, size_t n, size_t experts)
+{
+    double v[MOE_NARMS][EXPERIMENT_MAX_SEEDS], w[EXPERIMENT_MAX_SEEDS];
+    double mean[MOE_NARMS], sd;
+    for (size_t a = 0; a < MOE_NARMS; a++) {
+        for (size_t i = 0; i < n; i++)
+            v[a][i] = s[i].ppl[a];
+        experiment_stats(v[a], n, &mean[a], &sd);
+    }
+    experiment_add_stat(t, "5", "dense FFN: final val ppl", v[MOE_DENSE], n, 3, "-", "n/a");
+    char q[96];
+    snprintf(q, sizeof q, "MoE %zu experts top-1, learned router: final val ppl", experts);
+    experiment_add_stat(t, "5", q, v[MOE_LEARNED], n, 3, "-", "n/a");
+    snprintf(q, sizeof q, "MoE %zu experts top-1, frozen random router: ppl", experts);
+    experiment_add_stat(t, "5", q, v[MOE_RANDOM], n, 3, "-", "n/a");
+    for (size_t i = 0; i < n; i++)
+        w[i] = s[i].ppl[MOE_RANDOM] - s[i].ppl[MOE_LEARNED];
+    store_result_row *r = experiment_add_stat(
+        t, "5", "random - learned ppl (within 2% of learned: match)", w, n, 3, "~0 (match)",
+        "");
+    snprintf(r->same_direction, sizeof r->same_direction, "%s",
+             experiment_yes_no(fabs(r->value) < MOE_MATCH * mean[MOE_LEARNED]));
+    r = experiment_add_row(t, "5", "routing benefit (R - L) / (R - D) of the means", "-", "n/a");
+    r->value = (mean[MOE_RANDOM] - mean[MOE_LEARNED]) / (mean[MOE_RANDOM] - mean[MOE_DENSE]);
+    snprintf(r->gatelab, sizeof r->gatelab, "%.3f", r->value);
+    for (size_t a = MOE_LEARNED; a <= MOE_RANDOM; a++) {
+        for (size_t i = 0; i < n; i++)
+            w[i] = s[i].balance[a];
+        snprintf(q, sizeof q, "expert balance E sum f^2 (1 = even), %s router",
+                 a == MOE_LEARNED ? "learned" : "random");
+        experiment_add_stat(t, "5", q, w, n, 3, "-", "n/a");
+    }
+    for (size_t i = 0; i < n; i++)
+        w[i] = 100.0 * s[i].rerouted;
+    experiment_add_stat(t, "5", "learned router reset to its init: % routings changed", w, n, 1,
+                        "-", "n/a");
+    for (size_t i = 0; i < n; i++)
+        w[i] = s[i].reset_ppl;
+    r = experiment_add_stat(t, "5", "learned router reset to its init: val ppl", w, n, 3,
+                            "> random (line 3)", "");
+    /* like line 3: routing changed after training hurts more than a random
+     * router the experts trained with */
+    snprintf(r->same_direction, sizeof r->same_direction, "%s",
+             experiment_yes_no(r->value > mean[MOE_RANDOM]));
+}
+
+static char *config_json_of(const experiment_args *a)
+{
+    const model_config *m = &a->tc.model;
+    const train_config *tc = &a->tc;
+    char data[512];
+    experiment_json_str(data, sizeof data, tc->data_path);
+    char *s = xmalloc(2048);
+    snprintf(s, 2048,
+             "{\"kind\":\"moe\",\"preset\":\"%s\",\"seeds\":%zu,\"steps\":%zu,\"experts\":%zu,"
+             "\"moe_aux\":%.9g,\"arms\":[\"dense\",\"dense+moe\",\"dense+moe-random\"],"
+             "\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,\"heads\":%zu,\"mlp\":%zu,"
+             "\"batch\":%zu,\"lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,"
+             "\"threads\":%zu,\"data\":%s%s%s}",
+             a->preset, a->seeds, tc->steps, a->experts, (double)m->moe_aux, m->V, m->T, m->d,
+             m->layers, m->heads, m->mlp, m->batch, (double)tc->optim.lr, tc->optim.warmup,
+             tc->eval_every, tc->eval_windows, tc->threads, tc->data_path ? "\"" : "",
+             tc->data_path ? data : "null", tc->data_path ? "\"" : "");
+    return s;
+}
+
+int experiment_moe_run(experiment_args *a, int argc, char **argv)
+{
+    gl_error e;
+    double start = gl_now(), started_ms = gl_wall_ms();
+    train_config *tc = &a->tc;
+    data_source *data;
+    store *st;
+    size_t windows;
+    if (experiment_open(a, &data, &st, &windows, &e))
+        return experiment_runtime_error(&e);
+    model_config moe = tc->model;
+    moe.experts = a->experts;
+    printf("experiment moe | preset %s | %zu params dense FFN, %zu with %zu experts | V=%zu "
+           "T=%zu d=%zu L=%zu batch %zu | %zu seeds x %zu steps, arms %s %s %s | moe-aux %g | "
+           "%zu threads | data %s | db %s\n",
+           tc->model.preset, model_count_params(&tc->model), model_count_params(&moe),
+           a->experts, tc->model.V, tc->model.T, tc->model.d, tc->model.layers, tc->model.batch,
+           a->seeds, tc->steps, moe_names[0], moe_names[1], moe_names[2],
+           (double)tc->model.moe_aux, tc->threads, data_describe(data), a->db);
+    fflush(stdout);
+    char *command = experiment_join_words("gatelab experiment", argc, argv);
+    char *config = config_json_of(a);
+    moe_run x = {.a = a, .st = st, .data = data, .windows = windows};
+    moe_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
+    experiment_progress p;
+    experiment_progress_init(&p, a->seeds, MOE_NARMS, moe_names, tc->steps / tc->eval_every + 2);
+    experiment_seeds xs = {.tc = tc, .db = a->db, .modes = moe_modes, .ffn = moe_ffn,
+                           .experts = a->experts, .narms = MOE_NARMS, .nseeds = a->seeds,
+                           .pass = a->pass, .npass = a->npass, .command = command};
+    int status = 0, rc = 0;
+    for (size_t si = 0; si < a->seeds && !rc; si++) {
+        moe_seed *s = &seeds[si];
+        s->seed = si + 1;
+        live_result res;
+        if (experiment_train_seed(&xs, s->seed, &p, &res, &e)) {
+            rc = -1;
+            break;
+        }
+        s->session = res.session;
+        if (res.signal) {
+            status = 128 + res.signal;
+            gl_fail(&e, "%s: training stopped; the runs are stored as stopped",
+                    res.signal == SIGINT ? "SIGINT" : "SIGTERM");
+            rc = -1;
+            break;
+        }
+        if (si == 0) {
+            if (store_experiment_begin(st, s->session, "moe", command, config, started_ms, &e)) {
+                rc = -1;
+                break;
+            }
+            x.experiment = s->session;
+        }
+        printf("seed %zu/%zu: session %lld trained; measuring\n", si + 1, a->seeds,
+               (long long)s->session);
+        fflush(stdout);
+        if (measure_seed(&x, s, &e))
+            rc = -1;
+    }
+    if (!rc) {
+        experiment_table t = {.n = 0};
+        build_table(&t, seeds, a->seeds, a->experts);
+        double wall = gl_now() - start;
+        printf("\nexperiment %lld: learned vs frozen random MoE router, %zu seed%s, %zu steps, "
+               "preset %s (wall %.0f s)\n\n",
+               (long long)x.experiment, a->seeds, a->seeds > 1 ? "s" : "", tc->steps, a->preset,
+               wall);
+        experiment_print_table(&t);
+        rc = experiment_store_table(st, x.experiment, &t, &e);
+        if (!rc)
+            rc = store_experiment_end(st, x.experiment, "finished", wall, &e);
+        if (!rc)
+            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment moe --from "
+                   "%lld --db %s\n",
+                   (long long)x.experiment, a->db, (long long)x.experiment, a->db);
+    } else if (x.experiment) {
+        gl_error ignore;
+        store_experiment_end(st, x.experiment, "failed", gl_now() - start, &ignore);
+    }
+    if (rc && !status)
+        status = EXPERIMENT_EXIT_RUNTIME;
+    if (rc)
+        fprintf(stderr, "gatelab: %s\n", e.msg);
+    experiment_progress_free(&p);
+    free(seeds);
+    free(command);
+    free(config);
+    store_close(st);
+    data_close(data);
+    return status;
+}
