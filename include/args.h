@@ -1,15 +1,38 @@
 /* args: command-line numbers, checked whole: the word must be a number in
- * range, or the caller gets a one-line message naming the flag. */
+ * range, or the caller gets a one-line message naming the flag; and the
+ * run options that `run` and `experiment` share (the model, optimiser,
+ * evaluation, data and threads), with the defaults that follow from them. */
 #ifndef GATELAB_ARGS_H
 #define GATELAB_ARGS_H
 
 #include <stddef.h>
 
 #include "common.h"
+#include "trainer.h"
 
 int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out, gl_error *e);
 int args_float(const char *flag, const char *s, double lo, double hi, float *out, gl_error *e);
 /* Online cores, at least 1: the default --threads. */
 size_t args_default_threads(void);
+
+/* Where the commands differ (set by the caller before the first option),
+ * and which shared options were given (filled in by args_model_option). */
+typedef struct {
+    size_t eval_every_min;   /* lowest --eval-every: run 0, experiment 1 */
+    int data_nonempty;       /* --data "" is a missing value */
+    int k, gate_lr, mlp, warmup, eval_every;   /* given */
+    size_t vocab;            /* --vocab, 0 when not given */
+} args_set;
+
+/* One shared run option and its value (NULL when it is the last word):
+ * 1 handled, 0 not one of the shared options, -1 with a one-line message
+ * naming the option on bad input. */
+int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
+                      gl_error *e);
+
+/* After the options: gate lr = lr, k = T/8, mlp = 4 d unless given; V from
+ * --vocab (else a .bin file sets it); the default warm-up is shortened to
+ * a tenth of a run it would swallow. */
+void args_finish_defaults(train_config *tc, const args_set *set);
 
 #endif

@@ -8,9 +8,11 @@
  * Like cli.c these entry points print: progress to stdout, one line
  * "gatelab: ..." per error to stderr.
  *
- * Files: experiment.c (the absorption run, the shared helpers and the seed
- * loop), experiment_table.c (result tables, their printing and storage,
- * `--from` reprints), distill_cli.c (`gatelab distill` and storing a
+ * Files: experiment.c (the absorption run, the shared helpers, the seed
+ * loop and experiment_run, which every kind runs through), experiment_moe.c
+ * (`experiment moe`), experiment_args.c (the command line),
+ * experiment_table.c (result tables, their printing and storage, `--from`
+ * reprints), distill_cli.c (`gatelab distill` and storing a
  * distillation as a run). The second half of this header is what those
  * files, and any further experiment, share. */
 #ifndef GATELAB_EXPERIMENT_H
@@ -28,7 +30,8 @@
 #include "store.h"
 #include "trainer.h"
 
-/* `gatelab experiment KIND [OPTIONS]`: argv[0] is KIND (absorption).
+/* `gatelab experiment KIND [OPTIONS]`: argv[0] is KIND (absorption or
+ * moe).
  * Returns the exit status: 0 done, 1 runtime failure, 2 usage error,
  * 128 + signal when SIGINT/SIGTERM stopped the training. */
 int experiment_main(int argc, char **argv);
@@ -154,6 +157,45 @@ int experiment_store_table(store *st, int64_t experiment, const experiment_table
                            gl_error *e);
 /* `--from ID`: reprints a stored experiment (ID an experiment or session id) */
 int experiment_from(const char *db, const char *from);
+
+/* -- one experiment from start to end (experiment.c) -- */
+
+/* What experiment_run has opened, for the plan's callbacks. */
+typedef struct {
+    experiment_args *a;
+    store *st;
+    const data_source *data;  /* its val windows serve every evaluation */
+    size_t windows;           /* val windows an evaluation uses */
+    int64_t experiment;       /* 0 until the first seed's session exists */
+} experiment_env;
+
+/* What one experiment kind brings to the shared run. */
+typedef struct {
+    const char *kind;         /* absorption | moe: stored, and in the reprint hint */
+    const char *title;        /* the table's heading: "routing absorption", ... */
+    const char *const *names; /* [narms] the arms' names in session order */
+    const gate_mode *modes;   /* [narms] */
+    const live_ffn *ffn;      /* [narms] or NULL: every arm has the dense FFN */
+    size_t narms, experts;    /* experts of the MoE arms */
+    /* the first line, once the data is open (a .bin file sets V) */
+    void (*print_header)(const experiment_env *env);
+    /* the settings stored with the experiment: a JSON object up to and
+     * including "eval_windows":N, (the run adds "threads" and "data") */
+    void (*config_json)(const experiment_args *a, char *out, size_t n);
+    void *ctx;                /* handed to measure and build_table */
+    /* after seed seed_index + 1 trained as `session`: measures, prints and
+     * stores what the kind adds; -1 with a message stops the experiment */
+    int (*measure)(void *ctx, const experiment_env *env, size_t seed_index, int64_t session,
+                   gl_error *e);
+    /* the table over every seed, once all are measured */
+    void (*build_table)(void *ctx, const experiment_env *env, experiment_table *t);
+} experiment_plan;
+
+/* Opens the data and the database, trains and measures every seed, then
+ * prints and stores the table; the experiment takes the id of its first
+ * session and is marked finished or failed. Returns the exit status of
+ * experiment_main. */
+int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv);
 
 /* -- distillations (distill_cli.c) -- */
 

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 

@@ -23,6 +23,20 @@ SELECT session, seed, learned_mode, learned_run,
 FROM learned_vs_random
 ORDER BY session, seed, learned_mode;
 
+-- name: router_learned_vs_random
+-- Mixture-of-experts arms (`--arms MODE+moe,MODE+moe-random`): the final
+-- validation perplexity of each learned router against its frozen random
+-- twin of the same session, seed, gate mode and number of experts, with the
+-- dense-FFN arm of that gate mode alongside when one ran.
+-- routing_benefit = random_ppl - learned_ppl (> 0: learning the router helps).
+SELECT session, seed, mode, ffn, learned_run,
+       round(learned_ppl, 3) AS learned_ppl,
+       random_run, round(random_ppl, 3) AS random_ppl,
+       round(routing_benefit, 3) AS routing_benefit,
+       dense_ffn_run, round(dense_ffn_ppl, 3) AS dense_ffn_ppl
+FROM router_learned_vs_random
+ORDER BY session, seed, mode;
+
 -- name: swap_train_loss
 -- Every gate swap, with the mean train loss over the 100 steps up to and
 -- including the swap step and over the 100 steps after it (the new gate

@@ -1,10 +1,11 @@
 /* args: whole-word number parsing for the command lines of cli and
- * experiment. */
+ * experiment, and the run options both of them take. */
 #include "args.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out, gl_error *e)
@@ -43,4 +44,80 @@ size_t args_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
+}
+
+int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
+                      gl_error *e)
+{
+    const char *f = flag, *v = value;
+    model_config *mc = &tc->model;
+    int rc = 0;
+    if (strcmp(f, "--data") == 0) {
+        if (!v || (set->data_nonempty && !*v))
+            return gl_fail(e, "--data: missing value");
+        tc->data_path = v;
+    } else if (strcmp(f, "--steps") == 0) {
+        rc = args_size(f, v, 1, 100000000, &tc->steps, e);
+    } else if (strcmp(f, "--k") == 0) {
+        rc = args_size(f, v, 1, 4096, &mc->k, e);
+        set->k = 1;
+    } else if (strcmp(f, "--gate-temp") == 0) {
+        rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
+    } else if (strcmp(f, "--lr") == 0) {
+        rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
+    } else if (strcmp(f, "--gate-lr") == 0) {
+        rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
+        set->gate_lr = 1;
+    } else if (strcmp(f, "--warmup") == 0) {
+        rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
+        set->warmup = 1;
+    } else if (strcmp(f, "--weight-decay") == 0) {
+        rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
+    } else if (strcmp(f, "--clip") == 0) {
+        rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
+    } else if (strcmp(f, "--batch") == 0) {
+        rc = args_size(f, v, 1, 4096, &mc->batch, e);
+    } else if (strcmp(f, "--ctx") == 0) {
+        rc = args_size(f, v, 2, 4096, &mc->T, e);
+    } else if (strcmp(f, "--dim") == 0) {
+        rc = args_size(f, v, 1, 8192, &mc->d, e);
+    } else if (strcmp(f, "--layers") == 0) {
+        rc = args_size(f, v, 1, 64, &mc->layers, e);
+    } else if (strcmp(f, "--heads") == 0) {
+        rc = args_size(f, v, 1, 64, &mc->heads, e);
+    } else if (strcmp(f, "--mlp") == 0) {
+        rc = args_size(f, v, 1, 65536, &mc->mlp, e);
+        set->mlp = 1;
+    } else if (strcmp(f, "--gate-rank") == 0) {
+        rc = args_size(f, v, 1, 1024, &mc->r, e);
+    } else if (strcmp(f, "--vocab") == 0) {
+        rc = args_size(f, v, 2, 1u << 20, &set->vocab, e);
+    } else if (strcmp(f, "--eval-every") == 0) {
+        rc = args_size(f, v, set->eval_every_min, 100000000, &tc->eval_every, e);
+        set->eval_every = 1;
+    } else if (strcmp(f, "--eval-windows") == 0) {
+        rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
+    } else if (strcmp(f, "--threads") == 0) {
+        rc = args_size(f, v, 1, 256, &tc->threads, e);
+    } else {
+        return 0;
+    }
+    return rc ? -1 : 1;
+}
+
+void args_finish_defaults(train_config *tc, const args_set *set)
+{
+    model_config *mc = &tc->model;
+    if (!set->gate_lr)
+        tc->optim.gate_lr = tc->optim.lr;
+    if (!set->k)
+        mc->k = mc->T / 8 ? mc->T / 8 : 1;
+    if (!set->mlp)
+        mc->mlp = 4 * mc->d;
+    if (set->vocab)
+        mc->V = set->vocab;
+    tc->vocab_from_data = set->vocab == 0;
+    /* the default warm-up would swallow a short run; an explicit one is kept */
+    if (!set->warmup && tc->optim.warmup >= tc->steps)
+        tc->optim.warmup = tc->steps / 10;
 }

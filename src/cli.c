@@ -118,7 +118,6 @@ int cli_runtime_error(const gl_error *e)
 typedef struct {
     train_config tc;
     const char *preset;
-    int k_set, gate_lr_set, mlp_set, warmup_set, save_set;
     gate_mode modes[LIVE_MAX_ARMS];
     live_ffn ffn[LIVE_MAX_ARMS];
     size_t narms, experts;
@@ -211,7 +210,8 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     ra->narms = 3;
     ra->experts = 4;
     model_config *mc = &tc->model;
-    size_t vocab = 0;
+    args_set set = {.eval_every_min = 0};
+    int save_set = 0;
 
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -237,10 +237,6 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             ra->telemetry = 0;
             takes = 0;
             keep = 0;
-        } else if (strcmp(f, "--data") == 0) {
-            if (!v)
-                return gl_fail(e, "--data: missing value");
-            tc->data_path = v;
         } else if (strcmp(f, "--out") == 0) {
             if (!v || !*v)
                 return gl_fail(e, "--out: missing value");
@@ -248,59 +244,17 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
                 return gl_fail(e, "--out %.40s...: path longer than 100 bytes", v);
             ra->out_dir = v;
             keep = 0;
-        } else if (strcmp(f, "--steps") == 0) {
-            rc = args_size(f, v, 1, 100000000, &tc->steps, e);
         } else if (strcmp(f, "--seed") == 0) {
             size_t s;
             rc = args_size(f, v, 0, SIZE_MAX, &s, e);
             mc->seed = s;
-        } else if (strcmp(f, "--k") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->k, e);
-            ra->k_set = 1;
-        } else if (strcmp(f, "--gate-temp") == 0) {
-            rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
-        } else if (strcmp(f, "--lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
-        } else if (strcmp(f, "--gate-lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
-            ra->gate_lr_set = 1;
-        } else if (strcmp(f, "--warmup") == 0) {
-            rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
-            ra->warmup_set = 1;
-        } else if (strcmp(f, "--weight-decay") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
-        } else if (strcmp(f, "--clip") == 0) {
-            rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
-        } else if (strcmp(f, "--batch") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->batch, e);
-        } else if (strcmp(f, "--ctx") == 0) {
-            rc = args_size(f, v, 2, 4096, &mc->T, e);
-        } else if (strcmp(f, "--dim") == 0) {
-            rc = args_size(f, v, 1, 8192, &mc->d, e);
-        } else if (strcmp(f, "--layers") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->layers, e);
-        } else if (strcmp(f, "--heads") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->heads, e);
-        } else if (strcmp(f, "--mlp") == 0) {
-            rc = args_size(f, v, 1, 65536, &mc->mlp, e);
-            ra->mlp_set = 1;
         } else if (strcmp(f, "--experts") == 0) {
             rc = args_size(f, v, 2, 64, &ra->experts, e);
         } else if (strcmp(f, "--moe-aux") == 0) {
             rc = args_float(f, v, 0.0, 10.0, &mc->moe_aux, e);
-        } else if (strcmp(f, "--gate-rank") == 0) {
-            rc = args_size(f, v, 1, 1024, &mc->r, e);
-        } else if (strcmp(f, "--vocab") == 0) {
-            rc = args_size(f, v, 2, 1u << 20, &vocab, e);
-        } else if (strcmp(f, "--eval-every") == 0) {
-            rc = args_size(f, v, 0, 100000000, &tc->eval_every, e);
-        } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
         } else if (strcmp(f, "--save-every") == 0) {
             rc = args_size(f, v, 0, 100000000, &tc->save_every, e);
-            ra->save_set = 1;
-        } else if (strcmp(f, "--threads") == 0) {
-            rc = args_size(f, v, 1, 256, &tc->threads, e);
+            save_set = 1;
         } else if (strcmp(f, "--headless") == 0) {
             ra->headless = 1;
             takes = 0;
@@ -308,6 +262,8 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if (strcmp(f, "--compare") == 0) {
             rc = parse_compare(v, ra, e);
             keep = 0;
+        } else if ((rc = args_model_option(f, v, tc, &set, e)) != 0) {
+            rc = rc < 0 ? -1 : 0;   /* one of the run options args.c shares */
         } else if (f[0] == '-') {
             return gl_fail(e, "%s: unknown option (see gatelab --help)", f);
         } else {
@@ -322,20 +278,9 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         }
         i += takes;
     }
-    if (!ra->gate_lr_set)
-        tc->optim.gate_lr = tc->optim.lr;
-    if (!ra->k_set)
-        mc->k = mc->T / 8 ? mc->T / 8 : 1;
-    if (!ra->mlp_set)
-        mc->mlp = 4 * mc->d;
-    if (vocab)
-        mc->V = vocab;
-    tc->vocab_from_data = vocab == 0;
-    /* the default warm-up would swallow a short run; an explicit one is kept */
-    if (!ra->warmup_set && tc->optim.warmup >= tc->steps)
-        tc->optim.warmup = tc->steps / 10;
+    args_finish_defaults(tc, &set);
     /* the default period would leave a short run with only its final save */
-    if (!ra->save_set && tc->save_every >= tc->steps)
+    if (!save_set && tc->save_every >= tc->steps)
         tc->save_every = 0;
     return model_config_check(mc, e);
 }

@@ -1,7 +1,8 @@
-/* experiment: `gatelab experiment absorption` (DESIGN §7): parsing, one
- * live session per seed (live.c, stored like any `run`), the measurements on
- * their checkpoints and the run that ties them together; also the helpers
- * and the seed loop every experiment shares (experiment.h). The table is
+/* experiment: `gatelab experiment absorption` (DESIGN §7): one live session
+ * per seed (live.c, stored like any `run`) and the measurements on their
+ * checkpoints; also what every experiment shares (experiment.h): the
+ * helpers, the seed loop, experiment_run (one experiment from start to end)
+ * and the dispatch of `gatelab experiment KIND`. The table is
  * experiment_table.c, `gatelab distill` distill_cli.c. Every number in the
  * table comes from a run, a checkpoint or the metrics table: nothing is
  * adjusted to agree with the paper. */
@@ -343,17 +344,13 @@ static int collect_run(void *ctx, const store_run_row *row)
     return 0;
 }
 
-typedef struct {
-    const experiment_args *a;
-    store *st;
-    int64_t experiment;         /* 0 until the first seed's session exists */
-    const data_source *data;    /* val windows for every evaluation */
-    size_t windows;
-    char *command;
-} absorption;
-
-static int measure_seed(absorption *x, absorb_seed *s, gl_error *e)
+/* the plan's measure: ctx is the absorb_seed array */
+static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, int64_t session,
+                        gl_error *e)
 {
+    absorb_seed *s = (absorb_seed *)ctx + seed_index;
+    s->seed = seed_index + 1;
+    s->session = session;
     const experiment_args *a = x->a;
     const size_t threads = a->tc.threads;
     runs_ctx rc_ctx = {.s = s};
@@ -463,26 +460,20 @@ static int measure_seed(absorption *x, absorb_seed *s, gl_error *e)
     return 0;
 }
 
-static char *config_json_of(const experiment_args *a)
+/* the plan's config_json */
+static void config_json_of(const experiment_args *a, char *out, size_t n)
 {
     const model_config *m = &a->tc.model;
     const train_config *tc = &a->tc;
-    char data[512];
-    experiment_json_str(data, sizeof data, tc->data_path);
-    char *s = xmalloc(2048);
-    snprintf(s, 2048,
+    snprintf(out, n,
              "{\"kind\":\"absorption\",\"preset\":\"%s\",\"seeds\":%zu,\"steps\":%zu,"
              "\"distill_steps\":%zu,\"arms\":[\"dense\",\"soft\",\"random\",\"sigmoid\",\"topk\","
              "\"stochastic\"],\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,\"heads\":%zu,"
              "\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%.9g,\"lr\":%.9g,"
-             "\"gate_lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,"
-             "\"threads\":%zu,\"data\":%s%s%s}",
+             "\"gate_lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,",
              a->preset, a->seeds, tc->steps, a->distill_steps, m->V, m->T, m->d, m->layers,
              m->heads, m->mlp, m->r, m->batch, m->k, (double)m->gate_temp, (double)tc->optim.lr,
-             (double)tc->optim.gate_lr, tc->optim.warmup, tc->eval_every, tc->eval_windows,
-             tc->threads, tc->data_path ? "\"" : "", tc->data_path ? data : "null",
-             tc->data_path ? "\"" : "");
-    return s;
+             (double)tc->optim.gate_lr, tc->optim.warmup, tc->eval_every, tc->eval_windows);
 }
 
 int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
@@ -512,46 +503,49 @@ int experiment_open(experiment_args *a, data_source **data, store **st, size_t *
     return 0;
 }
 
-static int absorption_run(experiment_args *a, int argc, char **argv)
+/* ---- one experiment: the seed loop, the experiment row and the table ---- */
+
+/* the settings stored with the experiment: the kind's, then threads and data */
+static char *config_json(const experiment_plan *plan, const experiment_args *a)
+{
+    const train_config *tc = &a->tc;
+    char head[1536], data[512];
+    plan->config_json(a, head, sizeof head);
+    experiment_json_str(data, sizeof data, tc->data_path);
+    const size_t n = strlen(head) + strlen(data) + 64;
+    char *s = xmalloc(n);
+    snprintf(s, n, "%s\"threads\":%zu,\"data\":%s%s%s}", head, tc->threads,
+             tc->data_path ? "\"" : "", tc->data_path ? data : "null", tc->data_path ? "\"" : "");
+    return s;
+}
+
+int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv)
 {
     gl_error e;
     double start = gl_now(), started_ms = gl_wall_ms();
     train_config *tc = &a->tc;
     data_source *data;
-    store *st;
-    size_t windows;
-    if (experiment_open(a, &data, &st, &windows, &e))
+    experiment_env env = {.a = a};
+    if (experiment_open(a, &data, &env.st, &env.windows, &e))
         return experiment_runtime_error(&e);
-    const model_config *c = &tc->model;
-    printf("experiment absorption | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu r=%zu "
-           "k=%zu batch %zu | %zu seeds x %zu steps, arms dense soft random sigmoid topk "
-           "stochastic | distill %zu updates | %zu threads | data %s | db %s\n",
-           c->preset, model_count_params(c), c->V, c->T, c->d, c->layers, c->heads, c->r, c->k,
-           c->batch, a->seeds, tc->steps, a->distill_steps, tc->threads, data_describe(data),
-           a->db);
+    env.data = data;
+    plan->print_header(&env);
     fflush(stdout);
     char *command = experiment_join_words("gatelab experiment", argc, argv);
-    char *config = config_json_of(a);
-    absorption x = {.a = a, .st = st, .data = data, .windows = windows, .command = command};
-    absorb_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
+    char *config = config_json(plan, a);
     experiment_progress p;
-    const char *names[ABSORB_NARMS];
-    for (size_t i = 0; i < ABSORB_NARMS; i++)
-        names[i] = gate_mode_name(absorb_mode[i]);
-    experiment_progress_init(&p, a->seeds, ABSORB_NARMS, names, tc->steps / tc->eval_every + 2);
-    experiment_seeds xs = {.tc = tc, .db = a->db, .modes = absorb_mode, .narms = ABSORB_NARMS,
-                           .nseeds = a->seeds, .pass = a->pass, .npass = a->npass,
-                           .command = command};
+    experiment_progress_init(&p, a->seeds, plan->narms, plan->names,
+                             tc->steps / tc->eval_every + 2);
+    experiment_seeds xs = {.tc = tc, .db = a->db, .modes = plan->modes, .ffn = plan->ffn,
+                           .experts = plan->experts, .narms = plan->narms, .nseeds = a->seeds,
+                           .pass = a->pass, .npass = a->npass, .command = command};
     int status = 0, rc = 0;
     for (size_t si = 0; si < a->seeds && !rc; si++) {
-        absorb_seed *s = &seeds[si];
-        s->seed = si + 1;
         live_result res;
-        if (experiment_train_seed(&xs, s->seed, &p, &res, &e)) {
+        if (experiment_train_seed(&xs, si + 1, &p, &res, &e)) {
             rc = -1;
             break;
         }
-        s->session = res.session;
         if (res.signal) {
             status = 128 + res.signal;
             gl_fail(&e, "%s: training stopped; the runs are stored as stopped",
@@ -561,49 +555,85 @@ static int absorption_run(experiment_args *a, int argc, char **argv)
         }
         if (si == 0) {
             /* the experiment takes the id of its first session */
-            if (store_experiment_begin(st, s->session, "absorption", command, config,
+            if (store_experiment_begin(env.st, res.session, plan->kind, command, config,
                                        started_ms, &e)) {
                 rc = -1;
                 break;
             }
-            x.experiment = s->session;
+            env.experiment = res.session;
         }
         printf("seed %zu/%zu: session %lld trained; measuring\n", si + 1, a->seeds,
-               (long long)s->session);
+               (long long)res.session);
         fflush(stdout);
-        if (measure_seed(&x, s, &e))
+        if (plan->measure(plan->ctx, &env, si, res.session, &e))
             rc = -1;
     }
     if (!rc) {
         experiment_table t = {.n = 0};
-        absorb_build_table(&t, seeds, a->seeds);
+        plan->build_table(plan->ctx, &env, &t);
         double wall = gl_now() - start;
-        printf("\nexperiment %lld: routing absorption, %zu seed%s, %zu steps, preset %s "
-               "(wall %.0f s)\n\n",
-               (long long)x.experiment, a->seeds, a->seeds > 1 ? "s" : "", tc->steps, a->preset,
-               wall);
+        printf("\nexperiment %lld: %s, %zu seed%s, %zu steps, preset %s (wall %.0f s)\n\n",
+               (long long)env.experiment, plan->title, a->seeds, a->seeds > 1 ? "s" : "",
+               tc->steps, a->preset, wall);
         experiment_print_table(&t);
-        rc = experiment_store_table(st, x.experiment, &t, &e);
+        rc = experiment_store_table(env.st, env.experiment, &t, &e);
         if (!rc)
-            rc = store_experiment_end(st, x.experiment, "finished", wall, &e);
+            rc = store_experiment_end(env.st, env.experiment, "finished", wall, &e);
         if (!rc)
-            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment absorption "
-                   "--from %lld --db %s\n",
-                   (long long)x.experiment, a->db, (long long)x.experiment, a->db);
-    } else if (x.experiment) {
+            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment %s --from "
+                   "%lld --db %s\n",
+                   (long long)env.experiment, a->db, plan->kind, (long long)env.experiment,
+                   a->db);
+    } else if (env.experiment) {
         gl_error ignore;
-        store_experiment_end(st, x.experiment, "failed", gl_now() - start, &ignore);
+        store_experiment_end(env.st, env.experiment, "failed", gl_now() - start, &ignore);
     }
     if (rc && !status)
         status = EXPERIMENT_EXIT_RUNTIME;
     if (rc)
         fprintf(stderr, "gatelab: %s\n", e.msg);
     experiment_progress_free(&p);
-    free(seeds);
     free(command);
     free(config);
-    store_close(st);
+    store_close(env.st);
     data_close(data);
+    return status;
+}
+
+/* ---- experiment absorption: its plan ---- */
+
+static void absorption_header(const experiment_env *env)
+{
+    const experiment_args *a = env->a;
+    const train_config *tc = &a->tc;
+    const model_config *c = &tc->model;
+    printf("experiment absorption | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu r=%zu "
+           "k=%zu batch %zu | %zu seeds x %zu steps, arms dense soft random sigmoid topk "
+           "stochastic | distill %zu updates | %zu threads | data %s | db %s\n",
+           c->preset, model_count_params(c), c->V, c->T, c->d, c->layers, c->heads, c->r, c->k,
+           c->batch, a->seeds, tc->steps, a->distill_steps, tc->threads,
+           data_describe(env->data), a->db);
+}
+
+static void absorption_table(void *ctx, const experiment_env *env, experiment_table *t)
+{
+    absorb_build_table(t, ctx, env->a->seeds);
+}
+
+static int absorption_run(experiment_args *a, int argc, char **argv)
+{
+    const char *names[ABSORB_NARMS];
+    for (size_t i = 0; i < ABSORB_NARMS; i++)
+        names[i] = gate_mode_name(absorb_mode[i]);
+    absorb_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
+    const experiment_plan plan = {.kind = "absorption", .title = "routing absorption",
+                                  .names = names, .modes = absorb_mode, .narms = ABSORB_NARMS,
+                                  .print_header = absorption_header,
+                                  .config_json = config_json_of, .ctx = seeds,
+                                  .measure = measure_seed,
+                                  .build_table = absorption_table};
+    int status = experiment_run(a, &plan, argc, argv);
+    free(seeds);
     return status;
 }
 

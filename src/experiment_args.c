@@ -1,8 +1,8 @@
 /* experiment_args: the command line shared by every `gatelab experiment`
  * kind: the preset, seeds and database, the run options handed on to every
- * seed's arms (so that `gatelab resume` can rebuild each arm), and the few
- * options that belong to one kind (--distill-steps for absorption, --experts
- * and --moe-aux for moe). */
+ * seed's arms (so that `gatelab resume` can rebuild each arm; args.c parses
+ * them, as for `run`), and the few options that belong to one kind
+ * (--distill-steps for absorption, --experts and --moe-aux for moe). */
 #include <stdint.h>
 #include <string.h>
 
@@ -35,8 +35,7 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
     a->seeds = 3;
     a->distill_steps = 300;
     a->experts = 4;
-    int k_set = 0, gate_lr_set = 0, mlp_set = 0, warmup_set = 0, every_set = 0;
-    size_t vocab = 0;
+    args_set set = {.eval_every_min = 1, .data_nonempty = 1};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0, pass = 1;
@@ -63,53 +62,8 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
                 return gl_fail(e, "--from: missing value (a session or experiment id)");
             a->from = v;
             pass = 0;
-        } else if (strcmp(f, "--data") == 0) {
-            if (!v || !*v)
-                return gl_fail(e, "--data: missing value");
-            tc->data_path = v;
-        } else if (strcmp(f, "--steps") == 0) {
-            rc = args_size(f, v, 1, 100000000, &tc->steps, e);
-        } else if (strcmp(f, "--k") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->k, e);
-            k_set = 1;
-        } else if (strcmp(f, "--gate-temp") == 0) {
-            rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
-        } else if (strcmp(f, "--lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
-        } else if (strcmp(f, "--gate-lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
-            gate_lr_set = 1;
-        } else if (strcmp(f, "--warmup") == 0) {
-            rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
-            warmup_set = 1;
-        } else if (strcmp(f, "--weight-decay") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
-        } else if (strcmp(f, "--clip") == 0) {
-            rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
-        } else if (strcmp(f, "--batch") == 0) {
-            rc = args_size(f, v, 1, 4096, &mc->batch, e);
-        } else if (strcmp(f, "--ctx") == 0) {
-            rc = args_size(f, v, 2, 4096, &mc->T, e);
-        } else if (strcmp(f, "--dim") == 0) {
-            rc = args_size(f, v, 1, 8192, &mc->d, e);
-        } else if (strcmp(f, "--layers") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->layers, e);
-        } else if (strcmp(f, "--heads") == 0) {
-            rc = args_size(f, v, 1, 64, &mc->heads, e);
-        } else if (strcmp(f, "--mlp") == 0) {
-            rc = args_size(f, v, 1, 65536, &mc->mlp, e);
-            mlp_set = 1;
-        } else if (strcmp(f, "--gate-rank") == 0) {
-            rc = args_size(f, v, 1, 1024, &mc->r, e);
-        } else if (strcmp(f, "--vocab") == 0) {
-            rc = args_size(f, v, 2, 1u << 20, &vocab, e);
-        } else if (strcmp(f, "--eval-every") == 0) {
-            rc = args_size(f, v, 1, 100000000, &tc->eval_every, e);
-            every_set = 1;
-        } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
-        } else if (strcmp(f, "--threads") == 0) {
-            rc = args_size(f, v, 1, 256, &tc->threads, e);
+        } else if ((rc = args_model_option(f, v, tc, &set, e)) != 0) {
+            rc = rc < 0 ? -1 : 0;   /* one of the run options args.c shares */
         } else if (f[0] == '-') {
             return gl_fail(e, "%s: unknown option for experiment %s", f, kind);
         } else {
@@ -123,18 +77,8 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
         }
         i++;
     }
-    if (!gate_lr_set)
-        tc->optim.gate_lr = tc->optim.lr;
-    if (!k_set)
-        mc->k = mc->T / 8 ? mc->T / 8 : 1;
-    if (!mlp_set)
-        mc->mlp = 4 * mc->d;
-    if (vocab)
-        mc->V = vocab;
-    tc->vocab_from_data = vocab == 0;
-    if (!warmup_set && tc->optim.warmup >= tc->steps)
-        tc->optim.warmup = tc->steps / 10;
-    if (!every_set)
+    args_finish_defaults(tc, &set);
+    if (!set.eval_every)
         tc->eval_every = tc->steps >= 10 ? tc->steps / 10 : 1;
     tc->save_every = 0;   /* one checkpoint per arm, at the end */
     if (mc->k >= mc->T)

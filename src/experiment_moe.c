@@ -8,7 +8,6 @@
  * change expert, and what that costs the experts that co-adapted to it.
  * Every number comes from a stored run or a checkpoint. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,16 +145,13 @@ static int router_reset(const char *path, const data_source *data, size_t window
     return 0;
 }
 
-typedef struct {
-    const experiment_args *a;
-    store *st;
-    int64_t experiment;
-    const data_source *data;
-    size_t windows;
-} moe_run;
-
-static int measure_seed(moe_run *x, moe_seed *s, gl_error *e)
+/* the plan's measure: ctx is the moe_seed array */
+static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, int64_t session,
+                        gl_error *e)
 {
+    moe_seed *s = (moe_seed *)ctx + seed_index;
+    s->seed = seed_index + 1;
+    s->session = session;
     runs_ctx rc_ctx = {.s = s};
     if (store_list_runs(x->st, s->session, collect_run, &rc_ctx, e))
         return -1;
@@ -188,8 +184,11 @@ static int measure_seed(moe_run *x, moe_seed *s, gl_error *e)
     return 0;
 }
 
-static void build_table(experiment_table *t, const moe_seed *s, size_t n, size_t experts)
+/* the plan's build_table: ctx is the moe_seed array */
+static void build_table(void *ctx, const experiment_env *env, experiment_table *t)
 {
+    const moe_seed *s = ctx;
+    const size_t n = env->a->seeds, experts = env->a->experts;
     double v[MOE_NARMS][EXPERIMENT_MAX_SEEDS], w[EXPERIMENT_MAX_SEEDS];
     double mean[MOE_NARMS], sd;
     for (size_t a = 0; a < MOE_NARMS; a++) {
@@ -234,36 +233,25 @@ static void build_table(experiment_table *t, const moe_seed *s, size_t n, size_t
              experiment_yes_no(r->value > mean[MOE_RANDOM]));
 }
 
-static char *config_json_of(const experiment_args *a)
+/* the plan's config_json */
+static void config_json_of(const experiment_args *a, char *out, size_t n)
 {
     const model_config *m = &a->tc.model;
     const train_config *tc = &a->tc;
-    char data[512];
-    experiment_json_str(data, sizeof data, tc->data_path);
-    char *s = xmalloc(2048);
-    snprintf(s, 2048,
+    snprintf(out, n,
              "{\"kind\":\"moe\",\"preset\":\"%s\",\"seeds\":%zu,\"steps\":%zu,\"experts\":%zu,"
              "\"moe_aux\":%.9g,\"arms\":[\"dense\",\"dense+moe\",\"dense+moe-random\"],"
              "\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,\"heads\":%zu,\"mlp\":%zu,"
-             "\"batch\":%zu,\"lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,"
-             "\"threads\":%zu,\"data\":%s%s%s}",
+             "\"batch\":%zu,\"lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,",
              a->preset, a->seeds, tc->steps, a->experts, (double)m->moe_aux, m->V, m->T, m->d,
              m->layers, m->heads, m->mlp, m->batch, (double)tc->optim.lr, tc->optim.warmup,
-             tc->eval_every, tc->eval_windows, tc->threads, tc->data_path ? "\"" : "",
-             tc->data_path ? data : "null", tc->data_path ? "\"" : "");
-    return s;
+             tc->eval_every, tc->eval_windows);
 }
 
-int experiment_moe_run(experiment_args *a, int argc, char **argv)
+static void moe_header(const experiment_env *env)
 {
-    gl_error e;
-    double start = gl_now(), started_ms = gl_wall_ms();
-    train_config *tc = &a->tc;
-    data_source *data;
-    store *st;
-    size_t windows;
-    if (experiment_open(a, &data, &st, &windows, &e))
-        return experiment_runtime_error(&e);
+    const experiment_args *a = env->a;
+    const train_config *tc = &a->tc;
     model_config moe = tc->model;
     moe.experts = a->experts;
     printf("experiment moe | preset %s | %zu params dense FFN, %zu with %zu experts | V=%zu "
@@ -272,76 +260,19 @@ int experiment_moe_run(experiment_args *a, int argc, char **argv)
            tc->model.preset, model_count_params(&tc->model), model_count_params(&moe),
            a->experts, tc->model.V, tc->model.T, tc->model.d, tc->model.layers, tc->model.batch,
            a->seeds, tc->steps, moe_names[0], moe_names[1], moe_names[2],
-           (double)tc->model.moe_aux, tc->threads, data_describe(data), a->db);
-    fflush(stdout);
-    char *command = experiment_join_words("gatelab experiment", argc, argv);
-    char *config = config_json_of(a);
-    moe_run x = {.a = a, .st = st, .data = data, .windows = windows};
+           (double)tc->model.moe_aux, tc->threads, data_describe(env->data), a->db);
+}
+
+int experiment_moe_run(experiment_args *a, int argc, char **argv)
+{
     moe_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
-    experiment_progress p;
-    experiment_progress_init(&p, a->seeds, MOE_NARMS, moe_names, tc->steps / tc->eval_every + 2);
-    experiment_seeds xs = {.tc = tc, .db = a->db, .modes = moe_modes, .ffn = moe_ffn,
-                           .experts = a->experts, .narms = MOE_NARMS, .nseeds = a->seeds,
-                           .pass = a->pass, .npass = a->npass, .command = command};
-    int status = 0, rc = 0;
-    for (size_t si = 0; si < a->seeds && !rc; si++) {
-        moe_seed *s = &seeds[si];
-        s->seed = si + 1;
-        live_result res;
-        if (experiment_train_seed(&xs, s->seed, &p, &res, &e)) {
-            rc = -1;
-            break;
-        }
-        s->session = res.session;
-        if (res.signal) {
-            status = 128 + res.signal;
-            gl_fail(&e, "%s: training stopped; the runs are stored as stopped",
-                    res.signal == SIGINT ? "SIGINT" : "SIGTERM");
-            rc = -1;
-            break;
-        }
-        if (si == 0) {
-            if (store_experiment_begin(st, s->session, "moe", command, config, started_ms, &e)) {
-                rc = -1;
-                break;
-            }
-            x.experiment = s->session;
-        }
-        printf("seed %zu/%zu: session %lld trained; measuring\n", si + 1, a->seeds,
-               (long long)s->session);
-        fflush(stdout);
-        if (measure_seed(&x, s, &e))
-            rc = -1;
-    }
-    if (!rc) {
-        experiment_table t = {.n = 0};
-        build_table(&t, seeds, a->seeds, a->experts);
-        double wall = gl_now() - start;
-        printf("\nexperiment %lld: learned vs frozen random MoE router, %zu seed%s, %zu steps, "
-               "preset %s (wall %.0f s)\n\n",
-               (long long)x.experiment, a->seeds, a->seeds > 1 ? "s" : "", tc->steps, a->preset,
-               wall);
-        experiment_print_table(&t);
-        rc = experiment_store_table(st, x.experiment, &t, &e);
-        if (!rc)
-            rc = store_experiment_end(st, x.experiment, "finished", wall, &e);
-        if (!rc)
-            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment moe --from "
-                   "%lld --db %s\n",
-                   (long long)x.experiment, a->db, (long long)x.experiment, a->db);
-    } else if (x.experiment) {
-        gl_error ignore;
-        store_experiment_end(st, x.experiment, "failed", gl_now() - start, &ignore);
-    }
-    if (rc && !status)
-        status = EXPERIMENT_EXIT_RUNTIME;
-    if (rc)
-        fprintf(stderr, "gatelab: %s\n", e.msg);
-    experiment_progress_free(&p);
+    const experiment_plan plan = {.kind = "moe", .title = "learned vs frozen random MoE router",
+                                  .names = moe_names, .modes = moe_modes, .ffn = moe_ffn,
+                                  .narms = MOE_NARMS, .experts = a->experts,
+                                  .print_header = moe_header, .config_json = config_json_of,
+                                  .ctx = seeds, .measure = measure_seed,
+                                  .build_table = build_table};
+    int status = experiment_run(a, &plan, argc, argv);
     free(seeds);
-    free(command);
-    free(config);
-    store_close(st);
-    data_close(data);
     return status;
 }

@@ -429,6 +429,10 @@ kill -9 "$qpid" 2>/dev/null
 "$BIN" ls --db "$Q" >/dev/null 2>&1
 v=$(sql "$Q" "select group_concat(status) from runs where session = 2")
 check "the second session's run is crashed (got '$v')" [ "$v" = crashed ]
+# a third session with mixture-of-experts arms (for router_learned_vs_random)
+# shellcheck disable=SC2086
+run_fg "dense,dense+moe,dense+moe-random, 40 steps" run $MICRO --arms dense,dense+moe,dense+moe-random \
+    --steps 40 --eval-every 20 --db "$Q"
 
 qsoft=$(sql "$Q" "select id from runs where session = 1 and name = 'soft'")
 qrnd=$(sql "$Q" "select id from runs where session = 1 and name = 'random'")
@@ -472,6 +476,10 @@ check "throughput: steps_per_s > 0 for every finished run" all_num throughput st
 check "learned_vs_random: soft vs random, both ppl > 1" \
     sh -c "[ \"\$(awk -F, 'NR > 1 { print \$3, \$6 }' '$TMP/q_learned_vs_random.csv')\" = 'soft random' ]"
 check "learned_vs_random: learned_ppl > 1" all_num learned_vs_random learned_ppl "v > 1"
+v=$(awk -F, 'NR > 1 { print $1 ":" $3 ":" $4 }' "$TMP/q_router_learned_vs_random.csv" 2>/dev/null | tr '\n' ' ')
+check "router_learned_vs_random: one row, session 3, mode dense, 4 experts (got '$v')" [ "$v" = "3:dense:moe4 " ]
+check "router_learned_vs_random: both ppl > 1" \
+    sh -c "awk -F, 'NR > 1 && \$6 > 1 && \$8 > 1 && \$11 > 1 { n++ } END { exit n != 1 }' '$TMP/q_router_learned_vs_random.csv'"
 check "learned_vs_random: random_ppl > 1" all_num learned_vs_random random_ppl "v > 1"
 check "gate_over_time: f1 in [0,1] on every soft row" all_num gate_over_time f1 "v >= 0 && v <= 1" run "$qsoft"
 check "gate_over_time: f1 in [0,1] on every random row" all_num gate_over_time f1 "v >= 0 && v <= 1" run "$qrnd"

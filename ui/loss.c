@@ -134,16 +134,24 @@ static void legend_row(int y, int x, int w, const ui_state *st, size_t i, const 
     fmt_loss(val, sizeof val, a->val.count ? a->val.last : NAN);
     fmt_loss(best, sizeof best, a->val.count ? a->val.min : NAN);
     attr_t at = ui_arm_attr(a->color);
-    int used = ui_textf(y, x, w, at | A_BOLD, "%zu %-9.9s", i + 1, a->name);
+    /* names line up; an MoE arm's name (dense+moe-random) is longer than a mode */
+    int name_w = 9;
+    for (size_t j = 0; j < st->narms; j++) {
+        int len = (int)strlen(st->arms[j].name);
+        name_w = len > name_w ? (len < 16 ? len : 16) : name_w;
+    }
+    int used = ui_textf(y, x, w, at | A_BOLD, "%zu %-*.*s", i + 1, name_w, name_w, a->name);
     const char *tilde = beta > 0 ? "~" : "";
+    char wide[128];
+    snprintf(wide, sizeof wide, " train%s %s min %s  val %s best %s @%llu", tilde, now, mn, val,
+             best, (unsigned long long)a->val.min_step);
     if (!a->val.count)
         ui_textf(y, x + used, w - used, at, " train%s %s min %s  val -", tilde, now, mn);
-    else if (w < 64)   /* a narrow panel: the numbers, fewer words */
+    else if ((int)strlen(wide) > w - used)   /* a narrow panel: the numbers, fewer words */
         ui_textf(y, x + used, w - used, at, " tr%s %s (%s) val %s (%s)", tilde, now, mn, val,
                  best);
     else
-        ui_textf(y, x + used, w - used, at, " train%s %s min %s  val %s best %s @%llu", tilde,
-                 now, mn, val, best, (unsigned long long)a->val.min_step);
+        ui_textf(y, x + used, w - used, at, "%s", wide);
 }
 
 void ui_loss_draw(ui_rect r, const ui_state *st, const ui_view *v, ui_loss_scratch *sc)

@@ -37,6 +37,7 @@
 
 #include "common.h"
 #include "gate.h"
+#include "live.h"
 #include "model.h"
 #include "optim.h"
 #include "trainer.h"
@@ -313,7 +314,8 @@ static void bench_gemm(double peak[3])
 /* ---- 3./4. training throughput and FLOPs ---- */
 
 static const char *const PRESETS[] = {"tiny", "small"};
-static const char *const MODES[] = {"dense", "soft", "topk"};
+/* arms as --arms spells them: dense+moe is the dense FFN replaced by 4 experts, top-1 */
+static const char *const MODES[] = {"dense", "soft", "topk", "dense+moe"};
 #define NPRESETS (sizeof PRESETS / sizeof PRESETS[0])
 #define NMODES (sizeof MODES / sizeof MODES[0])
 #define MAX_THREADS 2
@@ -332,7 +334,10 @@ static void train_config_of(train_config *tc, const char *preset, const char *mo
 {
     memset(tc, 0, sizeof *tc);
     GL_ASSERT(model_preset(preset, &tc->model) == 0);
-    GL_ASSERT(gate_mode_parse(mode, &tc->model.mode) == 0);
+    live_ffn ffn;
+    GL_ASSERT(live_parse_arm(mode, &tc->model.mode, &ffn) == 0);
+    tc->model.experts = ffn == LIVE_FFN_DENSE ? 0 : 4;
+    tc->model.router_frozen = ffn == LIVE_FFN_MOE_RANDOM;
     optim_default_config(&tc->optim);
     tc->steps = steps;
     tc->eval_every = 0;
@@ -408,19 +413,19 @@ static int bench_training(const double peak[3])
                 rc |= !res[p][m][threads].ok;
             }
 
-    printf("%-6s %-5s %7s %6s %8s %5s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
+    printf("%-6s %-9s %7s %6s %8s %5s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
            "steps", "s/step", "cpu%", "tokens/s", "vs dense", "GFLOP/s", "MFU", "allocs/step",
            "loss");
     for (size_t p = 0; p < NPRESETS; p++) {
-        model_config c;
-        GL_ASSERT(model_preset(PRESETS[p], &c) == 0);
-        const double train_flops = 3.0 * model_flops_per_token(&c);
         for (size_t threads = 1; threads <= MAX_THREADS; threads++)
             for (size_t m = 0; m < NMODES; m++) {
+                train_config mc;
+                train_config_of(&mc, PRESETS[p], MODES[m], threads, 1);
+                const double train_flops = 3.0 * model_flops_per_token(&mc.model);
                 const train_result *r = &res[p][m][threads];
                 const train_result *dense = &res[p][0][threads];
                 if (!r->ok) {
-                    printf("%-6s %-5s %7zu  (could not run)\n", PRESETS[p], MODES[m], threads);
+                    printf("%-6s %-9s %7zu  (could not run)\n", PRESETS[p], MODES[m], threads);
                     continue;
                 }
                 double achieved = train_flops * r->tokens_per_s * 1e-9;
@@ -430,7 +435,7 @@ static int bench_training(const double peak[3])
                     snprintf(allocs, sizeof allocs, "%.1f", (double)r->allocs / (double)r->steps);
                 else
                     snprintf(allocs, sizeof allocs, "-");
-                printf("%-6s %-5s %7zu %6zu %8.3f %5.0f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
+                printf("%-6s %-9s %7zu %6zu %8.3f %5.0f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
                        PRESETS[p], MODES[m], threads, r->steps,
                        r->steps ? r->seconds / (double)r->steps : 0.0,
                        r->seconds > 0 ? 100.0 * r->cpu_seconds / r->seconds : 0.0,
@@ -519,6 +524,7 @@ static const rss_case RSS_CASES[] = {
     {NULL, NULL, 0},
     {"tiny", "dense", 3},
     {"tiny", "soft", 3},
+    {"tiny", "dense+moe", 3},
     {"small", "dense", 2},
 };
 #define NRSS (sizeof RSS_CASES / sizeof RSS_CASES[0])
@@ -526,17 +532,17 @@ static const rss_case RSS_CASES[] = {
 static void print_rss(const rss_result res[NRSS])
 {
     printf("== 5. peak RSS of a forked child (trainer_init + steps, pool of 1 thread)\n");
-    printf("%-6s %-5s %5s %10s %10s %12s %9s\n", "preset", "mode", "steps", "RSS MiB",
+    printf("%-6s %-9s %5s %10s %10s %12s %9s\n", "preset", "mode", "steps", "RSS MiB",
            "- base MiB", "p+g+adam MiB", "acts MiB");
     for (size_t i = 0; i < NRSS; i++) {
         const rss_case *c = &RSS_CASES[i];
         const rss_result *r = &res[i];
         if (!r->ok) {
-            printf("%-6s %-5s %5zu  (child failed)\n", c->preset ? c->preset : "empty",
+            printf("%-6s %-9s %5zu  (child failed)\n", c->preset ? c->preset : "empty",
                    c->mode ? c->mode : "-", c->steps);
             continue;
         }
-        printf("%-6s %-5s %5zu %10.1f %10.1f %12.1f %9.1f\n", c->preset ? c->preset : "empty",
+        printf("%-6s %-9s %5zu %10.1f %10.1f %12.1f %9.1f\n", c->preset ? c->preset : "empty",
                c->mode ? c->mode : "-", c->steps, r->max_rss_mib,
                r->max_rss_mib - res[0].max_rss_mib, 16.0 * (double)r->num_params / MIB,
                4.0 * (double)r->num_acts / MIB);
