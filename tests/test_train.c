@@ -141,20 +141,24 @@ static void test_resume(void)
 
 static void test_no_allocation_in_step(void)
 {
-    train_config tc = small_config(GATE_SOFT, 20);
-    tc.threads = 2;
-    trainer t;
-    gl_error e;
-    GL_ASSERT(trainer_init(&t, &tc, &e) == 0);
-    trainer_step(&t); /* first step may fault in library buffers */
-    struct mallinfo2 before = mallinfo2();
-    for (int s = 0; s < 5; s++)
-        trainer_step(&t);
-    struct mallinfo2 after = mallinfo2();
-    CHECK(before.uordblks == after.uordblks && before.hblkhd == after.hblkhd,
-          "5 training steps leave the heap unchanged (%zu -> %zu bytes in use)",
-          before.uordblks, after.uordblks);
-    trainer_free(&t);
+    /* a soft gate, and a soft gate with a mixture-of-experts FFN */
+    for (size_t experts = 0; experts <= 4; experts += 4) {
+        train_config tc = small_config(GATE_SOFT, 20);
+        tc.threads = 2;
+        tc.model.experts = experts;
+        trainer t;
+        gl_error e;
+        GL_ASSERT(trainer_init(&t, &tc, &e) == 0);
+        trainer_step(&t); /* first step may fault in library buffers */
+        struct mallinfo2 before = mallinfo2();
+        for (int s = 0; s < 5; s++)
+            trainer_step(&t);
+        struct mallinfo2 after = mallinfo2();
+        CHECK(before.uordblks == after.uordblks && before.hblkhd == after.hblkhd,
+              "%s: 5 training steps leave the heap unchanged (%zu -> %zu bytes in use)",
+              experts ? "soft, 4 experts" : "soft", before.uordblks, after.uordblks);
+        trainer_free(&t);
+    }
 }
 
 static void test_nonfinite_gradient_keeps_weights(void)
