@@ -57,6 +57,7 @@ typedef struct {
     uint64_t step, start_step;
     double tok_s;                /* measured by the observer */
     double eval_tok_s;           /* the arm's own figure at its last evaluation */
+    double expert_balance;       /* last evaluation's, NaN for a dense FFN */
     ui_series train, val;        /* train_loss per step, val_loss per evaluation */
     double *layer;               /* [L*H*METRIC_COUNT], NaN = none */
     uint64_t layer_step;

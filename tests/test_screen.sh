@@ -255,6 +255,20 @@ check "replay of a missing session: exit 1 and one line" sh -c \
     "[ $? -eq 1 ] && grep -q 'no session 7 in' $TMP/replay7.txt"
 
 # ---------------------------------------------------------------------------
+# mixture-of-experts arms: their names and expert balance on the screen
+# ---------------------------------------------------------------------------
+echo "mixture-of-experts arms"
+start moe 120 40 "$UTF8" "$BIN run --db $TMP/moe.db $MICRO --arms dense,dense+moe-random --steps 100000 --eval-every 10"
+check "MoE: the header gives the arm's expert balance" \
+    wait_until 150 line_has moe 2 "2 dense\+moe-random gate=dense k=[0-9]+ bal [0-9]\.[0-9][0-9] @"
+check "MoE: the dense-FFN arm has none" sh -c "! { tmux -f /dev/null -L '$SOCK' capture-pane -p -t moe | sed -n 2p | grep -q '1 dense gate=dense k=[0-9]* bal'; }"
+check "MoE: the loss legend shows the whole name" shows moe "2 dense\+moe-random +(train|tr)"
+tm send-keys -t moe q
+sleep 0.3
+tm send-keys -t moe y
+check "MoE: q, y exits 0" wait_until 100 sh -c "[ \"\$(cat $TMP/moe.rc 2>/dev/null)\" = 0 ]"
+
+# ---------------------------------------------------------------------------
 # sanitizer builds: nothing on stderr that looks like a report
 # ---------------------------------------------------------------------------
 reports=$(cat "$TMP"/*.err "$TMP"/*.out "$TMP"/*.txt 2>/dev/null | grep -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|WARNING: ThreadSanitizer' | head -3)

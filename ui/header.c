@@ -34,8 +34,12 @@ static int arm_label(char *buf, size_t n, const ui_state *st, size_t i, int comp
     if (compact)
         return snprintf(buf, n, "%zu %s=%s/%u%s%s", i + 1, a->name, mode, a->k,
                         a->frozen ? "F" : "", status_word(a));
-    return snprintf(buf, n, "%zu %s gate=%s k=%u%s @%llu%s", i + 1, a->name, mode, a->k,
-                    a->frozen ? " frozen" : "", (unsigned long long)a->step, status_word(a));
+    char balance[24] = "";
+    if (isfinite(a->expert_balance) && a->expert_balance > 0.0)   /* experts: their load */
+        snprintf(balance, sizeof balance, " bal %.2f", a->expert_balance);
+    return snprintf(buf, n, "%zu %s gate=%s k=%u%s%s @%llu%s", i + 1, a->name, mode, a->k,
+                    a->frozen ? " frozen" : "", balance, (unsigned long long)a->step,
+                    status_word(a));
 }
 
 void ui_header_draw(ui_rect r, const ui_state *st, const ui_view *v)

@@ -207,6 +207,7 @@ ui_arm *ui_state_arm(ui_state *st, size_t i, const char *name)
         a->color = st->narms;
         a->tok_s = NAN;
         a->eval_tok_s = NAN;
+        a->expert_balance = NAN;
         st->narms++;
     }
     if (name && *name)
@@ -330,6 +331,7 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
         if (a->train.count == 0 || a->train.last_step < r->step)
             ui_series_add(&a->train, r->step, r->u.eval.train_loss);
         a->eval_tok_s = r->u.eval.tokens_per_s;
+        a->expert_balance = r->u.eval.expert_balance;
         if (r->step > a->step)
             a->step = r->step;
         return UI_DIRTY_LOSS | UI_DIRTY_HEADER | UI_DIRTY_EVENTS;

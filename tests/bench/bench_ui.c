@@ -123,6 +123,7 @@ static unsigned feed_eval(ui_state *st, size_t arm, uint64_t step, unsigned *see
     tel_record r = {.kind = REC_EVAL, .arm = (uint32_t)arm, .step = step};
     r.u.eval.val_loss = fake_loss(arm, step, seed) + 0.05;
     r.u.eval.tokens_per_s = 3000;
+    r.u.eval.expert_balance = NAN;
     dirty |= ui_state_record(st, &r);
     return dirty;
 }
