@@ -30,6 +30,10 @@ _Noreturn void gl_fatal(const char *file, int line, const char *what);
 #define GL_ASSERT(cond) \
     do { if (!(cond)) gl_fatal(__FILE__, __LINE__, #cond); } while (0)
 
+/* Called once by main: SIGINT and SIGTERM landing on a thread that does not
+ * block them (a library's) are sent on to the main thread. */
+void gl_route_stop_signals(void);
+
 /* Monotonic wall clock in seconds. */
 double gl_now(void);
 /* Unix time in milliseconds, for records people read later. */

@@ -712,6 +712,7 @@ int cli_main(int argc, char **argv)
     /* parallelism comes from each model's pool; OpenBLAS threads would
      * compete with it for the same cores */
     openblas_set_num_threads(1);
+    gl_route_stop_signals();
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                       strcmp(argv[1], "help") == 0)) {
         fputs(usage_text, stdout);

@@ -318,6 +318,35 @@ for sig in INT TERM; do
     check "SIG$sig: integrity_check says ok (got '$ic')" [ "$ic" = ok ]
 done
 
+# A library thread that exists before main (OpenBLAS's pool) does not block
+# SIGINT: a signal the kernel hands to it must still stop the session cleanly.
+# tgkill aims it at that thread (x86_64 and aarch64 syscall numbers).
+case $(uname -m) in x86_64) TGKILL=234 ;; aarch64) TGKILL=131 ;; *) TGKILL= ;; esac
+D=$TMP/sigthread.db
+# shellcheck disable=SC2086
+bg run $MICRO --arms soft --steps 100000 --eval-every 50 --db "$D"
+spid=$PID
+wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"
+# a thread other than main with SIGINT (bit 2 of SigBlk) not blocked
+lib=""
+for t in /proc/"$spid"/task/*; do
+    tid=${t##*/}
+    [ "$tid" = "$spid" ] && continue
+    blk=$(awk '/^SigBlk/ { print $2 }' "$t/status" 2>/dev/null)
+    [ -n "$blk" ] || continue
+    if [ $((0x$blk & 2)) -eq 0 ]; then lib=$tid; break; fi
+done
+if [ -z "$TGKILL" ] || [ -z "$lib" ]; then
+    kill -INT "$spid" 2>/dev/null
+    wait_exit "$spid" 30
+    ok "SIGINT to a library thread: skipped (no such thread here, or no tgkill number for $(uname -m))"
+else
+    $PY -c "import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall($TGKILL, $spid, $lib, 2) != 0)"
+    wait_exit "$spid" 30
+    check "SIGINT sent to library thread $lib: exit 130 (got $RC)" [ "$RC" -eq 130 ]
+    check "... and the run is stored stopped" [ "$(sql "$D" "select group_concat(status) from runs")" = stopped ]
+fi
+
 # ---------------------------------------------------------------------------
 echo "# scripted commands: swap, k, pause, fork"
 # ---------------------------------------------------------------------------
