@@ -43,7 +43,7 @@ $(BUILD)/$(MODE)/%.o: %.c $(wildcard include/*.h) $(wildcard store/*.h)
 $(BIN): $(LIB_OBJ) $(BUILD)/$(MODE)/src/main.o
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/$(MODE)/tests/%: tests/%.c tests/check.h $(LIB_OBJ)
+$(BUILD)/$(MODE)/tests/%: tests/%.c $(wildcard tests/*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 

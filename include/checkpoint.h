@@ -37,6 +37,11 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
                          gl_error *err);
 /* Copies every model tensor (checking presence and shape) into m. */
 int checkpoint_load_weights(const st_file *f, const char *path, model *m, gl_error *err);
+/* The whole load: reads path, builds m from its config (mode >= 0 replaces
+ * the gate mode) with `threads` workers and copies its weights; info gets
+ * the metadata. -1 with a message and nothing to free. */
+int checkpoint_load_model(const char *path, int mode, size_t threads, model *m,
+                          checkpoint_info *info, gl_error *err);
 /* Copies the Adam moments of every tensor of m into o (resumable files only). */
 int checkpoint_load_optim(const st_file *f, const char *path, const model *m, optim *o,
                           gl_error *err);

@@ -16,12 +16,14 @@
  * I/O, diverged run), 2 usage error. */
 int cli_main(int argc, char **argv);
 
-/* ---- shared by cli.c and cli_store.c ---- */
+/* ---- shared by cli.c, cli_store.c and the experiment commands ---- */
 
 /* "gatelab: MESSAGE" on stderr; return the exit status 2 (usage) or 1
  * (runtime) for the caller to return */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_runtime_error(const gl_error *e);
+/* head followed by the words, space-separated (the caller frees) */
+char *cli_join_words(const char *head, int argc, char **argv);
 
 /* --db PATH among the words (default sessions/gatelab.db); everything else
  * is left in rest[]. 0, or the usage exit status after printing. */

@@ -44,8 +44,6 @@ int distill_main(int argc, char **argv);
 
 /* ---- shared by the experiment files ---- */
 
-#define EXPERIMENT_EXIT_RUNTIME 1
-#define EXPERIMENT_EXIT_USAGE 2
 #define EXPERIMENT_DEFAULT_DB "sessions/gatelab.db"
 #define EXPERIMENT_MAX_SEEDS 16
 #define EXPERIMENT_MAX_ROWS 64
@@ -54,13 +52,8 @@ int distill_main(int argc, char **argv);
 /* the usage of `experiment` and `distill` (their --help) */
 extern const char experiment_usage[];
 
-/* "gatelab: MESSAGE" on stderr; return EXPERIMENT_EXIT_USAGE /
- * EXPERIMENT_EXIT_RUNTIME for the caller to return */
-int experiment_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-int experiment_runtime_error(const gl_error *e);
-
-/* head followed by the words, space-separated (the caller frees) */
-char *experiment_join_words(const char *head, int argc, char **argv);
+/* Errors are printed with cli_usage_error / cli_runtime_error (cli.h), which
+ * return the exit status. */
 /* JSON string body: quotes and backslashes escaped, control bytes dropped */
 void experiment_json_str(char *out, size_t n, const char *s);
 

@@ -5,7 +5,7 @@
 --
 -- Each query follows its own "-- name: NAME" line and ends with ";", so a
 -- tool can cut one out by name. Plain SQL only (no dot-commands): they also
--- run through sqlite3_exec, which is how tests/test_store.c checks them.
+-- run through sqlite3_exec, which is how tests/test_store_views.c checks them.
 
 -- name: learned_vs_random
 -- Final validation perplexity of each learned arm against its random-gate

@@ -242,6 +242,25 @@ int checkpoint_load_weights(const st_file *f, const char *path, model *m, gl_err
     return 0;
 }
 
+int checkpoint_load_model(const char *path, int mode, size_t threads, model *m,
+                          checkpoint_info *info, gl_error *err)
+{
+    st_file f;
+    if (st_read(path, &f, err))
+        return -1;
+    int rc = checkpoint_info_read(&f, path, info, err);
+    if (!rc && mode >= 0)
+        info->model.mode = (gate_mode)mode;
+    if (!rc)
+        rc = model_init(m, &info->model, threads, err);
+    if (!rc && checkpoint_load_weights(&f, path, m, err)) {
+        model_free(m);
+        rc = -1;
+    }
+    st_free(&f);
+    return rc;
+}
+
 int checkpoint_load_optim(const st_file *f, const char *path, const model *m, optim *o,
                           gl_error *err)
 {

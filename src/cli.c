@@ -410,13 +410,13 @@ static void screen_summary(const ui_state *st)
     }
 }
 
-static char *join_command_line(int argc, char **argv)
+char *cli_join_words(const char *head, int argc, char **argv)
 {
-    size_t n = 8;
+    size_t n = strlen(head) + 1;
     for (int i = 0; i < argc; i++)
         n += strlen(argv[i]) + 1;
     char *s = xmalloc(n);
-    strcpy(s, "gatelab");
+    strcpy(s, head);
     for (int i = 0; i < argc; i++) {
         strcat(s, " ");
         strcat(s, argv[i]);
@@ -473,7 +473,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
         fprintf(stderr, "gatelab: --compare draws on the screen only; ignored without it\n");
     }
     live_result res;
-    char *cmdline = join_command_line(argc, argv);
+    char *cmdline = cli_join_words("gatelab", argc, argv);
     lc->command_line = cmdline;
     int rc = live_run(lc, &obs, &res, &e);
     free(cmdline);
@@ -684,7 +684,7 @@ static int cmd_eval(int argc, char **argv)
     const size_t T = mc.T, B = mc.batch, windows = (count - 1) / T;
     int32_t *in = xmalloc(B * T * sizeof *in), *tg = xmalloc(B * T * sizeof *tg);
     double total = 0.0;
-    m.step_salt = 0xe7a1e7a1e7a1ULL;
+    m.step_salt = TRAINER_EVAL_SALT;
     for (size_t w0 = 0; w0 < windows; w0 += B) {
         size_t nb = windows - w0 < B ? windows - w0 : B;
         for (size_t b = 0; b < nb; b++) {

@@ -11,6 +11,7 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "cli.h"
 #include "distill.h"
 #include "gate.h"
 #include "metrics.h"
@@ -201,11 +202,11 @@ int distill_main(int argc, char **argv)
             return 0;
         } else if (strcmp(f, "--db") == 0) {
             if (!v || !*v)
-                return experiment_usage_error("--db: missing value");
+                return cli_usage_error("--db: missing value");
             db = v;
         } else if (strcmp(f, "--data") == 0) {
             if (!v || !*v)
-                return experiment_usage_error("--data: missing value");
+                return cli_usage_error("--data: missing value");
             data = v;
             data_set = 1;
         } else if (strcmp(f, "--steps") == 0) {
@@ -228,36 +229,36 @@ int distill_main(int argc, char **argv)
         } else if (strcmp(f, "--forward") == 0) {
             gate_mode m;
             if (!v || gate_mode_parse(v, &m) || (m != GATE_ORACLE && m != GATE_DENSE))
-                return experiment_usage_error("--forward %s: must be oracle or dense", v ? v : "");
+                return cli_usage_error("--forward %s: must be oracle or dense", v ? v : "");
             dc.forward = m;
         } else if (f[0] == '-') {
-            return experiment_usage_error("%s: unknown option for distill", f);
+            return cli_usage_error("%s: unknown option for distill", f);
         } else if (!run_word) {
             run_word = f;
             continue;
         } else {
-            return experiment_usage_error("distill: unexpected argument '%s'", f);
+            return cli_usage_error("distill: unexpected argument '%s'", f);
         }
         if (rc)
-            return experiment_usage_error("%s", e.msg);
+            return cli_usage_error("%s", e.msg);
         i++;
     }
     if (!run_word)
-        return experiment_usage_error("distill: missing RUN (a run id from gatelab ls)");
+        return cli_usage_error("distill: missing RUN (a run id from gatelab ls)");
     size_t run_id;
     if (args_size("RUN", run_word, 1, INT64_MAX, &run_id, &e))
-        return experiment_usage_error("distill: %s", e.msg);
+        return cli_usage_error("distill: %s", e.msg);
     if (!warmup_set)
         dc.warmup = dc.steps / 10;
 
     store *st = store_open(db, STORE_EXISTING, &e);
     if (!st)
-        return experiment_runtime_error(&e);
+        return cli_runtime_error(&e);
     store_run_row row;
     store_checkpoint_row ck;
     if (store_get_run(st, (int64_t)run_id, &row, &e)) {
         store_close(st);
-        return experiment_runtime_error(&e);
+        return cli_runtime_error(&e);
     }
     int rc = store_find_checkpoint(st, (int64_t)run_id, UINT64_MAX, 0, &ck, &e);
     /* the run's own data and eval windows, unless given here */
@@ -308,7 +309,7 @@ int distill_main(int argc, char **argv)
     if (!rc) {
         experiment_print_distill("", &res);
         printf("checkpoint %s (gate mode distilled; gatelab eval %s --data FILE)\n", out, out);
-        char *cmd = experiment_join_words("gatelab distill", argc, argv);
+        char *cmd = cli_join_words("gatelab distill", argc, argv);
         int64_t session = store_session_begin(st, cmd, &e);
         free(cmd);
         experiment_distill_record d = {.source_run = row.id, .source_name = row.name,
@@ -323,7 +324,7 @@ int distill_main(int argc, char **argv)
                    (long long)session, db);
     }
     if (rc)
-        status = experiment_runtime_error(&e);
+        status = cli_runtime_error(&e);
     distill_result_free(&res);
     for (int i = 0; i < rargc; i++)
         free(rargv[i]);

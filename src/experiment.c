@@ -10,13 +10,13 @@
 
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "checkpoint.h"
+#include "cli.h"
 #include "data.h"
 #include "distill.h"
 #include "experiment_absorption.h"
@@ -24,7 +24,6 @@
 #include "live.h"
 #include "model.h"
 #include "rng.h"
-#include "safetensors.h"
 #include "store.h"
 #include "trainer.h"
 
@@ -49,36 +48,6 @@ const char experiment_usage[] =
 
 /* ---- shared helpers ---- */
 
-int experiment_usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("gatelab: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs("\n", stderr);
-    va_end(ap);
-    return EXPERIMENT_EXIT_USAGE;
-}
-
-int experiment_runtime_error(const gl_error *e)
-{
-    fprintf(stderr, "gatelab: %s\n", e->msg);
-    return EXPERIMENT_EXIT_RUNTIME;
-}
-
-char *experiment_join_words(const char *head, int argc, char **argv)
-{
-    size_t n = strlen(head) + 1;
-    for (int i = 0; i < argc; i++)
-        n += strlen(argv[i]) + 1;
-    char *s = xmalloc(n);
-    strcpy(s, head);
-    for (int i = 0; i < argc; i++) {
-        strcat(s, " ");
-        strcat(s, argv[i]);
-    }
-    return s;
-}
 
 void experiment_json_str(char *out, size_t n, const char *s)
 {
@@ -97,28 +66,15 @@ void experiment_json_str(char *out, size_t n, const char *s)
 int experiment_eval_ckpt(const char *path, int mode, const data_source *data, size_t windows,
                          size_t threads, double *ppl, metrics_state *ms, gl_error *err)
 {
-    st_file f;
     checkpoint_info info;
-    if (st_read(path, &f, err))
-        return -1;
     model m;
-    int rc = checkpoint_info_read(&f, path, &info, err);
-    if (!rc) {
-        if (mode >= 0)
-            info.model.mode = (gate_mode)mode;
-        rc = model_init(&m, &info.model, threads, err);
-        if (!rc) {
-            rc = checkpoint_load_weights(&f, path, &m, err);
-            if (!rc) {
-                if (ms)
-                    metrics_init(ms, info.model.layers, info.model.heads, info.model.T);
-                *ppl = exp(distill_eval(&m, data, windows, ms));
-            }
-            model_free(&m);
-        }
-    }
-    st_free(&f);
-    return rc;
+    if (checkpoint_load_model(path, mode, threads, &m, &info, err))
+        return -1;
+    if (ms)
+        metrics_init(ms, info.model.layers, info.model.heads, info.model.T);
+    *ppl = exp(distill_eval(&m, data, windows, ms));
+    model_free(&m);
+    return 0;
 }
 
 /* Loads a checkpoint (in its own mode) and probes its loss on the first val
@@ -128,24 +84,10 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
                       absorb_probe *p, gl_error *err)
 {
     memset(p, 0, sizeof *p);
-    st_file f;
     checkpoint_info info;
-    if (st_read(path, &f, err))
-        return -1;
     model m;
-    int rc = checkpoint_info_read(&f, path, &info, err);
-    if (!rc)
-        rc = model_init(&m, &info.model, threads, err);
-    if (rc) {
-        st_free(&f);
+    if (checkpoint_load_model(path, -1, threads, &m, &info, err))
         return -1;
-    }
-    rc = checkpoint_load_weights(&f, path, &m, err);
-    st_free(&f);
-    if (rc) {
-        model_free(&m);
-        return -1;
-    }
     const size_t T = m.cfg.T;
     size_t nb = data_val_windows(data);
     if (nb > PROBE_WINDOWS)
@@ -527,11 +469,11 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
     data_source *data;
     experiment_env env = {.a = a};
     if (experiment_open(a, &data, &env.st, &env.windows, &e))
-        return experiment_runtime_error(&e);
+        return cli_runtime_error(&e);
     env.data = data;
     plan->print_header(&env);
     fflush(stdout);
-    char *command = experiment_join_words("gatelab experiment", argc, argv);
+    char *command = cli_join_words("gatelab experiment", argc, argv);
     char *config = config_json(plan, a);
     experiment_progress p;
     experiment_progress_init(&p, a->seeds, plan->narms, plan->names,
@@ -588,10 +530,10 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
         gl_error ignore;
         store_experiment_end(env.st, env.experiment, "failed", gl_now() - start, &ignore);
     }
-    if (rc && !status)
-        status = EXPERIMENT_EXIT_RUNTIME;
-    if (rc)
-        fprintf(stderr, "gatelab: %s\n", e.msg);
+    if (rc) {
+        int runtime = cli_runtime_error(&e);   /* prints; a signal's status wins */
+        status = status ? status : runtime;
+    }
     experiment_progress_free(&p);
     free(command);
     free(config);
@@ -644,16 +586,16 @@ int experiment_main(int argc, char **argv)
         return 0;
     }
     if (argc < 1)
-        return experiment_usage_error(
+        return cli_usage_error(
             "experiment: missing kind (gatelab experiment absorption|moe [OPTIONS])");
     const int moe = strcmp(argv[0], "moe") == 0;
     if (!moe && strcmp(argv[0], "absorption") != 0)
-        return experiment_usage_error("experiment %s: unknown experiment (absorption, moe)",
+        return cli_usage_error("experiment %s: unknown experiment (absorption, moe)",
                                       argv[0]);
     static experiment_args a;
     gl_error e;
     if (experiment_parse(argv[0], argc - 1, argv + 1, &a, &e))
-        return experiment_usage_error("%s", e.msg);
+        return cli_usage_error("%s", e.msg);
     if (a.from)
         return experiment_from(a.db, a.from);
     return moe ? experiment_moe_run(&a, argc, argv) : absorption_run(&a, argc, argv);

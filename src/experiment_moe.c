@@ -13,13 +13,13 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "cli.h"
 #include "common.h"
 #include "data.h"
 #include "experiment.h"
 #include "gate.h"
 #include "live.h"
 #include "model.h"
-#include "safetensors.h"
 #include "store.h"
 #include "trainer.h"
 
@@ -82,24 +82,12 @@ static void copy_routers(model *dst, const model *src)
 static int router_reset(const char *path, const data_source *data, size_t windows,
                         size_t threads, double *ppl, double *rerouted, gl_error *err)
 {
-    st_file f;
     checkpoint_info info;
-    if (st_read(path, &f, err))
-        return -1;
     model m, init;
-    int rc = checkpoint_info_read(&f, path, &info, err);
-    if (!rc && !info.model.experts)
-        rc = gl_fail(err, "%s: not a mixture-of-experts checkpoint", path);
-    if (!rc)
-        rc = model_init(&m, &info.model, threads, err);
-    if (rc) {
-        st_free(&f);
+    if (checkpoint_load_model(path, -1, threads, &m, &info, err))
         return -1;
-    }
-    rc = checkpoint_load_weights(&f, path, &m, err);
-    st_free(&f);
-    if (!rc)
-        rc = model_init(&init, &info.model, 1, err);
+    int rc = !info.model.experts ? gl_fail(err, "%s: not a mixture-of-experts checkpoint", path)
+                                 : model_init(&init, &info.model, 1, err);
     if (rc) {
         model_free(&m);
         return -1;

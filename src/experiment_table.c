@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "cli.h"
 #include "common.h"
 #include "experiment_absorption.h"
 #include "gate.h"
@@ -115,10 +116,10 @@ int experiment_from(const char *db, const char *from)
     gl_error e;
     size_t n;
     if (args_size("--from", from, 1, INT64_MAX, &n, &e))
-        return experiment_usage_error("%s", e.msg);
+        return cli_usage_error("%s", e.msg);
     store *st = store_open(db, STORE_BROWSE, &e);
     if (!st)
-        return experiment_runtime_error(&e);
+        return cli_runtime_error(&e);
     int64_t id = store_experiment_find(st, (int64_t)n, &e);
     store_experiment_row x;
     int rc = id < 0 ? -1 : store_get_experiment(st, id, &x, &e);
@@ -141,7 +142,7 @@ int experiment_from(const char *db, const char *from)
         }
     }
     store_close(st);
-    return rc ? experiment_runtime_error(&e) : 0;
+    return rc ? cli_runtime_error(&e) : 0;
 }
 
 /* ---- the absorption table ---- */

@@ -1,0 +1,230 @@
+/* test_store_views: every query of sessions/queries.sql against synthetic
+ * sessions (with the figures each must give), and the views of schema 3 —
+ * arms with a mixture-of-experts FFN paired only within one FFN, learned vs
+ * random routers, and a version-2 file migrated. */
+#include "store_fixture.h"
+
+/* ---- schema 3: arms with a mixture-of-experts FFN ---------------------- */
+
+/* One finished run with a config JSON and a final val loss. */
+static int64_t moe_arm(store *s, int64_t session, uint32_t arm, const char *name,
+                       const char *mode, const char *config, double val_loss)
+{
+    gl_error err = {{0}};
+    store_run_desc d = {.arm = arm, .name = name, .mode = mode, .k = 16, .seed = 1,
+                        .config_json = config};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    GL_ASSERT(run > 0);
+    GL_ASSERT(store_begin(s, &err) == 0);
+    tel_record ev = rec_eval(100, val_loss, NAN);
+    GL_ASSERT(write_or_die(s, run, &ev) == 0);
+    tel_record st = rec_status(100, RUN_FINISHED);
+    GL_ASSERT(write_or_die(s, run, &st) == 0);
+    GL_ASSERT(store_commit(s, &err) == 0);
+    return run;
+}
+
+/* ---- sessions/queries.sql ----------------------------------------------- */
+
+typedef struct {
+    size_t rows;
+    int cols;
+    char names[16][32];
+    char first[16][64];
+} query_result;
+
+static int query_row(void *ctx, int n, char **values, char **names)
+{
+    query_result *q = ctx;
+    if (q->rows++ == 0) {
+        q->cols = n < 16 ? n : 16;
+        for (int i = 0; i < q->cols; i++) {
+            snprintf(q->names[i], sizeof q->names[i], "%s", names[i]);
+            snprintf(q->first[i], sizeof q->first[i], "%s", values[i] ? values[i] : "NULL");
+        }
+    }
+    return 0;
+}
+
+static const char *query_col(const query_result *q, const char *name)
+{
+    for (int i = 0; i < q->cols; i++)
+        if (strcmp(q->names[i], name) == 0)
+            return q->first[i];
+    return "";
+}
+
+static char *read_queries(void)
+{
+    static const char *const where[] = {"sessions/queries.sql", "../sessions/queries.sql",
+                                        "../../sessions/queries.sql"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        size_t n;
+        unsigned char *b = read_bytes(where[i], &n);
+        if (b) {
+            char *s = xmalloc(n + 1);
+            memcpy(s, b, n);
+            s[n] = '\0';
+            free(b);
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void test_queries(void)
+{
+    char *path = tmp_path("queries.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        int64_t session = store_session_begin(s, "gatelab run --arms soft,random,dense", &err);
+        GL_ASSERT(fill_arm(s, session, 0, GATE_SOFT, seed, RUN_FINISHED) > 0);
+        GL_ASSERT(fill_arm(s, session, 1, GATE_RANDOM, seed, RUN_FINISHED) > 0);
+        GL_ASSERT(fill_arm(s, session, 2, GATE_DENSE, seed, seed == 1 ? RUN_FINISHED : RUN_DIVERGED) > 0);
+        GL_ASSERT(store_session_end(s, session, &err) == 0);
+    }
+    /* a session of mixture-of-experts arms, for the router query */
+    int64_t session = store_session_begin(s, "gatelab run --arms dense,dense+moe,...", &err);
+    moe_arm(s, session, 0, "dense", "dense", "{}", 1.3);
+    moe_arm(s, session, 1, "dense+moe", "dense", "{\"experts\":4,\"router\":\"learned\"}", 1.2);
+    moe_arm(s, session, 2, "dense+moe-random", "dense",
+            "{\"experts\":4,\"router\":\"random\"}", 1.25);
+    GL_ASSERT(store_session_end(s, session, &err) == 0);
+    store_close(s);
+
+    char *sql = read_queries();
+    CHECK(sql != NULL, "sessions/queries.sql found");
+    if (!sql) {
+        free(path);
+        return;
+    }
+    sqlite3 *db = raw_open(path);
+    size_t named = 0;
+    const char *found[] = {"learned_vs_random", "swap_train_loss", "gate_over_time", "throughput"};
+    int seen[4] = {0};
+    /* each query runs from a line starting "-- name:" to the next such line */
+    for (char *at = strncmp(sql, "-- name:", 8) == 0 ? sql : strstr(sql, "\n-- name:"); at;) {
+        at += *at == '\n';
+        char *next = strstr(at, "\n-- name:");
+        char name[64];
+        sscanf(at + 8, " %63s", name);
+        size_t len = next ? (size_t)(next - at) : strlen(at);
+        char *q = xmalloc(len + 1);
+        memcpy(q, at, len);
+        q[len] = '\0';
+        query_result res = {0};
+        char *msg = NULL;
+        int rc = sqlite3_exec(db, q, query_row, &res, &msg);
+        CHECK(rc == SQLITE_OK && res.rows > 0, "query %s: %zu rows (%s)", name, res.rows,
+              msg ? msg : "ok");
+        sqlite3_free(msg);
+        named++;
+        if (strcmp(name, "learned_vs_random") == 0) {
+            seen[0] = 1;
+            CHECK(res.rows == 2 && atof(query_col(&res, "routing_benefit")) > 0,
+                  "learned_vs_random: one row per seed, soft beats random by %s ppl",
+                  query_col(&res, "routing_benefit"));
+        } else if (strcmp(name, "swap_train_loss") == 0) {
+            seen[1] = 1;
+            CHECK(res.rows == 2 && strcmp(query_col(&res, "n_before"), "100") == 0 &&
+                      strcmp(query_col(&res, "n_after"), "100") == 0 &&
+                      atof(query_col(&res, "loss_before")) > atof(query_col(&res, "loss_after")),
+                  "swap_train_loss: 100 steps each side, before %s after %s",
+                  query_col(&res, "loss_before"), query_col(&res, "loss_after"));
+        } else if (strcmp(name, "gate_over_time") == 0) {
+            seen[2] = 1;
+            CHECK(res.rows == 2 * 2 * 2 * (STEPS / EVAL_EVERY),
+                  "gate_over_time: a row per learned/random run, layer and evaluation (%zu)",
+                  res.rows);
+        } else if (strcmp(name, "router_learned_vs_random") == 0) {
+            CHECK(res.rows == 1 && strcmp(query_col(&res, "ffn"), "moe4") == 0 &&
+                      strcmp(query_col(&res, "routing_benefit"), "0.17") == 0,
+                  "router_learned_vs_random: the learned router's one twin, benefit %s ppl (exp 1.25 - exp 1.2)",
+                  query_col(&res, "routing_benefit"));
+        } else if (strcmp(name, "throughput") == 0) {
+            seen[3] = 1;
+            CHECK(res.rows == 9 && strcmp(query_col(&res, "steps"), "299") == 0 &&
+                      atof(query_col(&res, "wall_s")) > 29.0,
+                  "throughput: 9 runs, steps %s, wall %s s", query_col(&res, "steps"),
+                  query_col(&res, "wall_s"));
+        }
+        free(q);
+        at = next;
+    }
+    CHECK(named >= 6 && seen[0] && seen[1] && seen[2] && seen[3],
+          "%zu named queries, the four required among them (%s, %s, %s, %s)", named, found[0],
+          found[1], found[2], found[3]);
+    sqlite3_close(db);
+    free(sql);
+    free(path);
+}
+
+static void test_moe_views(void)
+{
+    char *path = tmp_path("moe.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "gatelab run --arms ...", &err);
+    const char *learned = "{\"experts\":4,\"router\":\"learned\"}";
+    const char *random = "{\"experts\":4,\"router\":\"random\"}";
+    int64_t soft = moe_arm(s, session, 0, "soft", "soft", "{}", 1.0);
+    int64_t rnd = moe_arm(s, session, 1, "random", "random", "{}", 1.1);
+    int64_t dense = moe_arm(s, session, 2, "dense", "dense", "{}", 1.3);
+    int64_t soft_moe = moe_arm(s, session, 3, "soft+moe", "soft", learned, 0.9);
+    int64_t dense_moe = moe_arm(s, session, 4, "dense+moe", "dense", learned, 1.2);
+    int64_t dense_rnd = moe_arm(s, session, 5, "dense+moe-random", "dense", random, 1.25);
+    store_close(s);
+
+    sqlite3 *db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 3, "a new database is at schema version 3");
+    CHECK(raw_int(db, "SELECT count(*) FROM run_final WHERE ffn = 'moe4'") == 3 &&
+              raw_int(db, "SELECT count(*) FROM run_final WHERE ffn = 'dense' AND router IS NULL") ==
+                  3,
+          "run_final: ffn moe4 for the three MoE arms, dense (router NULL) for the others");
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM learned_vs_random WHERE learned_run = %lld AND random_run = %lld"
+             " AND dense_run = %lld AND ffn = 'dense'",
+             (long long)soft, (long long)rnd, (long long)dense);
+    CHECK(raw_int(db, sql) == 1 && raw_int(db, "SELECT count(*) FROM learned_vs_random") == 1,
+          "learned_vs_random pairs soft with random and dense within the dense FFN only "
+          "(soft+moe has no random twin of its FFN)");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM router_learned_vs_random WHERE learned_run = %lld AND "
+             "random_run = %lld AND dense_ffn_run = %lld AND mode = 'dense' AND ffn = 'moe4' AND "
+             "abs(routing_benefit - (exp(1.25) - exp(1.2))) < 1e-9",
+             (long long)dense_moe, (long long)dense_rnd, (long long)dense);
+    CHECK(raw_int(db, sql) == 1 && raw_int(db, "SELECT count(*) FROM router_learned_vs_random") == 1,
+          "router_learned_vs_random pairs dense+moe with dense+moe-random, dense FFN alongside "
+          "(soft+moe has no random-router twin: %lld not listed)", (long long)soft_moe);
+
+    /* an older database: the view of version 3 missing and user_version 2 */
+    raw_exec(db, "DROP VIEW router_learned_vs_random; PRAGMA user_version = 2");
+    sqlite3_close(db);
+    s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "a version-2 database opens (%s)", s ? "migrated" : err.msg);
+    if (s)
+        store_close(s);
+    db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 3 &&
+              raw_int(db, "SELECT count(*) FROM router_learned_vs_random") == 1 &&
+              raw_int(db, "SELECT count(*) FROM runs") == 6,
+          "... and is migrated to version 3 with its runs kept");
+    sqlite3_close(db);
+    free(path);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_store_views_XXXXXX");
+    GL_ASSERT(mkdtemp(tmpdir));
+
+    test_queries();
+    test_moe_views();
+
+    rm_tree(tmpdir);
+    return check_finish();
+}
