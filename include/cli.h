@@ -15,6 +15,9 @@
 /* Returns the process exit status: 0 success, 1 runtime failure (bad data,
  * I/O, diverged run), 2 usage error. */
 int cli_main(int argc, char **argv);
+/* Parses and checks run's options (argv after "run") without running
+ * anything: 0, or -1 with the usage message in e. */
+int cli_check_run_args(int argc, char **argv, gl_error *e);
 
 /* ---- shared by cli.c, cli_store.c and the experiment commands ---- */
 

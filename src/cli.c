@@ -526,6 +526,20 @@ static int cmd_run(int argc, char **argv)
     return run_session(&ra, &lc, argc, argv);
 }
 
+/* The whole check of run's words (options, --arms, --at against them), with
+ * nothing run or written: what a fuzzer drives. */
+int cli_check_run_args(int argc, char **argv, gl_error *e)
+{
+    static run_args ra;
+    if (parse_run(argc, argv, &ra, e))
+        return -1;
+    live_config lc = {.tc = ra.tc, .narms = ra.narms, .script = ra.script,
+                      .nscript = ra.nscript, .experts = ra.experts};
+    memcpy(lc.modes, ra.modes, sizeof lc.modes);
+    memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
+    return live_check_script(&lc, e);
+}
+
 /* ---- resume ---- */
 
 static int cmd_resume(int argc, char **argv)
