@@ -14,6 +14,14 @@ int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out
 int args_float(const char *flag, const char *s, double lo, double hi, float *out, gl_error *e);
 /* Online cores, at least 1: the default --threads. */
 size_t args_default_threads(void);
+/* Bytes this process may allocate: physical memory, or less under a
+ * RLIMIT_AS / RLIMIT_DATA limit. */
+double args_memory_limit(void);
+/* 1 when s is well-formed UTF-8. */
+int args_is_utf8(const char *s);
+/* --out DIR: an existing directory this process can write, or a path whose
+ * nearest existing ancestor is one (it is created at the first save). */
+int args_check_out_dir(const char *dir, gl_error *e);
 
 /* Where the commands differ (set by the caller before the first option),
  * and which shared options were given (filled in by args_model_option). */

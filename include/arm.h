@@ -20,6 +20,8 @@ typedef struct {
     size_t eval_every, save_every;
     const char *ckpt_dir;      /* NULL: no checkpoints (and none on request) */
     int telemetry;             /* 0: only evaluations and statuses are reported */
+    _Atomic int64_t *run_id;   /* the store's id of the run (0 until numbered), for
+                                  checkpoint owners; written by the store thread */
 } arm_config;
 
 typedef struct arm {
@@ -42,12 +44,16 @@ typedef struct arm {
     atomic_ullong backpressure;    /* pushes that found the telemetry ring full */
     atomic_ullong step;            /* steps done, for the screen */
     double tok_since, time_since;  /* throughput since the last evaluation */
+    int temps_swept;               /* stale .tmp files of the checkpoint dir removed */
 } arm;
 
 /* Takes ownership of *t (moved in). script entries are copied. */
 arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *cfg,
                 const scripted_command *script, size_t nscript);
 void arm_destroy(arm *a);
+/* Creates the arm's checkpoint directory and checks it can be written, so a
+ * bad place fails before the first step, not at the first save. */
+int arm_check_dir(const arm *a, gl_error *err);
 int arm_start(arm *a, gl_error *err);
 void arm_join(arm *a);
 

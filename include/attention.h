@@ -17,17 +17,18 @@ typedef struct {
     uint64_t stoch_seed;   /* stochastic masks: fresh per step, fixed per (b, h) */
 } attn_config;
 
-/* Per-thread scratch; allocated once by the model. */
+/* Per-thread scratch; allocated once by the model. Every call overwrites
+ * what it reads, so no value passes from one (b, h) to the next: results do
+ * not depend on which thread ran which pair. */
 typedef struct {
     float *dp;             /* [T*T] */
     float *ds;             /* [T*T] */
     float *logm;           /* [T] */
     uint32_t *idx;         /* [T] */
     unsigned char *keep, *gate_keep, *oracle_keep;  /* [T] */
-    float *dbias;          /* [H] gate-bias gradient of this thread */
 } attn_scratch;
 
-void attn_scratch_init(attn_scratch *w, size_t T, size_t H);
+void attn_scratch_init(attn_scratch *w, size_t T);
 void attn_scratch_free(attn_scratch *w);
 
 /* qkv[B,T,3C], gq/gk[B,T,H*r], gbias[H] ->
@@ -40,10 +41,12 @@ void attention_forward(const attn_config *ac, size_t b, size_t h, float *out, fl
                        const float *gk, const float *gbias, attn_scratch *w,
                        metrics_state *metrics, size_t layer);
 
-/* dout[B,T,C] -> dqkv[B,T,3C] (+=), dgq/dgk[B,T,H*r] (+=), w->dbias[h] (+=) */
+/* dout[B,T,C] -> dqkv[B,T,3C] (+=), dgq/dgk[B,T,H*r] (+=), *dbias = this
+ * pair's gate-bias gradient (written, 0 without a gate: the caller adds the
+ * pairs up in a fixed order, see pool.h) */
 void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, float *dgq,
                         float *dgk, const float *dout, const float *att, const float *s,
                         const gate_row_stats *stats, const float *qkv,
-                        const float *gq, const float *gk, attn_scratch *w);
+                        const float *gq, const float *gk, attn_scratch *w, float *dbias);
 
 #endif

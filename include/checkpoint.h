@@ -14,9 +14,27 @@
 
 #define CHECKPOINT_FORMAT "gatelab-1"
 
+/* Whose checkpoint a file is (DESIGN §11): the database's id (db_info),
+ * the session, the run (0 when the store had not numbered a forked arm yet)
+ * and the arm's index in its session. A file written without a database
+ * carries none. */
+typedef struct {
+    char db_id[33];
+    int64_t session, run;
+    uint32_t arm;
+} checkpoint_owner;
+
+/* 16 hex digits: FNV-1a of what a run never changes (shapes, experts, router,
+ * seed, temperature, aux coefficient) — not the gate mode, k or frozen flag,
+ * which commands change mid-run. */
+void checkpoint_config_hash(const model_config *c, char out[17]);
+
 /* What a checkpoint says besides its tensors. */
 typedef struct {
     model_config model;
+    int has_owner;
+    checkpoint_owner owner;
+    char config_hash[17];   /* "" in files written before it existed */
     size_t step;
     char data[256];
     int resumable;          /* has adam.m/adam.v tensors and cursors */
@@ -26,11 +44,23 @@ typedef struct {
     size_t commands_done;   /* scripted commands applied when it was written */
 } checkpoint_info;
 
-/* o and cursor may be NULL for a weights-only file. commands_done: how many
- * of the run's scripted commands had been applied (resumable files). */
+/* o and cursor may be NULL for a weights-only file, owner NULL for a file
+ * that belongs to no run. commands_done: how many of the run's scripted
+ * commands had been applied (resumable files). */
 int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
                     const char *data_desc, const data_cursor *cursor, size_t commands_done,
-                    gl_error *err);
+                    const checkpoint_owner *owner, gl_error *err);
+
+/* Refuses (one line naming path, "belongs to ...") a checkpoint whose owner
+ * or config hash differs from the run resuming it; files written before
+ * owners existed carry none and are taken as they are. */
+int checkpoint_check_owner(const checkpoint_info *info, const char *path,
+                           const checkpoint_owner *want, const model_config *want_cfg,
+                           gl_error *err);
+
+/* 1 when path is a gatelab checkpoint (a safetensors file whose metadata
+ * says so), 0 otherwise; reads the header only. */
+int checkpoint_is_gatelab(const char *path);
 
 /* Reads and validates the metadata of an open file. */
 int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *info,

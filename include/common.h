@@ -3,6 +3,7 @@
 #ifndef GATELAB_COMMON_H
 #define GATELAB_COMMON_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,9 +31,15 @@ _Noreturn void gl_fatal(const char *file, int line, const char *what);
 #define GL_ASSERT(cond) \
     do { if (!(cond)) gl_fatal(__FILE__, __LINE__, #cond); } while (0)
 
-/* Called once by main: SIGINT and SIGTERM landing on a thread that does not
- * block them (a library's) are sent on to the main thread. */
+/* Called once by main: SIGINT, SIGTERM and SIGHUP landing on a thread that
+ * does not block them (a library's) are sent on to the main thread. A SIGHUP
+ * ignored at start (nohup) stays ignored. */
 void gl_route_stop_signals(void);
+/* The signals a session loop takes with sigtimedwait to stop cleanly:
+ * SIGINT, SIGTERM, and SIGHUP unless it was ignored at start. */
+void gl_stop_signal_set(sigset_t *set);
+/* "SIGINT", "SIGHUP", ...: for the one line that says what stopped us. */
+const char *gl_signal_name(int sig);
 
 /* Monotonic wall clock in seconds. */
 double gl_now(void);

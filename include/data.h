@@ -58,7 +58,8 @@ void data_val_window(const data_source *d, size_t w, int32_t *tokens);
 double data_unigram_entropy(const data_source *d);
 
 void data_get_cursor(const data_source *d, data_cursor *c);
-void data_set_cursor(data_source *d, const data_cursor *c);
+/* -1 (message names data_position) when the cursor cannot be in this data. */
+int data_set_cursor(data_source *d, const data_cursor *c, gl_error *err);
 
 /* Reads a whole token file for `gatelab eval`: text/dir as bytes or .bin as
  * uint16. Caller frees *tokens. */

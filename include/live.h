@@ -1,7 +1,7 @@
 /* live: a session of arms training side by side. The main thread drains
  * every arm's telemetry ring, hands each record to an observer (headless
  * printer or screen) and forwards it to the store thread, which batches it
- * into SQLite. SIGINT and SIGTERM stop every arm cleanly. */
+ * into SQLite. SIGINT, SIGTERM and SIGHUP stop every arm cleanly. */
 #ifndef GATELAB_LIVE_H
 #define GATELAB_LIVE_H
 
@@ -28,7 +28,8 @@ typedef struct {
     size_t experts;                /* experts of the MoE arms (>= 2) */
     size_t narms;
     const char *db_path;           /* NULL: nothing stored */
-    const char *out_dir;           /* checkpoint root; NULL: <db dir>/ckpt/session-N */
+    const char *out_dir;           /* checkpoint base; NULL: <db dir>/ckpt. Runs write
+                                      BASE/<db name>-<db id>/session-N/armI-NAME/ */
     int telemetry;                 /* 0: --no-telemetry (only evaluations reach the main thread) */
     const scripted_command *script;
     size_t nscript;
@@ -41,6 +42,7 @@ typedef struct {
     int64_t resume_run;
     const char *resume_ckpt;
     const char *resume_name;
+    uint32_t resume_arm;           /* the run's arm index in its session (checkpoint owner) */
 } live_config;
 
 typedef struct live live;
@@ -48,14 +50,18 @@ typedef struct live live;
 typedef struct {
     /* every record, on the main thread, before it is stored */
     void (*on_record)(void *ctx, live *lv, const tel_record *r);
-    /* about every 10 ms; return 1 to ask every arm to stop (quit) */
+    /* about every 10 ms; nonzero asks every arm to stop, and says why in the
+     * observer's own terms (the person quit, its output is gone): the loop
+     * keeps it in live_result.stop_asked */
     int (*on_tick)(void *ctx, live *lv);
     void *ctx;
 } live_observer;
 
 typedef struct {
-    int signal;                    /* SIGINT/SIGTERM that stopped the session, or 0 */
+    int signal;                    /* SIGINT/SIGTERM/SIGHUP that stopped the session, or 0 */
+    int stop_asked;                /* what on_tick returned when it stopped the session, or 0 */
     size_t diverged;               /* arms that ended diverged */
+    size_t failed;                 /* arms that ended failed (a checkpoint not written) */
     int64_t session;               /* 0 without a database */
     uint64_t backpressure;         /* times a ring was full and a producer waited */
 } live_result;

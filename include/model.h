@@ -98,9 +98,29 @@ typedef struct {
     /* the thread pool and one attention scratch set per thread */
     pool *pool;
     attn_scratch *scratch_w;
-    double *loss_parts;           /* [threads] partial sums, added in order */
+    /* per-item results summed afterwards in index order, so that the sums
+     * do not depend on how the pool cut the work (pool.h) */
+    double *row_loss;             /* [B*T] cross-entropy of each position */
+    float *gb_pair;               /* [B*H] gate-bias gradient of each (b, h), one layer */
     metrics_state *metrics;       /* when set, forward accumulates gate metrics */
 } model;
+
+/* Grains of the model's pool_run calls (pool.h): how many items each block
+ * holds at least, so how every range is cut, whatever the thread count. They
+ * are about the smallest blocks that keep OpenBLAS efficient, since a row
+ * block repacks the whole weight and a weight-gradient block the whole input
+ * [B*T, C]. Measured single-threaded on the tiny preset's GEMMs (OpenBLAS
+ * 0.3.21, Haswell kernels): 128-row blocks cost 0-3% over one whole call,
+ * 64-row ones 5-10%; weight-gradient blocks of 64 output rows 0-6%, of 32
+ * rows up to 20%. Smaller grains balance many threads better, larger ones
+ * waste less at one. They fix the rounding of every result: changing one
+ * changes the bits (for all thread counts alike). distill.c runs its gate
+ * projections with the same grains. */
+#define MODEL_GRAIN_ROWS 128      /* rows of a linear's forward and input gradient, LayerNorm */
+#define MODEL_GRAIN_OUT_ROWS 64   /* output rows of a weight gradient */
+#define MODEL_GRAIN_ELEMS 4096    /* GELU elements */
+#define MODEL_GRAIN_PAIRS 1       /* attention (sequence, head) pairs */
+#define MODEL_GRAIN_CE_ROWS 16    /* cross-entropy rows (V exponentials each) */
 
 /* Allocates everything for batch cfg->batch and initialises weights from
  * cfg->seed (gate weights from their own stream). threads = attention workers. */
@@ -138,6 +158,10 @@ void model_backward(model *m);
 const model_tensor *model_find_tensor(const model *m, const char *name);
 /* Parameter count of a config without allocating. */
 size_t model_count_params(const model_config *cfg);
+/* About the bytes one model of this shape allocates with its optimiser
+ * (weights, gradients, Adam moments, activations, scratch): what `run`
+ * checks against the memory there is before anything is written. */
+double model_memory_bytes(const model_config *cfg, size_t threads);
 /* Forward FLOPs per token: 2N (matmul weights, excluding embeddings lookup)
  * plus attention (QK^T and PV over the causal average of T/2 keys). */
 double model_flops_per_token(const model_config *cfg);

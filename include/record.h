@@ -19,6 +19,7 @@ typedef enum {
     RUN_STOPPED,
     RUN_DIVERGED,
     RUN_CRASHED,
+    RUN_FAILED,      /* a checkpoint could not be written: the run stopped there */
     RUN_STATUS_COUNT
 } run_status;
 

@@ -28,6 +28,11 @@ typedef struct {
 int st_write(const char *path, const st_tensor_out *tensors, size_t ntensors,
              const st_meta *meta, size_t nmeta, gl_error *err);
 
+/* Removes the NAME.tmp.PID files in dir whose writer (PID) no longer exists:
+ * what st_write leaves when its process is killed mid-write. A live
+ * process's temp file is kept. Returns how many were removed. */
+size_t st_remove_stale_temps(const char *dir);
+
 typedef struct {
     char *name;
     int ndim;

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 
@@ -23,19 +23,39 @@ typedef enum {
     STORE_EXISTING,   /* fail with "no database at PATH" if missing */
     STORE_BROWSE,     /* as STORE_EXISTING, but a database this process cannot
                          write is opened read-only (no migration, no crash
-                         marking) instead of refused: for ls, show, export */
+                         marking) instead of refused: for ls, show, export.
+                         Such a reader creates nothing next to the file: with
+                         no -wal file (every commit is in the database file)
+                         it reads the file as immutable; with -wal and -shm
+                         it reads through them; a -wal left without its -shm
+                         is refused. An older schema is read as it is. */
 } store_open_mode;
 
 /* Opens (or creates), refuses a file that is not a gatelab database or whose
  * schema is newer than this binary (nothing written in either case), applies
- * migrations in one transaction, sets WAL and a busy timeout, and marks as
- * `crashed` every running/paused run whose owner process is gone (pid not
- * alive on this host, or heartbeat older than STORE_STALE_SECONDS). */
+ * migrations in one transaction, sets WAL and a busy timeout
+ * (STORE_BUSY_TIMEOUT_MS), and marks as `crashed` every running/paused run
+ * whose owner process is gone (pid not alive on this host, or heartbeat
+ * older than STORE_STALE_SECONDS). Every message names the path once. */
 #define STORE_STALE_SECONDS 300
+#define STORE_BUSY_TIMEOUT_MS 5000
 store *store_open(const char *path, store_open_mode mode, gl_error *err);
 void store_close(store *s);
 /* Runs marked crashed by the last store_open. */
 size_t store_crashed_on_open(const store *s);
+/* The database's id (db_info 'id': 32 lowercase hex digits, made when the
+ * file was created or migrated to schema 4), valid while the store is open;
+ * "" for an older schema opened read-only. */
+const char *store_db_id(const store *s);
+
+/* How long one SQLite call waits for another connection's lock before it
+ * fails with SQLITE_BUSY (store_open sets STORE_BUSY_TIMEOUT_MS). The store
+ * thread sets a short one and retries whole batches itself. */
+int store_set_busy_timeout(store *s, int ms, gl_error *err);
+/* Nonzero when the last failure of this handle since store_begin was another
+ * connection holding a lock (SQLITE_BUSY or SQLITE_LOCKED): nothing is wrong
+ * with the writes; end the transaction (store_abort) and retry them later. */
+int store_busy(const store *s);
 
 /* ---- writing (the store thread) ---- */
 
@@ -59,8 +79,12 @@ typedef struct {
  * with its first segment. Returns the run id or -1. */
 int64_t store_run_begin(store *s, int64_t session, const store_run_desc *d, gl_error *err);
 
-/* Transactions around batches of store_write calls. store_commit also
- * refreshes the heartbeat of every run this handle has begun and not ended. */
+/* Transactions around batches of store_write calls (BEGIN IMMEDIATE: the
+ * write lock is taken at store_begin, so a busy database fails there).
+ * store_commit also refreshes the heartbeat of every run this handle has
+ * begun and not ended. A transaction that is rolled back (store_abort, a
+ * failed commit, close) also forgets the runs it began or ended, so the same
+ * writes can be replayed in a new transaction. */
 int store_begin(store *s, gl_error *err);
 int store_commit(store *s, gl_error *err);
 int store_in_transaction(const store *s);
@@ -75,7 +99,8 @@ int store_in_transaction(const store *s);
  *                   EV_FREEZE / EV_UNFREEZE close the open segment at step
  *                   and open a new one with the record's mode, k, frozen
  *   REC_STATUS      runs.status (and ended_at, final step, closing the open
- *                   segment, when the status is final)
+ *                   segment, when the status is final: every status but
+ *                   running and paused, `failed` included)
  *   REC_CHECKPOINT  checkpoints row
  *   REC_HEATMAP     heatmaps rows: one per (layer, head, kind) with a T*T
  *                   uint8 blob; the snapshot is not freed here

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "data.h"
 #include "metrics.h"
@@ -49,6 +50,7 @@ typedef struct {
     double gate_grad_norm;                /* whole-gate norm at the last step, set by eval */
     eval_result last_eval;
     size_t commands_done;                 /* scripted commands applied (kept in checkpoints) */
+    checkpoint_owner owner;               /* written into checkpoints; session 0: none */
     heatmap_snapshot *heat;               /* cfg.heatmaps: drawn by every evaluation */
     int diverged;
     double train_seconds;

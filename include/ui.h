@@ -34,7 +34,7 @@ ui_live *ui_live_create(const live_config *cfg, const ui_options *o, gl_error *e
 int ui_live_start(ui_live *u, int *fallback, gl_error *err);
 live_observer ui_live_observer(ui_live *u);
 /* After live_run: if every arm ended by itself (no q, no signal), the final
- * screen stays up, marked DONE, until q. Returns the SIGINT/SIGTERM that
+ * screen stays up, marked DONE, until q. Returns the SIGINT/SIGTERM/SIGHUP that
  * ended the wait, or 0. */
 int ui_live_linger(ui_live *u, const live_result *res);
 /* Restores the terminal; the state stays readable until ui_live_free. */
@@ -44,8 +44,8 @@ void ui_live_free(ui_live *u);
 
 /* Draws session (0: the newest) of the database on the screen; cursor keys,
  * ',' and '.' move through its evaluation steps, q quits. -1 with a message;
- * *fallback set when there is no usable terminal. *signal: the SIGINT or
- * SIGTERM that ended it, or 0. */
+ * *fallback set when there is no usable terminal. *signal: the SIGINT, SIGTERM
+ * or SIGHUP that ended it, or 0. */
 int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fallback,
               int *signal, gl_error *err);
 

@@ -89,13 +89,15 @@ GROUP BY r.id
 ORDER BY r.id;
 
 -- name: failed_runs
--- Runs that crashed or diverged, where they stopped and the last thing they
--- recorded (crash detection leaves an 'error' event naming the lost owner).
+-- Runs that crashed, diverged or failed, where they stopped and the last
+-- thing they recorded (crash detection leaves an 'error' event naming the
+-- lost owner; a failed run's error event names the checkpoint it could not
+-- write).
 SELECT f.run, f.session, f.name, f.mode, f.status, f.steps, f.ended_at,
        (SELECT e.kind || ': ' || e.detail FROM events e
          WHERE e.run = f.run ORDER BY e.step DESC, e.id DESC LIMIT 1) AS last_event
 FROM run_final f
-WHERE f.status IN ('crashed', 'diverged')
+WHERE f.status IN ('crashed', 'diverged', 'failed')
 ORDER BY f.run;
 
 -- name: checkpoints

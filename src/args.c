@@ -3,9 +3,13 @@
 #include "args.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out, gl_error *e)
@@ -44,6 +48,69 @@ size_t args_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (size_t)n : 1;
+}
+
+double args_memory_limit(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : INFINITY;
+    const int limits[] = {RLIMIT_AS, RLIMIT_DATA};
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct rlimit rl;
+        if (getrlimit(limits[i], &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            (double)rl.rlim_cur < have)
+            have = (double)rl.rlim_cur;
+    }
+    return have;
+}
+
+int args_is_utf8(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 : (*p & 0xf0) == 0xe0 ? 2
+                 : (*p & 0xf8) == 0xf0 ? 3 : 9;
+        if (n == 9 || (n == 1 && *p < 0xc2))
+            return 0;
+        for (size_t i = 1; i <= n; i++)
+            if ((p[i] & 0xc0) != 0x80)
+                return 0;
+        p += n + 1;
+    }
+    return 1;
+}
+
+int args_check_out_dir(const char *dir, gl_error *e)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return gl_fail(e, "--out %s: path too long", dir);
+    /* the nearest part of the path that exists decides */
+    struct stat sb;
+    while (stat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return gl_fail(e, "--out %s: %s", dir, strerror(errno));
+        char *slash = strrchr(path, '/');
+        if (!slash) {
+            snprintf(path, sizeof path, ".");
+            continue;
+        }
+        if (slash == path)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    if (!S_ISDIR(sb.st_mode))
+        return gl_fail(e, "--out %s: %s is not a directory", dir, path);
+    /* a probe file, not access(2): root passes access() on a read-only mount */
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/.gatelab-probe.%ld", path, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gl_fail(e, "--out %s: cannot write in %s: %s", dir, path, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
 }
 
 int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,

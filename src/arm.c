@@ -4,6 +4,7 @@
 #include "arm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,8 +12,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gate.h"
+#include "safetensors.h"
 
 /* The telemetry ring is sized so this never happens in normal use; when the
  * main thread falls behind the trainer waits (counted), it never drops. */
@@ -71,6 +74,24 @@ static int make_dirs(const char *path)
     return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
 }
 
+int arm_check_dir(const arm *a, gl_error *err)
+{
+    const char *dir = a->cfg.ckpt_dir;
+    if (!dir)
+        return 0;
+    if (make_dirs(dir))
+        return gl_fail(err, "checkpoint directory %s: %s", dir, strerror(errno));
+    /* a probe file: root passes access(2) checks that a read-only mount fails */
+    char probe[2100];
+    snprintf(probe, sizeof probe, "%s/.probe.%ld", dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return gl_fail(err, "checkpoint directory %s: cannot write: %s", dir, strerror(errno));
+    close(fd);
+    unlink(probe);
+    return 0;
+}
+
 /* Returns 0 when saved (and reported), -1 after reporting an error event. */
 static int save_checkpoint(arm *a, const char *why)
 {
@@ -91,6 +112,14 @@ static int save_checkpoint(arm *a, const char *why)
                    strerror(errno));
         return -1;
     }
+    if (!a->temps_swept) {
+        /* what a killed process left half-written here (its pid is gone) */
+        st_remove_stale_temps(a->cfg.ckpt_dir);
+        a->temps_swept = 1;
+    }
+    /* the store numbers a forked arm's run on its own thread: take the id
+     * as it is now (0 until then; the session and arm still name the run) */
+    a->t.owner.run = a->cfg.run_id ? atomic_load(a->cfg.run_id) : 0;
     if (trainer_save(&a->t, r.u.checkpoint.path, &e)) {
         push_event(a, EV_ERROR, "checkpoint: %.150s", e.msg);
         return -1;
@@ -172,6 +201,7 @@ static void evaluate(arm *a)
 
 typedef struct {
     int paused, stop;
+    int failed;            /* a checkpoint could not be written: the run ends failed */
     double resume_at;      /* monotonic seconds; 0: paused until resumed */
     const cmd_record *stop_cmd;
     cmd_record stop_copy;
@@ -233,7 +263,8 @@ static void apply(arm *a, const cmd_record *c, arm_state *st)
         return;
     }
     case CMD_CHECKPOINT:
-        save_checkpoint(a, src);
+        if (save_checkpoint(a, src))
+            st->failed = 1;
         return;
     case CMD_FORK: {
         trainer *child = xmalloc(sizeof *child);
@@ -273,7 +304,7 @@ static void apply_ring(arm *a, arm_state *st)
 static void wait_while_paused(arm *a, arm_state *st)
 {
     pthread_mutex_lock(&a->mu);
-    while (st->paused && !st->stop) {
+    while (st->paused && !st->stop && !st->failed) {
         if (ring_count(a->cmd) > 0) {
             pthread_mutex_unlock(&a->mu);
             apply_ring(a, st);
@@ -338,7 +369,7 @@ static void *arm_main(void *arg)
     size_t last_saved = SIZE_MAX, last_eval = SIZE_MAX;
     for (;;) {
         apply_commands(a, &st);
-        if (st.stop || t->step >= a->cfg.steps)
+        if (st.stop || st.failed || t->step >= a->cfg.steps)
             break;
         if (trainer_step(t)) {
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
@@ -359,21 +390,32 @@ static void *arm_main(void *arg)
             evaluate(a);
             last_eval = t->step;
         }
-        if (a->cfg.ckpt_dir && due(t->step, a->cfg.save_every, a->cfg.steps) &&
-            save_checkpoint(a, "periodic") == 0)
+        if (a->cfg.ckpt_dir && due(t->step, a->cfg.save_every, a->cfg.steps)) {
+            if (save_checkpoint(a, "periodic")) {
+                st.failed = 1;
+                break;
+            }
             last_saved = t->step;
+        }
     }
-    if (!st.stop) {
-        push_event(a, EV_FINISH, "%zu steps", t->step);
-        push_status(a, RUN_FINISHED);
-    } else {
+    if (!st.failed && st.stop) {
         /* a stopped run stays resumable from exactly where it stopped */
         if (t->step > 0 && last_eval != t->step)
             evaluate(a);
-        if (a->cfg.ckpt_dir && t->step > 0 && last_saved != t->step)
-            save_checkpoint(a, "on stop");
+        if (a->cfg.ckpt_dir && t->step > 0 && last_saved != t->step &&
+            save_checkpoint(a, "on stop"))
+            st.failed = 1;
+    }
+    if (st.failed) {
+        /* the error event said which write failed; training past a lost
+         * checkpoint would only make results nobody can resume or trust */
+        push_status(a, RUN_FAILED);
+    } else if (st.stop) {
         push_event(a, EV_STOP, "%s", source_name(st.stop_cmd));
         push_status(a, RUN_STOPPED);
+    } else {
+        push_event(a, EV_FINISH, "%zu steps", t->step);
+        push_status(a, RUN_FINISHED);
     }
     atomic_store(&a->done, 1);
     return NULL;

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "rng.h"
 
-void attn_scratch_init(attn_scratch *w, size_t T, size_t H)
+void attn_scratch_init(attn_scratch *w, size_t T)
 {
     w->dp = xcalloc(T * T, sizeof(float));
     w->ds = xcalloc(T * T, sizeof(float));
@@ -21,7 +21,6 @@ void attn_scratch_init(attn_scratch *w, size_t T, size_t H)
     w->keep = xcalloc(T, 1);
     w->gate_keep = xcalloc(T, 1);
     w->oracle_keep = xcalloc(T, 1);
-    w->dbias = xcalloc(H, sizeof(float));
 }
 
 void attn_scratch_free(attn_scratch *w)
@@ -33,7 +32,6 @@ void attn_scratch_free(attn_scratch *w)
     free(w->keep);
     free(w->gate_keep);
     free(w->oracle_keep);
-    free(w->dbias);
     memset(w, 0, sizeof *w);
 }
 
@@ -161,7 +159,7 @@ void attention_forward(const attn_config *ac, size_t b, size_t h, float *out, fl
 void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, float *dgq,
                         float *dgk, const float *dout, const float *att, const float *s,
                         const gate_row_stats *stats, const float *qkv,
-                        const float *gq, const float *gk, attn_scratch *w)
+                        const float *gq, const float *gk, attn_scratch *w, float *dbias)
 {
     const size_t T = ac->T, C = ac->C, H = ac->H, hd = C / H, r = ac->r, k = ac->k;
     const size_t bh = b * H + h;
@@ -175,6 +173,7 @@ void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, 
     const float *dy = dout + b * T * C + h * hd;
     float *dp = w->dp;
     const float scale = 1.0f / sqrtf((float)hd);
+    *dbias = 0.0f;
 
     /* dP = dy v^T [T,T]; dv += P^T dy [T,hd] */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)hd, 1.0f, dy,
@@ -207,7 +206,7 @@ void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, 
     /* dz also reaches the mask term: ds from the mode's mask derivative */
     const float *sc = s + bh * T * T;
     float *ds = w->ds;
-    float dbias = 0.0f;
+    float db = 0.0f;
     for (size_t i = 0; i < T; i++) {
         const size_t n = i + 1;
         const float *g = dp + i * T;
@@ -226,9 +225,9 @@ void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, 
         }
         memset(dsr + n, 0, (T - n) * sizeof(float));
         for (size_t j = 0; j < n; j++)
-            dbias += dsr[j];
+            db += dsr[j];
     }
-    w->dbias[h] += dbias;
+    *dbias = db;
 
     /* dgq += ds gk / sqrt(r); dgk += ds^T gq / sqrt(r) */
     const float rs = 1.0f / sqrtf((float)r);

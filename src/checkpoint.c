@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define META_MAX 40
+#include "generator.h"
+
+#define META_MAX 48
 
 typedef struct {
     st_meta items[META_MAX];
@@ -33,13 +35,53 @@ static void meta_add(meta_list *l, const char *key, const char *fmt, ...)
     l->n++;
 }
 
+static void fnv(uint64_t *h, const void *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        *h ^= ((const unsigned char *)p)[i];
+        *h *= 0x100000001b3ULL;
+    }
+}
+
+void checkpoint_config_hash(const model_config *c, char out[17])
+{
+    uint64_t v[] = {c->V, c->T, c->d, c->layers, c->heads, c->mlp, c->r, c->batch,
+                    c->experts, (uint64_t)c->router_frozen, c->seed};
+    float f[] = {c->gate_temp, c->experts ? c->moe_aux : 0.0f};
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        uint8_t le[8];   /* little-endian, so the hash is the same on any host */
+        for (int b = 0; b < 8; b++)
+            le[b] = (uint8_t)(v[i] >> (8 * b));
+        fnv(&h, le, sizeof le);
+    }
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        uint32_t bits;
+        memcpy(&bits, &f[i], sizeof bits);
+        uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
+                         (uint8_t)(bits >> 24)};
+        fnv(&h, le, sizeof le);
+    }
+    snprintf(out, 17, "%016" PRIx64, h);
+}
+
 int checkpoint_save(const char *path, const model *m, const optim *o, size_t step,
                     const char *data_desc, const data_cursor *cursor, size_t commands_done,
-                    gl_error *err)
+                    const checkpoint_owner *owner, gl_error *err)
 {
     const model_config *c = &m->cfg;
     meta_list meta = {.n = 0};
     meta_add(&meta, "format", "%s", CHECKPOINT_FORMAT);
+    char hash[17];
+    checkpoint_config_hash(c, hash);
+    meta_add(&meta, "config_hash", "%s", hash);
+    if (owner) {
+        meta_add(&meta, "db_id", "%s", owner->db_id);
+        meta_add(&meta, "session", "%" PRId64, owner->session);
+        if (owner->run > 0)
+            meta_add(&meta, "run", "%" PRId64, owner->run);
+        meta_add(&meta, "arm", "%u", owner->arm);
+    }
     meta_add(&meta, "preset", "%s", c->preset);
     meta_add(&meta, "V", "%zu", c->V);
     meta_add(&meta, "T", "%zu", c->T);
@@ -175,6 +217,24 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
     gl_error why;
     if (model_config_check(c, &why))
         return gl_fail(err, "%s: config in metadata is invalid: %s", path, why.msg);
+    const char *hash = st_meta_get(f, "config_hash");
+    snprintf(info->config_hash, sizeof info->config_hash, "%s", hash ? hash : "");
+    if (st_meta_get(f, "session")) {
+        checkpoint_owner *w = &info->owner;
+        const char *db = st_meta_get(f, "db_id");
+        size_t session = 0, run = 0, arm = 0;
+        if (!db || strlen(db) >= sizeof w->db_id)
+            return gl_fail(err, "%s: metadata db_id is missing or malformed", path);
+        if (meta_size(f, path, "session", &session, err) ||
+            meta_size(f, path, "arm", &arm, err) ||
+            (st_meta_get(f, "run") && meta_size(f, path, "run", &run, err)))
+            return -1;
+        snprintf(w->db_id, sizeof w->db_id, "%s", db);
+        w->session = (int64_t)session;
+        w->run = (int64_t)run;
+        w->arm = (uint32_t)arm;
+        info->has_owner = 1;
+    }
     const char *data = st_meta_get(f, "data");
     snprintf(info->data, sizeof info->data, "%s", data ? data : "");
     const char *res = st_meta_get(f, "resumable");
@@ -199,6 +259,17 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
     if (st_meta_get(f, "commands_done") &&
         meta_size(f, path, "commands_done", &info->commands_done, err))
         return -1;
+    /* a resumable file's counters must agree with each other: a step past
+     * the schedule or a cursor past any document is a corrupt or edited file */
+    if (info->step > oc->total_steps)
+        return gl_fail(err, "%s: metadata step %zu is beyond total_steps %zu", path, info->step,
+                       oc->total_steps);
+    if (info->adam_t > info->step)
+        return gl_fail(err, "%s: metadata adam_t %zu is beyond step %zu", path, info->adam_t,
+                       info->step);
+    if (pos > GEN_DOC_MAX)
+        return gl_fail(err, "%s: metadata data_position %zu is beyond the data (at most %d)",
+                       path, pos, GEN_DOC_MAX);
     info->cursor.position = pos;
     info->cursor.batches = batches;
     const char *rng = st_meta_get(f, "data_rng");
@@ -275,4 +346,36 @@ int checkpoint_load_optim(const st_file *f, const char *path, const model *m, op
             return -1;
     }
     return 0;
+}
+
+int checkpoint_check_owner(const checkpoint_info *info, const char *path,
+                           const checkpoint_owner *want, const model_config *want_cfg,
+                           gl_error *err)
+{
+    const checkpoint_owner *o = &info->owner;
+    if (info->has_owner && strcmp(o->db_id, want->db_id) != 0)
+        return gl_fail(err, "%s belongs to another database (db_id %s, this one is %s)", path,
+                       o->db_id, want->db_id);
+    if (info->has_owner && (o->session != want->session || o->arm != want->arm ||
+                            (o->run > 0 && want->run > 0 && o->run != want->run)))
+        return gl_fail(err, "%s belongs to run %" PRId64 " (session %" PRId64 ", arm %u), not "
+                            "run %" PRId64 " (session %" PRId64 ", arm %u)",
+                       path, o->run, o->session, o->arm, want->run, want->session, want->arm);
+    char hash[17];
+    checkpoint_config_hash(want_cfg, hash);
+    if (info->config_hash[0] && strcmp(info->config_hash, hash) != 0)
+        return gl_fail(err, "%s belongs to a model of another configuration (config_hash %s, "
+                            "the run's is %s)", path, info->config_hash, hash);
+    return 0;
+}
+
+int checkpoint_is_gatelab(const char *path)
+{
+    st_file f;
+    if (st_read(path, &f, NULL))
+        return 0;
+    const char *fmt = st_meta_get(&f, "format");
+    int yes = fmt && strcmp(fmt, CHECKPOINT_FORMAT) == 0;
+    st_free(&f);
+    return yes;
 }

@@ -44,7 +44,7 @@ static const char usage_text[] =
     "           gatelab show RUN [--db PATH]\n"
     "  replay   draw a stored session on the screen (a text summary without a terminal)\n"
     "           gatelab replay [SESSION] [--db PATH]   (default: the newest session)\n"
-    "  resume   continue a stopped or crashed run from its last resumable checkpoint\n"
+    "  resume   continue a stopped, crashed or failed run from its last resumable checkpoint\n"
     "           gatelab resume RUN [--db PATH]\n"
     "  eval     gatelab eval CKPT --data FILE [--gate MODE] [--k K]\n"
     "  export   gatelab export RUN|CKPT [--step N] [--db PATH] --out FILE.safetensors\n"
@@ -90,7 +90,8 @@ static const char usage_text[] =
     "  --compare RUN[,RUN]  draw stored runs as dimmed ghost curves on the screen\n"
     "\n"
     "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error,\n"
-    "130 / 143 stopped by SIGINT / SIGTERM (runs stored as stopped)\n"
+    "129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM, 141 stdout closed\n"
+    "(runs stored as stopped)\n"
     "\n"
     "  gatelab --help | --version\n";
 
@@ -180,6 +181,30 @@ static int parse_compare(const char *v, run_args *ra, gl_error *e)
         ra->compare[ra->ncompare++] = (int64_t)id;
     }
     return 0;
+}
+
+/* Shapes whose arms could never fit are refused before anything is written
+ * (rather than an out-of-memory abort after the session row exists). */
+static int check_memory(const run_args *ra, gl_error *e)
+{
+    const train_config *tc = &ra->tc;
+    const model_config *c = &tc->model;
+    size_t narms = ra->narms ? ra->narms : 1;
+    size_t per_arm = tc->threads / narms ? tc->threads / narms : 1;
+    double need = 0.0;
+    for (size_t i = 0; i < narms; i++) {
+        model_config mc = *c;
+        mc.experts = ra->ffn[i] == LIVE_FFN_DENSE ? 0 : ra->experts;
+        need += model_memory_bytes(&mc, per_arm);
+    }
+    double have = args_memory_limit();
+    if (need <= have)
+        return 0;
+    return gl_fail(e, "--dim %zu --layers %zu --heads %zu --ctx %zu --batch %zu: %zu arm%s need "
+                      "about %.1f GiB (weights, gradients, Adam moments, activations), more "
+                      "than the %.1f GiB of memory here", c->d, c->layers, c->heads, c->T,
+                   c->batch, narms, narms == 1 ? "" : "s", need / 1073741824.0,
+                   have / 1073741824.0);
 }
 
 static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
@@ -282,7 +307,14 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
     /* the default period would leave a short run with only its final save */
     if (!save_set && tc->save_every >= tc->steps)
         tc->save_every = 0;
-    return model_config_check(mc, e);
+    if (model_config_check(mc, e) || check_memory(ra, e))
+        return -1;
+    /* the database and checkpoint metadata keep the path as UTF-8 text, and
+     * resume reads it back from there */
+    if (tc->data_path && !args_is_utf8(tc->data_path))
+        return gl_fail(e, "--data %s: the path is not valid UTF-8; rename the file",
+                       tc->data_path);
+    return ra->out_dir ? args_check_out_dir(ra->out_dir, e) : 0;
 }
 
 /* ---- headless observer: progress lines and the summary ---- */
@@ -301,11 +333,38 @@ typedef struct {
 typedef struct {
     arm_seen arms[LIVE_MAX_ARMS];
     size_t narms;
+    int out_errno;                 /* stdout failed (EPIPE: the reader is gone), or 0 */
 } headless;
+
+/* Progress lines nobody can read any more (a closed pipe, a full disk) are
+ * no reason to train on: the first failed write is kept, and on_tick asks
+ * the session to stop. */
+static void headless_flush(headless *h)
+{
+    if (h->out_errno)
+        return;
+    if (fflush(stdout) == EOF || ferror(stdout))
+        h->out_errno = errno ? errno : EIO;
+}
+
+static int headless_tick(void *ctx, live *lv)
+{
+    (void)lv;
+    return ((headless *)ctx)->out_errno != 0;
+}
+
+/* Exit status of a session whose stdout failed: 141 (128 + SIGPIPE, what the
+ * shell shows for a process a closed pipe kills) when the reader went away,
+ * 1 for any other error. */
+static int stdout_status(int err)
+{
+    return err == EPIPE ? 128 + SIGPIPE : EXIT_RUNTIME;
+}
 
 static void headless_record(void *ctx, live *lv, const tel_record *r)
 {
     headless *h = ctx;
+    errno = 0;   /* what a failed write sets is what headless_flush keeps */
     if (r->arm >= LIVE_MAX_ARMS)
         return;
     arm_seen *a = &h->arms[r->arm];
@@ -374,7 +433,7 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
     default:
         break;
     }
-    fflush(stdout);
+    headless_flush(h);
 }
 
 static void headless_summary(const headless *h, live_result *res)
@@ -428,13 +487,23 @@ static int exit_status(const live_result *res)
 {
     if (res->signal)
         return 128 + res->signal;
-    return res->diverged ? EXIT_RUNTIME : 0;
+    return res->diverged || res->failed ? EXIT_RUNTIME : 0;
 }
 
 static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
 {
     gl_error e;
     train_config *tc = &ra->tc;
+    int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    /* without the screen nobody can press space: an open-ended pause would
+     * never end (and resume would replay it) */
+    for (size_t i = 0; !screen && i < lc->nscript; i++) {
+        const scripted_command *sc = &lc->script[i];
+        if (sc->cmd.kind == CMD_PAUSE && sc->cmd.seconds <= 0.0)
+            return cli_usage_error("--at %llu:pause: without the screen a pause needs seconds "
+                                   "(e.g. %llu:pause:30)", (unsigned long long)sc->step,
+                                   (unsigned long long)sc->step);
+    }
     /* the data is checked before anything is written to the database */
     data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
     if (!d)
@@ -449,12 +518,18 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     printf("data %s | unigram entropy %.4f nats/token | val %zu windows\n", data_describe(d),
            data_unigram_entropy(d), data_val_windows(d));
     data_close(d);
-    fflush(stdout);
     headless h = {.narms = 0};
-    live_observer obs = {.on_record = headless_record, .ctx = &h};
+    errno = 0;
+    headless_flush(&h);
+    if (h.out_errno) {
+        /* nobody reads us: better no session than one stopped at once */
+        fprintf(stderr, "gatelab: stdout: %s\n", strerror(h.out_errno));
+        return stdout_status(h.out_errno);
+    }
+    live_observer obs = {.on_record = headless_record, .on_tick = headless_tick, .ctx = &h};
     /* the screen when a person is at a terminal, else progress lines */
     ui_live *ui = NULL;
-    if (!ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
+    if (screen) {
         ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
                          .ncompare = ra->ncompare};
         int fallback;
@@ -490,16 +565,20 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     if (ui) {
         screen_summary(ui_live_state(ui));
         ui_live_free(ui);
-    } else {
+    } else if (!h.out_errno) {
         headless_summary(&h, &res);
     }
-    if (res.session > 0)
+    if (res.session > 0 && !h.out_errno)
         printf("session %lld in %s\n", (long long)res.session, lc->db_path);
     if (res.signal)
-        fprintf(stderr, "gatelab: %s: runs stopped and stored\n",
-                res.signal == SIGINT ? "SIGINT" : "SIGTERM");
+        fprintf(stderr, "gatelab: %s: runs stopped and stored\n", gl_signal_name(res.signal));
+    if (h.out_errno)
+        fprintf(stderr, "gatelab: stdout: %s%s\n", strerror(h.out_errno),
+                res.stop_asked && !res.signal ? "; runs stopped and stored" : "");
     if (linger_signal)
         return 128 + linger_signal;
+    if (h.out_errno && !res.signal)
+        return stdout_status(h.out_errno);
     return exit_status(&res);
 }
 
@@ -569,8 +648,11 @@ static int cmd_resume(int argc, char **argv)
         store_close(st);
         return cli_runtime_error(&e);
     }
-    if (strcmp(row.status, "stopped") && strcmp(row.status, "crashed")) {
-        gl_fail(&e, "run %lld is %s; only stopped or crashed runs can be resumed",
+    /* failed: a checkpoint could not be written; with the disk fixed, the run
+     * goes on from its last good one */
+    if (strcmp(row.status, "stopped") && strcmp(row.status, "crashed") &&
+        strcmp(row.status, "failed")) {
+        gl_fail(&e, "run %lld is %s; only stopped, crashed or failed runs can be resumed",
                 (long long)id, row.status);
         rc = -1;
     }
@@ -581,6 +663,7 @@ static int cmd_resume(int argc, char **argv)
     store_close(st);
     char name[64];
     snprintf(name, sizeof name, "%s", row.name);
+    uint32_t arm_index = row.arm;
     store_run_row_free(&row);
     if (rc)
         return cli_runtime_error(&e);
@@ -600,7 +683,8 @@ static int cmd_resume(int argc, char **argv)
                           .run_argc = ra.run_argc,
                           .resume_run = id,
                           .resume_ckpt = ck.path,
-                          .resume_name = name};
+                          .resume_name = name,
+                          .resume_arm = arm_index};
         lc.modes[0] = ra.modes[0];
         lc.ffn[0] = ra.ffn[0];
         lc.experts = ra.experts;
@@ -664,6 +748,11 @@ static int cmd_eval(int argc, char **argv)
     model_config mc = info.model;
     if (gate)
         mc.mode = mode;
+    if (k > mc.T) {
+        st_free(&f);
+        return cli_usage_error("--k %zu: must be at most the context length %zu of %s", k, mc.T,
+                               ckpt);
+    }
     if (k)
         mc.k = k;
     int32_t *tokens = NULL;
@@ -684,10 +773,7 @@ static int cmd_eval(int argc, char **argv)
                 mc.T + 1);
         goto fail;
     }
-    if (k && k > mc.T) {
-        gl_fail(&e, "--k %zu: must be at most the context length %zu", k, mc.T);
-        goto fail;
-    }
+
     if (model_init(&m, &mc, threads, &e))
         goto fail;
     if (checkpoint_load_weights(&f, ckpt, &m, &e)) {

@@ -4,6 +4,7 @@
  * print; errors go through cli_usage_error / cli_runtime_error. */
 #include "cli.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,22 @@ int cli_replay(int argc, char **argv)
 
 /* ---- export ---- */
 
+/* export writes a new regular file or replaces a plain one: never a device,
+ * FIFO or directory (rename would put a file in its place), never a gatelab
+ * checkpoint (a run's own resumable file would become weights-only). */
+static int export_target_check(const char *out, gl_error *e)
+{
+    struct stat sb;
+    if (stat(out, &sb) != 0)
+        return errno == ENOENT ? 0 : gl_fail(e, "--out %s: %s", out, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return gl_fail(e, "--out %s: not a regular file", out);
+    if (checkpoint_is_gatelab(out))
+        return gl_fail(e, "--out %s: is a gatelab checkpoint; export writes a new file or "
+                          "replaces one that is not a checkpoint", out);
+    return 0;
+}
+
 int cli_export(int argc, char **argv)
 {
     const char *src = NULL, *out = NULL, *db = "sessions/gatelab.db", *step_word = NULL;
@@ -323,6 +340,8 @@ int cli_export(int argc, char **argv)
     if (!out)
         return cli_usage_error("export: missing --out FILE.safetensors");
     gl_error e;
+    if (export_target_check(out, &e))
+        return cli_runtime_error(&e);
     /* a run id when it is a number and no such file exists */
     char ckpt_path[REC_TEXT];
     struct stat sb;
@@ -338,8 +357,13 @@ int cli_export(int argc, char **argv)
         if (!st)
             return cli_runtime_error(&e);
         store_checkpoint_row ck;
-        rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0, &ck,
-                                   &e);
+        store_run_row row;
+        rc = store_get_run(st, id, &row, &e);   /* "no run N" before "no checkpoint" */
+        if (!rc) {
+            store_run_row_free(&row);
+            rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0,
+                                       &ck, &e);
+        }
         store_close(st);
         if (rc)
             return cli_runtime_error(&e);
@@ -364,7 +388,7 @@ int cli_export(int argc, char **argv)
     if (!rc) {
         rc = checkpoint_load_weights(&f, src, &m, &e);
         if (!rc)
-            rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, 0, &e);
+            rc = checkpoint_save(out, &m, NULL, info.step, info.data, NULL, 0, NULL, &e);
         ntensors = m.ntensors;
         model_free(&m);
     }

@@ -1,5 +1,5 @@
 /* common: error formatting, allocation wrappers, the fatal path, and where
- * SIGINT/SIGTERM are delivered. */
+ * the signals that stop a session (SIGINT, SIGTERM, SIGHUP) are delivered. */
 #include "common.h"
 
 #include <pthread.h>
@@ -12,7 +12,6 @@
 
 static gl_fatal_hook fatal_hook;
 static pthread_t main_thread;   /* set once, before any thread of ours starts */
-static volatile sig_atomic_t stop_ignored[2];   /* SIGINT, SIGTERM were SIG_IGN at start */
 
 /* The screen must give the terminal back before the last line is printed. */
 static void run_fatal_hook(void)
@@ -88,8 +87,22 @@ double gl_wall_ms(void)
     return 1e3 * (double)ts.tv_sec + 1e-6 * (double)ts.tv_nsec;
 }
 
+/* The signals that stop a session, and which of them the shell had us
+ * ignore at start (a background job's SIGINT, nohup's SIGHUP). */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
+#define NSTOP (sizeof stop_signals / sizeof stop_signals[0])
+static volatile sig_atomic_t stop_ignored[NSTOP];
+
+static size_t stop_index(int sig)
+{
+    size_t i = 0;
+    while (i + 1 < NSTOP && stop_signals[i] != sig)
+        i++;
+    return i;
+}
+
 /* A thread that exists before main runs (OpenBLAS starts its pool in a library
- * constructor) has SIGINT and SIGTERM unblocked, so the kernel may hand it a
+ * constructor) has the stop signals unblocked, so the kernel may hand it a
  * Ctrl-C meant for the session loop, which takes them with sigtimedwait on the
  * main thread while every thread of ours blocks them. Sent on to the main
  * thread, the signal waits there until taken; on the main thread itself (no
@@ -101,7 +114,7 @@ static void route_to_main(int sig)
         pthread_kill(main_thread, sig);
         return;
     }
-    if (stop_ignored[sig == SIGTERM])
+    if (stop_ignored[stop_index(sig)])
         return;
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
@@ -119,9 +132,36 @@ void gl_route_stop_signals(void)
     sa.sa_handler = route_to_main;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    struct sigaction old;
-    if (sigaction(SIGINT, &sa, &old) == 0)
-        stop_ignored[0] = old.sa_handler == SIG_IGN;
-    if (sigaction(SIGTERM, &sa, &old) == 0)
-        stop_ignored[1] = old.sa_handler == SIG_IGN;
+    for (size_t i = 0; i < NSTOP; i++) {
+        struct sigaction old;
+        if (sigaction(stop_signals[i], NULL, &old))
+            continue;
+        stop_ignored[i] = !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN;
+        /* nohup asked for a process that outlives its terminal: SIGHUP stays
+         * ignored, and no session waits for it (a blocked signal is queued
+         * even when ignored, so sigtimedwait would still see it) */
+        if (stop_signals[i] == SIGHUP && stop_ignored[i])
+            continue;
+        sigaction(stop_signals[i], &sa, NULL);
+    }
+}
+
+void gl_stop_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < NSTOP; i++)
+        if (stop_signals[i] != SIGHUP || !stop_ignored[i])
+            sigaddset(set, stop_signals[i]);
+}
+
+const char *gl_signal_name(int sig)
+{
+    switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGXFSZ: return "SIGXFSZ";
+    default: return "a signal";
+    }
 }

@@ -530,12 +530,19 @@ void data_get_cursor(const data_source *d, data_cursor *c)
 }
 
 /* For the generator this regenerates the document the cursor points into; a
- * position past its end (only from a corrupt checkpoint) is clamped to it. */
-void data_set_cursor(data_source *d, const data_cursor *c)
+ * position past its end (a corrupt or edited checkpoint) is refused. */
+int data_set_cursor(data_source *d, const data_cursor *c, gl_error *err)
 {
     d->cur = *c;
     if (d->kind == DATA_GENERATOR) {
         gen_stream_restart(&d->gen, &c->rng, (size_t)c->position, d->docbuf);
         d->cur.position = d->gen.pos;
+        if (d->gen.pos != c->position)
+            return gl_fail(err, "data_position %llu is beyond the data (the document there has "
+                                "%zu bytes)", (unsigned long long)c->position, d->gen.pos);
+    } else if (c->position != 0) {
+        return gl_fail(err, "data_position %llu is beyond the data (a file keeps 0)",
+                       (unsigned long long)c->position);
     }
+    return 0;
 }

@@ -58,9 +58,11 @@ int distill_init(distill *d, model *m, const distill_config *cfg, gl_error *err)
     d->cc = xcalloc(nw * T * T, sizeof(float));
     d->idx = xcalloc(nw * T, sizeof(uint32_t));
     d->keep = xcalloc(nw * T, 1);
-    d->loss_part = xcalloc(nw, sizeof(double));
-    d->dbias = xcalloc(nw * H, sizeof(float));
-    d->agree_part = xcalloc(nw * L, sizeof(distill_agree));
+    /* one slot per (sequence, head) pair, added up in pair order after each
+     * layer: sums that do not depend on the thread count (pool.h) */
+    d->loss_part = xcalloc(B * H, sizeof(double));
+    d->dbias = xcalloc(B * H, sizeof(float));
+    d->agree_part = xcalloc(B * H, sizeof(distill_agree));
     for (size_t i = 0; i < m->ntensors; i++)
         if (m->tensors[i].is_gate)
             d->gate_numel += m->tensors[i].numel;
@@ -166,8 +168,9 @@ static void row_agree(distill_agree *a, const float *s, const unsigned char *y, 
     a->chance += (double)k / (double)n;
 }
 
-/* S, C of the pair -> loss_part[w] += sum over counted (i, j) of
- * BCE(sigmoid(S_ij + b_h), y_ij), y = the oracle top-k of row i of C. */
+/* S, C of pair p -> loss_part[p] = sum over counted (i, j) of
+ * BCE(sigmoid(S_ij + b_h), y_ij), y = the oracle top-k of row i of C;
+ * agree_part[p] = the pair's agreement when agree_on. */
 static void pair_forward(void *ctx, size_t w, size_t p0, size_t p1)
 {
     pair_job *j = ctx;
@@ -179,9 +182,11 @@ static void pair_forward(void *ctx, size_t w, size_t p0, size_t p1)
     unsigned char *y = d->keep + w * T;
     const float *gb = m->p.layer[l].gb;
     unsigned char gkeep[4096];
-    double loss = 0.0;
     for (size_t p = p0; p < p1; p++) {
         const size_t b = p / H, h = p % H;
+        double loss = 0.0;
+        distill_agree *agree = &d->agree_part[p];
+        memset(agree, 0, sizeof *agree);
         pair_scores(d, l, b, h, S, C);
         for (size_t i = k; i < T; i++) {
             const size_t n = i + 1;
@@ -192,15 +197,15 @@ static void pair_forward(void *ctx, size_t w, size_t p0, size_t p1)
                 loss += bce_logit(s[jj], y[jj]);
             }
             if (d->agree_on)
-                row_agree(&d->agree_part[w * m->cfg.layers + l], s, y, n, k, idx, gkeep);
+                row_agree(agree, s, y, n, k, idx, gkeep);
         }
+        d->loss_part[p] = loss;
     }
-    d->loss_part[w] += loss;
 }
 
 /* dL/dS_ij = (sigmoid(S_ij) - y_ij) / count on counted entries, 0 elsewhere
  * -> dgq, dgk [T,r] of the pair (written: each pair owns its slice),
- *    dbias[w][h] (+=). S and the labels are recomputed from the forward's
+ *    dbias[p] (written). S and the labels are recomputed from the forward's
  *    gate projections and the model's q/k. */
 static void pair_backward(void *ctx, size_t w, size_t p0, size_t p1)
 {
@@ -230,7 +235,7 @@ static void pair_backward(void *ctx, size_t w, size_t p0, size_t p1)
             }
             memset(s + n, 0, (T - n) * sizeof(float));
         }
-        d->dbias[w * H + h] += db;
+        d->dbias[p] = db;
         const size_t off = b * T * Hr + h * r;
         const float *gqb = d->gq + (l * B + b) * T * Hr + h * r;
         const float *gkb = d->gk + (l * B + b) * T * Hr + h * r;
@@ -274,7 +279,7 @@ double distill_forward(distill *d, const int32_t *inputs, size_t B)
     model *m = d->m;
     const model_config *c = &m->cfg;
     GL_ASSERT(B >= 1 && B <= c->batch);
-    const size_t T = c->T, Hr = c->heads * c->r, nw = pool_threads(m->pool);
+    const size_t T = c->T, H = c->heads, Hr = H * c->r;
     gate_mode mode = m->cfg.mode;
     metrics_state *metrics = m->metrics;
     m->cfg.mode = d->cfg.forward;
@@ -288,34 +293,33 @@ double distill_forward(distill *d, const int32_t *inputs, size_t B)
     for (size_t n = c->k + 1; n <= T; n++)
         per_seq += (double)n;
     d->count = per_seq * (double)(B * c->layers * c->heads);
-    memset(d->loss_part, 0, nw * sizeof(double));
+    double total = 0.0;
     for (size_t l = 0; l < c->layers; l++) {
         const model_layer_params *p = &m->p.layer[l];
         proj_job q = {.out = d->gq + l * c->batch * T * Hr, .inp = m->la[l].ln1, .w = p->gqw,
                       .C = c->d, .OC = Hr};
-        pool_run(m->pool, proj_fwd_chunk, &q, B * T);
+        pool_run(m->pool, proj_fwd_chunk, &q, B * T, MODEL_GRAIN_ROWS);
         proj_job k = q;
         k.out = d->gk + l * c->batch * T * Hr;
         k.w = p->gkw;
-        pool_run(m->pool, proj_fwd_chunk, &k, B * T);
+        pool_run(m->pool, proj_fwd_chunk, &k, B * T, MODEL_GRAIN_ROWS);
         pair_job pj = {.d = d, .layer = l, .B = B};
-        pool_run(m->pool, pair_forward, &pj, B * c->heads);
+        pool_run(m->pool, pair_forward, &pj, B * H, MODEL_GRAIN_PAIRS);
+        /* the pairs' sums, added in pair order */
+        for (size_t i = 0; i < B * H; i++) {
+            total += d->loss_part[i];
+            if (!d->agree_on)
+                continue;
+            const distill_agree *src = &d->agree_part[i];
+            distill_agree *dst = &d->agree[l];
+            dst->rows += src->rows;
+            dst->topk_f1 += src->topk_f1;
+            dst->thr_p += src->thr_p;
+            dst->thr_r += src->thr_r;
+            dst->thr_f1 += src->thr_f1;
+            dst->chance += src->chance;
+        }
     }
-    if (d->agree_on)
-        for (size_t l = 0; l < c->layers; l++)
-            for (size_t w = 0; w < nw; w++) {
-                distill_agree *src = &d->agree_part[w * c->layers + l], *dst = &d->agree[l];
-                dst->rows += src->rows;
-                dst->topk_f1 += src->topk_f1;
-                dst->thr_p += src->thr_p;
-                dst->thr_r += src->thr_r;
-                dst->thr_f1 += src->thr_f1;
-                dst->chance += src->chance;
-                memset(src, 0, sizeof *src);
-            }
-    double total = 0.0;
-    for (size_t w = 0; w < nw; w++)
-        total += d->loss_part[w];
     return total / d->count;
 }
 
@@ -325,25 +329,25 @@ void distill_backward(distill *d)
 {
     model *m = d->m;
     const model_config *c = &m->cfg;
-    const size_t B = d->B, T = c->T, H = c->heads, Hr = H * c->r, nw = pool_threads(m->pool);
+    const size_t B = d->B, T = c->T, H = c->heads, Hr = H * c->r;
     for (size_t i = 0; i < m->ntensors; i++)
         if (m->tensors[i].is_gate)
             memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
     for (size_t l = 0; l < c->layers; l++) {
         model_layer_params *g = &m->g.layer[l];
-        memset(d->dbias, 0, nw * H * sizeof(float));
         pair_job pj = {.d = d, .layer = l, .B = B};
-        pool_run(m->pool, pair_backward, &pj, B * H);
-        for (size_t w = 0; w < nw; w++)
+        pool_run(m->pool, pair_backward, &pj, B * H, MODEL_GRAIN_PAIRS);
+        /* each pair wrote its own bias gradient: add them in pair order */
+        for (size_t b = 0; b < B; b++)
             for (size_t h = 0; h < H; h++)
-                g->gb[h] += d->dbias[w * H + h];
+                g->gb[h] += d->dbias[b * H + h];
         proj_job q = {.dw = g->gqw, .dout = d->dgq, .inp = m->la[l].ln1, .N = B * T, .C = c->d,
                       .OC = Hr};
-        pool_run(m->pool, proj_dw_chunk, &q, Hr);
+        pool_run(m->pool, proj_dw_chunk, &q, Hr, MODEL_GRAIN_OUT_ROWS);
         proj_job k = q;
         k.dw = g->gkw;
         k.dout = d->dgk;
-        pool_run(m->pool, proj_dw_chunk, &k, Hr);
+        pool_run(m->pool, proj_dw_chunk, &k, Hr, MODEL_GRAIN_OUT_ROWS);
     }
 }
 
@@ -572,7 +576,7 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     res->mass_kept = metrics_model_value(ms, L, METRIC_MASS_KEPT);
     res->oracle_mass = metrics_model_value(ms, L, METRIC_ORACLE_MASS);
     if (out_path &&
-        checkpoint_save(out_path, &m, NULL, info.step, info.data, NULL, 0, err))
+        checkpoint_save(out_path, &m, NULL, info.step, info.data, NULL, 0, NULL, err))
         goto out;
     res->seconds = gl_now() - start;
     rc = 0;

@@ -491,7 +491,7 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
         if (res.signal) {
             status = 128 + res.signal;
             gl_fail(&e, "%s: training stopped; the runs are stored as stopped",
-                    res.signal == SIGINT ? "SIGINT" : "SIGTERM");
+                    gl_signal_name(res.signal));
             rc = -1;
             break;
         }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "gate.h"
 #include "ring.h"
 #include "store.h"
@@ -187,49 +188,136 @@ static int begin_run(live *lv, uint32_t idx, gl_error *e)
     return 0;
 }
 
+/* Records wait in the store thread's memory until a batch writes them: a
+ * batch every COMMIT_SECONDS (also when there is nothing to write: its commit
+ * refreshes the heartbeat that tells other processes we are alive), and the
+ * write lock is held only while one is written (DESIGN §11). When another
+ * process holds the lock, SQLite says busy after BUSY_TIMEOUT_MS; the batch
+ * is rolled back, kept, and tried again with a backoff, for as long as it
+ * takes: training never stops for a busy database. At most PENDING_MAX
+ * records wait; then the store thread takes no more from its ring, which
+ * fills and makes to_store wait (counted as back-pressure): nothing is
+ * dropped. Only the end of the session gives up, after END_WAIT_SECONDS. */
+#define PENDING_MAX ((size_t)1 << 18)
+#define BUSY_TIMEOUT_MS 100
+#define BACKOFF_MIN_MS 5.0
+#define BACKOFF_MAX_MS 500.0
+#define END_WAIT_SECONDS 600.0
+
+typedef struct {
+    tel_record *r;      /* a REC_HEATMAP here owns its snapshot */
+    size_t n, cap;
+} pending;
+
+static void pending_push(pending *p, const tel_record *r)
+{
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 1024;
+        tel_record *np = xmalloc(p->cap * sizeof *np);
+        if (p->n)
+            memcpy(np, p->r, p->n * sizeof *np);
+        free(p->r);
+        p->r = np;
+    }
+    p->r[p->n++] = *r;
+}
+
+/* Drops the records (written, or never to be), freeing what they own. */
+static void pending_clear(pending *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->r[i].kind == REC_HEATMAP)
+            heatmap_snapshot_free(p->r[i].u.heatmap.snap);
+    p->n = 0;
+}
+
+/* One transaction: every pending record, then (end) the session's end, then
+ * the heartbeats. 0: committed; 1: the database was busy — rolled back, and
+ * the records are still pending, to be written again from the first; -1: a
+ * real error, message in e. */
+static int write_batch(live *lv, const pending *p, int end, gl_error *e)
+{
+    int rc = store_begin(lv->st, e);
+    for (size_t i = 0; !rc && i < p->n; i++) {
+        const tel_record *r = &p->r[i];
+        rc = r->kind == REC_RUN_BEGIN
+                 ? begin_run(lv, r->arm, e)
+                 : store_write(lv->st, atomic_load(&lv->run_ids[r->arm]), r, e);
+    }
+    if (!rc && end)
+        rc = store_session_end(lv->st, lv->session, e);
+    if (!rc)
+        rc = store_commit(lv->st, e);
+    if (!rc)
+        return 0;
+    int busy = store_busy(lv->st);
+    store_abort(lv->st);
+    return busy ? 1 : -1;
+}
+
 static void *store_main(void *arg)
 {
     live *lv = arg;
-    double last_commit = gl_now();
+    pending p = {0};
+    gl_error e;
+    if (store_set_busy_timeout(lv->st, BUSY_TIMEOUT_MS, &e))
+        store_fail(lv, &e);
+    double last_batch = gl_now(), retry_at = 0, backoff_ms = 0, end_at = 0;
+    int end = 0, soon = 0;
     for (;;) {
-        int got = 0, end = 0;
+        int got = 0;
+        int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
         tel_record r;
-        gl_error e;
-        while (!end && ring_pop(lv->store_ring, &r) == 0) {
+        while (!end && p.n < PENDING_MAX && ring_pop(lv->store_ring, &r) == 0) {
             got = 1;
             if (r.kind == REC_END) {
                 end = 1;
-                break;
+                end_at = gl_now();
+            } else if (failed) {
+                if (r.kind == REC_HEATMAP)
+                    heatmap_snapshot_free(r.u.heatmap.snap);
+            } else {
+                /* a fork's arm reads its run id for its checkpoints: soon */
+                soon |= r.kind == REC_RUN_BEGIN;
+                pending_push(&p, &r);
             }
-            int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
-            if (!failed && !store_in_transaction(lv->st) && store_begin(lv->st, &e))
-                store_fail(lv, &e), failed = 1;
-            if (!failed) {
-                int rc = r.kind == REC_RUN_BEGIN
-                             ? begin_run(lv, r.arm, &e)
-                             : store_write(lv->st, atomic_load(&lv->run_ids[r.arm]), &r, &e);
-                if (rc)
-                    store_fail(lv, &e);
-            }
-            if (r.kind == REC_HEATMAP)
-                heatmap_snapshot_free(r.u.heatmap.snap);
         }
-        int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
         double now = gl_now();
-        /* commit at least every COMMIT_SECONDS, also when idle: the commit
-         * refreshes the heartbeat that tells other processes we are alive */
-        if (!failed && (end || now - last_commit >= COMMIT_SECONDS)) {
-            if (!store_in_transaction(lv->st) && store_begin(lv->st, &e))
-                store_fail(lv, &e);
-            else if (store_commit(lv->st, &e))
-                store_fail(lv, &e);
-            last_commit = now;
+        if (failed) {
+            pending_clear(&p);
+            if (end)
+                break;
+        } else if ((end || soon || p.n >= PENDING_MAX || now - last_batch >= COMMIT_SECONDS) &&
+                   now >= retry_at) {
+            int rc = write_batch(lv, &p, end, &e);
+            if (rc <= 0) {
+                if (rc < 0)
+                    store_fail(lv, &e);
+                pending_clear(&p);
+                if (end)
+                    break;
+                last_batch = now;
+                backoff_ms = 0;
+                soon = 0;
+            } else if (end && now - end_at >= END_WAIT_SECONDS) {
+                gl_error give_up;
+                gl_fail(&give_up, "%.300s (gave up after %.0f s at the end of the session; "
+                                  "%zu records not stored)",
+                        e.msg, now - end_at, p.n);
+                store_fail(lv, &give_up);
+                pending_clear(&p);
+                break;
+            } else {
+                backoff_ms = backoff_ms > 0 ? fmin(2 * backoff_ms, BACKOFF_MAX_MS)
+                                            : BACKOFF_MIN_MS;
+                retry_at = now + backoff_ms / 1000;
+            }
         }
-        if (end)
-            return NULL;
         if (!got)
             nanosleep(&(struct timespec){0, 5000000}, NULL);
     }
+    free(p.r);
+    return NULL;
 }
 
 /* The main thread never drops a record bound for the database: when the store
@@ -256,6 +344,20 @@ static int arm_dir(const live *lv, uint32_t idx, const char *name, char *out, si
         if (*p == '/' || *p == '>' || *p == ' ')
             *p = '_';
     return 0;
+}
+
+/* Whose files arm idx's checkpoints are (DESIGN §11); a resumed run keeps
+ * its own. Nothing without a database. */
+static void set_owner(const live *lv, uint32_t idx, checkpoint_owner *o)
+{
+    const live_config *cfg = lv->cfg;
+    if (!lv->st)
+        return;
+    snprintf(o->db_id, sizeof o->db_id, "%s", store_db_id(lv->st));
+    o->session = lv->session;
+    int resumed = cfg->resume_run && idx == 0;   /* a later index: forked since */
+    o->arm = resumed ? cfg->resume_arm : idx;
+    o->run = resumed ? cfg->resume_run : 0;
 }
 
 static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, const char *dir,
@@ -290,11 +392,20 @@ static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, cons
             mine[j] = mine[j - 1];
         mine[j] = c;
     }
+    /* the record that carries a checkpoint path has REC_TEXT bytes: refuse a
+     * directory too deep for it now rather than at the first save */
+    if (has_dir && strlen(ckdir) + sizeof "/step000000000.safetensors" > REC_TEXT) {
+        free(mine);
+        return gl_fail(e, "checkpoint directory %s: path too long (at most %zu bytes)", ckdir,
+                       (size_t)REC_TEXT - sizeof "/step000000000.safetensors");
+    }
     arm_config ac = {.steps = t->cfg.steps,
                      .eval_every = t->cfg.eval_every,
                      .save_every = t->cfg.save_every,
                      .ckpt_dir = has_dir ? ckdir : NULL,
-                     .telemetry = cfg->telemetry};
+                     .telemetry = cfg->telemetry,
+                     .run_id = &lv->run_ids[idx]};
+    set_owner(lv, idx, &t->owner);
     lv->info[idx].config_json =
         config_json(lv, t, name, t->m.cfg.mode, mine, nmine, has_dir ? ckdir : NULL);
     lv->info[idx].parent = parent;
@@ -423,6 +534,45 @@ static int open_store(live *lv, gl_error *e)
     return lv->session < 0 ? -1 : 0;
 }
 
+/* BASE/<db name>-<db id>/session-N: the database's id makes two databases
+ * of one name, or in one directory, write apart, and the session number two
+ * sessions of one database (DESIGN §11). BASE is --out, or ckpt/ beside the
+ * database. Without a database, --out gets a directory of its own. */
+static int checkpoint_root(live *lv, const char *cwd, gl_error *e)
+{
+    const live_config *cfg = lv->cfg;
+    char base[1200], tmp[1100];
+    if (cfg->out_dir) {
+        snprintf(base, sizeof base, "%s%s%s", cfg->out_dir[0] == '/' ? "" : cwd,
+                 cfg->out_dir[0] == '/' ? "" : "/", cfg->out_dir);
+    } else if (cfg->db_path) {
+        snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
+        const char *dir = dirname(tmp);
+        snprintf(base, sizeof base, "%s%s%s/ckpt", dir[0] == '/' ? "" : cwd,
+                 dir[0] == '/' ? "" : "/", dir);
+    } else {
+        return 0;   /* nowhere to write: no checkpoints */
+    }
+    int n;
+    if (lv->st) {
+        snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
+        char *name = basename(tmp), *dot = strrchr(name, '.');
+        if (dot && dot != name)
+            *dot = '\0';
+        n = snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s/%.40s-%.8s/session-%lld", base,
+                     name, store_db_id(lv->st), (long long)lv->session);
+    } else {
+        n = snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s/nodb-%lld-%ld", base,
+                     (long long)time(NULL), (long)getpid());
+    }
+    if (n >= (int)sizeof lv->ckpt_root)
+        return gl_fail(e, "checkpoint directory under %s: path too long", base);
+    for (char *p = lv->ckpt_root + strlen(base) + 1; *p; p++)
+        if (*p == ' ')
+            *p = '_';
+    return 0;
+}
+
 static int make_arms(live *lv, gl_error *e)
 {
     const live_config *cfg = lv->cfg;
@@ -441,6 +591,7 @@ static int make_arms(live *lv, gl_error *e)
         const char *dir = NULL;
         char resume_dir[2048];
         if (cfg->resume_ckpt) {
+            set_owner(lv, (uint32_t)i, &t.owner);   /* restore refuses another's file */
             if (trainer_restore(&t, cfg->resume_ckpt, e)) {
                 trainer_free(&t);
                 return -1;
@@ -567,12 +718,11 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
         atomic_init(&lv->run_ids[i], 0);
     atomic_init(&lv->store_failed, 0);
 
-    /* Signals are taken synchronously by the main loop (sigtimedwait); every
-     * thread created from here on inherits the blocked mask. */
+    /* The stop signals (SIGINT, SIGTERM, SIGHUP) are taken synchronously by
+     * the main loop (sigtimedwait); every thread created from here on
+     * inherits the blocked mask. */
     sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    gl_stop_signal_set(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
     int rc = -1;
@@ -581,22 +731,15 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
     res->session = lv->session;
     /* absolute, so stored checkpoint paths work from any directory */
     char cwd[1024] = "";
-    char tmp[2048];
     if (!getcwd(cwd, sizeof cwd))
         cwd[0] = 0;
-    if (cfg->out_dir) {
-        snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s%s%s",
-                 cfg->out_dir[0] == '/' ? "" : cwd, cfg->out_dir[0] == '/' ? "" : "/",
-                 cfg->out_dir);
-    } else if (cfg->db_path) {
-        snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
-        const char *dir = dirname(tmp);
-        snprintf(lv->ckpt_root, sizeof lv->ckpt_root, "%s%s%s/ckpt/session-%lld",
-                 dir[0] == '/' ? "" : cwd, dir[0] == '/' ? "" : "/", dir,
-                 (long long)lv->session);
-    }
+    if (checkpoint_root(lv, cwd, err))
+        goto out;
     if (make_arms(lv, err))
         goto out;
+    for (size_t i = 0; i < lv->narms; i++)
+        if (arm_check_dir(lv->arms[i], err))
+            goto out;
     if (lv->st) {
         if (cfg->resume_run) {
             if (store_run_reopen(lv->st, cfg->resume_run, lv->arms[0]->t.step, err))
@@ -662,6 +805,8 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
                     forward_heatmap(lv, a, &flat, &flat_cap, heat_seen);
                 if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
                     res->diverged++;
+                if (r.kind == REC_STATUS && r.u.status.status == RUN_FAILED)
+                    res->failed++;
                 if (obs->on_record)
                     obs->on_record(obs->ctx, lv, &r);
                 to_store(lv, &r);
@@ -674,14 +819,19 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
             stopping = 1;
             stop_all(lv, 2);
         }
-        if (!stopping && obs->on_tick && obs->on_tick(obs->ctx, lv)) {
+        int ask = !stopping && obs->on_tick ? obs->on_tick(obs->ctx, lv) : 0;
+        if (ask) {
+            res->stop_asked = ask;
             stopping = 1;
             stop_all(lv, 2);
         }
         struct timespec wait = {0, 10000000};
         int sig = sigtimedwait(&sigs, NULL, &wait);
-        if (sig == SIGINT || sig == SIGTERM) {
-            res->signal = sig;
+        /* every signal in the set stops every arm; a hangup stops like the
+         * others for now (were it to detach one day, it would branch here) */
+        if (sig > 0) {
+            if (!res->signal)
+                res->signal = sig;   /* the first: what stopped the session */
             if (!stopping) {
                 stopping = 1;
                 stop_all(lv, 2);
@@ -697,21 +847,24 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
         /* the store thread owns the connection until it has drained */
         tel_record end = {.kind = REC_END};
         to_store(lv, &end);
-        pthread_join(lv->store_thread, NULL);
+        pthread_join(lv->store_thread, NULL);   /* its last batch ended the session */
         lv->store_started = 0;
-        if (!atomic_load(&lv->store_failed)) {
-            gl_error e;
-            if (store_session_end(lv->st, lv->session, &e))
-                store_fail(lv, &e);
-        }
     }
     res->backpressure += lv->store_backpressure;
     rc = 0;
 out:
     teardown(lv);
     if (rc == 0 && atomic_load(&lv->store_failed))
-        rc = gl_fail(err, "%s: %s", cfg->db_path, lv->store_error);
+        rc = gl_fail(err, "%s", lv->store_error);   /* the store's message names the path */
     free(lv);
+    /* A stop signal that came after the loop (while the arms were joined) is
+     * taken here rather than left pending for the unblock, whose default
+     * action would end the process before the screen gives the terminal back
+     * and the summary is printed. */
+    int late;
+    while ((late = sigtimedwait(&sigs, NULL, &(struct timespec){0, 0})) > 0)
+        if (!res->signal)
+            res->signal = late;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* model: the gated GPT. Owns the tensor table, the flat parameter, gradient
  * and activation buffers, and the forward/backward passes that walk the layers
  * (layers.c, attention.c) with the work split over the model's thread pool.
- * OpenBLAS runs single-threaded inside each pool chunk. */
+ * OpenBLAS runs single-threaded inside each pool block. The blocks and every
+ * summation order are fixed by the shapes alone, so the results are the same
+ * bits for any thread count (pool.h). */
 #include "model.h"
 
 #include <math.h>
@@ -305,6 +307,36 @@ double model_expert_balance(const model *m)
 
 /* ---- allocation ---- */
 
+/* Floats of the activation buffer and of the backward scratch: one formula
+ * for model_init's carving and for model_memory_bytes. */
+static size_t acts_floats(const model_config *c)
+{
+    const size_t B = c->batch, T = c->T, d = c->d, L = c->layers, H = c->heads;
+    const size_t Hr = H * c->r, F = c->mlp, V = c->V, BT = B * T, E = c->experts;
+    size_t per_layer = 3 * BT * d /* ln1, atty, res2 */ + 2 * BT * d /* ln2, res3 */ +
+                       4 * BT /* means, rstds */ + 3 * BT * d /* qkv */ + 2 * BT * Hr +
+                       2 * B * H * T * T /* s, att */ + 2 * BT * F +
+                       (E ? BT * E + 2 * BT * d : 0) /* router, xg, yg */;
+    return BT * d /* encoded */ + L * per_layer + BT * d + 2 * BT + 2 * BT * V;
+}
+
+static size_t scratch_floats(const model_config *c)
+{
+    const size_t BT = c->batch * c->T, d = c->d, Hr = c->heads * c->r;
+    return 4 * BT * d + 3 * BT * d /* d_qkv */ + 2 * BT * Hr + BT * c->mlp + BT * c->V +
+           BT * c->experts;
+}
+
+double model_memory_bytes(const model_config *c, size_t threads)
+{
+    /* params, grads, Adam m and v; activations, backward scratch, row stats
+     * (a float and an index per row and head), each worker's T x T scratch */
+    const double rows = (double)(c->layers * c->batch * c->heads * c->T);
+    return 4.0 * (4.0 * (double)model_count_params(c) + (double)acts_floats(c) +
+                  (double)scratch_floats(c) + 2.0 * rows +
+                  2.0 * (double)threads * (double)(c->T * c->T));
+}
+
 int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
 {
     memset(m, 0, sizeof *m);
@@ -333,11 +365,7 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
         model_draw_random_gate(m, rng_derive(cfg->seed, RANDOM_GATE_STREAM));
 
     /* activations: one flat buffer carved in a fixed order */
-    size_t per_layer = 3 * BT * d /* ln1, atty, res2 */ + 2 * BT * d /* ln2, res3 */ +
-                       4 * BT /* means, rstds */ + 3 * BT * d /* qkv */ + 2 * BT * Hr +
-                       2 * B * H * T * T /* s, att */ + 2 * BT * F +
-                       (E ? BT * E + 2 * BT * d : 0) /* router, xg, yg */;
-    m->num_acts = BT * d /* encoded */ + L * per_layer + BT * d + 2 * BT + 2 * BT * V;
+    m->num_acts = acts_floats(cfg);
     m->acts = xcalloc(m->num_acts, sizeof(float));
     m->row_stats = xcalloc(L * B * H * T, sizeof *m->row_stats);
     float *a = m->acts;
@@ -376,8 +404,7 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
     CARVE(m->probs, BT * V);
     GL_ASSERT((size_t)(a - m->acts) == m->num_acts);
 
-    size_t scratch = 4 * BT * d + 3 * BT * d /* d_qkv */ + 2 * BT * Hr + BT * F + BT * V +
-                     BT * E;
+    size_t scratch = scratch_floats(cfg);
     m->scratch = xcalloc(scratch, sizeof(float));
     a = m->scratch;
     CARVE(m->d_res, BT * d);
@@ -415,8 +442,9 @@ int model_init(model *m, const model_config *cfg, size_t threads, gl_error *err)
     size_t nw = pool_threads(m->pool);
     m->scratch_w = xcalloc(nw, sizeof *m->scratch_w);
     for (size_t i = 0; i < nw; i++)
-        attn_scratch_init(&m->scratch_w[i], T, H);
-    m->loss_parts = xcalloc(nw, sizeof(double));
+        attn_scratch_init(&m->scratch_w[i], T);
+    m->row_loss = xcalloc(BT, sizeof(double));
+    m->gb_pair = xcalloc(B * H, sizeof(float));
     return 0;
 }
 
@@ -427,7 +455,8 @@ void model_free(model *m)
             attn_scratch_free(&m->scratch_w[i]);
     pool_destroy(m->pool);
     free(m->scratch_w);
-    free(m->loss_parts);
+    free(m->row_loss);
+    free(m->gb_pair);
     free(m->tensors);
     free(m->params);
     free(m->grads);
@@ -452,7 +481,9 @@ const model_tensor *model_find_tensor(const model *m, const char *name)
     return NULL;
 }
 
-/* ---- parallel wrappers: rows (or output rows) split over the pool ---- */
+/* ---- parallel wrappers: rows (or output rows) split over the pool ----
+ * Each pool_run is cut by its grain (model.h) alone, never by the thread
+ * count: the same GEMM shapes, so the same bits, with any --threads. */
 
 typedef struct {
     float *out, *dinp, *dweight, *dbias;
@@ -488,7 +519,7 @@ static void par_linear_forward(model *m, float *out, const float *inp, const flo
 {
     linear_job j = {.out = out, .inp = inp, .weight = weight, .bias = bias, .N = N, .C = C,
                     .OC = OC};
-    pool_run(m->pool, linear_fwd_chunk, &j, N);
+    pool_run(m->pool, linear_fwd_chunk, &j, N, MODEL_GRAIN_ROWS);
 }
 
 /* dinp (+=) may be NULL when the input gradient is not needed */
@@ -499,8 +530,8 @@ static void par_linear_backward(model *m, float *dinp, float *dweight, float *db
     linear_job j = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp,
                     .weight = weight, .N = N, .C = C, .OC = OC};
     if (dinp)
-        pool_run(m->pool, linear_dinp_chunk, &j, N);
-    pool_run(m->pool, linear_dw_chunk, &j, OC);
+        pool_run(m->pool, linear_dinp_chunk, &j, N, MODEL_GRAIN_ROWS);
+    pool_run(m->pool, linear_dw_chunk, &j, OC, MODEL_GRAIN_OUT_ROWS);
 }
 
 typedef struct {
@@ -522,7 +553,7 @@ static void par_layernorm_forward(model *m, float *out, float *mean, float *rstd
                                   size_t N, size_t C)
 {
     ln_job j = {out, mean, rstd, inp, weight, bias, C};
-    pool_run(m->pool, ln_fwd_chunk, &j, N);
+    pool_run(m->pool, ln_fwd_chunk, &j, N, MODEL_GRAIN_ROWS);
 }
 
 typedef struct {
@@ -571,7 +602,8 @@ static void attn_bwd_chunk(void *ctx, size_t w, size_t i0, size_t i1)
     const size_t H = m->cfg.heads;
     for (size_t i = i0; i < i1; i++)
         attention_backward(&j->ac, i / H, i % H, m->d_qkv, m->d_gq, m->d_gk, m->d_atty, x->att,
-                           x->s, x->stats, x->qkv, x->gq, x->gk, &m->scratch_w[w]);
+                           x->s, x->stats, x->qkv, x->gq, x->gk, &m->scratch_w[w],
+                           &m->gb_pair[i]);
 }
 
 typedef struct {
@@ -580,12 +612,15 @@ typedef struct {
     float scale;
 } head_job;
 
+/* one loss per row, summed by the caller in row order (pool.h) */
 static void ce_fwd_chunk(void *ctx, size_t w, size_t n0, size_t n1)
 {
+    (void)w;
     head_job *j = ctx;
     model *m = j->m;
-    m->loss_parts[w] = crossentropy_forward(m->probs + n0 * j->V, m->logits + n0 * j->V,
-                                            m->targets + n0, n1 - n0, j->V);
+    for (size_t n = n0; n < n1; n++)
+        m->row_loss[n] = crossentropy_forward(m->probs + n * j->V, m->logits + n * j->V,
+                                              m->targets + n, 1, j->V);
 }
 
 static void ce_bwd_chunk(void *ctx, size_t w, size_t n0, size_t n1)
@@ -615,7 +650,7 @@ static void dense_ffn_forward(model *m, size_t l, size_t BT)
     model_layer_acts *x = &m->la[l];
     par_linear_forward(m, x->fch, x->ln2, p->fcw, p->fcb, BT, d, F);
     gelu_job gj = {.out = x->fch_gelu, .inp = x->fch};
-    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F);
+    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F, MODEL_GRAIN_ELEMS);
     par_linear_forward(m, x->res3, x->fch_gelu, p->fcprojw, p->fcprojb, BT, F, d);
 }
 
@@ -629,7 +664,7 @@ static void dense_ffn_backward(model *m, size_t l, size_t BT)
     par_linear_backward(m, m->d_fch, g->fcprojw, g->fcprojb, m->d_res, x->fch_gelu, p->fcprojw,
                         BT, F, d);
     gelu_job gj = {.out = m->d_fch, .inp = x->fch, .dout = m->d_fch};
-    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F);
+    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F, MODEL_GRAIN_ELEMS);
     memset(m->d_ln, 0, BT * d * sizeof(float));
     par_linear_backward(m, m->d_ln, g->fcw, g->fcb, m->d_fch, x->ln2, p->fcw, BT, d, F);
 }
@@ -654,7 +689,7 @@ static void moe_ffn_forward(model *m, size_t l, size_t BT)
                                p->fcb + e * F, n, d, F);
     }
     gelu_job gj = {.out = x->fch_gelu, .inp = x->fch};
-    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F);
+    pool_run(m->pool, gelu_fwd_chunk, &gj, BT * F, MODEL_GRAIN_ELEMS);
     for (size_t e = 0; e < E; e++) {
         const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
         if (n)
@@ -687,7 +722,7 @@ static void moe_ffn_backward(model *m, size_t l, size_t BT)
                                 F, d);
     }
     gelu_job gj = {.out = m->d_fch, .inp = x->fch, .dout = m->d_fch};
-    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F);
+    pool_run(m->pool, gelu_bwd_chunk, &gj, BT * F, MODEL_GRAIN_ELEMS);
     memset(d_xg, 0, BT * d * sizeof(float));
     for (size_t e = 0; e < E; e++) {
         const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
@@ -730,7 +765,7 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
         if (m->metrics) /* agreement sums are per head: keep one writer */
             attn_fwd_chunk(&aj, 0, 0, B * H);
         else
-            pool_run(m->pool, attn_fwd_chunk, &aj, B * H);
+            pool_run(m->pool, attn_fwd_chunk, &aj, B * H, MODEL_GRAIN_PAIRS);
         par_linear_forward(m, x->res2, x->atty, p->projw, p->projb, BT, d, d);
         residual_forward(x->res2, x->res2, in, BT * d);
         par_layernorm_forward(m, x->ln2, x->ln2_mean, x->ln2_rstd, x->res2, p->ln2w, p->ln2b, BT,
@@ -745,11 +780,10 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
                           m->p.lnfw, m->p.lnfb, BT, d);
     par_linear_forward(m, m->logits, m->lnf, m->p.wte, NULL, BT, d, V);
     head_job hj = {.m = m, .V = V};
-    memset(m->loss_parts, 0, pool_threads(m->pool) * sizeof(double));
-    pool_run(m->pool, ce_fwd_chunk, &hj, BT);
+    pool_run(m->pool, ce_fwd_chunk, &hj, BT, MODEL_GRAIN_CE_ROWS);
     double total = 0.0;
-    for (size_t i = 0; i < pool_threads(m->pool); i++)
-        total += m->loss_parts[i];
+    for (size_t i = 0; i < BT; i++)
+        total += m->row_loss[i];
     m->cur_targets = 0;
     for (size_t i = 0; i < BT; i++)
         m->cur_targets += m->targets[i] >= 0;
@@ -760,13 +794,13 @@ void model_backward(model *m)
 {
     const model_config *c = &m->cfg;
     const size_t B = m->cur_B, T = c->T, d = c->d, H = c->heads, Hr = H * c->r;
-    const size_t V = c->V, BT = B * T, nw = pool_threads(m->pool);
+    const size_t V = c->V, BT = B * T;
     const int gated = gate_mode_uses_gate(c->mode);
     memset(m->grads, 0, m->num_params * sizeof(float));
 
     const size_t count = m->cur_targets;
     head_job hj = {.m = m, .V = V, .scale = count ? 1.0f / (float)count : 0.0f};
-    pool_run(m->pool, ce_bwd_chunk, &hj, BT);
+    pool_run(m->pool, ce_bwd_chunk, &hj, BT, MODEL_GRAIN_CE_ROWS);
     memset(m->d_tmp, 0, BT * d * sizeof(float));
     par_linear_backward(m, m->d_tmp, m->g.wte, NULL, m->d_logits, m->lnf, m->p.wte, BT, d, V);
     memset(m->d_res, 0, BT * d * sizeof(float));
@@ -794,13 +828,12 @@ void model_backward(model *m)
         memset(m->d_qkv, 0, 3 * BT * d * sizeof(float));
         memset(m->d_gq, 0, BT * Hr * sizeof(float));
         memset(m->d_gk, 0, BT * Hr * sizeof(float));
-        for (size_t w = 0; w < nw; w++)
-            memset(m->scratch_w[w].dbias, 0, H * sizeof(float));
         aj.layer = l;
-        pool_run(m->pool, attn_bwd_chunk, &aj, B * H);
-        for (size_t w = 0; w < nw; w++)
+        pool_run(m->pool, attn_bwd_chunk, &aj, B * H, MODEL_GRAIN_PAIRS);
+        /* each pair wrote its own gate-bias gradient: add them in pair order */
+        for (size_t b = 0; b < B; b++)
             for (size_t h = 0; h < H; h++)
-                g->gb[h] += m->scratch_w[w].dbias[h];
+                g->gb[h] += m->gb_pair[b * H + h];
         memset(m->d_ln, 0, BT * d * sizeof(float));
         par_linear_backward(m, m->d_ln, g->qkvw, g->qkvb, m->d_qkv, x->ln1, p->qkvw, BT, d,
                             3 * d);

@@ -1,12 +1,32 @@
 /* pool: worker threads parked on a condition variable between jobs (no
- * spinning, so an idle trainer costs no CPU). One job at a time. */
+ * spinning, so an idle trainer costs no CPU). One job at a time; a job is a
+ * range cut into blocks by pool_blocks alone (pool.h says why). Thread t,
+ * the caller being 0, owns the t-th contiguous share of the blocks, so that
+ * consecutive jobs over the same rows keep them on the same core, in its
+ * cache (handing blocks out first come first served cost 8% more CPU at 2
+ * threads on the tiny preset). A thread done with its share takes what is
+ * left of the others', so one slowed by another process does not hold the
+ * rest up. Neither choice changes a bit of the results. */
 #include "pool.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "common.h"
+
+/* One thread's share of the current job: the next of its blocks to run. Set
+ * under lock before the job is published; afterwards only grows, by
+ * fetch_add from its owner and from threads that have finished their own
+ * share. The partners are those fetch_adds: each returns a different index,
+ * so each block runs exactly once. Relaxed is enough: it only deals out
+ * indices; the blocks' results are ordered before pool_run returns by
+ * pending, under the lock. Padded so owners do not share a cache line. */
+typedef struct {
+    _Atomic size_t next;
+    char pad[64 - sizeof(size_t)];
+} pool_share;
 
 struct pool {
     size_t threads;
@@ -14,11 +34,14 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t start, done;
     unsigned long generation;   /* bumped per job; workers wait for a new value */
-    size_t pending;             /* chunks not yet finished by workers */
+    size_t pending;             /* workers not yet done with the current job */
     int quit;
+    /* the current job: written under lock before generation is bumped, read
+     * under lock by each worker when it sees the new generation */
     pool_fn fn;
     void *ctx;
-    size_t n;
+    size_t n, blocks;
+    pool_share *share;          /* [threads] */
 };
 
 typedef struct {
@@ -26,10 +49,31 @@ typedef struct {
     size_t worker;
 } worker_arg;
 
-static void chunk(size_t n, size_t parts, size_t i, size_t *begin, size_t *end)
+size_t pool_blocks(size_t n, size_t grain)
 {
-    *begin = n * i / parts;
-    *end = n * (i + 1) / parts;
+    size_t blocks = n / (grain ? grain : 1);
+    return blocks ? blocks : 1;
+}
+
+/* Share t of the current job is blocks [share_begin(t), share_begin(t + 1)). */
+static size_t share_begin(const pool *p, size_t blocks, size_t t)
+{
+    return blocks * t / p->threads;
+}
+
+/* Runs the blocks of worker's own share, then whatever is left of the
+ * others', in worker order from the next one. */
+static void take_blocks(pool *p, pool_fn fn, void *ctx, size_t n, size_t blocks, size_t worker)
+{
+    for (size_t k = 0; k < p->threads; k++) {
+        const size_t t = (worker + k) % p->threads, end = share_begin(p, blocks, t + 1);
+        for (;;) {
+            size_t i = atomic_fetch_add_explicit(&p->share[t].next, 1, memory_order_relaxed);
+            if (i >= end)
+                break;
+            fn(ctx, worker, n * i / blocks, n * (i + 1) / blocks);
+        }
+    }
 }
 
 static void *worker_main(void *arg)
@@ -47,11 +91,9 @@ static void *worker_main(void *arg)
         seen = p->generation;
         pool_fn fn = p->fn;
         void *ctx = p->ctx;
-        size_t begin, end;
-        chunk(p->n, p->threads, wa.worker, &begin, &end);
+        const size_t n = p->n, blocks = p->blocks;
         pthread_mutex_unlock(&p->lock);
-        if (begin < end)
-            fn(ctx, wa.worker, begin, end);
+        take_blocks(p, fn, ctx, n, blocks, wa.worker);
         pthread_mutex_lock(&p->lock);
         if (--p->pending == 0)
             pthread_cond_signal(&p->done);
@@ -64,6 +106,9 @@ pool *pool_create(size_t threads)
 {
     pool *p = xcalloc(1, sizeof *p);
     p->threads = threads ? threads : 1;
+    p->share = xcalloc(p->threads, sizeof *p->share);
+    for (size_t t = 0; t < p->threads; t++)
+        atomic_init(&p->share[t].next, 0);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->start, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -102,6 +147,7 @@ void pool_destroy(pool *p)
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);
     free(p->tids);
+    free(p->share);
     free(p);
 }
 
@@ -110,26 +156,30 @@ size_t pool_threads(const pool *p)
     return p->threads;
 }
 
-void pool_run(pool *p, pool_fn fn, void *ctx, size_t n)
+void pool_run(pool *p, pool_fn fn, void *ctx, size_t n, size_t grain)
 {
-    if (p->threads == 1 || n < 2) {
-        if (n)
-            fn(ctx, 0, 0, n);
+    if (!n)
+        return;
+    const size_t blocks = pool_blocks(n, grain);
+    if (p->threads == 1 || blocks == 1) {
+        /* the same blocks, in order, on this thread */
+        for (size_t i = 0; i < blocks; i++)
+            fn(ctx, 0, n * i / blocks, n * (i + 1) / blocks);
         return;
     }
     pthread_mutex_lock(&p->lock);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
+    p->blocks = blocks;
+    for (size_t t = 0; t < p->threads; t++)
+        atomic_store_explicit(&p->share[t].next, share_begin(p, blocks, t), memory_order_relaxed);
     p->pending = p->threads - 1;
     p->generation++;
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->lock);
 
-    size_t begin, end;
-    chunk(n, p->threads, 0, &begin, &end);
-    if (begin < end)
-        fn(ctx, 0, begin, end);
+    take_blocks(p, fn, ctx, n, blocks, 0);
 
     pthread_mutex_lock(&p->lock);
     while (p->pending)

@@ -8,7 +8,7 @@
 #include "common.h"
 
 static const char *const status_names[RUN_STATUS_COUNT] = {
-    "running", "paused", "finished", "stopped", "diverged", "crashed",
+    "running", "paused", "finished", "stopped", "diverged", "crashed", "failed",
 };
 
 static const char *const event_names[EV_KIND_COUNT] = {

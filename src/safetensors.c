@@ -11,8 +11,10 @@
  * st_header.c, helpers shared with it in st_util.c. */
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -287,6 +289,31 @@ int st_write(const char *path, const st_tensor_out *tensors, size_t ntensors,
     return 0;
 }
 
+size_t st_remove_stale_temps(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *tag = strstr(e->d_name, ".tmp.");
+        if (!tag)
+            continue;
+        char *end;
+        long pid = strtol(tag + 5, &end, 10);
+        if (end == tag + 5 || *end || pid <= 0 || pid == (long)getpid())
+            continue;
+        /* EPERM: the process exists but is another user's */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 /* ---------------------------------------------------------------- reader */
 
 static int cmp_span(const void *a, const void *b)
@@ -354,13 +381,22 @@ static int read_file(const char *path, unsigned char **buf, size_t *size, gl_err
 {
     *buf = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; a device or a
+     * FIFO is refused before a byte is read (/dev/zero never ends) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return gl_fail(err, "%s: open: %s", path, strerror(errno));
     struct stat st;
-    size_t cap = 4096;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-        cap = (size_t)st.st_size + 1; /* +1 so EOF is seen without growing */
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return gl_fail(err, "%s: stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return gl_fail(err, "%s: not a regular file", path);
+    }
+    size_t cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096; /* +1: EOF without growing */
     unsigned char *p = xmalloc(cap);
     size_t n = 0;
     for (;;) {

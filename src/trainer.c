@@ -192,7 +192,10 @@ int trainer_fork(trainer *dst, const trainer *src, gate_mode mode, gl_error *err
     dst->o.t = src->o.t;
     data_cursor cur;
     data_get_cursor(src->data, &cur);
-    data_set_cursor(dst->data, &cur);
+    if (data_set_cursor(dst->data, &cur, err)) {
+        trainer_free(dst);
+        return -1;
+    }
     dst->step = src->step;
     dst->last_loss = src->last_loss;
     dst->last_eval = src->last_eval;
@@ -205,7 +208,7 @@ int trainer_save(trainer *t, const char *path, gl_error *err)
     data_cursor cur;
     data_get_cursor(t->data, &cur);
     return checkpoint_save(path, &t->m, &t->o, t->step, data_describe(t->data), &cur,
-                           t->commands_done, err);
+                           t->commands_done, t->owner.session ? &t->owner : NULL, err);
 }
 
 int trainer_restore(trainer *t, const char *path, gl_error *err)
@@ -217,6 +220,8 @@ int trainer_restore(trainer *t, const char *path, gl_error *err)
     int rc = checkpoint_info_read(&f, path, &info, err);
     if (!rc && !info.resumable)
         rc = gl_fail(err, "%s: weights-only checkpoint, cannot resume training from it", path);
+    if (!rc && t->owner.session)
+        rc = checkpoint_check_owner(&info, path, &t->owner, &t->m.cfg, err);
     if (!rc)
         rc = checkpoint_load_weights(&f, path, &t->m, err);
     if (!rc)
@@ -228,7 +233,7 @@ int trainer_restore(trainer *t, const char *path, gl_error *err)
         t->m.cfg.k = info.model.k;
         t->m.cfg.gate_frozen = info.model.gate_frozen;
         t->commands_done = info.commands_done;
-        data_set_cursor(t->data, &info.cursor);
+        rc = data_set_cursor(t->data, &info.cursor, err);
     }
     st_free(&f);
     return rc;

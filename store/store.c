@@ -49,8 +49,9 @@ void store_bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n, int *rc)
         *rc = sqlite3_bind_blob64(st, i, v, n, SQLITE_TRANSIENT);
 }
 
-int store_fail(const store *s, gl_error *err, int rc, const char *what)
+int store_fail(store *s, gl_error *err, int rc, const char *what)
 {
+    s->last_rc = rc;
     /* the connection's message belongs to the last call that failed; a code
      * it does not match (a bind) gets the generic text of its own code */
     const char *msg = (sqlite3_errcode(s->db) & 0xff) == (rc & 0xff) ? sqlite3_errmsg(s->db)
@@ -258,6 +259,7 @@ static int exec_script(store *s, const char *sql, gl_error *err, const char *wha
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
     if (rc == SQLITE_OK)
         return 0;
+    s->last_rc = rc;
     gl_fail(err, "%s: %s: %s", s->path, what, msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
     return -1;
@@ -285,15 +287,76 @@ static int set_pragmas(store *s, gl_error *err)
     return out;
 }
 
-/* Applies migrations[version..] and stamps the ids, all in one transaction;
- * the version is read again under the write lock in case another process
- * migrated first. */
+/* 32 lowercase hex digits from /dev/urandom: the database's id. */
+static int random_id(const store *s, char out[33], gl_error *err)
+{
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd < 0 ? -1 : read(fd, b, sizeof b);
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (n != (ssize_t)sizeof b)
+        return gl_fail(err, "%s: cannot make the database id: /dev/urandom: %s", s->path,
+                       n < 0 ? strerror(e) : "short read");
+    for (size_t i = 0; i < sizeof b; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    return 0;
+}
+
+/* Gives the database an id unless it has one (schema 4 and later). */
+static int stamp_id(store *s, gl_error *err)
+{
+    char id[33];
+    if (random_id(s, id, err))
+        return -1;
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO db_info (key, value) VALUES ('id', ?1)"
+                                " ON CONFLICT (key) DO NOTHING",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, err, rc, "set the database id");
+    store_bind_text(st, 1, id, &rc);
+    int out = store_exec(s, st, rc, err, "set the database id");
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int read_id(store *s, gl_error *err)
+{
+    sqlite3_stmt *st;
+    s->db_id[0] = '\0';
+    int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM db_info WHERE key = 'id'", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return store_fail(s, err, rc, "read the database id");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        store_col_text(st, 0, s->db_id, sizeof s->db_id);
+    int out = store_end(s, st, rc, err, "read the database id");
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* Applies migrations[version..], stamps the ids and gives the database its
+ * id, all in one transaction; the version is read again under the write
+ * lock in case another process migrated first. Foreign keys are off around
+ * it (the pragma is a no-op inside a transaction): rebuilding runs (version
+ * 4) drops the old table, which would otherwise delete every child row. The
+ * rebuild must not break a reference: foreign_key_check finds no more
+ * violations after than before (a file edited with foreign keys off may
+ * already hold some; they are kept as they are). */
 static int migrate(store *s, gl_error *err)
 {
-    if (exec_script(s, "BEGIN IMMEDIATE", err, "begin migration"))
-        return -1;
+    if (exec_script(s, "PRAGMA foreign_keys = OFF", err, "begin migration") ||
+        exec_script(s, "BEGIN IMMEDIATE", err, "begin migration"))
+        goto fail;
     db_identity id;
-    if (read_identity(s, &id, err) || check_identity(s, &id, err))
+    int64_t broken_before, broken_after;
+    static const char count_broken[] = "SELECT count(*) FROM pragma_foreign_key_check";
+    if (read_identity(s, &id, err) || check_identity(s, &id, err) ||
+        query_int(s, count_broken, &broken_before, err))
         goto fail;
     int64_t from = id.app == STORE_APPLICATION_ID ? id.version : 0;
     for (int64_t v = from; v < STORE_SCHEMA_VERSION; v++) {
@@ -302,16 +365,24 @@ static int migrate(store *s, gl_error *err)
         if (exec_script(s, store_migrations[v], err, what))
             goto fail;
     }
+    if (query_int(s, count_broken, &broken_after, err))
+        goto fail;
+    if (broken_after > broken_before) {
+        gl_fail(err, "%s: migration to schema version %d would break %lld foreign key references",
+                s->path, STORE_SCHEMA_VERSION, (long long)(broken_after - broken_before));
+        goto fail;
+    }
     char stamp[128];
     snprintf(stamp, sizeof stamp, "PRAGMA application_id = %d; PRAGMA user_version = %d;",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
-    if (exec_script(s, stamp, err, "set schema version") ||
+    if (stamp_id(s, err) || exec_script(s, stamp, err, "set schema version") ||
         exec_script(s, "COMMIT", err, "commit migration"))
         goto fail;
-    return 0;
+    return exec_script(s, "PRAGMA foreign_keys = ON", err, "set pragmas");
 fail:
     if (store_in_transaction(s))
         exec_script(s, "ROLLBACK", NULL, "rollback migration");
+    exec_script(s, "PRAGMA foreign_keys = ON", NULL, "set pragmas");
     return -1;
 }
 
@@ -330,6 +401,61 @@ static int prepare_all(store *s, gl_error *err)
             return store_fail(s, err, rc, "prepare");
     }
     return 0;
+}
+
+/* ---- opening read-only ---- */
+
+/* path as a "file:" URI with the query appended: '%', '?' and '#' escaped,
+ * an absolute path behind an empty authority ("file:///..."). */
+static char *path_uri(const char *path, const char *query)
+{
+    size_t n = strlen(path), cap = 3 * n + strlen(query) + 16;
+    char *u = xmalloc(cap), *p = u;
+    p += snprintf(p, cap, "file:%s", path[0] == '/' ? "//" : "");
+    for (const char *c = path; *c; c++) {
+        if (*c == '%' || *c == '?' || *c == '#')
+            p += sprintf(p, "%%%02X", (unsigned char)*c);
+        else
+            *p++ = *c;
+    }
+    snprintf(p, cap - (size_t)(p - u), "?%s", query);
+    return u;
+}
+
+/* A reader that may not write must not create the -wal and -shm files
+ * either: they would be left behind, owned by the reader (or it could not
+ * open at all in a read-only directory). See "Read-Only Databases" in
+ * https://www.sqlite.org/wal.html. With no -wal file (or an empty one and no
+ * -shm), every commit is in the database file and no connection has it
+ * open: it is read as immutable (no locks, no WAL) — a writer that starts
+ * meanwhile writes to a new WAL, which this short read ignores. With both
+ * files there, SQLite reads through them (a -shm it cannot write is copied
+ * to private memory). A -wal without its -shm cannot be read without
+ * creating one: refused. */
+static int open_readonly(store *s, const char *path, gl_error *err)
+{
+    char wal[PATH_MAX + 8], shm[PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    snprintf(shm, sizeof shm, "%s-shm", path);
+    struct stat ws, ss;
+    int has_wal = stat(wal, &ws) == 0, has_shm = stat(shm, &ss) == 0;
+    const char *query;
+    if (!has_wal || (ws.st_size == 0 && !has_shm))
+        query = "mode=ro&immutable=1";
+    else if (has_shm)
+        query = "mode=ro";
+    else
+        return gl_fail(err, "%s: cannot read it without write access: its -wal file is there "
+                            "without its -shm (a writer stopped without closing it); open it "
+                            "once with write access", path);
+    char *uri = path_uri(path, query);
+    int rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    free(uri);
+    if (rc == SQLITE_OK)
+        return 0;
+    if (s->db)
+        return store_fail(s, err, rc, "cannot open read-only");
+    return gl_fail(err, "%s: cannot open read-only: %s", path, sqlite3_errstr(rc));
 }
 
 /* ---- open / close ---- */
@@ -373,30 +499,35 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         snprintf(s->host, sizeof s->host, "?");
     s->host[sizeof s->host - 1] = '\0';
 
-    int flags = readonly ? SQLITE_OPEN_READONLY
-                         : SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE);
-    int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        if (s->db)
-            store_fail(s, err, rc, "cannot open");
-        else
-            gl_fail(err, "%s: cannot open: %s", path, sqlite3_errstr(rc));
-        goto fail;
+    s->readonly = readonly;
+    int rc;
+    if (readonly) {
+        if (open_readonly(s, path, err))
+            goto fail;
+    } else {
+        rc = sqlite3_open_v2(path, &s->db,
+                             SQLITE_OPEN_READWRITE | (exists ? 0 : SQLITE_OPEN_CREATE), NULL);
+        if (rc != SQLITE_OK) {
+            if (s->db)
+                store_fail(s, err, rc, "cannot open");
+            else
+                gl_fail(err, "%s: cannot open: %s", path, sqlite3_errstr(rc));
+            goto fail;
+        }
     }
-    if ((rc = sqlite3_busy_timeout(s->db, 5000)) != SQLITE_OK) {
-        store_fail(s, err, rc, "set busy timeout");
+    if (store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS, err))
         goto fail;
-    }
     db_identity id;
     if (read_identity(s, &id, err) || check_identity(s, &id, err))
         goto fail;
     if (readonly) {
-        if (id.app != STORE_APPLICATION_ID || id.version < STORE_SCHEMA_VERSION) {
-            gl_fail(err, "%s: read-only, and its schema (version %lld) needs an upgrade that "
-                         "only a writable copy can get", path, (long long)id.version);
+        /* every schema version reads the same tables; only the views and
+         * db_info came later, and a reader asking for them gets "no such" */
+        if (id.app != STORE_APPLICATION_ID || id.version < 1) {
+            gl_fail(err, "%s: read-only, and not yet a gatelab database (an empty file)", path);
             goto fail;
         }
-        if (prepare_all(s, err))
+        if (prepare_all(s, err) || (id.version >= 4 && read_id(s, err)))
             goto fail;
         return s;
     }
@@ -409,6 +540,10 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         goto fail;
     if ((id.app != STORE_APPLICATION_ID || id.version < STORE_SCHEMA_VERSION) && migrate(s, err))
         goto fail;
+    if (read_id(s, err))
+        goto fail;
+    if (!s->db_id[0] && (stamp_id(s, err) || read_id(s, err)))
+        goto fail;   /* someone deleted the row: a new id, as for a new file */
     if (prepare_all(s, err) || store_detect_crashes(s, err))
         goto fail;
     return s;
@@ -425,8 +560,10 @@ void store_close(store *s)
         store_rollback(s);   /* what was not committed is dropped, as on a crash */
         /* Copy the WAL into the file without blocking anyone, and skip the
          * exclusive checkpoint SQLite would take on close: a sqlite3 shell
-         * reading at that moment would get "database is locked". */
-        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+         * reading at that moment would get "database is locked". A reader
+         * opened read-only has no WAL of its own to copy. */
+        if (!s->readonly)
+            sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         for (int i = 0; i < SW_COUNT; i++)
             sqlite3_finalize(s->sw[i]);
@@ -436,6 +573,7 @@ void store_close(store *s)
         GL_ASSERT(rc == SQLITE_OK);   /* every statement is finalized above */
     }
     free(s->live);
+    free(s->live_tx);
     free(s->path);
     free(s);
 }
@@ -443,4 +581,21 @@ void store_close(store *s)
 size_t store_crashed_on_open(const store *s)
 {
     return s->crashed_on_open;
+}
+
+const char *store_db_id(const store *s)
+{
+    return s->db_id;
+}
+
+int store_set_busy_timeout(store *s, int ms, gl_error *err)
+{
+    int rc = sqlite3_busy_timeout(s->db, ms);
+    return rc == SQLITE_OK ? 0 : store_fail(s, err, rc, "set busy timeout");
+}
+
+int store_busy(const store *s)
+{
+    int primary = s->last_rc & 0xff;
+    return primary == SQLITE_BUSY || primary == SQLITE_LOCKED;
 }

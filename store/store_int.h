@@ -66,11 +66,21 @@ struct store {
     char *path;
     char host[256];
     int64_t pid;
+    int readonly;                 /* opened read-only (STORE_BROWSE) */
+    char db_id[33];               /* db_info 'id', "" when there is none */
+    int last_rc;                  /* SQLite code of the last store_fail since
+                                     store_begin: store_busy reads it */
     size_t crashed_on_open;
     /* runs begun (or reopened) by this handle and not yet given a final
      * status: store_commit refreshes their heartbeat */
     int64_t *live;
     size_t n_live, cap_live;
+    /* the live list as it was at store_begin: a rollback puts it back, so a
+     * batch replayed after SQLITE_BUSY neither keeps a run id that was never
+     * committed nor forgets a run whose final status was rolled back */
+    int64_t *live_tx;
+    size_t n_live_tx, cap_live_tx;
+    int tx_saved;                 /* live_tx holds the list of an open store_begin */
     sqlite3_stmt *sw[SW_COUNT];
     sqlite3_stmt *sr[SR_COUNT];
 };
@@ -83,8 +93,9 @@ void store_bind_f64(sqlite3_stmt *st, int i, double v, int *rc);
 void store_bind_text(sqlite3_stmt *st, int i, const char *v, int *rc);
 void store_bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n, int *rc);
 
-/* "PATH: what: sqlite3_errmsg" (or the bind's error string), returns -1. */
-int store_fail(const store *s, gl_error *err, int rc, const char *what);
+/* "PATH: what: sqlite3_errmsg" (or the bind's error string), returns -1;
+ * remembers rc for store_busy. */
+int store_fail(store *s, gl_error *err, int rc, const char *what);
 
 /* Steps a statement that returns no rows, then resets it and clears its
  * bindings whatever happened. rc is the binders' code. */

@@ -255,6 +255,61 @@ static const char schema_v2[] =
     "       x.gatelab, x.paper, x.same_direction, x.value, x.spread\n"
     "FROM experiments e JOIN experiment_results x ON x.experiment = e.id;\n";
 
+/* The views of version 3 that read runs, as macros: version 4 drops and
+ * recreates them, with the same text, around its rebuild of runs. */
+#define RUN_FINAL_V3 \
+    "CREATE VIEW run_final AS\n"                                                        \
+    "SELECT r.id AS run, r.session, r.arm, r.name, r.mode, r.k, r.seed, r.status,\n"    \
+    "       r.parent_run,\n"                                                            \
+    "       coalesce((SELECT max(s.last_step) FROM summaries s WHERE s.run = r.id),\n"  \
+    "                r.start_step) AS steps,\n"                                         \
+    "       tl.last AS train_loss, vl.last AS val_loss, vp.last AS val_ppl,\n"          \
+    "       vl.min AS best_val_loss, vl.min_step AS best_val_step,\n"                   \
+    "       f1.last AS f1, mk.last AS mass_kept,\n"                                     \
+    "       (SELECT avg(m.value) FROM metrics m\n"                                      \
+    "         WHERE m.run = r.id AND m.key = 'tokens_per_s') AS tokens_per_s,\n"        \
+    "       r.started_at, r.ended_at,\n"                                                \
+    "       coalesce('moe' || json_extract(r.config, '$.experts'), 'dense') AS ffn,\n"  \
+    "       json_extract(r.config, '$.router') AS router\n"                             \
+    "FROM runs r\n"                                                                     \
+    "LEFT JOIN summaries tl ON tl.run = r.id AND tl.key = 'train_loss'\n"               \
+    "LEFT JOIN summaries vl ON vl.run = r.id AND vl.key = 'val_loss'\n"                 \
+    "LEFT JOIN summaries vp ON vp.run = r.id AND vp.key = 'val_ppl'\n"                  \
+    "LEFT JOIN summaries f1 ON f1.run = r.id AND f1.key = 'f1'\n"                       \
+    "LEFT JOIN summaries mk ON mk.run = r.id AND mk.key = 'mass_kept';\n"
+
+#define PAIR_VIEWS_V3 \
+    "CREATE VIEW learned_vs_random AS\n"                                                           \
+    "WITH arm AS (SELECT run, session, seed, mode, ffn, router, val_ppl FROM run_final\n"          \
+    "             WHERE parent_run IS NULL),\n"                                                    \
+    "     pair (learned_mode, random_mode) AS\n"                                                   \
+    "       (VALUES ('soft', 'random'), ('topk', 'topk-random'))\n"                                \
+    "SELECT l.session, l.seed, p.learned_mode, l.run AS learned_run,\n"                            \
+    "       l.val_ppl AS learned_ppl, p.random_mode, r.run AS random_run,\n"                       \
+    "       r.val_ppl AS random_ppl, r.val_ppl - l.val_ppl AS routing_benefit,\n"                  \
+    "       d.run AS dense_run, d.val_ppl AS dense_ppl,\n"                                         \
+    "       (r.val_ppl - l.val_ppl) / nullif(r.val_ppl - d.val_ppl, 0) AS routing_benefit_rel,\n"  \
+    "       l.ffn\n"                                                                               \
+    "FROM pair p\n"                                                                                \
+    "JOIN arm l ON l.mode = p.learned_mode\n"                                                      \
+    "JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = p.random_mode\n"         \
+    "          AND r.ffn = l.ffn AND r.router IS l.router\n"                                       \
+    "LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = 'dense'\n"          \
+    "          AND d.ffn = l.ffn AND d.router IS l.router;\n"                                      \
+    "CREATE VIEW router_learned_vs_random AS\n"                                                    \
+    "WITH arm AS (SELECT run, session, seed, mode, ffn, router, val_ppl FROM run_final\n"          \
+    "             WHERE parent_run IS NULL)\n"                                                     \
+    "SELECT l.session, l.seed, l.mode, l.ffn, l.run AS learned_run, l.val_ppl AS learned_ppl,\n"   \
+    "       r.run AS random_run, r.val_ppl AS random_ppl,\n"                                       \
+    "       r.val_ppl - l.val_ppl AS routing_benefit,\n"                                           \
+    "       d.run AS dense_ffn_run, d.val_ppl AS dense_ffn_ppl\n"                                  \
+    "FROM arm l\n"                                                                                 \
+    "JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = l.mode\n"                \
+    "          AND r.ffn = l.ffn AND r.router = 'random'\n"                                        \
+    "LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = l.mode\n"           \
+    "          AND d.ffn = 'dense'\n"                                                              \
+    "WHERE l.router = 'learned';\n"
+
 /* Version 3: arms with a mixture-of-experts FFN (`MODE+moe`, whose config
  * JSON holds experts and router). run_final gains `ffn` ('dense' or 'moeE')
  * and `router` ('learned', 'random' or NULL); learned_vs_random pairs gates
@@ -263,60 +318,70 @@ static const char schema_v2[] =
 static const char schema_v3[] =
     "DROP VIEW learned_vs_random;\n"
     "DROP VIEW run_final;\n"
-    "CREATE VIEW run_final AS\n"
-    "SELECT r.id AS run, r.session, r.arm, r.name, r.mode, r.k, r.seed, r.status,\n"
-    "       r.parent_run,\n"
-    "       coalesce((SELECT max(s.last_step) FROM summaries s WHERE s.run = r.id),\n"
-    "                r.start_step) AS steps,\n"
-    "       tl.last AS train_loss, vl.last AS val_loss, vp.last AS val_ppl,\n"
-    "       vl.min AS best_val_loss, vl.min_step AS best_val_step,\n"
-    "       f1.last AS f1, mk.last AS mass_kept,\n"
-    "       (SELECT avg(m.value) FROM metrics m\n"
-    "         WHERE m.run = r.id AND m.key = 'tokens_per_s') AS tokens_per_s,\n"
-    "       r.started_at, r.ended_at,\n"
-    "       coalesce('moe' || json_extract(r.config, '$.experts'), 'dense') AS ffn,\n"
-    "       json_extract(r.config, '$.router') AS router\n"
-    "FROM runs r\n"
-    "LEFT JOIN summaries tl ON tl.run = r.id AND tl.key = 'train_loss'\n"
-    "LEFT JOIN summaries vl ON vl.run = r.id AND vl.key = 'val_loss'\n"
-    "LEFT JOIN summaries vp ON vp.run = r.id AND vp.key = 'val_ppl'\n"
-    "LEFT JOIN summaries f1 ON f1.run = r.id AND f1.key = 'f1'\n"
-    "LEFT JOIN summaries mk ON mk.run = r.id AND mk.key = 'mass_kept';\n"
-    "CREATE VIEW learned_vs_random AS\n"
-    "WITH arm AS (SELECT run, session, seed, mode, ffn, router, val_ppl FROM run_final\n"
-    "             WHERE parent_run IS NULL),\n"
-    "     pair (learned_mode, random_mode) AS\n"
-    "       (VALUES ('soft', 'random'), ('topk', 'topk-random'))\n"
-    "SELECT l.session, l.seed, p.learned_mode, l.run AS learned_run,\n"
-    "       l.val_ppl AS learned_ppl, p.random_mode, r.run AS random_run,\n"
-    "       r.val_ppl AS random_ppl, r.val_ppl - l.val_ppl AS routing_benefit,\n"
-    "       d.run AS dense_run, d.val_ppl AS dense_ppl,\n"
-    "       (r.val_ppl - l.val_ppl) / nullif(r.val_ppl - d.val_ppl, 0) AS routing_benefit_rel,\n"
-    "       l.ffn\n"
-    "FROM pair p\n"
-    "JOIN arm l ON l.mode = p.learned_mode\n"
-    "JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = p.random_mode\n"
-    "          AND r.ffn = l.ffn AND r.router IS l.router\n"
-    "LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = 'dense'\n"
-    "          AND d.ffn = l.ffn AND d.router IS l.router;\n"
-    "CREATE VIEW router_learned_vs_random AS\n"
-    "WITH arm AS (SELECT run, session, seed, mode, ffn, router, val_ppl FROM run_final\n"
-    "             WHERE parent_run IS NULL)\n"
-    "SELECT l.session, l.seed, l.mode, l.ffn, l.run AS learned_run, l.val_ppl AS learned_ppl,\n"
-    "       r.run AS random_run, r.val_ppl AS random_ppl,\n"
-    "       r.val_ppl - l.val_ppl AS routing_benefit,\n"
-    "       d.run AS dense_ffn_run, d.val_ppl AS dense_ffn_ppl\n"
-    "FROM arm l\n"
-    "JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = l.mode\n"
-    "          AND r.ffn = l.ffn AND r.router = 'random'\n"
-    "LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = l.mode\n"
-    "          AND d.ffn = 'dense'\n"
-    "WHERE l.router = 'learned';\n";
+    RUN_FINAL_V3
+    PAIR_VIEWS_V3;
+
+/* Version 4: the database's identity and the `failed` run status.
+ * `db_info` holds key 'id' (32 random lowercase hex digits), written by
+ * store_open in the transaction that creates or migrates the file, so a
+ * checkpoint can name the database it belongs to. `failed` (a run whose
+ * checkpoint could not be written) needs a new CHECK on runs.status, and
+ * SQLite cannot alter a CHECK: runs is rebuilt the way
+ * https://www.sqlite.org/lang_altertable.html ("Making Other Kinds Of Table
+ * Schema Changes") says — new table, copy, drop, rename, then the indexes
+ * and the views that read runs again (the same text as version 3). The
+ * views go first: renaming a table checks every view, and these would name
+ * a table that no longer exists. store_open runs this with foreign keys off
+ * (DROP TABLE runs would otherwise cascade to every child row) and checks
+ * PRAGMA foreign_key_check before it commits. */
+static const char schema_v4[] =
+    "CREATE TABLE db_info (\n"
+    "  key   TEXT PRIMARY KEY,\n"
+    "  value TEXT NOT NULL\n"
+    ");\n"
+    "DROP VIEW router_learned_vs_random;\n"
+    "DROP VIEW learned_vs_random;\n"
+    "DROP VIEW run_final;\n"
+    "CREATE TABLE runs_v4 (\n"
+    "  id         INTEGER PRIMARY KEY,\n"
+    "  session    INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,\n"
+    "  arm        INTEGER NOT NULL CHECK (arm >= 0),\n"
+    "  name       TEXT NOT NULL,\n"
+    "  mode       TEXT NOT NULL,\n"
+    "  k          INTEGER NOT NULL CHECK (k >= 0),\n"
+    "  frozen     INTEGER NOT NULL CHECK (frozen IN (0, 1)),\n"
+    "  seed       INTEGER NOT NULL,\n"
+    "  config     TEXT NOT NULL CHECK (json_valid(config)),\n"
+    "  parent_run INTEGER REFERENCES runs(id) ON DELETE SET NULL,\n"
+    "  start_step INTEGER NOT NULL CHECK (start_step >= 0),\n"
+    "  status     TEXT NOT NULL CHECK (status IN\n"
+    "               ('running', 'paused', 'finished', 'stopped', 'diverged', 'crashed',\n"
+    "                'failed')),\n"
+    "  started_at TEXT NOT NULL,\n"
+    "  ended_at   TEXT,\n"
+    "  final_step INTEGER,\n"
+    "  owner_pid  INTEGER NOT NULL,\n"
+    "  host       TEXT NOT NULL,\n"
+    "  heartbeat  TEXT NOT NULL,\n"
+    "  UNIQUE (session, arm)\n"
+    ");\n"
+    "INSERT INTO runs_v4 (id, session, arm, name, mode, k, frozen, seed, config, parent_run,\n"
+    "                     start_step, status, started_at, ended_at, final_step, owner_pid,\n"
+    "                     host, heartbeat)\n"
+    "SELECT id, session, arm, name, mode, k, frozen, seed, config, parent_run, start_step,\n"
+    "       status, started_at, ended_at, final_step, owner_pid, host, heartbeat FROM runs;\n"
+    "DROP TABLE runs;\n"
+    "ALTER TABLE runs_v4 RENAME TO runs;\n"
+    "CREATE INDEX runs_live ON runs(status) WHERE status IN ('running', 'paused');\n"
+    "CREATE INDEX runs_parent ON runs(parent_run);\n"
+    RUN_FINAL_V3
+    PAIR_VIEWS_V3;
 
 const char *const store_migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
+    schema_v4,
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] == STORE_SCHEMA_VERSION,

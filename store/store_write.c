@@ -110,15 +110,35 @@ int store_begin(store *s, gl_error *err)
 {
     if (store_in_transaction(s))
         return gl_fail(err, "%s: a transaction is already open", s->path);
-    return store_exec(s, s->sw[SW_BEGIN], SQLITE_OK, err, "begin transaction");
+    s->last_rc = SQLITE_OK;
+    if (s->cap_live_tx < s->n_live) {
+        free(s->live_tx);
+        s->cap_live_tx = s->cap_live;
+        s->live_tx = xmalloc(s->cap_live_tx * sizeof *s->live_tx);
+    }
+    if (s->n_live)
+        memcpy(s->live_tx, s->live, s->n_live * sizeof *s->live);
+    s->n_live_tx = s->n_live;
+    int rc = store_exec(s, s->sw[SW_BEGIN], SQLITE_OK, err, "begin transaction");
+    s->tx_saved = rc == 0;
+    return rc;
 }
 
 /* After a failed statement or COMMIT, SQLite may or may not have rolled the
- * transaction back already; end it either way. */
+ * transaction back already; end it either way, and forget the runs the
+ * transaction began or ended (store_begin kept the list as it was). */
 void store_rollback(store *s)
 {
     if (store_in_transaction(s))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);   /* cannot fail usefully */
+    if (s->tx_saved) {
+        /* cap_live never shrinks: the saved list fits */
+        GL_ASSERT(s->n_live_tx <= s->cap_live);
+        if (s->n_live_tx)
+            memcpy(s->live, s->live_tx, s->n_live_tx * sizeof *s->live);
+        s->n_live = s->n_live_tx;
+        s->tx_saved = 0;
+    }
 }
 
 static int commit(store *s, gl_error *err)
@@ -127,6 +147,7 @@ static int commit(store *s, gl_error *err)
         store_rollback(s);
         return -1;
     }
+    s->tx_saved = 0;   /* committed: the list stands */
     return 0;
 }
 

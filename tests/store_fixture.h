@@ -23,6 +23,8 @@
 #include "check.h"
 #include "gate.h"
 #include "metrics.h"
+/* store_migrations: the schema as older binaries made it */
+#include "../store/store_int.h"
 
 #define T_HEAT 4
 
@@ -180,6 +182,69 @@ static inline void raw_text(sqlite3 *db, const char *sql, char *out, size_t size
     const unsigned char *t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
     snprintf(out, size, "%s", t ? (const char *)t : "");
     sqlite3_finalize(st);
+}
+
+/* ---- databases of an older schema -------------------------------------- */
+
+/* A file exactly as a binary of schema `version` left it: its migrations,
+ * its application_id and user_version, WAL. Returned open (raw). */
+static inline sqlite3 *old_db_create(const char *path, int version)
+{
+    GL_ASSERT(version >= 1 && version <= STORE_SCHEMA_VERSION);
+    sqlite3 *db = raw_open(path);
+    raw_exec(db, "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; BEGIN IMMEDIATE");
+    for (int v = 0; v < version; v++)
+        raw_exec(db, store_migrations[v]);
+    char stamp[128];
+    snprintf(stamp, sizeof stamp, "PRAGMA application_id = %d; PRAGMA user_version = %d; COMMIT",
+             STORE_APPLICATION_ID, version);
+    raw_exec(db, stamp);
+    return db;
+}
+
+/* A session row, by raw SQL (for files of an older schema). */
+static inline void raw_session(sqlite3 *db, int64_t id)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO sessions (id, started_at, command, version, host, pid)"
+             " VALUES (%lld, '2023-11-14T22:13:20.000Z', 'gatelab run', 'old', 'box', 1)",
+             (long long)id);
+    raw_exec(db, sql);
+}
+
+/* A run with its first segment, an evaluation at step 100 (val_loss and
+ * val_ppl, so the summaries and the views see it) and train losses at steps
+ * 1..3, by raw SQL. parent 0: none. */
+static inline void raw_run(sqlite3 *db, int64_t id, int64_t session, uint32_t arm,
+                           const char *name, const char *mode, const char *config,
+                           const char *status, int64_t parent, double val_loss)
+{
+    char sql[1024], par[24] = "NULL";
+    if (parent > 0)
+        snprintf(par, sizeof par, "%lld", (long long)parent);
+    int final = strcmp(status, "running") != 0 && strcmp(status, "paused") != 0;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO runs (id, session, arm, name, mode, k, frozen, seed, config, parent_run,"
+             " start_step, status, started_at, ended_at, final_step, owner_pid, host, heartbeat)"
+             " VALUES (%lld, %lld, %u, '%s', '%s', 16, 0, 1, '%s', %s, 0, '%s',"
+             " '2023-11-14T22:13:20.000Z', %s, %s, 1, 'box', '2023-11-14T22:13:30.000Z');"
+             "INSERT INTO segments (run, from_step, to_step, mode, k, frozen)"
+             " VALUES (%lld, 0, %s, '%s', 16, 0);",
+             (long long)id, (long long)session, arm, name, mode, config, par, status,
+             final ? "'2023-11-14T22:13:30.000Z'" : "NULL", final ? "100" : "NULL",
+             (long long)id, final ? "100" : "NULL", mode);
+    raw_exec(db, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO metrics (run, key, step, wall_ms, value) VALUES"
+             " (%lld, 'val_loss', 100, 1700000010000, %.17g),"
+             " (%lld, 'val_ppl', 100, 1700000010000, %.17g),"
+             " (%lld, 'train_loss', 1, 1700000000100, 3.5),"
+             " (%lld, 'train_loss', 2, 1700000000200, 3.25),"
+             " (%lld, 'train_loss', 3, 1700000000300, 3.375)",
+             (long long)id, val_loss, (long long)id, exp(val_loss), (long long)id, (long long)id,
+             (long long)id);
+    raw_exec(db, sql);
 }
 
 /* Summary rows that disagree with a rescan of metrics, plus (run, key)

@@ -163,9 +163,12 @@ check "run exits 0 (got $rc)"                  [ "$rc" -eq 0 ]
 check "run writes nothing to stderr"           [ ! -s "$ERR" ]
 check "run prints progress lines with 'step'"  grep -q '^step ' "$OUT"
 check "run prints a 'summary:' line"           grep -q '^summary:' "$OUT"
-check "checkpoint arm0-soft/step000010.safetensors" [ -s "$CK/arm0-soft/step000010.safetensors" ]
-check "checkpoint arm0-soft/step000020.safetensors" [ -s "$CK/arm0-soft/step000020.safetensors" ]
-CKPT=$CK/arm0-soft/step000020.safetensors
+# --out DIR holds DBNAME-DBID/session-N/armI-NAME/ (so databases and sessions never share a file)
+SDIR=$(ls -d "$CK"/cli-*/session-* 2>/dev/null | tail -n 1)
+check "checkpoints under --out in cli-DBID/session-N ($SDIR)" [ -n "$SDIR" ]
+check "checkpoint arm0-soft/step000010.safetensors" [ -s "$SDIR/arm0-soft/step000010.safetensors" ]
+check "checkpoint arm0-soft/step000020.safetensors" [ -s "$SDIR/arm0-soft/step000020.safetensors" ]
+CKPT=$SDIR/arm0-soft/step000020.safetensors
 
 # ---------------------------------------------------------------------------
 echo "# checkpoint format (tests/st_reader.py)"

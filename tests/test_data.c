@@ -152,14 +152,14 @@ static void cursor_round_trip(const char *path, const char *what)
     data_cursor cur;
     data_get_cursor(da, &cur);
     fill_batches(da, a, AFTER, B, T);
-    data_set_cursor(db, &cur);
+    data_set_cursor(db, &cur, NULL);
     fill_batches(db, b, AFTER, B, T);
     CHECK(memcmp(a, b, nt * sizeof *a) == 0, "%s: cursor round trip continues identically", what);
     data_cursor cb;
     data_get_cursor(db, &cb);
     CHECK(cb.batches == BEFORE + AFTER, "%s: restored cursor keeps counting batches", what);
     /* And setting it back replays the same batches on the first source. */
-    data_set_cursor(da, &cur);
+    data_set_cursor(da, &cur, NULL);
     fill_batches(da, b, AFTER, B, T);
     CHECK(memcmp(a, b, nt * sizeof *a) == 0, "%s: rewinding a source replays its batches", what);
     free(a);

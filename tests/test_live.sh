@@ -1,7 +1,8 @@
 #!/bin/sh
 # End-to-end tests of live runs and the SQLite store (issue 3; DESIGN.md
 # sections 5, 8, 9, 10): kill -9 and resume, resume equals an uninterrupted
-# run, the sqlite3 shell reading while a run writes, SIGINT/SIGTERM, scripted
+# run, the sqlite3 shell reading while a run writes, SIGINT/SIGTERM/SIGHUP
+# (issue 10: also nohup, a closed or full stdout, a file-size limit), scripted
 # swap / k / pause / fork, every query of sessions/queries.sql, bad database
 # inputs, and ls / show / export against a real database.
 #
@@ -284,12 +285,12 @@ ic=$(integrity "$R")
 check "integrity_check says ok (got '$ic')" [ "$ic" = ok ]
 
 # ---------------------------------------------------------------------------
-echo "# SIGINT and SIGTERM"
+echo "# SIGINT, SIGTERM, SIGHUP; SIGPIPE and other failed writes to stdout; SIGXFSZ"
 # ---------------------------------------------------------------------------
-for sig in INT TERM; do
+# SIGHUP (the terminal closed, tmux killed) stops like the other two
+for sig in INT TERM HUP; do
     D=$TMP/sig$sig.db
-    want=130
-    [ "$sig" = TERM ] && want=143
+    case $sig in INT) want=130 ;; TERM) want=143 ;; HUP) want=129 ;; esac
     # shellcheck disable=SC2086
     bg run $MICRO --arms soft,random --steps 100000 --eval-every 50 --db "$D"
     spid=$PID
@@ -319,33 +320,101 @@ for sig in INT TERM; do
 done
 
 # A library thread that exists before main (OpenBLAS's pool) does not block
-# SIGINT: a signal the kernel hands to it must still stop the session cleanly.
-# tgkill aims it at that thread (x86_64 and aarch64 syscall numbers).
+# the stop signals: one the kernel hands to it must still stop the session
+# cleanly. tgkill aims it at that thread (x86_64 and aarch64 syscall numbers).
 case $(uname -m) in x86_64) TGKILL=234 ;; aarch64) TGKILL=131 ;; *) TGKILL= ;; esac
-D=$TMP/sigthread.db
-# shellcheck disable=SC2086
-bg run $MICRO --arms soft --steps 100000 --eval-every 50 --db "$D"
-spid=$PID
-wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"
-# a thread other than main with SIGINT (bit 2 of SigBlk) not blocked
-lib=""
-for t in /proc/"$spid"/task/*; do
-    tid=${t##*/}
-    [ "$tid" = "$spid" ] && continue
-    blk=$(awk '/^SigBlk/ { print $2 }' "$t/status" 2>/dev/null)
-    [ -n "$blk" ] || continue
-    if [ $((0x$blk & 2)) -eq 0 ]; then lib=$tid; break; fi
+for sig in INT HUP; do
+    case $sig in INT) signo=2; want=130 ;; HUP) signo=1; want=129 ;; esac
+    D=$TMP/sigthread$sig.db
+    # shellcheck disable=SC2086
+    bg run $MICRO --arms soft --steps 100000 --eval-every 50 --db "$D"
+    spid=$PID
+    wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"
+    # a thread other than main with the signal (its bit of SigBlk) not blocked
+    lib=""
+    for t in /proc/"$spid"/task/*; do
+        tid=${t##*/}
+        [ "$tid" = "$spid" ] && continue
+        blk=$(awk '/^SigBlk/ { print $2 }' "$t/status" 2>/dev/null)
+        [ -n "$blk" ] || continue
+        if [ $((0x$blk & (1 << (signo - 1)))) -eq 0 ]; then lib=$tid; break; fi
+    done
+    if [ -z "$TGKILL" ] || [ -z "$lib" ]; then
+        kill -INT "$spid" 2>/dev/null
+        wait_exit "$spid" 30
+        ok "SIG$sig to a library thread: skipped (no such thread here, or no tgkill number for $(uname -m))"
+    else
+        $PY -c "import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall($TGKILL, $spid, $lib, $signo) != 0)"
+        wait_exit "$spid" 30
+        check "SIG$sig sent to library thread $lib: exit $want (got $RC)" [ "$RC" -eq "$want" ]
+        check "... and the run is stored stopped" [ "$(sql "$D" "select group_concat(status) from runs")" = stopped ]
+    fi
 done
-if [ -z "$TGKILL" ] || [ -z "$lib" ]; then
+
+# nohup: a SIGHUP ignored at start stays ignored (the run outlives its
+# terminal); SIGINT still stops it
+D=$TMP/nohup.db
+# shellcheck disable=SC2086
+(trap '' HUP; exec "$BIN" run $MICRO --arms soft --steps 100000 --eval-every 50 --db "$D" >"$TMP/bg.out" 2>"$TMP/bg.err") &
+spid=$!
+BGPIDS="$BGPIDS $spid"
+if wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"; then
+    kill -HUP "$spid" 2>/dev/null
+    sleep 1
+    n1=$(sql "$D" "select count(*) from metrics where key = 'train_loss'")
+    sleep 0.5
+    n2=$(sql "$D" "select count(*) from metrics where key = 'train_loss'")
+    check "nohup: SIGHUP is ignored, training goes on ($n1 -> $n2 train_loss rows)" \
+        eval 'alive "$spid" && [ "${n2:-0}" -gt "${n1:-0}" ]'
     kill -INT "$spid" 2>/dev/null
     wait_exit "$spid" 30
-    ok "SIGINT to a library thread: skipped (no such thread here, or no tgkill number for $(uname -m))"
+    check "nohup: SIGINT still stops it, exit 130 (got $RC)" [ "$RC" -eq 130 ]
 else
-    $PY -c "import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall($TGKILL, $spid, $lib, 2) != 0)"
-    wait_exit "$spid" 30
-    check "SIGINT sent to library thread $lib: exit 130 (got $RC)" [ "$RC" -eq 130 ]
-    check "... and the run is stored stopped" [ "$(sql "$D" "select group_concat(status) from runs")" = stopped ]
+    fail "nohup: the run stored metrics within 30 s" "stderr: $(head -n 1 "$TMP/bg.err")"
+    wait_exit "$spid" 0
 fi
+
+# SIGPIPE: the reader of stdout goes away after three lines. gatelab ignores
+# SIGPIPE itself, so what this shell's parent did with it does not matter.
+D=$TMP/pipe.db
+# shellcheck disable=SC2086
+{ "$BIN" run $MICRO --arms soft,random --headless --steps 100000 --eval-every 50 --db "$D" 2>"$TMP/pipe.err"
+  echo $? >"$TMP/pipe.rc"; } | head -n 3 >/dev/null
+rc=$(cat "$TMP/pipe.rc" 2>/dev/null)
+check "| head -n 3: exit 141 (got ${rc:-none})" [ "${rc:-0}" = 141 ]
+check "| head -n 3: one line on stderr naming stdout [$(head -n 1 "$TMP/pipe.err")]" \
+    eval '[ "$(nlines "$TMP/pipe.err")" = 1 ] && grep -q "^gatelab: stdout: Broken pipe" "$TMP/pipe.err"'
+v=$(sql "$D" "select count(*) || ' ' || sum(status = 'stopped') || ' ' || sum(exists (select 1 from checkpoints c
+    where c.run = r.id and c.step = r.final_step and c.resumable = 1)) from runs r")
+check "| head -n 3: both runs stopped, each with a resumable checkpoint at its final step (runs, stopped, with: $v)" \
+    [ "$v" = "2 2 2" ]
+
+# a full disk under stdout: nothing is started, exit 1 naming stdout
+if [ -w /dev/full ]; then
+    # shellcheck disable=SC2086
+    "$BIN" run $MICRO --arms soft --headless --steps 100 --db "$TMP/full.db" >/dev/full 2>"$ERR"
+    rc=$?
+    check "run > /dev/full: exit 1, stderr names stdout, no database (got $rc: $(head -n 1 "$ERR"))" \
+        eval '[ "$rc" = 1 ] && grep -q "stdout: No space left" "$ERR" && [ ! -e "$TMP/full.db" ]'
+    "$BIN" ls --db "$TMP/pipe.db" >/dev/full 2>"$ERR"
+    rc=$?
+    check "ls > /dev/full: exit 1, stderr names stdout (got $rc: $(head -n 1 "$ERR"))" \
+        eval '[ "$rc" = 1 ] && grep -q "^gatelab: stdout: " "$ERR"'
+fi
+"$BIN" ls --db "$TMP/pipe.db" >&- 2>"$ERR"
+rc=$?
+check "ls with stdout closed: exit 1 naming stdout (got $rc: $(head -n 1 "$ERR"))" \
+    eval '[ "$rc" = 1 ] && grep -q "^gatelab: stdout: " "$ERR"'
+
+# SIGXFSZ: past a file-size limit a write fails (EFBIG) instead of killing
+# the process (153 = 128 + SIGXFSZ); what the failure does to the run is the
+# store's and the checkpoints' business
+# shellcheck disable=SC2086
+(ulimit -f 256; exec "$BIN" run $MICRO --arms soft --headless --steps 5000 --eval-every 50 \
+    --save-every 100 --db "$TMP/fsz.db" >"$OUT" 2>"$ERR")
+rc=$?
+check "ulimit -f: not killed by SIGXFSZ, a runtime error instead (exit $rc: $(head -n 1 "$ERR"))" \
+    eval '[ "$rc" -ge 1 ] && [ "$rc" -lt 128 ]'
 
 # ---------------------------------------------------------------------------
 echo "# scripted commands: swap, k, pause, fork"

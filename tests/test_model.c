@@ -501,7 +501,7 @@ static void test_moe_checkpoint(void)
           "an MoE layer holds E copies of the FFN and an E x d router (%zu vs %zu params)",
           model_count_params(&c), model_count_params(&dense));
     const char *path = "build-test-moe.safetensors";
-    int rc = checkpoint_save(path, &a, NULL, 5, "test", NULL, 0, &err);
+    int rc = checkpoint_save(path, &a, NULL, 5, "test", NULL, 0, NULL, &err);
     CHECK(rc == 0, "an MoE model saves (%s)", rc ? err.msg : "ok");
     st_file f;
     checkpoint_info info;

@@ -438,7 +438,16 @@ static void test_truncated(const fixture *fx)
     unlink(path);
 
     expect_bad("/nonexistent/dir/x.safetensors", "open: No such file", "missing file");
-    expect_bad(fx->dir, "read", "a directory");
+    expect_bad(fx->dir, "not a regular file", "a directory");
+    /* a FIFO with no writer: refused at once, not waited on; a device that
+     * never ends (/dev/zero) is refused before a byte is read */
+    char fifo[128];
+    snprintf(fifo, sizeof fifo, "%s/ck.fifo", fx->dir);
+    if (mkfifo(fifo, 0600) == 0) {
+        expect_bad(fifo, "not a regular file", "a FIFO");
+        unlink(fifo);
+    }
+    expect_bad("/dev/zero", "not a regular file", "/dev/zero");
     free(raw);
 }
 

@@ -1,11 +1,18 @@
 /* test_store: the SQLite store. Creating and reopening (schema version,
- * application_id, WAL), sessions and runs, every record kind written in
- * batched transactions and read back through the read API and through raw
- * SQL on the views, summaries after replaced and deleted metric rows,
- * segments, crash detection with a dead and a live owner, resume, and the bad
- * files it must refuse without changing a byte. The views of schema 3 and
- * sessions/queries.sql are test_store_views.c. */
+ * application_id, WAL, the database id), sessions and runs, every record
+ * kind written in batched transactions and read back through the read API
+ * and through raw SQL on the views, summaries after replaced and deleted
+ * metric rows, segments, crash detection with a dead and a live owner,
+ * resume, the bad files it must refuse without changing a byte, the
+ * migration of a version-3 file to version 4 (every row kept, or nothing
+ * changed), another connection holding the write lock while a batch waits,
+ * and readers that may not write leaving no file behind. The views of
+ * schema 3 and sessions/queries.sql are test_store_views.c. */
 #include "store_fixture.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 
 #define NOBODY 65534
 
@@ -42,11 +49,25 @@ static void test_create(void)
     CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN"
                       " ('run_final','learned_vs_random','gate_agreement')") == 3,
           "the three views exist");
+    char id[64];
+    raw_text(db, "SELECT value FROM db_info WHERE key = 'id'", id, sizeof id);
+    CHECK(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32,
+          "db_info holds a 32-hex-digit id (%s)", id);
     sqlite3_close(db);
 
     s = store_open(path, STORE_EXISTING, &err);
     CHECK(s != NULL, "reopens with STORE_EXISTING (%s)", s ? "" : err.msg);
+    if (s)
+        CHECK(strcmp(store_db_id(s), id) == 0, "store_db_id gives it, the same after a reopen (%s)",
+              store_db_id(s));
     store_close(s);
+    char *other = tmp_path("new/sub/other.db");
+    s = store_open(other, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    CHECK(strlen(store_db_id(s)) == 32 && strcmp(store_db_id(s), id) != 0,
+          "another new database has another id (%s)", store_db_id(s));
+    store_close(s);
+    free(other);
     free(path);
 }
 
@@ -808,6 +829,504 @@ static void test_bad_files(void)
     free(dir);
 }
 
+/* ---- migration from schema 3 to 4 ------------------------------------- */
+
+static const char *const all_tables[] = {
+    "sessions", "runs", "metrics", "layer_metrics", "summaries", "events", "segments",
+    "heatmaps", "checkpoints", "experiments", "experiment_runs", "experiment_results",
+};
+#define N_TABLES (sizeof all_tables / sizeof all_tables[0])
+
+/* Every row of a table as text, ordered by every column: what a migration
+ * must keep. Caller frees. */
+static char *table_text(sqlite3 *db, const char *table)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT * FROM %s", table);
+    sqlite3_stmt *st;
+    GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+    int ncol = sqlite3_column_count(st);
+    sqlite3_finalize(st);
+    size_t at = (size_t)snprintf(sql, sizeof sql, "SELECT * FROM %s ORDER BY 1", table);
+    for (int c = 2; c <= ncol; c++)
+        at += (size_t)snprintf(sql + at, sizeof sql - at, ", %d", c);
+    GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
+    size_t len = 0, cap = 4096;
+    char *out = xmalloc(cap);
+    out[0] = '\0';
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int c = 0; c < ncol; c++) {
+            const unsigned char *t = sqlite3_column_text(st, c);
+            int n = sqlite3_column_bytes(st, c);
+            while (len + (size_t)n + 16 > cap) {
+                char *p = xmalloc(2 * cap);
+                memcpy(p, out, len + 1);
+                free(out);
+                out = p;
+                cap *= 2;
+            }
+            len += (size_t)snprintf(out + len, cap - len, "%s%.*s", c ? "|" : "\n", n,
+                                    t ? (const char *)t : "NULL");
+        }
+    sqlite3_finalize(st);
+    return out;
+}
+
+/* A version-3 file with rows in every table: four finished-or-ended runs
+ * (one forked from another), events, layer metrics, segments, heatmaps,
+ * checkpoints, an experiment, and one orphan metric row (a run deleted from
+ * a shell without foreign keys: it must survive too). */
+static sqlite3 *v3_file(const char *path)
+{
+    sqlite3 *db = old_db_create(path, 3);
+    raw_session(db, 1);
+    raw_session(db, 2);
+    raw_run(db, 1, 1, 0, "soft", "soft", "{}", "finished", 0, 1.0);
+    raw_run(db, 2, 1, 1, "random", "random", "{}", "stopped", 0, 1.1);
+    raw_run(db, 3, 1, 2, "soft>topk", "topk", "{}", "diverged", 1, 1.2);
+    raw_run(db, 4, 2, 0, "dense+moe", "dense", "{\"experts\":4,\"router\":\"learned\"}",
+            "crashed", 0, 0.9);
+    raw_exec(db,
+             "INSERT INTO events (run, step, time, kind, detail, mode, k, frozen) VALUES"
+             " (1, 0, '2023-11-14T22:13:20.000Z', 'start', '', 'soft', 16, 0),"
+             " (3, 50, '2023-11-14T22:13:25.000Z', 'fork', 'from run 1', 'topk', 16, 0),"
+             " (4, 60, '2023-11-14T22:13:26.000Z', 'error', 'owner gone', NULL, NULL, NULL);"
+             "INSERT INTO layer_metrics (run, step, layer, head, key, value) VALUES"
+             " (1, 100, 0, 0, 'f1', 0.25), (1, 100, 0, 1, 'f1', 0.5), (1, 100, 1, 0, 'f1', 0.75);"
+             "INSERT INTO heatmaps (run, step, layer, head, kind, rows, cols, data) VALUES"
+             " (1, 100, 0, 0, 'gate', 2, 2, x'00ff7f01');"
+             "INSERT INTO checkpoints (run, step, path, resumable, created) VALUES"
+             " (1, 50, 'ckpt/a.safetensors', 1, '2023-11-14T22:13:25.000Z'),"
+             " (1, 100, 'ckpt/b.safetensors', 0, '2023-11-14T22:13:30.000Z');"
+             "INSERT INTO experiments (id, kind, command, config, status, started_at, version, host)"
+             " VALUES (1, 'absorption', 'gatelab experiment', '{}', 'finished',"
+             " '2023-11-14T22:13:20.000Z', 'old', 'box');"
+             "INSERT INTO experiment_runs (experiment, run, seed, role, label) VALUES"
+             " (1, 1, 1, 'arm', 'soft'), (1, 2, 1, 'arm', 'random');"
+             "INSERT INTO experiment_results (experiment, position, line, quantity, value, spread,"
+             " gatelab, paper, same_direction) VALUES"
+             " (1, 0, '1', 'routing benefit', 0.1, NULL, '0.10', '0.2', 'yes');"
+             "PRAGMA foreign_keys = OFF;"
+             "INSERT INTO metrics (run, key, step, wall_ms, value)"
+             " VALUES (99, 'train_loss', 1, 1700000000100, 4.0);");
+    return db;
+}
+
+static void test_migrate_v3(void)
+{
+    char *path = tmp_path("v3.db");
+    sqlite3 *db = v3_file(path);
+    char *before[N_TABLES];
+    for (size_t t = 0; t < N_TABLES; t++)
+        before[t] = table_text(db, all_tables[t]);
+    int64_t orphans = raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check");
+    sqlite3_close(db);
+
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "a version-3 file opens (%s)", s ? "migrated" : err.msg);
+    if (!s) {
+        for (size_t t = 0; t < N_TABLES; t++)
+            free(before[t]);
+        free(path);
+        return;
+    }
+    char id[40];
+    snprintf(id, sizeof id, "%s", store_db_id(s));
+    db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 4, "user_version is 4");
+    char stored[40];
+    raw_text(db, "SELECT value FROM db_info WHERE key = 'id'", stored, sizeof stored);
+    CHECK(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 && strcmp(id, stored) == 0,
+          "the migration gave it a 32-hex-digit id, the one store_db_id gives (%s)", stored);
+    size_t same = 0;
+    for (size_t t = 0; t < N_TABLES; t++) {
+        char *after = table_text(db, all_tables[t]);
+        if (strcmp(after, before[t]) == 0)
+            same++;
+        else
+            printf("  note: %s changed:\n--- before%s\n--- after%s\n", all_tables[t], before[t],
+                   after);
+        free(after);
+    }
+    CHECK(same == N_TABLES, "every row of the %zu tables is kept, column for column (%zu equal)",
+          N_TABLES, same);
+    CHECK(raw_int(db, "SELECT count(*) FROM runs") == 4 &&
+              raw_int(db, "SELECT parent_run FROM runs WHERE id = 3") == 1,
+          "the four runs, the fork still pointing at its parent");
+    CHECK(raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == orphans && orphans == 2,
+          "foreign_key_check: only the orphan metric row the file already had, and its summary "
+          "(%lld)", (long long)orphans);
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+                      " ('runs_live', 'runs_parent')") == 2 &&
+              raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_v4'") == 0,
+          "runs has its indexes back, and no table is left over");
+    CHECK(raw_int(db, "SELECT count(*) FROM run_final") == 4 &&
+              raw_int(db, "SELECT count(*) FROM learned_vs_random WHERE learned_run = 1 AND"
+                          " random_run = 2") == 1 &&
+              raw_int(db, "SELECT count(*) FROM router_learned_vs_random") == 0,
+          "the views that read runs are back and see its rows");
+    char check[32];
+    raw_text(db, "PRAGMA integrity_check", check, sizeof check);
+    CHECK(strcmp(check, "ok") == 0, "integrity_check: %s", check);
+    CHECK(sqlite3_exec(db, "UPDATE runs SET status = 'bogus' WHERE id = 1", NULL, NULL, NULL) ==
+              SQLITE_CONSTRAINT,
+          "runs.status still has a CHECK");
+
+    /* the new status, written the way the store thread writes it */
+    int64_t session = store_session_begin(s, "after", &err);
+    store_run_desc d = {.name = "soft", .mode = "soft", .k = 16, .seed = 3};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    GL_ASSERT(run > 0);
+    tel_record r = rec_status(40, RUN_FAILED);
+    CHECK(store_write(s, run, &r, &err) == 0, "a run can become failed (%s)",
+          err.msg[0] ? err.msg : "ok");
+    char sql[256], status[16];
+    snprintf(sql, sizeof sql, "SELECT status || ' ' || final_step || ' ' || (ended_at IS NOT NULL)"
+                              " FROM runs WHERE id = %lld", (long long)run);
+    raw_text(db, sql, status, sizeof status);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM segments WHERE run = %lld AND to_step = 40",
+             (long long)run);
+    CHECK(strcmp(status, "failed 40 1") == 0 && raw_int(db, sql) == 1,
+          "... a final status: final step, ended_at, its segment closed (%s)", status);
+    r = rec_step(1, 2.0);
+    CHECK(store_write(s, run + 100, &r, &err) == -1 && strstr(err.msg, "FOREIGN KEY"),
+          "foreign keys are on again for the store's connection: %s", err.msg);
+    store_close(s);
+
+    /* the children reference the new runs table */
+    raw_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM runs WHERE id = 1");
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE run = 1") == 0 &&
+              raw_int(db, "SELECT count(*) FROM checkpoints WHERE run = 1") == 0 &&
+              raw_int(db, "SELECT count(*) FROM experiment_runs WHERE run = 1") == 0 &&
+              raw_int(db, "SELECT count(*) FROM runs WHERE id = 3 AND parent_run IS NULL") == 1,
+          "deleting a run still cascades to its rows and unlinks its fork");
+    sqlite3_close(db);
+
+    s = store_open(path, STORE_EXISTING, &err);
+    GL_ASSERT(s);
+    CHECK(strcmp(store_db_id(s), id) == 0, "reopened, the id is the same");
+    store_close(s);
+    for (size_t t = 0; t < N_TABLES; t++)
+        free(before[t]);
+    free(path);
+}
+
+/* A migration that fails half way leaves the file as it was. */
+static void test_migrate_fails_whole(void)
+{
+    char *path = tmp_path("v3-clash.db");
+    sqlite3 *db = v3_file(path);
+    raw_exec(db, "CREATE TABLE db_info (note TEXT); INSERT INTO db_info VALUES ('mine')");
+    char *before[N_TABLES];
+    for (size_t t = 0; t < N_TABLES; t++)
+        before[t] = table_text(db, all_tables[t]);
+    sqlite3_close(db);
+
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    CHECK(!s && strstr(err.msg, "migration to schema version 4") && strstr(err.msg, "db_info"),
+          "a table in the way fails the migration: %s", err.msg);
+    store_close(s);
+    char want[512];
+    snprintf(want, sizeof want, "%s: ", path);
+    CHECK(strncmp(err.msg, want, strlen(want)) == 0 && !strstr(err.msg + strlen(want), path),
+          "... naming the path once");
+    db = raw_open(path);
+    size_t same = 0;
+    for (size_t t = 0; t < N_TABLES; t++) {
+        char *after = table_text(db, all_tables[t]);
+        same += strcmp(after, before[t]) == 0;
+        free(after);
+        free(before[t]);
+    }
+    char sql[2048];
+    raw_text(db, "SELECT sql FROM sqlite_master WHERE name = 'runs'", sql, sizeof sql);
+    CHECK(raw_int(db, "PRAGMA user_version") == 3 && same == N_TABLES &&
+              !strstr(sql, "'failed'") &&
+              raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                          " ('run_final', 'learned_vs_random', 'router_learned_vs_random')") == 3 &&
+              raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_v4'") == 0 &&
+              raw_int(db, "SELECT count(*) FROM db_info") == 1,
+          "... and nothing of it stays: version 3, the same rows, runs and its views as they "
+          "were, the user's db_info untouched");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- another connection holding the write lock ------------------------- */
+
+typedef struct {
+    const char *path;
+    long hold_ms;
+    atomic_int held;        /* release: the lock is held (the main thread waits for it) */
+    atomic_int released;    /* release: released_at is written */
+    double released_at;
+} lock_holder;
+
+static void *hold_lock(void *arg)
+{
+    lock_holder *h = arg;
+    sqlite3 *db = raw_open(h->path);
+    raw_exec(db, "BEGIN IMMEDIATE");
+    atomic_store_explicit(&h->held, 1, memory_order_release);
+    nanosleep(&(struct timespec){h->hold_ms / 1000, (h->hold_ms % 1000) * 1000000L}, NULL);
+    raw_exec(db, "COMMIT");
+    h->released_at = gl_now();
+    atomic_store_explicit(&h->released, 1, memory_order_release);
+    sqlite3_close(db);
+    return NULL;
+}
+
+static void start_holder(pthread_t *t, lock_holder *h, const char *path, long hold_ms)
+{
+    h->path = path;
+    h->hold_ms = hold_ms;
+    atomic_init(&h->held, 0);
+    atomic_init(&h->released, 0);
+    GL_ASSERT(pthread_create(t, NULL, hold_lock, h) == 0);
+    while (!atomic_load_explicit(&h->held, memory_order_acquire))
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+
+#define BATCH 2000
+
+/* What the store thread does: the whole batch in one transaction; busy,
+ * roll back and try again after a backoff. Returns the attempts that were
+ * busy, or -1 (and the message) on any other failure. */
+static int write_batch_retrying(store *s, int64_t run, const tel_record *recs, size_t n,
+                                gl_error *err)
+{
+    int busy = 0;
+    long backoff_ms = 5;
+    for (;;) {
+        int rc = store_begin(s, err);
+        for (size_t i = 0; !rc && i < n; i++)
+            rc = store_write(s, run, &recs[i], err);
+        if (!rc)
+            rc = store_commit(s, err);
+        if (!rc)
+            return busy;
+        if (!store_busy(s))
+            return -1;
+        store_abort(s);
+        busy++;
+        nanosleep(&(struct timespec){0, backoff_ms * 1000000L}, NULL);
+        backoff_ms = backoff_ms * 2 > 200 ? 200 : backoff_ms * 2;
+    }
+}
+
+static void test_busy(void)
+{
+    char *path = tmp_path("busy.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "busy", &err);
+    store_run_desc d = {.name = "soft", .mode = "soft", .k = 16, .seed = 1};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    GL_ASSERT(run > 0);
+    CHECK(store_set_busy_timeout(s, 20, &err) == 0, "a short busy timeout for the writer");
+
+    tel_record *recs = xmalloc(BATCH * sizeof *recs);
+    for (size_t i = 0; i < BATCH; i++)
+        recs[i] = rec_step(i + 1, 3.0 - 0.001 * (double)i);
+    pthread_t t;
+    lock_holder h;
+    start_holder(&t, &h, path, 800);
+    double t0 = gl_now();
+    CHECK(store_begin(s, &err) == -1 && store_busy(s) && strstr(err.msg, "locked"),
+          "BEGIN while another connection holds the write lock: busy, after the short timeout "
+          "(%.0f ms): %s", 1e3 * (gl_now() - t0), err.msg);
+    CHECK(!store_in_transaction(s), "... and no transaction is left open");
+    int busy = write_batch_retrying(s, run, recs, BATCH, &err);
+    double t1 = gl_now();
+    pthread_join(t, NULL);
+    CHECK(busy > 0 && atomic_load_explicit(&h.released, memory_order_acquire) &&
+              t1 >= h.released_at,
+          "the batch waited (%d busy attempts) and was written after the lock was released "
+          "(%.0f ms after)", busy, 1e3 * (t1 - h.released_at));
+    sqlite3 *db = raw_open(path);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM metrics WHERE run = %lld AND key = 'train_loss'",
+             (long long)run);
+    CHECK(raw_int(db, sql) == BATCH, "no row lost: %lld of %d train_loss rows",
+          (long long)raw_int(db, sql), BATCH);
+
+    /* a failure that is not a lock is not busy */
+    tel_record r = rec_step(1, 2.0);
+    CHECK(store_write(s, run + 100, &r, &err) == -1 && !store_busy(s),
+          "a foreign key failure is not 'busy': %s", err.msg);
+
+    /* a rolled-back batch is replayed whole: the final status it rolled back
+     * leaves the run live (its heartbeat is still refreshed) */
+    snprintf(sql, sizeof sql, "UPDATE runs SET heartbeat = '2000-01-01T00:00:00.000Z'"
+                              " WHERE id = %lld", (long long)run);
+    raw_exec(db, sql);
+    GL_ASSERT(store_begin(s, &err) == 0);
+    r = rec_status(BATCH, RUN_FINISHED);
+    GL_ASSERT(store_write(s, run, &r, &err) == 0);
+    store_abort(s);
+    GL_ASSERT(store_begin(s, &err) == 0 && store_commit(s, &err) == 0);
+    snprintf(sql, sizeof sql, "SELECT status = 'running' AND heartbeat > '2001' FROM runs"
+                              " WHERE id = %lld", (long long)run);
+    CHECK(raw_int(db, sql) == 1, "a rolled-back final status leaves the run live, heartbeat "
+                                 "refreshed");
+    sqlite3_close(db);
+
+    /* a second session opens and begins while the lock is held (up to the
+     * open's busy timeout) */
+    start_holder(&t, &h, path, 600);
+    t0 = gl_now();
+    store *s2 = store_open(path, STORE_EXISTING, &err);
+    int64_t session2 = s2 ? store_session_begin(s2, "second", &err) : -1;
+    double waited = gl_now() - t0;
+    pthread_join(t, NULL);
+    CHECK(s2 && session2 > session, "another session opens and begins while the write lock is "
+                                    "held for 600 ms (after %.0f ms; %s)", 1e3 * waited,
+          s2 ? "ok" : err.msg);
+    store_close(s2);
+    store_close(s);
+    free(recs);
+    free(path);
+}
+
+/* ---- readers that may not write ----------------------------------------- */
+
+/* Opens with STORE_BROWSE and counts the runs: as uid NOBODY in a child
+ * when running as root (root ignores permissions), in this process
+ * otherwise. Returns the count, -1 with the message, -2 when privileges
+ * could not be dropped. */
+static int browse_runs(const char *path, char *msg, size_t size)
+{
+    msg[0] = '\0';
+    int root = geteuid() == 0;
+    int fd[2];
+    GL_ASSERT(pipe(fd) == 0);
+    fflush(stdout);   /* the child must not print this process's buffer again */
+    pid_t pid = root ? fork() : 0;
+    GL_ASSERT(pid >= 0);
+    if (pid == 0) {
+        if (root && (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(3);
+        gl_error err = {{0}};
+        store *s = store_open(path, STORE_BROWSE, &err);
+        size_t n = 0;
+        char line[600];
+        if (s && store_list_runs(s, 0, run_count, &n, &err) == 0)
+            snprintf(line, sizeof line, "runs %zu", n);
+        else
+            snprintf(line, sizeof line, "error %s", err.msg);
+        store_close(s);
+        ssize_t w = write(fd[1], line, strlen(line));
+        (void)w;
+        if (root)
+            _exit(0);
+    }
+    close(fd[1]);
+    char line[600];
+    ssize_t n = read(fd[0], line, sizeof line - 1);
+    line[n > 0 ? n : 0] = '\0';
+    close(fd[0]);
+    if (root) {
+        int status;
+        GL_ASSERT(waitpid(pid, &status, 0) == pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) == 3)
+            return -2;
+    }
+    if (strncmp(line, "runs ", 5) == 0)
+        return atoi(line + 5);
+    snprintf(msg, size, "%s", strncmp(line, "error ", 6) == 0 ? line + 6 : line);
+    return -1;
+}
+
+static int owned_by_nobody(const char *dir)
+{
+    DIR *d = opendir(dir);
+    GL_ASSERT(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char p[1024];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        n += lstat(p, &st) == 0 && st.st_uid == NOBODY;
+    }
+    closedir(d);
+    return n;
+}
+
+static void test_readers(void)
+{
+    GL_ASSERT(chmod(tmpdir, 0755) == 0);
+    char msg[600];
+    gl_error err = {{0}};
+
+    /* a database in a read-only directory, closed (no -wal, no -shm) */
+    char *dir = tmp_path("rodir");
+    GL_ASSERT(mkdir(dir, 0755) == 0);
+    char *path = tmp_path("rodir/r.db");
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "r", &err);
+    GL_ASSERT(fill_arm(s, session, 0, GATE_SOFT, 1, RUN_FINISHED) > 0);
+    store_close(s);
+    GL_ASSERT(chmod(path, 0444) == 0 && chmod(dir, 0555) == 0);
+    file_snap snap = snap_take(path, dir);
+    int n = browse_runs(path, msg, sizeof msg);
+    if (n == -2) {
+        printf("  note: cannot drop privileges here; read-only readers not exercised\n");
+        snap_same(&snap);
+        GL_ASSERT(chmod(dir, 0755) == 0 && chmod(tmpdir, 0700) == 0);
+        free(path);
+        free(dir);
+        return;
+    }
+    CHECK(n == 1, "a reader reads a database in a read-only directory (%d runs%s%s)", n,
+          msg[0] ? ": " : "", msg);
+    CHECK(snap_same(&snap), "... and creates nothing there");
+
+    /* a file it may not write in a directory it may write */
+    GL_ASSERT(chmod(dir, 0777) == 0);
+    snap = snap_take(path, dir);
+    n = browse_runs(path, msg, sizeof msg);
+    CHECK(n == 1 && snap_same(&snap) && owned_by_nobody(dir) == 0,
+          "a reader of a file it may not write, in a writable directory: reads it, leaves no "
+          "-wal/-shm (%d runs%s%s)", n, msg[0] ? ": " : "", msg);
+
+    /* a live writer: its -wal holds a run not yet in the file */
+    if (geteuid() == 0) {
+        sqlite3 *db = raw_open(path);
+        raw_exec(db, "PRAGMA wal_autocheckpoint = 0");
+        raw_session(db, 2);
+        raw_run(db, 2, 2, 0, "random", "random", "{}", "running", 0, 1.5);
+        snap = snap_take(path, dir);
+        n = browse_runs(path, msg, sizeof msg);
+        CHECK(n == 2 && snap_same(&snap) && owned_by_nobody(dir) == 0,
+              "while a writer has it open, a reader sees the rows in its WAL and creates nothing "
+              "(%d runs%s%s)", n, msg[0] ? ": " : "", msg);
+
+        /* a -wal without its -shm cannot be read without making one */
+        char *dir2 = tmp_path("walonly");
+        GL_ASSERT(mkdir(dir2, 0777) == 0);
+        char *copy = tmp_path("walonly/r.db");
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s-wal' '%s-wal' && chmod 444 '%s'", path,
+                 copy, path, copy, copy);
+        GL_ASSERT(system(cmd) == 0);
+        sqlite3_close(db);
+        snap = snap_take(copy, dir2);
+        n = browse_runs(copy, msg, sizeof msg);
+        CHECK(n == -1 && strstr(msg, "-wal file is there without") && snap_same(&snap),
+              "a -wal left without its -shm: refused, nothing created: %s", msg);
+        free(copy);
+        free(dir2);
+    }
+    GL_ASSERT(chmod(dir, 0755) == 0 && chmod(path, 0644) == 0 && chmod(tmpdir, 0700) == 0);
+    free(path);
+    free(dir);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_store_XXXXXX");
@@ -819,6 +1338,10 @@ int main(void)
     test_summaries();
     test_crash_and_resume();
     test_bad_files();
+    test_migrate_v3();
+    test_migrate_fails_whole();
+    test_busy();
+    test_readers();
 
     rm_tree(tmpdir);
     return check_finish();

@@ -1,7 +1,8 @@
 /* test_store_views: every query of sessions/queries.sql against synthetic
  * sessions (with the figures each must give), and the views of schema 3 —
  * arms with a mixture-of-experts FFN paired only within one FFN, learned vs
- * random routers, and a version-2 file migrated. */
+ * random routers, and a version-2 file migrated (the migration to schema 4
+ * is test_store.c's). */
 #include "store_fixture.h"
 
 /* ---- schema 3: arms with a mixture-of-experts FFN ---------------------- */
@@ -179,7 +180,8 @@ static void test_moe_views(void)
     store_close(s);
 
     sqlite3 *db = raw_open(path);
-    CHECK(raw_int(db, "PRAGMA user_version") == 3, "a new database is at schema version 3");
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION,
+          "a new database is at schema version %d", STORE_SCHEMA_VERSION);
     CHECK(raw_int(db, "SELECT count(*) FROM run_final WHERE ffn = 'moe4'") == 3 &&
               raw_int(db, "SELECT count(*) FROM run_final WHERE ffn = 'dense' AND router IS NULL") ==
                   3,
@@ -200,20 +202,36 @@ static void test_moe_views(void)
     CHECK(raw_int(db, sql) == 1 && raw_int(db, "SELECT count(*) FROM router_learned_vs_random") == 1,
           "router_learned_vs_random pairs dense+moe with dense+moe-random, dense FFN alongside "
           "(soft+moe has no random-router twin: %lld not listed)", (long long)soft_moe);
-
-    /* an older database: the view of version 3 missing and user_version 2 */
-    raw_exec(db, "DROP VIEW router_learned_vs_random; PRAGMA user_version = 2");
     sqlite3_close(db);
-    s = store_open(path, STORE_EXISTING, &err);
+
+    /* a version-2 file, as a version-2 gatelab left it, with the same arms */
+    char *old = tmp_path("moe-v2.db");
+    db = old_db_create(old, 2);
+    raw_session(db, 1);
+    raw_run(db, 1, 1, 0, "soft", "soft", "{}", "finished", 0, 1.0);
+    raw_run(db, 2, 1, 1, "random", "random", "{}", "finished", 0, 1.1);
+    raw_run(db, 3, 1, 2, "dense", "dense", "{}", "finished", 0, 1.3);
+    raw_run(db, 4, 1, 3, "soft+moe", "soft", learned, "finished", 0, 0.9);
+    raw_run(db, 5, 1, 4, "dense+moe", "dense", learned, "finished", 0, 1.2);
+    raw_run(db, 6, 1, 5, "dense+moe-random", "dense", random, "finished", 0, 1.25);
+    CHECK(raw_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'router_learned_vs_random'")
+              == 0, "version 2 has no router_learned_vs_random");
+    sqlite3_close(db);
+    s = store_open(old, STORE_EXISTING, &err);
     CHECK(s != NULL, "a version-2 database opens (%s)", s ? "migrated" : err.msg);
     if (s)
         store_close(s);
-    db = raw_open(path);
-    CHECK(raw_int(db, "PRAGMA user_version") == 3 &&
-              raw_int(db, "SELECT count(*) FROM router_learned_vs_random") == 1 &&
+    db = raw_open(old);
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION &&
+              raw_int(db, "SELECT count(*) FROM router_learned_vs_random WHERE learned_run = 5"
+                          " AND random_run = 6 AND dense_ffn_run = 3") == 1 &&
+              raw_int(db, "SELECT count(*) FROM learned_vs_random WHERE learned_run = 1"
+                          " AND random_run = 2 AND dense_run = 3") == 1 &&
               raw_int(db, "SELECT count(*) FROM runs") == 6,
-          "... and is migrated to version 3 with its runs kept");
+          "... and is migrated to version %d with its runs kept, the views pairing them",
+          STORE_SCHEMA_VERSION);
     sqlite3_close(db);
+    free(old);
     free(path);
 }
 

@@ -1,6 +1,7 @@
 /* test_train: the training loop end to end on the embedded corpus —
- * learning below the unigram entropy, bit-identical determinism, a resumed
- * run continuing exactly, and no heap allocation inside a step. */
+ * learning below the unigram entropy, bit-identical determinism (also across
+ * thread counts, for training, evaluation and distillation), a resumed run
+ * continuing exactly, and no heap allocation inside a step. */
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -11,6 +12,8 @@
 #include <cblas.h>
 
 #include "check.h"
+#include "distill.h"
+#include "rng.h"
 #include "trainer.h"
 
 static train_config small_config(gate_mode mode, size_t steps)
@@ -101,6 +104,139 @@ static void test_determinism(void)
     }
 }
 
+#define THREADS_STEPS 6
+
+/* What a few steps of one trainer leave behind, to compare bit for bit. */
+typedef struct {
+    double loss[THREADS_STEPS];
+    double eval_loss, gate_grad_norm, precision, balance;
+    float *params;   /* [num_params], malloc'd */
+} threads_outcome;
+
+static int threads_run(const train_config *tc, threads_outcome *o)
+{
+    trainer t;
+    gl_error e;
+    if (trainer_init(&t, tc, &e))
+        return -1;
+    for (size_t s = 0; s < THREADS_STEPS; s++) {
+        trainer_step(&t);
+        o->loss[s] = t.last_loss;
+    }
+    eval_result ev;
+    trainer_eval(&t, &ev);
+    o->eval_loss = ev.loss;
+    o->balance = ev.expert_balance;
+    o->gate_grad_norm = t.gate_grad_norm;
+    o->precision = metrics_model_value(&t.metrics, t.m.cfg.layers, METRIC_PRECISION);
+    o->params = malloc(t.m.num_params * sizeof(float));
+    memcpy(o->params, t.m.params, t.m.num_params * sizeof(float));
+    trainer_free(&t);
+    return 0;
+}
+
+/* pool.h: the same bits for any thread count. The shapes are chosen so that
+ * most pool_runs are cut into several blocks (B*T = 512 rows: 4 row blocks
+ * of the linears, 32 cross-entropy blocks, 32 attention pairs, 4 blocks of
+ * the tied head's weight gradient), which 2 and 3 threads share out
+ * differently. Under the old per-thread chunking the GEMM shapes and the
+ * partial sums followed the thread count, which changed the 9th digit of the
+ * first loss already. */
+static void test_thread_count_invariance(void)
+{
+    static const struct {
+        const char *name;
+        gate_mode mode;
+        size_t experts;
+    } cases[] = {
+        {"dense", GATE_DENSE, 0},      {"soft", GATE_SOFT, 0},
+        {"topk", GATE_TOPK, 0},        {"stochastic", GATE_STOCHASTIC, 0},
+        {"soft, 4 experts", GATE_SOFT, 4},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        train_config tc = small_config(cases[c].mode, THREADS_STEPS);
+        tc.model.batch = 16;
+        tc.model.experts = cases[c].experts;
+        tc.eval_windows = 20;   /* a full val batch and a partial one */
+        threads_outcome ref, o;
+        GL_ASSERT(threads_run(&tc, &ref) == 0);
+        for (size_t threads = 2; threads <= 3; threads++) {
+            tc.threads = threads;
+            GL_ASSERT(threads_run(&tc, &o) == 0);
+            const size_t n = model_count_params(&tc.model);
+            int same_loss = memcmp(o.loss, ref.loss, sizeof ref.loss) == 0;
+            int same_params = memcmp(o.params, ref.params, n * sizeof(float)) == 0;
+            int same_eval = memcmp(&o.eval_loss, &ref.eval_loss, sizeof(double)) == 0 &&
+                            memcmp(&o.gate_grad_norm, &ref.gate_grad_norm, sizeof(double)) == 0 &&
+                            memcmp(&o.precision, &ref.precision, sizeof(double)) == 0 &&
+                            memcmp(&o.balance, &ref.balance, sizeof(double)) == 0;
+            CHECK(same_loss && same_params && same_eval,
+                  "%s: %zu threads give the bits of 1 thread: losses (step 1 %.17g vs %.17g), "
+                  "%zu params after %d steps (%s), eval loss, gate grad norm, precision, "
+                  "expert balance (%s)",
+                  cases[c].name, threads, o.loss[0], ref.loss[0], n, THREADS_STEPS,
+                  same_params ? "same" : "differ", same_eval ? "same" : "differ");
+            free(o.params);
+        }
+        free(ref.params);
+    }
+}
+
+/* Distillation of a fresh gate on a frozen micro model with 1, 2, 3 threads:
+ * losses, the distilled gate and the held-out agreement bit for bit. */
+static void test_distill_thread_count_invariance(void)
+{
+    train_config tc = small_config(GATE_DENSE, 1);
+    tc.model.batch = 16;
+    const size_t B = tc.model.batch, T = tc.model.T;
+    int32_t *in = malloc(B * T * sizeof *in);
+    rng_state r;
+    rng_seed(&r, 11);
+    double ref_loss[THREADS_STEPS], loss[THREADS_STEPS];
+    distill_agree ref_agree, agree;
+    float *ref = NULL;
+    for (size_t threads = 1; threads <= 3; threads++) {
+        model m;
+        gl_error e;
+        GL_ASSERT(model_init(&m, &tc.model, threads, &e) == 0);
+        distill_config dc;
+        distill_default_config(&dc);
+        dc.batch = B;
+        dc.steps = THREADS_STEPS;
+        distill d;
+        GL_ASSERT(distill_init(&d, &m, &dc, &e) == 0);
+        rng_seed(&r, 11);
+        for (size_t s = 0; s < THREADS_STEPS; s++) {
+            for (size_t i = 0; i < B * T; i++)
+                in[i] = (int32_t)rng_below(&r, tc.model.V);
+            loss[s] = distill_forward(&d, in, B);
+            distill_backward(&d);
+            distill_update(&d);
+        }
+        d.agree_on = 1;
+        distill_forward(&d, in, B - 3);   /* a partial batch too */
+        distill_agree_mean(&d, 0, tc.model.layers, &agree);
+        if (threads == 1) {
+            memcpy(ref_loss, loss, sizeof loss);
+            ref_agree = agree;
+            ref = malloc(m.num_params * sizeof(float));
+            memcpy(ref, m.params, m.num_params * sizeof(float));
+        } else {
+            int same_params = memcmp(ref, m.params, m.num_params * sizeof(float)) == 0;
+            int same_agree = memcmp(&ref_agree, &agree, sizeof agree) == 0;
+            CHECK(memcmp(ref_loss, loss, sizeof loss) == 0 && same_params && same_agree,
+                  "distill: %zu threads give the bits of 1 thread: losses (update %d: %.17g vs "
+                  "%.17g), gate after %d updates (%s), held-out agreement (%s)",
+                  threads, THREADS_STEPS, loss[THREADS_STEPS - 1], ref_loss[THREADS_STEPS - 1],
+                  THREADS_STEPS, same_params ? "same" : "differ", same_agree ? "same" : "differ");
+        }
+        distill_free(&d);
+        model_free(&m);
+    }
+    free(ref);
+    free(in);
+}
+
 static void test_resume(void)
 {
     char dir[] = "/tmp/gatelab_train_XXXXXX";
@@ -184,6 +320,8 @@ int main(void)
 {
     openblas_set_num_threads(1);
     test_determinism();
+    test_thread_count_invariance();
+    test_distill_thread_count_invariance();
     test_resume();
     test_no_allocation_in_step();
     test_nonfinite_gradient_keeps_weights();

@@ -22,6 +22,8 @@ static const char *status_word(const ui_arm *a)
         return " DIVERGED";
     case RUN_CRASHED:
         return " crashed";
+    case RUN_FAILED:
+        return " FAILED";
     default:
         return "";
     }

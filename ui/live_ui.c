@@ -405,12 +405,10 @@ int ui_live_linger(ui_live *u, const live_result *res)
 {
     if (!u->scr || res->signal || u->quit)
         return 0;
-    /* the arm threads are gone: this thread alone takes SIGINT/SIGTERM, as
+    /* the arm threads are gone: this thread alone takes the stop signals, as
      * the session loop did */
     sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    gl_stop_signal_set(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
     ui_view *v = &u->view;
     v->state = "DONE";
@@ -442,11 +440,15 @@ int ui_live_linger(ui_live *u, const live_result *res)
         }
         struct timespec zero = {0, 0};
         int s = sigtimedwait(&sigs, NULL, &zero);
-        if (s == SIGINT || s == SIGTERM) {
+        if (s > 0) {
             sig = s;
             break;
         }
     }
+    /* a signal still pending is taken, not left to kill us with the screen up */
+    for (int s; (s = sigtimedwait(&sigs, NULL, &(struct timespec){0, 0})) > 0;)
+        if (!sig)
+            sig = s;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return sig;
 }

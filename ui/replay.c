@@ -350,9 +350,7 @@ static int set_cursor(replay *rp, size_t idx)
 static int run_loop(replay *rp, int *signal_out)
 {
     sigset_t sigs, old;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
+    gl_stop_signal_set(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
     ui_view *v = &rp->view;
     unsigned dirty = UI_DIRTY_ALL;
@@ -365,7 +363,7 @@ static int run_loop(replay *rp, int *signal_out)
         int ch = ui_screen_getch(rp->scr, 100);
         struct timespec zero = {0, 0};
         int s = sigtimedwait(&sigs, NULL, &zero);
-        if (s == SIGINT || s == SIGTERM) {
+        if (s > 0) {
             *signal_out = s;
             break;
         }
@@ -415,6 +413,10 @@ static int run_loop(replay *rp, int *signal_out)
             dirty = UI_DIRTY_ALL;
         }
     }
+    /* a signal still pending is taken, not left to kill us with the screen up */
+    for (int s; (s = sigtimedwait(&sigs, NULL, &(struct timespec){0, 0})) > 0;)
+        if (!*signal_out)
+            *signal_out = s;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

@@ -2,18 +2,22 @@
  * the key bar and the help overlay) and the frame loop's drawing. The
  * terminal is restored on every way out: ui_screen_close on normal paths, the
  * gl fatal hook for broken invariants, and crash-signal handlers that restore
- * it before handing the signal back to whoever handled it before (the
- * sanitizers, or the default action). */
+ * it (async-signal-safely) before handing the signal back to whoever handled
+ * it before (the sanitizers, or the default action: the process dies of it). */
 #include "ui_screen.h"
 
+#include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "ui_panels.h"
 
@@ -29,36 +33,99 @@ struct ui_screen {
 
 /* ---- restoring the terminal on fatal paths ---- */
 
-static atomic_int screen_up;          /* endwin still owed */
+static atomic_int screen_up;          /* the terminal is in curses mode: a restore is owed */
+static pthread_t screen_thread;       /* the one thread that makes curses calls */
+/* What endwin would do, prepared while the screen opens so that a signal
+ * handler can do it with write and tcsetattr alone (async-signal-safe, and
+ * safe on a thread that is not the curses one): the modes the shell left,
+ * and attributes off, cursor shown, keypad off, alternate screen left. */
+static int tty_fd = -1;
+static struct termios tty_shell;
+static int tty_have_shell;
+static char tty_reset[256];
+static size_t tty_reset_len;
 static const int crash_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
 #define NCRASH (sizeof crash_signals / sizeof crash_signals[0])
 static struct sigaction crash_old[NCRASH];
 
+/* Appends terminfo capability cap without its padding ($<5>, which tputs
+ * would turn into a delay, not bytes) if the terminal has it. */
+static void reset_append(const char *cap)
+{
+    const char *v = tigetstr(cap);
+    if (!v || v == (char *)-1)
+        return;
+    for (; *v && tty_reset_len + 1 < sizeof tty_reset; v++) {
+        if (v[0] == '$' && v[1] == '<') {
+            const char *end = strchr(v, '>');
+            if (end) {
+                v = end;
+                continue;
+            }
+        }
+        tty_reset[tty_reset_len++] = *v;
+    }
+}
+
+static void restore_terminal_raw(void)
+{
+    if (!atomic_exchange(&screen_up, 0))
+        return;
+    if (tty_reset_len && write(tty_fd, tty_reset, tty_reset_len) < 0) {
+        /* a terminal that is gone (hangup: EIO) cannot be helped; the
+         * process carries on with its stop or its crash */
+    }
+    if (tty_have_shell)
+        tcsetattr(tty_fd, TCSANOW, &tty_shell);   /* NOW: a dying process does not wait */
+}
+
+/* The gl fatal hook (a broken invariant, out of memory), on any thread:
+ * endwin where curses may be called, the raw restore elsewhere, since curses
+ * is not thread-safe and the curses thread may be in the middle of a call. */
 static void restore_terminal(void)
 {
+    if (!pthread_equal(pthread_self(), screen_thread)) {
+        restore_terminal_raw();
+        return;
+    }
     if (atomic_exchange(&screen_up, 0))
         endwin();
 }
 
-static void on_crash(int sig)
+/* A crash signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) on any thread
+ * while the screen is up: the terminal comes back first, then the signal
+ * goes on to whoever handled it before (a sanitizer's report, or the default
+ * action with its core dump), never to nothing: an inherited SIG_IGN becomes
+ * the default. */
+static void on_crash(int sig, siginfo_t *si, void *uctx)
 {
-    restore_terminal();
+    (void)uctx;
+    int saved = errno;
+    restore_terminal_raw();
     for (size_t i = 0; i < NCRASH; i++)
-        if (crash_signals[i] == sig)
-            sigaction(sig, &crash_old[i], NULL);
-    /* a fault re-executes its instruction and reaches the previous
-     * handler; an abort is raised again */
-    if (sig == SIGABRT)
+        if (crash_signals[i] == sig) {
+            struct sigaction prev = crash_old[i];
+            if (!(prev.sa_flags & SA_SIGINFO) && prev.sa_handler == SIG_IGN)
+                prev.sa_handler = SIG_DFL;
+            sigaction(sig, &prev, NULL);
+        }
+    /* A fault the CPU raised (si_code > 0) happens again when this returns,
+     * and reaches the previous handler with its own address and context. A
+     * signal that was sent (kill, raise, abort: si_code <= 0) does not come
+     * back by itself: send it again, to this thread, where it is not blocked
+     * (SA_NODEFER), so it is acted on before raise returns. */
+    if (si->si_code <= 0 || sig == SIGABRT)
         raise(sig);
+    errno = saved;
 }
 
 static void install_crash_handlers(void)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_crash;
+    sa.sa_sigaction = on_crash;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     for (size_t i = 0; i < NCRASH; i++)
         sigaction(crash_signals[i], &sa, &crash_old[i]);
 }
@@ -85,6 +152,9 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
     setlocale(LC_ALL, "");
     setlocale(LC_NUMERIC, "C");
     int utf8 = codeset_is_utf8();
+    /* the modes the shell left, before curses changes them */
+    tty_fd = fileno(out ? out : stdout);
+    tty_have_shell = tcgetattr(tty_fd, &tty_shell) == 0;
     ui_screen *s = xcalloc(1, sizeof *s);
     /* newterm, unlike initscr, returns NULL instead of exiting when the
      * terminal type is unknown */
@@ -107,7 +177,13 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
         return gl_fail(err, "terminal type '%s' cannot address the cursor", t ? t : "(unset)"),
                NULL;
     }
+    tty_reset_len = 0;
+    reset_append("sgr0");
+    reset_append("cnorm");
+    reset_append("rmkx");
+    reset_append("rmcup");
     s->open = 1;
+    screen_thread = pthread_self();
     atomic_store(&screen_up, 1);
     gl_set_fatal_hook(restore_terminal);
     install_crash_handlers();

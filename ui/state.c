@@ -306,7 +306,8 @@ const ui_event *ui_state_event_back(const ui_state *st, size_t i)
 
 static int final_status(run_status s)
 {
-    return s == RUN_FINISHED || s == RUN_STOPPED || s == RUN_DIVERGED || s == RUN_CRASHED;
+    return s == RUN_FINISHED || s == RUN_STOPPED || s == RUN_DIVERGED || s == RUN_CRASHED ||
+           s == RUN_FAILED;
 }
 
 unsigned ui_state_record(ui_state *st, const tel_record *r)

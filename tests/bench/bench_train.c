@@ -23,8 +23,16 @@
  *
  * OpenBLAS runs single-threaded throughout (the model's pool provides the
  * parallelism) except for the one 2-thread 2048^3 measurement.
- * Run: make bench (or build $(BUILD)/release/bench/bench_train and run it). */
+ * Run: make bench (or build $(BUILD)/release/bench/bench_train and run it).
+ *
+ * `bench_train --one PRESET MODE THREADS STEPS` measures only section 3's
+ * tokens/s of one configuration over STEPS timed steps (after the usual
+ * warm-up) and prints one line. It exists for A/B comparisons of two builds:
+ * run the two binaries alternately, several times each, and compare the
+ * medians, since other processes on the machine move any single figure by
+ * more than the change being measured. */
 #include <cblas.h>
+#include <math.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -350,12 +358,17 @@ typedef struct {
     int ok, diverged;
     size_t steps, tokens, allocs;
     double seconds, cpu_seconds, tokens_per_s, loss;
+    double best_step;   /* the fastest timed step, seconds: the least disturbed by others */
 } train_result;
 
-static train_result train_measure(const char *preset, const char *mode, size_t threads)
+/* timed: timed steps, 0 for the preset's plan */
+static train_result train_measure(const char *preset, const char *mode, size_t threads,
+                                  size_t timed)
 {
     train_result r = {0};
-    const step_plan plan = plan_of(preset);
+    step_plan plan = plan_of(preset);
+    if (timed)
+        plan.timed = timed;
     train_config tc;
     train_config_of(&tc, preset, mode, threads, plan.warmup + plan.timed);
     trainer t;
@@ -369,8 +382,12 @@ static train_result train_measure(const char *preset, const char *mode, size_t t
     const size_t allocs0 = alloc_count();
     const double cpu0 = cpu_seconds();
     const double start = gl_now();
+    r.best_step = INFINITY;
     for (size_t i = 0; i < plan.timed && !r.diverged; i++) {
+        const double t0 = gl_now();
         r.diverged = trainer_step(&t);
+        const double dt = gl_now() - t0;
+        r.best_step = dt < r.best_step ? dt : r.best_step;
         r.steps += !r.diverged;
     }
     r.seconds = gl_now() - start;
@@ -409,7 +426,7 @@ static int bench_training(const double peak[3])
     for (size_t p = 0; p < NPRESETS; p++)
         for (size_t threads = 1; threads <= MAX_THREADS; threads++)
             for (size_t m = 0; m < NMODES; m++) {
-                res[p][m][threads] = train_measure(PRESETS[p], MODES[m], threads);
+                res[p][m][threads] = train_measure(PRESETS[p], MODES[m], threads, 0);
                 rc |= !res[p][m][threads].ok;
             }
 
@@ -551,11 +568,46 @@ static void print_rss(const rss_result res[NRSS])
            "p+g+adam = params, grads, Adam m and v; acts = the activation buffer)\n");
 }
 
-int main(void)
+/* --one PRESET MODE THREADS STEPS: one line, see the file comment. */
+static int bench_one(char **argv)
+{
+    char *end;
+    const unsigned long threads = strtoul(argv[2], &end, 10);
+    const unsigned long steps = *end ? 0 : strtoul(argv[3], &end, 10);
+    model_config c;
+    live_ffn ffn;
+    gate_mode mode;
+    if (*end || threads < 1 || threads > 256 || steps < 1 || model_preset(argv[0], &c) ||
+        live_parse_arm(argv[1], &mode, &ffn)) {
+        fprintf(stderr, "bench_train: --one PRESET MODE THREADS STEPS (e.g. tiny soft 2 30)\n");
+        return 2;
+    }
+    char load[320];
+    load_line(load, sizeof load);
+    train_result r = train_measure(argv[0], argv[1], threads, steps);
+    if (!r.ok)
+        return 1;
+    /* tokens per CPU second: what a busy machine disturbs least */
+    printf("%s %s threads %lu steps %zu tokens/s %.0f best-step-tokens/s %.0f cpu%% %.0f "
+           "tokens/cpu-s %.0f loss %.6f%s | %s\n", argv[0], argv[1], threads, r.steps,
+           r.tokens_per_s, (double)(r.tokens / (r.steps ? r.steps : 1)) / r.best_step,
+           r.seconds > 0 ? 100.0 * r.cpu_seconds / r.seconds : 0.0,
+           r.cpu_seconds > 0 ? (double)r.tokens / r.cpu_seconds : 0.0, r.loss,
+           r.diverged ? " diverged" : "", load);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     const double start = gl_now();
     openblas_set_num_threads(1);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc == 6 && strcmp(argv[1], "--one") == 0)
+        return bench_one(argv + 2);
+    if (argc != 1) {
+        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS]\n");
+        return 2;
+    }
     char load_at_start[320], load_at_end[320];
     load_line(load_at_start, sizeof load_at_start);
 
