@@ -32,7 +32,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/$(MODE)/bench/%)
 BIN := $(BUILD)/$(MODE)/gatelab
 
-.PHONY: all deps test test-asan test-tsan bench run install clean check-deps
+.PHONY: all deps test test-asan test-tsan test-bins bench run install clean check-deps fuzz fuzz-deps
 all: $(BIN)
 	@ln -sf $(BIN) gatelab
 
@@ -51,6 +51,17 @@ $(BUILD)/$(MODE)/bench/%: tests/bench/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
+# $(call apt_install,WHO,PACKAGES): shell code that installs PACKAGES with
+# apt-get (through sudo when not root), first from the cached lists, then
+# after an update; WHO names the target in its messages.
+apt_install = \
+	if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "$(1): need root or sudo to install $(2)" >&2; exit 1; fi; \
+	command -v apt-get >/dev/null || { echo "$(1): no apt-get; install $(2) by hand" >&2; exit 1; }; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	$$SUDO apt-get install -y $(2) || { $$SUDO apt-get update && $$SUDO apt-get install -y $(2); } || \
+	  { echo "$(1): apt-get could not install $(2)" >&2; exit 1; }
+
 # Installs what pkg-config cannot find (apt-get, through sudo when not root).
 deps:
 	@missing=""; \
@@ -58,12 +69,7 @@ deps:
 	for c in python3 sqlite3 tmux; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing:$$missing; installing $(APT_PKGS)"; \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
-	  else echo "deps: need root or sudo to install $(APT_PKGS)" >&2; exit 1; fi; \
-	  command -v apt-get >/dev/null || { echo "deps: no apt-get; install $(APT_PKGS) by hand" >&2; exit 1; }; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  $$SUDO apt-get install -y $(APT_PKGS) || { $$SUDO apt-get update && $$SUDO apt-get install -y $(APT_PKGS); } || \
-	    { echo "deps: apt-get could not install $(APT_PKGS)" >&2; exit 1; }; \
+	  $(call apt_install,deps,$(APT_PKGS)); \
 	fi
 
 test: deps
@@ -94,3 +100,51 @@ install: all
 
 clean:
 	rm -rf $(BUILD) gatelab
+
+# ---- fuzzing ----
+# `make fuzz [FUZZ_SECONDS=N] [FUZZ_TARGETS="fuzz_bin fuzz_db"]`: every
+# tests/fuzz/fuzz_*.c as a libFuzzer binary (clang, ASan + UBSan) in
+# $(BUILD)/fuzz/bin/, linked against the library sources compiled with clang
+# into $(BUILD)/fuzz/obj/ (not -Werror: the gcc build is the one held to it).
+# tests/fuzz/run.sh then runs each target for FUZZ_SECONDS on a copy of its
+# seed corpus tests/fuzz/corpus/TARGET/, prints one line of figures per
+# target and "N passed, N failed" (targets); it fails if any target
+# crashes, leaks or hangs (the input is kept in $(BUILD)/fuzz/artifacts/).
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+# Debian's clang has no libFuzzer or sanitizer runtimes of its own:
+# libclang-rt-dev brings those of the default clang (libclang-rt-14-dev on 12).
+FUZZ_APT_PKGS := clang libclang-rt-dev
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_LIB_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -O1 -g $(FUZZ_SAN) -Iinclude $(PKG_CFLAGS)
+FUZZ_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN = $(FUZZ_TARGETS:%=$(FUZZ_DIR)/bin/%)
+.SECONDARY: $(FUZZ_OBJ)
+
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard include/*.h) $(wildcard store/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/bin/%: tests/fuzz/%.c $(wildcard tests/fuzz/*.h) $(wildcard include/*.h) $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_LIB_CFLAGS) -Werror -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+
+# What `make deps` installs plus a clang that links -fsanitize=fuzzer: tried
+# on a one-line target first, installed (FUZZ_APT_PKGS) only when that fails.
+fuzz-deps: deps
+	@mkdir -p $(FUZZ_DIR)
+	@printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' >$(FUZZ_DIR)/probe.c
+	@probe() { command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "no $(FUZZ_CC) in PATH" >$(FUZZ_DIR)/probe.log; return 1; }; \
+	  $(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(FUZZ_DIR)/probe.c -o $(FUZZ_DIR)/probe \
+	    >$(FUZZ_DIR)/probe.log 2>&1; }; \
+	if ! probe; then \
+	  echo "fuzz-deps: $(FUZZ_CC) cannot link -fsanitize=fuzzer,address,undefined; installing $(FUZZ_APT_PKGS)"; \
+	  $(call apt_install,fuzz-deps,$(FUZZ_APT_PKGS)); \
+	  probe || { echo "fuzz-deps: $(FUZZ_CC) still cannot link a libFuzzer target: $$(head -n 1 $(FUZZ_DIR)/probe.log 2>/dev/null)" >&2; exit 1; }; \
+	fi
+
+fuzz: fuzz-deps
+	$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -27,6 +27,11 @@ int gl_fail(gl_error *e, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
+        /* one line, whatever was quoted into it (SQLite quotes a damaged
+         * schema's text; a path may hold a newline or an escape sequence) */
+        for (char *c = e->msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = ' ';
     }
     return -1;
 }

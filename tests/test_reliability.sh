@@ -622,6 +622,14 @@ check "  ... before the database is created" [ ! -e "$D/pause/p.db" ]
 glt 20 run $MICRO --arms soft --steps 20 --eval-every 10 --at 10:pause:1 --db "$D/pause/p2.db" </dev/null
 check "headless --at 10:pause:1 (with seconds) still runs: exit 0 (got $rc)" [ "$rc" -eq 0 ]
 
+# a damaged schema whose text SQLite quotes in its message (found by fuzz_db):
+# the error is still one line
+cp tests/fuzz/findings/store-multiline-schema.db "$D/multiline.db"
+gl ls --db "$D/multiline.db"
+if [ "$rc" -eq 1 ] && [ "$(nlines "$ERR")" -eq 1 ] && ! LC_ALL=C grep -q "$(printf '[\001-\010\013-\037]')" "$ERR"; then
+    ok "ls on a database whose schema is damaged: exit 1, one line  [$(msg)]"
+else fail "ls on a database whose schema is damaged: exit 1, one line (got exit $rc, $(nlines "$ERR") lines)" "stderr: $(head -n 3 "$ERR" | tr '\n' '|')"; fi
+
 gl export 999 --db "$BASE" --out "$D/x999.safetensors"
 if [ "$rc" -ne 0 ] && grep -q "no run 999" "$ERR"; then ok "export 999: 'no run 999' (exit $rc)  [$(msg)]"
 else fail "export 999: 'no run 999' (got exit $rc)" "stderr: $(msg)"; fi
