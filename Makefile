@@ -40,6 +40,19 @@ $(BUILD)/$(MODE)/%.o: %.c $(wildcard include/*.h) $(wildcard store/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The git revision every session records (sessions.git_rev): "+dirty" when the
+# tree has uncommitted changes, "unknown" outside a git checkout. The stamp
+# file changes only when the revision does, so only common.o (where
+# gl_git_rev() returns it) is rebuilt then.
+GIT_REV := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git rev-parse HEAD >/dev/null 2>&1 && ! git diff --quiet HEAD -- 2>/dev/null && echo +dirty)
+REV_STAMP := $(BUILD)/$(MODE)/git_rev
+.PHONY: FORCE
+$(REV_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(GIT_REV)' | cmp -s - $@ 2>/dev/null || echo '$(GIT_REV)' >$@
+$(BUILD)/$(MODE)/src/common.o: $(REV_STAMP)
+$(BUILD)/$(MODE)/src/common.o: CFLAGS += -DGL_GIT_REV='"$(GIT_REV)"'
+
 $(BIN): $(LIB_OBJ) $(BUILD)/$(MODE)/src/main.o
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 

@@ -23,6 +23,21 @@ int args_is_utf8(const char *s);
  * nearest existing ancestor is one (it is created at the first save). */
 int args_check_out_dir(const char *dir, gl_error *e);
 
+/* "--opt=value" as "--opt" "value", for every command at once (cli_main
+ * runs it before the dispatch, so no parser sees the '=' form). Only a word
+ * that starts with "--" and names an option taking a value splits, at its
+ * first '=': "--tag=k=v" gives "--tag" "k=v", while the value word after a
+ * plain "--note" is left alone whatever it holds. takes_value(ctx, opt, len)
+ * says whether the option of len bytes at opt takes a value (1), is a flag
+ * (0) or is unknown (-1: left whole, for the parser to name). An empty value
+ * ("--steps=") or a value given to a flag ("--headless=1") is -1 with a
+ * one-line message naming the option. On success *out is a new argv of
+ * *out_argc words (argv[0] kept, NULL-terminated) in one allocation that
+ * the caller frees; its words point into argv or into that block. */
+typedef int (*args_takes_value_fn)(const void *ctx, const char *opt, size_t len);
+int args_split_equals(int argc, char **argv, args_takes_value_fn takes_value, const void *ctx,
+                      int *out_argc, char ***out, gl_error *e);
+
 /* Where the commands differ (set by the caller before the first option),
  * and which shared options were given (filled in by args_model_option). */
 typedef struct {

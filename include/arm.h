@@ -20,6 +20,10 @@ typedef struct {
     size_t eval_every, save_every;
     const char *ckpt_dir;      /* NULL: no checkpoints (and none on request) */
     int telemetry;             /* 0: only evaluations and statuses are reported */
+    size_t keep_checkpoints;   /* --keep-checkpoints: 0 keeps every resumable file, N
+                                  deletes the oldest beyond N after each save */
+    size_t heatmap_every;      /* --heatmap-every: 0 or 1 stores every evaluation's
+                                  heatmaps, N every Nth (arm_heat_stored) */
     _Atomic int64_t *run_id;   /* the store's id of the run (0 until numbered), for
                                   checkpoint owners; written by the store thread */
 } arm_config;
@@ -60,6 +64,21 @@ void arm_join(arm *a);
 /* Main thread: queue a command and wake the arm if it is paused. -1 when the
  * command ring is full. */
 int arm_send(arm *a, const cmd_record *c);
+
+/* Whether the heatmaps of the evaluation at `step` are stored: every one
+ * with heatmap_every <= 1; else the scheduled evaluations at multiples of
+ * heatmap_every * eval_every, and every off-schedule one (the last step, a
+ * stop between evaluations). Depends on the step alone, so a resumed run
+ * thins exactly as it would have; the session loop also stores the last
+ * heatmaps of an arm that ends on a thinned step. */
+int arm_heat_stored(const arm *a, uint64_t step);
+
+/* The evaluation schedule: 1 when an arm evaluates after `step` steps of a
+ * run of `steps` with --eval-every `eval_every` (0: only at the end): every
+ * eval_every steps, at the last step, and early at steps 10, 25 and 50 when
+ * below both. arm_eval_count: how many evaluations a whole run makes. */
+int arm_eval_due(size_t step, size_t eval_every, size_t steps);
+size_t arm_eval_count(size_t eval_every, size_t steps);
 
 /* Size of the flat heatmap payload: 8-byte step, then gate, oracle, attn. */
 size_t arm_heat_bytes(const trainer *t);

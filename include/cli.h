@@ -1,7 +1,8 @@
 /* cli: the gatelab command line (DESIGN §9): parses arguments, runs the
  * command, prints results and errors. The only module that prints.
  * cli.c owns run, resume, eval and the dispatch; cli_store.c the commands
- * that read stored sessions (ls, show, replay, export). The second half of
+ * that read or tidy stored sessions (ls, show, replay, export, tag, note,
+ * rm). The second half of
  * this header is what the two files share. */
 #ifndef GATELAB_CLI_H
 #define GATELAB_CLI_H
@@ -34,6 +35,12 @@ int cli_take_db(int argc, char **argv, const char **db, char **rest, int *nrest,
                 const char *cmd);
 /* RUN as a run id; 0, or the usage exit status after printing */
 int cli_parse_run_id(const char *cmd, const char *word, int64_t *out);
+/* src as a run id (digits, and no file of that name) or a checkpoint file:
+ * a run's newest checkpoint in db, or with step_word the one at exactly
+ * that step, into path[n]; *run_out (when not NULL) gets the run id or 0.
+ * 0, or the exit status after printing. */
+int cli_resolve_checkpoint(const char *cmd, const char *src, const char *step_word,
+                           const char *db, char *path, size_t n, int64_t *run_out);
 /* reads a checkpoint file and its metadata (f is freed on failure) */
 int cli_open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_error *e);
 
@@ -42,5 +49,9 @@ int cli_ls(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_export(int argc, char **argv);
+/* names, tags, notes and housekeeping (cli_store.c) */
+int cli_tag(int argc, char **argv);
+int cli_note(int argc, char **argv);
+int cli_rm(int argc, char **argv);
 
 #endif

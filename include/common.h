@@ -8,6 +8,10 @@
 #include <stdint.h>
 
 #define GL_VERSION "0.1.0"
+/* The git revision of the source the binary was built from, stamped into
+ * common.o by the Makefile (-DGL_GIT_REV=...), "unknown" without one;
+ * recorded with every session. */
+const char *gl_git_rev(void);
 
 /* Expected failures (bad input, I/O) return -1 and leave one line here; only
  * main prints it. */
@@ -15,7 +19,8 @@ typedef struct {
     char msg[512];
 } gl_error;
 
-/* Formats into e (if not NULL) and returns -1, so callers can `return gl_fail(...)`. */
+/* Formats into e (if not NULL) and returns -1, so callers can `return gl_fail(...)`.
+ * Control characters become spaces: a message is always one line. */
 int gl_fail(gl_error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Out of memory is not an expected failure: abort with a message. */

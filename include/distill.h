@@ -61,13 +61,15 @@ typedef struct {
     double count;              /* loss entries per forward of B sequences */
     float *gq, *gk;            /* [L,B,T,H*r] gate projections of every layer */
     float *dgq, *dgk;          /* [B,T,H*r] one layer's, reused */
-    /* per worker thread */
+    /* per worker thread: scratch only, overwritten by every pair */
     float *sc, *cc;            /* [nw][T*T] gate scores (then dS), content logits */
     uint32_t *idx;             /* [nw][T] */
     unsigned char *keep;       /* [nw][T] */
-    double *loss_part;         /* [nw] */
-    float *dbias;              /* [nw][H] */
-    distill_agree *agree_part; /* [nw][L] */
+    /* per (sequence, head) pair of the current layer, added up in pair order
+     * so that no sum depends on the thread count (pool.h) */
+    double *loss_part;         /* [batch*H] */
+    float *dbias;              /* [batch*H] */
+    distill_agree *agree_part; /* [batch*H] */
     int agree_on;              /* distill_forward accumulates agreement */
     distill_agree agree[DISTILL_MAX_LAYERS];
     /* AdamW over the gate tensors, in tensor-table order */

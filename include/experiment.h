@@ -27,6 +27,7 @@
 #include "gate.h"
 #include "live.h"
 #include "metrics.h"
+#include "progress.h"
 #include "store.h"
 #include "trainer.h"
 
@@ -48,9 +49,6 @@ int distill_main(int argc, char **argv);
 #define EXPERIMENT_MAX_SEEDS 16
 #define EXPERIMENT_MAX_ROWS 64
 #define EXPERIMENT_MAX_PASS 96     /* run options handed on to every seed's arms */
-
-/* the usage of `experiment` and `distill` (their --help) */
-extern const char experiment_usage[];
 
 /* Errors are printed with cli_usage_error / cli_runtime_error (cli.h), which
  * return the exit status. */
@@ -74,6 +72,12 @@ typedef struct {
     size_t experts;              /* moe: experts of the MoE arms */
     char *pass[EXPERIMENT_MAX_PASS];   /* the run options as given, for the arms' `resume` */
     int npass;
+    /* --name and --note of every seed's session, --tag of every run (the
+     * distillations' too), as for `run` */
+    const char *name, *note;
+    live_tag tags[LIVE_MAX_TAGS];
+    size_t ntags;
+    size_t heatmap_every;        /* --heatmap-every (0: every evaluation) */
 } experiment_args;
 
 /* argv holds the options after KIND; -1 with a one-line message naming the
@@ -99,6 +103,12 @@ typedef struct {
     double *ppl, *tok;
     size_t got[LIVE_MAX_ARMS], printed;
     int done[LIVE_MAX_ARMS];
+    /* percent and time left of the training (every seed's --steps; the
+     * measurements between seeds are not counted in the steps) */
+    uint64_t steps;           /* --steps of one seed */
+    uint64_t at[LIVE_MAX_ARMS];   /* steps done by each arm of this seed */
+    progress_pace pace;       /* over the steps of all seeds so far */
+    progress_bar bar;         /* stderr, on a terminal only */
 } experiment_progress;
 
 /* room for `cap` evaluations per arm */
@@ -117,6 +127,7 @@ typedef struct {
     char *const *pass;        /* the run options as given, for the arms' `resume` */
     int npass;                /* at most EXPERIMENT_MAX_PASS - 12 */
     const char *command;      /* the experiment's command line */
+    const experiment_args *args;   /* --name, --note, --tag, --heatmap-every */
 } experiment_seeds;
 
 /* Trains seed `seed` (1 .. nseeds) as one live session, printing progress
@@ -148,8 +159,9 @@ void experiment_print_table(const experiment_table *t);
 /* every row as the experiment's results */
 int experiment_store_table(store *st, int64_t experiment, const experiment_table *t,
                            gl_error *e);
-/* `--from ID`: reprints a stored experiment (ID an experiment or session id) */
-int experiment_from(const char *db, const char *from);
+/* `--from ID`: reprints a stored experiment (ID an experiment or session id)
+ * of this kind; another kind's is a usage error naming both */
+int experiment_from(const char *db, const char *from, const char *kind);
 
 /* -- one experiment from start to end (experiment.c) -- */
 
@@ -206,9 +218,15 @@ int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
                                       const experiment_distill_record *d, gl_error *err);
 void experiment_print_distill(const char *indent, const distill_result *r);
 
-/* progress callback of distill_checkpoint: ctx is an experiment_distill_progress */
+/* progress callback of distill_checkpoint, called after every update: ctx
+ * is an experiment_distill_progress; a line every `every` updates (and at
+ * the last) with percent and time left, the stderr bar in between */
 typedef struct {
     const char *prefix;
+    size_t every;             /* 0 counts as 1 */
+    double t0;                /* gl_now() when the distillation started */
+    progress_bar bar;         /* set up on the first call */
+    int bar_ready;
 } experiment_distill_progress;
 void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double loss);
 

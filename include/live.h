@@ -20,6 +20,13 @@
  * router learns or keeps its initial random weights. */
 typedef enum { LIVE_FFN_DENSE, LIVE_FFN_MOE, LIVE_FFN_MOE_RANDOM } live_ffn;
 
+/* --tag KEY=VALUE: written on every run of the session (forks included) */
+#define LIVE_MAX_TAGS 16
+typedef struct {
+    char key[64];
+    char value[160];
+} live_tag;
+
 typedef struct {
     train_config tc;               /* shared by every arm; tc.model.mode and .experts
                                       are set per arm */
@@ -43,6 +50,14 @@ typedef struct {
     const char *resume_ckpt;
     const char *resume_name;
     uint32_t resume_arm;           /* the run's arm index in its session (checkpoint owner) */
+    size_t resume_old_steps;       /* resume: the --steps the run had, for the event that
+                                      records an extension (or an earlier end) */
+    /* --name and --note of the session (NULL: none), --tag of every run */
+    const char *name, *note;
+    const live_tag *tags;
+    size_t ntags;
+    size_t keep_checkpoints;       /* --keep-checkpoints N (0: keep every file) */
+    size_t heatmap_every;          /* --heatmap-every N (0 or 1: every evaluation) */
 } live_config;
 
 typedef struct live live;
@@ -78,6 +93,20 @@ int live_parse_arm(const char *word, gate_mode *mode, live_ffn *ffn);
 void live_arm_spec(const model_config *m, char *buf, size_t n);
 /* The name of arm i: its --arms word, numbered when one repeats (soft, soft2). */
 void live_arm_name(const live_config *cfg, size_t i, char *buf, size_t n);
+/* --tag KEY=VALUE into *out: a key of 1..63 bytes without '=' or control
+ * bytes, a value of 0..159 bytes without control bytes. -1 with a message
+ * naming the word otherwise. */
+int live_parse_tag(const char *word, live_tag *out, gl_error *err);
+/* --name / --note text (what: "--name" or "--note"): non-empty, valid UTF-8,
+ * no control bytes, at most max bytes. */
+int live_check_label(const char *what, const char *text, size_t max, gl_error *err);
+/* --name NAME, --note TEXT and --tag KEY=VALUE as run, experiment and distill
+ * take them: 1 when flag is one of them (value checked and kept in *name,
+ * *note or tags[*ntags]), 0 when it is another flag, -1 with a message. */
+int live_label_option(const char *flag, const char *value, const char **name,
+                      const char **note, live_tag tags[LIVE_MAX_TAGS], size_t *ntags,
+                      gl_error *err);
+
 /* Scripted commands within --steps, k within T, @ARM naming an arm. */
 int live_check_script(const live_config *cfg, gl_error *err);
 

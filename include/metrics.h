@@ -67,6 +67,13 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
 
 /* Mean of a metric over the rows of one head (NaN when undefined). */
 double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key);
+/* Whether metrics_value has a value to give for this head and key (rows were
+ * measured; the mask metrics need a gate, the flip rate an earlier mask):
+ * a NaN where it exists is a blow-up, not an absence. The gate grad norm is
+ * the caller's to judge (it depends on the mode). */
+int metrics_exists(const metrics_state *m, size_t layer, size_t head, metric_key key);
+/* metrics_exists for some head of some layer. */
+int metrics_model_exists(const metrics_state *m, size_t L, metric_key key);
 /* Mean over heads of a layer. */
 double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key);
 /* Mean of the defined layer means over layers 0..L-1 (NaN when none is). */

@@ -38,8 +38,9 @@ size_t pool_threads(const pool *p);
  * estimate of the smallest block worth running on its own (one GEMM row
  * block, one attention pair, ...). */
 size_t pool_blocks(size_t n, size_t grain);
-/* Runs fn over every block of [0, n) and returns when all are done. The
- * threads take blocks as they free up, the caller's thread included. */
+/* Runs fn over every block of [0, n) and returns when all are done. Each
+ * thread, the caller's included, runs its own contiguous share of the blocks
+ * and then helps with what is left of the others'. */
 void pool_run(pool *p, pool_fn fn, void *ctx, size_t n, size_t grain);
 
 #endif

@@ -78,6 +78,23 @@ void heatmap_snapshot_copy(heatmap_snapshot *dst, const heatmap_snapshot *src);
 
 #define REC_TEXT 160
 
+/* Absent or diverged: in an evaluation (and a layer record) a NaN means the
+ * metric does not exist for this run at this step (F1 under dense, a gate
+ * gradient where the mode has no gate, bits per byte for .bin data) and is
+ * not stored. A metric that exists but came out non-finite sets its bit in
+ * `diverged`; the store then writes a `diverged` event naming the metric and
+ * step instead of a value. An infinity is never absent; val_loss and val_ppl
+ * always exist. Bits of eval.diverged: */
+enum {
+    REC_EVAL_BPB = 1u << 0,
+    REC_EVAL_F1 = 1u << 1,
+    REC_EVAL_MASS_KEPT = 1u << 2,
+    REC_EVAL_ORACLE_MASS = 1u << 3,
+    REC_EVAL_GATE_GRAD_NORM = 1u << 4,
+    REC_EVAL_TOKENS_PER_S = 1u << 5,
+    REC_EVAL_EXPERT_BALANCE = 1u << 6,
+};
+
 typedef struct {
     uint32_t kind;        /* rec_kind */
     uint32_t arm;         /* arm index in the session, 0.. */
@@ -97,10 +114,13 @@ typedef struct {
             double f1, mass_kept, oracle_mass;         /* means over layers; f1/mass NaN for dense */
             double gate_grad_norm, tokens_per_s, train_loss;
             double expert_balance;                     /* NaN for a dense FFN */
+            uint32_t diverged;                         /* REC_EVAL_* bits, above */
         } eval;
         struct {
             uint32_t layer, head;
             double value[METRIC_COUNT];                /* indexed by metric_key */
+            uint32_t diverged;                         /* bit 1u << metric_key: exists,
+                                                          non-finite (see above) */
         } layer;
         struct {
             uint32_t kind;                 /* event_kind */
@@ -112,6 +132,8 @@ typedef struct {
         } status;
         struct {
             uint32_t resumable;
+            uint32_t dropped;              /* 1: the file was deleted (--keep-checkpoints):
+                                              the store deletes its row */
             char path[REC_TEXT];
         } checkpoint;
         struct {

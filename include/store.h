@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 
@@ -59,9 +59,24 @@ int store_busy(const store *s);
 
 /* ---- writing (the store thread) ---- */
 
-/* command: the command line, for the record. Returns the session id or -1. */
+/* command: the command line, for the record; the session also records
+ * GL_VERSION and gl_git_rev(). Returns the session id or -1. */
 int64_t store_session_begin(store *s, const char *command, gl_error *err);
 int store_session_end(store *s, int64_t session, gl_error *err);
+
+/* ---- names, tags and notes (schema 5; rare writes: each call prepares its
+ * statement, so a read-only handle on an older file never needs them) ----
+ * Each joins the open transaction or runs in one of its own; a missing
+ * session or run is "no session N in PATH" / "no run N in PATH". */
+
+/* Sets sessions.name and sessions.note; NULL leaves that column as it is. */
+int store_session_set_name_note(store *s, int64_t session, const char *name, const char *note,
+                                gl_error *err);
+/* Sets tag key of a run to value (replacing its old value; NULL value: "").
+ * The key must not be empty. */
+int store_tag_set(store *s, int64_t run, const char *key, const char *value, gl_error *err);
+/* Sets runs.note (replacing it; NULL clears it). */
+int store_note_set(store *s, int64_t run, const char *text, gl_error *err);
 
 typedef struct {
     uint32_t arm;            /* index within the session */
@@ -91,17 +106,20 @@ int store_in_transaction(const store *s);
 
 /* Writes one telemetry record of run `run` (inside a transaction):
  *   REC_STEP        metrics train_loss, grad_norm, lr at r->step
- *   REC_EVAL        metrics val_loss, val_ppl, val_bpb (if finite), f1,
- *                   mass_kept (if finite), oracle_mass, gate_grad_norm,
- *                   tokens_per_s, and train_loss
- *   REC_LAYER       layer_metrics, one row per metric_key (finite values)
+ *   REC_EVAL        metrics val_loss, val_ppl, val_bpb, f1, mass_kept,
+ *                   oracle_mass, gate_grad_norm, tokens_per_s,
+ *                   expert_balance, and train_loss
+ *   REC_LAYER       layer_metrics, one row per metric_key
+ *                   (a NaN is an absent metric: no row; a value that exists
+ *                   but is not finite — see record.h — is no row either but
+ *                   a `diverged` event "KEY is nan at step S")
  *   REC_EVENT       events row (kind name, detail); EV_SWAP / EV_SET_K /
  *                   EV_FREEZE / EV_UNFREEZE close the open segment at step
  *                   and open a new one with the record's mode, k, frozen
  *   REC_STATUS      runs.status (and ended_at, final step, closing the open
  *                   segment, when the status is final: every status but
  *                   running and paused, `failed` included)
- *   REC_CHECKPOINT  checkpoints row
+ *   REC_CHECKPOINT  checkpoints row (dropped: deletes the row of that path)
  *   REC_HEATMAP     heatmaps rows: one per (layer, head, kind) with a T*T
  *                   uint8 blob; the snapshot is not freed here
  * REC_RUN_BEGIN and REC_FORKED are not stored here. Rows keyed on
@@ -142,6 +160,25 @@ typedef struct {
 typedef int (*store_event_fn)(void *ctx, const store_event_row *row);
 int store_list_events(store *s, int64_t run, store_event_fn fn, void *ctx, gl_error *err);
 
+/* One row of learned_vs_random or router_learned_vs_random (schema 5): the
+ * pair compared at `step`, the newest evaluation all its arms reached while
+ * running the gate they are listed under; status says so, or why the step is
+ * earlier or the pair left out. NaN / 0 where a value is absent. */
+typedef struct {
+    char what[48];                 /* "soft vs random", "soft+moe4 router" */
+    int64_t session, seed, learned_run, random_run, dense_run;
+    double learned_ppl, random_ppl, dense_ppl, benefit, relative;
+    int has_step;
+    uint64_t step;
+    char status[160], note[160];   /* note: why relative is NULL */
+} store_comparison_row;
+
+typedef int (*store_comparison_fn)(void *ctx, const store_comparison_row *row);
+/* The comparisons of a session (0: all) that involve a run (0: any). A file
+ * older than schema 5 (opened read-only) has none. */
+int store_list_comparisons(store *s, int64_t session, int64_t run, store_comparison_fn fn,
+                           void *ctx, gl_error *err);
+
 typedef struct {
     uint64_t from_step, to_step;  /* to_step UINT64_MAX while open */
     char mode[24];
@@ -174,8 +211,8 @@ int store_list_checkpoints(store *s, int64_t run, store_checkpoint_fn fn, void *
 int store_find_checkpoint(store *s, int64_t run, uint64_t max_step, int resumable_only,
                           store_checkpoint_row *out, gl_error *err);
 
-/* Resume: takes over a stopped or crashed run (refuses finished, diverged and
- * live ones), deletes what it recorded after from_step (metrics,
+/* Resume: takes over a stopped, crashed, failed or finished run (a finished
+ * one is extended by `resume --steps`; refuses diverged and live ones), deletes what it recorded after from_step (metrics,
  * layer_metrics, events, heatmaps, checkpoints, segments — those steps will
  * be trained again), reopens its last segment, sets status running, owner
  * pid this process, and adopts it as begun by this handle. */
@@ -291,5 +328,70 @@ int64_t store_next_arm(store *s, int64_t session, gl_error *err);
 /* Ends the open transaction, if any, dropping what it wrote (the way out of
  * a store_begin whose writes failed half way). */
 void store_abort(store *s);
+
+/* ---- admin: ls filters, rm, tags (store_admin.c) ---- */
+
+/* resume: the run's config JSON replaced by the resumed session's (its argv
+ * carries a new --steps, so the next resume parses it) */
+int store_run_set_config(store *s, int64_t run, const char *config_json, gl_error *err);
+
+/* ls: NULL / 0 fields do not filter. since: an ISO-8601 UTC time text,
+ * compared with runs.started_at. */
+typedef struct {
+    int64_t session;              /* 0: any */
+    const char *session_name;     /* sessions.name */
+    const char *status, *mode;    /* runs.status, runs.mode (the mode at start) */
+    const char *tag_key, *tag_value;   /* a tag KEY, with VALUE when not NULL */
+    const char *since;
+} store_ls_filter;
+typedef struct {
+    int64_t id, session;
+    uint32_t arm;
+    char name[64], session_name[128], mode[24], status[16];
+    uint64_t steps;
+    double final_val_loss, final_val_ppl, best_val_loss;   /* NaN when none */
+    char started[32];
+    char tags[256];               /* "k=v,k2=v2" by key, truncated */
+} store_ls_row;
+typedef int (*store_ls_fn)(void *ctx, const store_ls_row *row);
+/* The runs that pass every filter, newest first (schema 5). */
+int store_list_runs_filtered(store *s, const store_ls_filter *f, store_ls_fn fn, void *ctx,
+                             gl_error *err);
+/* Bytes of the database file and of its -wal file (0 when absent). */
+int store_file_size(const store *s, int64_t *db_bytes, int64_t *wal_bytes);
+
+/* show: the run's session name and note, its own note and its tags */
+typedef struct {
+    char session_name[128];
+    char session_note[1024], run_note[1024];
+    char tags[1024];              /* "k=v, k2=v2" by key */
+} store_labels;
+int store_run_labels(store *s, int64_t run, store_labels *out, gl_error *err);
+
+/* rm: what deleting a run (run > 0) or the sessions whose id or name is
+ * `session` would take: the runs, the rows of every table that cascades
+ * from them (read from the schema's foreign keys), and the checkpoint paths
+ * no other run names. Refuses (1, message in err, nothing changed) a
+ * missing run or session and a run still running or paused (store_open has
+ * already marked crashed the runs whose owner is gone); -1 on an error. */
+#define STORE_RM_MAX_TABLES 24
+typedef struct {
+    int64_t *runs, *sessions;
+    size_t nruns, nsessions;
+    struct {
+        char table[64];
+        int64_t rows;
+    } counts[STORE_RM_MAX_TABLES];
+    size_t ncounts;
+    char **paths;
+    size_t npaths;
+} store_rm_plan;
+int store_rm_plan_make(store *s, int64_t run, const char *session, store_rm_plan *p,
+                       gl_error *err);
+/* Deletes the plan's rows in one transaction (checking again, under the
+ * write lock, that no run went live meanwhile: 1 then). Files are the
+ * caller's. */
+int store_rm_apply(store *s, const store_rm_plan *p, gl_error *err);
+void store_rm_plan_free(store_rm_plan *p);
 
 #endif

@@ -67,6 +67,8 @@ typedef struct {
     uint64_t cursor;           /* replay: the evaluation step shown */
     size_t cursor_index, cursor_count;
     double tok_s;              /* all arms */
+    double eta;                /* live: seconds until the slowest running arm is done at
+                                  its recent pace; NaN: unknown (or a replay) */
 } ui_view;
 
 void ui_view_init(ui_view *v, ui_mode mode);

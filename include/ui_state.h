@@ -52,6 +52,10 @@ typedef struct {
     int64_t run;                 /* database id, 0 when not stored */
     uint32_t mode, k, frozen;    /* gate in force, from the latest event */
     int have_gate;
+    uint32_t start_mode;         /* the gate of its first event: what it is listed under */
+    int forked;                  /* a fork: never listed in a comparison */
+    uint64_t changed_at;         /* first swap, k change or (un)freeze; UINT64_MAX: none.
+                                    Comparisons stop there, as the database's do */
     run_status status;
     int done;                    /* a final status arrived */
     uint64_t step, start_step;
@@ -157,7 +161,9 @@ typedef struct {
     size_t learned, random, dense;
     uint64_t step;
     double ppl_l, ppl_r, ppl_d;
-    double benefit, relative;    /* ppl_R - ppl_L; / (ppl_R - ppl_D) (NaN if 0) */
+    double benefit, relative;    /* ppl_R - ppl_L; / (ppl_R - ppl_D) (NaN: |R - D| under
+                                    1% of D, the database's floor) */
+    uint64_t clean;              /* the first gate change of the three; UINT64_MAX: none */
 } ui_routing;
 int ui_state_routing(const ui_state *st, ui_routing *out);
 

@@ -8,34 +8,61 @@
 -- run through sqlite3_exec, which is how tests/test_store_views.c checks them.
 
 -- name: learned_vs_random
--- Final validation perplexity of each learned arm against its random-gate
--- twin of the same session and seed (soft vs random, topk vs topk-random).
--- routing_benefit = random_ppl - learned_ppl (> 0: the learned routing
--- helps); routing_benefit_rel divides that by random_ppl - dense_ppl when a
--- dense arm ran too (1: all of dense's advantage recovered, 0: none).
+-- Each learned arm against its random-gate twin of the same session and
+-- seed (soft vs random, topk vs topk-random), with the dense arm of that
+-- seed as the reference, all compared at ONE evaluation step: the newest
+-- step that every one of them reached while still running the gate it is
+-- listed under (`step`; `status` says 'aligned', or 'at last clean step S:
+-- random swapped to sigmoid at 238', or 'left out: ...' when there is no
+-- such step). routing_benefit = random_ppl - learned_ppl (> 0: the learned
+-- routing helps); routing_benefit_rel = that / (random_ppl - dense_ppl)
+-- (1: all of dense's advantage recovered, 0: none), NULL with `rel_note`
+-- when there is no dense arm or |random_ppl - dense_ppl| is under 1% of
+-- dense_ppl (the quotient would be noise).
 SELECT session, seed, learned_mode, learned_run,
        round(learned_ppl, 3) AS learned_ppl,
        random_mode, random_run,
        round(random_ppl, 3) AS random_ppl,
        round(routing_benefit, 3) AS routing_benefit,
        round(dense_ppl, 3) AS dense_ppl,
-       round(routing_benefit_rel, 3) AS routing_benefit_rel
+       round(routing_benefit_rel, 3) AS routing_benefit_rel,
+       step, status, rel_note
 FROM learned_vs_random
 ORDER BY session, seed, learned_mode;
 
 -- name: router_learned_vs_random
--- Mixture-of-experts arms (`--arms MODE+moe,MODE+moe-random`): the final
--- validation perplexity of each learned router against its frozen random
--- twin of the same session, seed, gate mode and number of experts, with the
--- dense-FFN arm of that gate mode alongside when one ran.
--- routing_benefit = random_ppl - learned_ppl (> 0: learning the router helps).
+-- Mixture-of-experts arms (`--arms MODE+moe,MODE+moe-random`): each learned
+-- router against its frozen random twin of the same session, seed, gate
+-- mode and number of experts, with the dense-FFN arm of that gate mode
+-- alongside when one ran, compared at one step as in learned_vs_random
+-- (`step`, `status`). routing_benefit = random_ppl - learned_ppl (> 0:
+-- learning the router helps).
 SELECT session, seed, mode, ffn, learned_run,
        round(learned_ppl, 3) AS learned_ppl,
        random_run, round(random_ppl, 3) AS random_ppl,
        round(routing_benefit, 3) AS routing_benefit,
-       dense_ffn_run, round(dense_ffn_ppl, 3) AS dense_ffn_ppl
+       dense_ffn_run, round(dense_ffn_ppl, 3) AS dense_ffn_ppl, step, status
 FROM router_learned_vs_random
 ORDER BY session, seed, mode;
+
+-- name: val_ppl_by_step
+-- The validation perplexity of every arm of the newest session, one column
+-- per arm index (evals_wide): the curves side by side, step by step; an
+-- empty cell is an arm that did not evaluate at that step.
+SELECT step, round(arm0, 3) AS arm0, round(arm1, 3) AS arm1, round(arm2, 3) AS arm2,
+       round(arm3, 3) AS arm3, round(arm4, 3) AS arm4, round(arm5, 3) AS arm5
+FROM evals_wide
+WHERE session = (SELECT max(session) FROM evals_wide)
+ORDER BY step;
+
+-- name: params
+-- Every run's configuration as typed (`lr` 0.003, not 0.00300000003), one
+-- row per setting; value_num is the number for numeric settings.
+SELECT p.run, r.name, p.key, p.value_text, p.value_num
+FROM params p
+JOIN runs r ON r.id = p.run
+WHERE p.key <> 'argv'
+ORDER BY p.run, p.key;
 
 -- name: swap_train_loss
 -- Every gate swap, with the mean train loss over the 100 steps up to and
@@ -118,11 +145,12 @@ ORDER BY s.run, s.from_step;
 
 -- name: run_overview
 -- One line per run: status, steps, final and best validation loss, final
--- gate F1 and mass kept, mean tokens/s (the run_final view).
+-- gate F1 and mass kept, mean tokens/s, and the gatelab version and git
+-- revision that made it (the run_final view).
 SELECT run, session, name, mode, status, steps,
        round(val_loss, 4) AS val_loss, round(val_ppl, 3) AS val_ppl,
        round(best_val_loss, 4) AS best_val_loss, best_val_step,
        round(f1, 4) AS f1, round(mass_kept, 4) AS mass_kept,
-       round(tokens_per_s, 0) AS tokens_per_s
+       round(tokens_per_s, 0) AS tokens_per_s, gatelab_version, git_rev
 FROM run_final
 ORDER BY run;

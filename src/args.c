@@ -113,6 +113,49 @@ int args_check_out_dir(const char *dir, gl_error *e)
     return 0;
 }
 
+int args_split_equals(int argc, char **argv, args_takes_value_fn takes_value, const void *ctx,
+                      int *out_argc, char ***out, gl_error *e)
+{
+    /* the pointers, then room for every option name cut off at its '=' */
+    size_t names = 0;
+    for (int i = 0; i < argc; i++)
+        names += strlen(argv[i]) + 1;
+    const size_t ptrs = (2 * (size_t)argc + 1) * sizeof(char *);
+    char **w = xmalloc(ptrs + names);
+    char *text = (char *)w + ptrs;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+        int takes = takes_value(ctx, a, eq ? (size_t)(eq - a) : strlen(a));
+        if (i == 0 || !eq || takes < 0) {
+            w[n++] = argv[i];
+            /* a plain option's value is the next word, whatever it looks like */
+            if (i > 0 && !eq && takes == 1 && i + 1 < argc)
+                w[n++] = argv[++i];
+            continue;
+        }
+        const int len = (int)(eq - a);
+        if (!takes) {
+            free(w);
+            return gl_fail(e, "%.*s: takes no value (got '%s')", len, a, a);
+        }
+        if (!eq[1]) {
+            free(w);
+            return gl_fail(e, "%.*s: missing value (nothing after '=')", len, a);
+        }
+        memcpy(text, a, (size_t)len);
+        text[len] = '\0';
+        w[n++] = text;
+        text += len + 1;
+        w[n++] = (char *)eq + 1;
+    }
+    w[n] = NULL;
+    *out_argc = n;
+    *out = w;
+    return 0;
+}
+
 int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
                       gl_error *e)
 {

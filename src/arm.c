@@ -3,6 +3,7 @@
  * event record stamped with the number of steps done when it took effect. */
 #include "arm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -92,6 +93,75 @@ int arm_check_dir(const arm *a, gl_error *err)
     return 0;
 }
 
+typedef struct {
+    size_t step;
+    char name[64];
+} ckpt_file;
+
+static int by_step_desc(const void *x, const void *y)
+{
+    size_t a = ((const ckpt_file *)x)->step, b = ((const ckpt_file *)y)->step;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* --keep-checkpoints N, after a save: the newest N resumable files of the
+ * arm's directory (stepNNNNNN.safetensors, the names save_checkpoint
+ * writes) stay, older ones are deleted and reported as dropped records so
+ * the store deletes their rows. The directory is the arm's alone, so files
+ * left by this run's earlier process (before a resume) count too. A file
+ * past the current step is left by a resume from an earlier checkpoint; the
+ * save at that step will replace it, so it is neither counted nor touched
+ * (counting it could delete the file just written). */
+static void drop_old_checkpoints(arm *a)
+{
+    size_t keep = a->cfg.keep_checkpoints;
+    DIR *d = keep ? opendir(a->cfg.ckpt_dir) : NULL;
+    if (!d)
+        return;
+    ckpt_file *files = NULL;
+    size_t n = 0, cap = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        const char *nm = de->d_name;
+        char *end;
+        if (strncmp(nm, "step", 4) != 0 || nm[4] < '0' || nm[4] > '9' ||
+            strlen(nm) >= sizeof files[0].name)
+            continue;
+        unsigned long long step = strtoull(nm + 4, &end, 10);
+        if (strcmp(end, ".safetensors") != 0 || step > a->t.step)
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ckpt_file *p = xmalloc(cap * sizeof *p);
+            if (n)
+                memcpy(p, files, n * sizeof *p);
+            free(files);
+            files = p;
+        }
+        files[n].step = (size_t)step;
+        snprintf(files[n].name, sizeof files[n].name, "%s", nm);
+        n++;
+    }
+    closedir(d);
+    if (n > keep)
+        qsort(files, n, sizeof *files, by_step_desc);
+    for (size_t i = keep; i < n; i++) {
+        tel_record r = {.kind = REC_CHECKPOINT, .step = files[i].step};
+        r.u.checkpoint.resumable = 1;
+        r.u.checkpoint.dropped = 1;
+        if (snprintf(r.u.checkpoint.path, sizeof r.u.checkpoint.path, "%s/%s", a->cfg.ckpt_dir,
+                     files[i].name) >= (int)sizeof r.u.checkpoint.path)
+            continue;
+        if (unlink(r.u.checkpoint.path) != 0) {
+            /* a file we cannot delete costs disk, not correctness: say so */
+            push_event(a, EV_ERROR, "--keep-checkpoints: cannot delete %.100s: %s",
+                       r.u.checkpoint.path, strerror(errno));
+            continue;
+        }
+        push(a, &r);
+    }
+    free(files);
+}
+
 /* Returns 0 when saved (and reported), -1 after reporting an error event. */
 static int save_checkpoint(arm *a, const char *why)
 {
@@ -127,7 +197,16 @@ static int save_checkpoint(arm *a, const char *why)
     r.u.checkpoint.resumable = 1;
     push(a, &r);
     push_event(a, EV_CHECKPOINT, "%s %.120s", why, r.u.checkpoint.path);
+    drop_old_checkpoints(a);
     return 0;
+}
+
+int arm_heat_stored(const arm *a, uint64_t step)
+{
+    size_t every = a->cfg.heatmap_every, eval = a->cfg.eval_every;
+    if (every <= 1 || !eval || step % eval != 0 || step >= a->cfg.steps)
+        return 1;
+    return (step / eval) % every == 0;
 }
 
 size_t arm_heat_bytes(const trainer *t)
@@ -169,14 +248,26 @@ static void evaluate(arm *a)
     eval_result ev;
     trainer_eval(t, &ev);
     const size_t L = t->m.cfg.layers, H = t->m.cfg.heads;
+    /* the gate's gradient exists only where the mode in force during the
+     * last step had a gate (not dense, stochastic, oracle): elsewhere it is
+     * absent (NaN), not 0, so "exactly 0" singles out topk; where it exists
+     * a non-finite norm is flagged as diverged (record.h) */
+    const int has_gate = gate_mode_uses_gate(t->m.cfg.mode);
     if (a->cfg.telemetry) {
         for (size_t l = 0; l < L; l++)
             for (size_t h = 0; h < H; h++) {
                 tel_record r = {.kind = REC_LAYER, .step = t->step};
                 r.u.layer.layer = (uint32_t)l;
                 r.u.layer.head = (uint32_t)h;
-                for (int k = 0; k < METRIC_COUNT; k++)
-                    r.u.layer.value[k] = metrics_value(&t->metrics, l, h, (metric_key)k);
+                for (int k = 0; k < METRIC_COUNT; k++) {
+                    double v = metrics_value(&t->metrics, l, h, (metric_key)k);
+                    int exists = k == METRIC_GATE_GRAD_NORM
+                                     ? has_gate
+                                     : metrics_exists(&t->metrics, l, h, (metric_key)k);
+                    r.u.layer.value[k] = exists ? v : NAN;
+                    if (exists && !isfinite(v))   /* a blow-up: stored as an event */
+                        r.u.layer.diverged |= 1u << k;
+                }
                 push(a, &r);
             }
         if (t->heat)
@@ -190,10 +281,30 @@ static void evaluate(arm *a)
     r.u.eval.f1 = metrics_model_value(&t->metrics, L, METRIC_F1);
     r.u.eval.mass_kept = metrics_model_value(&t->metrics, L, METRIC_MASS_KEPT);
     r.u.eval.oracle_mass = metrics_model_value(&t->metrics, L, METRIC_ORACLE_MASS);
-    r.u.eval.gate_grad_norm = t->gate_grad_norm;
+    r.u.eval.gate_grad_norm = has_gate ? t->gate_grad_norm : NAN;
     r.u.eval.tokens_per_s = dt > 0.0 ? ((double)t->tokens_trained - a->tok_since) / dt : 0.0;
     r.u.eval.train_loss = t->last_loss;
     r.u.eval.expert_balance = ev.expert_balance;
+    /* which of these exist for this arm now: a NaN there is a blow-up the
+     * store records as a `diverged` event, elsewhere it means "absent" */
+    const struct {
+        double v;
+        int exists;
+        uint32_t bit;
+    } present[] = {
+        {r.u.eval.bits_per_byte, data_kind_of(t->data) != DATA_BIN, REC_EVAL_BPB},
+        {r.u.eval.f1, metrics_model_exists(&t->metrics, L, METRIC_F1), REC_EVAL_F1},
+        {r.u.eval.mass_kept, metrics_model_exists(&t->metrics, L, METRIC_MASS_KEPT),
+         REC_EVAL_MASS_KEPT},
+        {r.u.eval.oracle_mass, metrics_model_exists(&t->metrics, L, METRIC_ORACLE_MASS),
+         REC_EVAL_ORACLE_MASS},
+        {r.u.eval.gate_grad_norm, has_gate, REC_EVAL_GATE_GRAD_NORM},
+        {r.u.eval.tokens_per_s, 1, REC_EVAL_TOKENS_PER_S},
+        {r.u.eval.expert_balance, t->m.cfg.experts > 0, REC_EVAL_EXPERT_BALANCE},
+    };
+    for (size_t i = 0; i < sizeof present / sizeof present[0]; i++)
+        if (present[i].exists && !isfinite(present[i].v))
+            r.u.eval.diverged |= present[i].bit;
     a->tok_since = (double)t->tokens_trained;
     a->time_since = t->train_seconds;
     push(a, &r);
@@ -354,6 +465,40 @@ static int due(size_t step, size_t every, size_t last)
     return (every && step % every == 0) || step == last;
 }
 
+/* The first minute (issue 11): a session's first evaluations come at these
+ * steps, each only when it is below --eval-every and --steps, so the curves,
+ * heatmaps and agreement bars fill within seconds instead of after
+ * --eval-every steps. A fixed table, not a clock: every run of the same
+ * configuration (a resumed one included) evaluates at the same steps, and an
+ * evaluation reads only the fixed val windows (no training RNG, no data
+ * cursor), so the losses it trains are the same with or without these.
+ * Experiments keep this one schedule too: their tables read final
+ * checkpoints, not intermediate evaluations, their --eval-every defaults to
+ * steps/10 (so only runs of 110 steps or more get early points), and one
+ * schedule means `gatelab resume` of any run rebuilds it from the stored
+ * arguments alone. */
+static const size_t early_evals[] = {10, 25, 50};
+
+int arm_eval_due(size_t step, size_t eval_every, size_t steps)
+{
+    if (due(step, eval_every, steps))
+        return 1;
+    for (size_t i = 0; i < sizeof early_evals / sizeof early_evals[0]; i++)
+        if (step == early_evals[i] && step < eval_every && step < steps)
+            return 1;
+    return 0;
+}
+
+size_t arm_eval_count(size_t eval_every, size_t steps)
+{
+    size_t n = eval_every ? steps / eval_every : 0;
+    if (!eval_every || steps % eval_every)
+        n++;   /* the last step is always evaluated */
+    for (size_t i = 0; i < sizeof early_evals / sizeof early_evals[0]; i++)
+        n += early_evals[i] < eval_every && early_evals[i] < steps;
+    return n;
+}
+
 static void *arm_main(void *arg)
 {
     arm *a = arg;
@@ -366,7 +511,7 @@ static void *arm_main(void *arg)
     a->next_script = t->commands_done < a->nscript ? t->commands_done : a->nscript;
     push_event(a, EV_START, "%s k %zu at step %zu of %zu", gate_mode_name(mc->mode), mc->k,
                t->step, a->cfg.steps);
-    size_t last_saved = SIZE_MAX, last_eval = SIZE_MAX;
+    size_t last_saved = SIZE_MAX, last_eval = SIZE_MAX, saved_commands = SIZE_MAX;
     for (;;) {
         apply_commands(a, &st);
         if (st.stop || st.failed || t->step >= a->cfg.steps)
@@ -386,7 +531,7 @@ static void *arm_main(void *arg)
             r.u.step.lr = t->o.cfg.lr * optim_schedule(&t->o.cfg, t->step - 1);
             push(a, &r);
         }
-        if (due(t->step, a->cfg.eval_every, a->cfg.steps)) {
+        if (arm_eval_due(t->step, a->cfg.eval_every, a->cfg.steps)) {
             evaluate(a);
             last_eval = t->step;
         }
@@ -396,13 +541,17 @@ static void *arm_main(void *arg)
                 break;
             }
             last_saved = t->step;
+            saved_commands = t->commands_done;
         }
     }
     if (!st.failed && st.stop) {
         /* a stopped run stays resumable from exactly where it stopped */
         if (t->step > 0 && last_eval != t->step)
             evaluate(a);
-        if (a->cfg.ckpt_dir && t->step > 0 && last_saved != t->step &&
+        /* again when a scripted stop came after this step's periodic save:
+         * the file must count it as done, or every resume would stop here */
+        if (a->cfg.ckpt_dir && t->step > 0 &&
+            (last_saved != t->step || saved_commands != t->commands_done) &&
             save_checkpoint(a, "on stop"))
             st.failed = 1;
     }

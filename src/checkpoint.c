@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "floatfmt.h"
 #include "generator.h"
 
 #define META_MAX 48
@@ -71,6 +72,8 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
 {
     const model_config *c = &m->cfg;
     meta_list meta = {.n = 0};
+    /* floats as the shortest decimal that reads back to the same float */
+    char num[FLOATFMT_SIZE];
     meta_add(&meta, "format", "%s", CHECKPOINT_FORMAT);
     char hash[17];
     checkpoint_config_hash(c, hash);
@@ -93,12 +96,12 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
     meta_add(&meta, "batch", "%zu", c->batch);
     meta_add(&meta, "gate_mode", "%s", gate_mode_name(c->mode));
     meta_add(&meta, "k", "%zu", c->k);
-    meta_add(&meta, "gate_temp", "%.9g", (double)c->gate_temp);
+    meta_add(&meta, "gate_temp", "%s", floatfmt_shortest(c->gate_temp, num, sizeof num));
     meta_add(&meta, "gate_frozen", "%d", c->gate_frozen ? 1 : 0);
     if (c->experts) {
         meta_add(&meta, "experts", "%zu", c->experts);
         meta_add(&meta, "router", "%s", c->router_frozen ? "random" : "learned");
-        meta_add(&meta, "moe_aux", "%.9g", (double)c->moe_aux);
+        meta_add(&meta, "moe_aux", "%s", floatfmt_shortest(c->moe_aux, num, sizeof num));
     }
     meta_add(&meta, "seed", "%" PRIu64, c->seed);
     meta_add(&meta, "step", "%zu", step);
@@ -106,11 +109,13 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
     meta_add(&meta, "resumable", "%d", o && cursor ? 1 : 0);
     if (o && cursor) {
         const optim_config *oc = &o->cfg;
-        meta_add(&meta, "lr", "%.9g", (double)oc->lr);
-        meta_add(&meta, "gate_lr", "%.9g", (double)oc->gate_lr);
-        meta_add(&meta, "min_lr_frac", "%.9g", (double)oc->min_lr_frac);
-        meta_add(&meta, "weight_decay", "%.9g", (double)oc->weight_decay);
-        meta_add(&meta, "clip", "%.9g", (double)oc->clip);
+        meta_add(&meta, "lr", "%s", floatfmt_shortest(oc->lr, num, sizeof num));
+        meta_add(&meta, "gate_lr", "%s", floatfmt_shortest(oc->gate_lr, num, sizeof num));
+        meta_add(&meta, "min_lr_frac", "%s",
+                 floatfmt_shortest(oc->min_lr_frac, num, sizeof num));
+        meta_add(&meta, "weight_decay", "%s",
+                 floatfmt_shortest(oc->weight_decay, num, sizeof num));
+        meta_add(&meta, "clip", "%s", floatfmt_shortest(oc->clip, num, sizeof num));
         meta_add(&meta, "warmup", "%zu", oc->warmup);
         meta_add(&meta, "total_steps", "%zu", oc->total_steps);
         meta_add(&meta, "adam_t", "%zu", o->t);

@@ -19,10 +19,13 @@
 
 #include "args.h"
 #include "checkpoint.h"
+#include "cli_help.h"
 #include "common.h"
 #include "data.h"
+#include "distill.h"
 #include "gate.h"
 #include "model.h"
+#include "progress.h"
 #include "safetensors.h"
 #include "experiment.h"
 #include "live.h"
@@ -32,68 +35,6 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-
-static const char usage_text[] =
-    "usage: gatelab [COMMAND] [OPTIONS]\n"
-    "\n"
-    "commands:\n"
-    "  run      train arms side by side and store them: the screen on a terminal,\n"
-    "           progress lines otherwise or with --headless (default command)\n"
-    "  ls       list the stored runs           gatelab ls [--db PATH]\n"
-    "  show     one run: config, gate segments, metrics, events, checkpoints\n"
-    "           gatelab show RUN [--db PATH]\n"
-    "  replay   draw a stored session on the screen (a text summary without a terminal)\n"
-    "           gatelab replay [SESSION] [--db PATH]   (default: the newest session)\n"
-    "  resume   continue a stopped, crashed or failed run from its last resumable checkpoint\n"
-    "           gatelab resume RUN [--db PATH]\n"
-    "  eval     gatelab eval CKPT --data FILE [--gate MODE] [--k K]\n"
-    "  export   gatelab export RUN|CKPT [--step N] [--db PATH] --out FILE.safetensors\n"
-    "           (weights only)\n"
-    "  experiment  the paper's four lines of evidence, headless, stored, as a table\n"
-    "           gatelab experiment absorption [--preset P] [--seeds N] [--steps N]\n"
-    "           [--data PATH] [--db PATH]   |   --from ID to reprint a stored one\n"
-    "  distill  train a fresh gate to predict a stored run's oracle masks\n"
-    "           gatelab distill RUN [--db PATH] [--steps N]\n"
-    "\n"
-    "run options:\n"
-    "  --arms M1,M2,...     gate modes of the arms (default soft,random,dense): dense soft\n"
-    "                       random sigmoid topk topk-random stochastic oracle; MODE+moe\n"
-    "                       gives the arm a mixture-of-experts FFN with a learned router,\n"
-    "                       MODE+moe-random one with a frozen random router\n"
-    "  --experts E          experts of the +moe arms, top-1 (default 4)\n"
-    "  --moe-aux C          load-balancing loss coefficient of +moe arms (default 0.01)\n"
-    "  --at STEP:CMD[:ARG][@ARM]  apply a command when STEP steps are done (repeatable):\n"
-    "                       pause[:SECONDS] resume swap:MODE freeze unfreeze k:K\n"
-    "                       checkpoint fork:MODE stop; @ARM = arm index or name\n"
-    "  --db PATH            database (default sessions/gatelab.db)\n"
-    "  --no-telemetry       store nothing; print evaluations only\n"
-    "  --preset NAME        tiny | small | paper (default tiny)\n"
-    "  --data PATH          text file, directory of text files, or llm.c .bin tokens\n"
-    "                       (default: the embedded generator)\n"
-    "  --steps N            training steps (default 2000)\n"
-    "  --seed S             seed for weights, data order and gates (default 1)\n"
-    "  --k K                keys kept per query (default T/8)\n"
-    "  --gate-temp T        soft top-k temperature (default 0.25)\n"
-    "  --lr X  --gate-lr X  learning rates (default 3e-3; gate lr defaults to lr)\n"
-    "  --warmup N           warm-up steps (default 100)\n"
-    "  --weight-decay X     AdamW decay on matrices and embeddings (default 0.1)\n"
-    "  --clip X             global grad-norm clip, 0 to disable (default 1.0)\n"
-    "  --batch N --ctx T --dim D --layers L --heads H --mlp M --gate-rank R --vocab V\n"
-    "                       override preset fields (a .bin file sets V unless --vocab)\n"
-    "  --eval-every N       steps between val evaluations (default 100)\n"
-    "  --eval-windows N     val windows per evaluation, 0 = all (default 64)\n"
-    "  --save-every N       steps between checkpoints (default 1000; always at the end)\n"
-    "  --out DIR            checkpoint root (default: next to the database,\n"
-    "                       ckpt/session-N); each arm writes DIR/armI-NAME/\n"
-    "  --threads N          worker threads shared by the arms (default: cores)\n"
-    "  --headless           print progress lines even on a terminal (no screen)\n"
-    "  --compare RUN[,RUN]  draw stored runs as dimmed ghost curves on the screen\n"
-    "\n"
-    "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error,\n"
-    "129 / 130 / 143 stopped by SIGHUP / SIGINT / SIGTERM, 141 stdout closed\n"
-    "(runs stored as stopped)\n"
-    "\n"
-    "  gatelab --help | --version\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -132,6 +73,12 @@ typedef struct {
     /* the arguments that define the runs, kept for `resume` */
     char *run_argv[128];
     int run_argc;
+    /* --name, --note (the session's) and --tag (every run's): not kept in
+     * run_argv, since resume continues a run that has them already */
+    const char *name, *note;
+    live_tag tags[LIVE_MAX_TAGS];
+    size_t ntags;
+    size_t keep_checkpoints, heatmap_every;   /* kept in run_argv: resume keeps them */
 } run_args;
 
 static int parse_arms(const char *v, run_args *ra, gl_error *e)
@@ -287,6 +234,14 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if (strcmp(f, "--compare") == 0) {
             rc = parse_compare(v, ra, e);
             keep = 0;
+        } else if ((rc = live_label_option(f, v, &ra->name, &ra->note, ra->tags, &ra->ntags,
+                                           e)) != 0) {
+            rc = rc < 0 ? -1 : 0;   /* --name, --note, --tag: the session's, not resume's */
+            keep = 0;
+        } else if (strcmp(f, "--keep-checkpoints") == 0) {
+            rc = args_size(f, v, 1, 1000000, &ra->keep_checkpoints, e);
+        } else if (strcmp(f, "--heatmap-every") == 0) {
+            rc = args_size(f, v, 1, 1000000, &ra->heatmap_every, e);
         } else if ((rc = args_model_option(f, v, tc, &set, e)) != 0) {
             rc = rc < 0 ? -1 : 0;   /* one of the run options args.c shares */
         } else if (f[0] == '-') {
@@ -328,13 +283,36 @@ typedef struct {
     size_t tok_n;
     run_status status;
     char name[64];
+    uint64_t at, target;           /* steps done (any record), --steps */
+    int ended;                     /* a final status arrived */
+    progress_pace pace;            /* from the records' own wall clock */
 } arm_seen;
 
 typedef struct {
     arm_seen arms[LIVE_MAX_ARMS];
     size_t narms;
     int out_errno;                 /* stdout failed (EPIPE: the reader is gone), or 0 */
+    progress_bar bar;              /* stderr, on a terminal only */
 } headless;
+
+/* The session's share done (an ended arm has no work left) and the time
+ * until its slowest running arm finishes at its recent pace (NaN: unknown). */
+static double headless_progress(const headless *h, double *eta)
+{
+    double done = 0.0, total = 0.0;
+    *eta = 0.0;
+    for (size_t i = 0; i < h->narms; i++) {
+        const arm_seen *a = &h->arms[i];
+        uint64_t at = a->at < a->target ? a->at : a->target;
+        total += (double)a->target;
+        done += a->ended ? (double)a->target : (double)at;
+        if (!a->ended) {
+            double t = progress_eta(&a->pace, a->target - at);
+            *eta = isnan(t) || isnan(*eta) ? NAN : fmax(*eta, t);
+        }
+    }
+    return total > 0.0 ? done / total : 0.0;
+}
 
 /* Progress lines nobody can read any more (a closed pipe, a full disk) are
  * no reason to train on: the first failed write is kept, and on_tick asks
@@ -369,14 +347,27 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         return;
     arm_seen *a = &h->arms[r->arm];
     if (r->arm >= h->narms) {
+        if (!h->narms)
+            progress_bar_init(&h->bar);
         for (size_t i = h->narms; i <= r->arm; i++) {
             h->arms[i].best = INFINITY;
             h->arms[i].status = RUN_RUNNING;
             snprintf(h->arms[i].name, sizeof h->arms[i].name, "%s", live_arm(lv, i)->name);
+            /* fixed before the arm's thread started, like its name */
+            h->arms[i].target = live_arm(lv, i)->cfg.steps;
         }
         h->narms = r->arm + 1;
     }
     const char *name = a->name;
+    if (r->kind == REC_STEP || r->kind == REC_EVAL ||
+        (r->kind == REC_EVENT && r->u.event.kind == EV_START)) {
+        a->at = r->step;
+        progress_pace_feed(&a->pace, r->step, r->wall_ms / 1000.0);
+    }
+    /* the bar shares the terminal with these lines: off while one prints */
+    if (r->kind == REC_EVAL || r->kind == REC_EVENT || r->kind == REC_CHECKPOINT ||
+        r->kind == REC_RUN_BEGIN)
+        progress_bar_clear(&h->bar);
     switch ((rec_kind)r->kind) {
     case REC_EVAL: {
         a->last_eval = *r;
@@ -398,8 +389,14 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
             printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
         if (!isnan(r->u.eval.expert_balance))
             printf(" | experts balance %.3f", r->u.eval.expert_balance);
-        printf(" | oracle mass %.3f | gate grad %.3g | %.0f tok/s\n", r->u.eval.oracle_mass,
-               r->u.eval.gate_grad_norm, r->u.eval.tokens_per_s);
+        double eta, frac = headless_progress(h, &eta);
+        char done[48];
+        progress_fmt(done, sizeof done, frac, eta);
+        printf(" | oracle mass %.3f", r->u.eval.oracle_mass);
+        /* NaN: the mode in force has no gate (dense, stochastic, oracle) */
+        if (!isnan(r->u.eval.gate_grad_norm))
+            printf(" | gate grad %.3g", r->u.eval.gate_grad_norm);
+        printf(" | %.0f tok/s | %s\n", r->u.eval.tokens_per_s, done);
         break;
     }
     case REC_EVENT: {
@@ -420,11 +417,13 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         break;
     }
     case REC_CHECKPOINT:
-        printf("checkpoint %s\n", r->u.checkpoint.path);
+        printf("checkpoint %s%s\n", r->u.checkpoint.dropped ? "dropped " : "",
+               r->u.checkpoint.path);
         break;
     case REC_STATUS:
         a->status = (run_status)r->u.status.status;
         a->steps = r->step;
+        a->ended = a->status != RUN_RUNNING && a->status != RUN_PAUSED;
         break;
     case REC_RUN_BEGIN:
         printf("arm %u %s | forked from arm %u at step %llu\n", r->arm, live_arm(lv, r->arm)->name,
@@ -434,11 +433,23 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         break;
     }
     headless_flush(h);
+    int all_ended = h->narms > 0;
+    for (size_t i = 0; i < h->narms; i++)
+        all_ended &= h->arms[i].ended;
+    if (all_ended) {
+        progress_bar_clear(&h->bar);
+    } else if (!h->out_errno) {
+        double eta, frac = headless_progress(h, &eta);
+        char label[48];
+        snprintf(label, sizeof label, "%zu arm%s", h->narms, h->narms == 1 ? "" : "s");
+        progress_bar_draw(&h->bar, frac, eta, label);
+    }
 }
 
-static void headless_summary(const headless *h, live_result *res)
+static void headless_summary(headless *h, live_result *res)
 {
     (void)res;
+    progress_bar_clear(&h->bar);
     for (size_t i = 0; i < h->narms; i++) {
         const arm_seen *a = &h->arms[i];
         printf("summary: arm %s | %s | %llu steps", a->name, run_status_name(a->status),
@@ -596,12 +607,21 @@ static int cmd_run(int argc, char **argv)
                       .script = ra.script,
                       .nscript = ra.nscript,
                       .run_argv = ra.run_argv,
-                      .run_argc = ra.run_argc};
+                      .run_argc = ra.run_argc,
+                      .name = ra.name,
+                      .note = ra.note,
+                      .tags = ra.tags,
+                      .ntags = ra.ntags,
+                      .keep_checkpoints = ra.keep_checkpoints,
+                      .heatmap_every = ra.heatmap_every};
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
     memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
     lc.experts = ra.experts;
     if (live_check_script(&lc, &e))
         return cli_usage_error("%s", e.msg);
+    if (!ra.telemetry && (ra.name || ra.note || ra.ntags))
+        return cli_usage_error("--name, --note and --tag are stored with the runs; "
+                               "not with --no-telemetry");
     return run_session(&ra, &lc, argc, argv);
 }
 
@@ -621,22 +641,58 @@ int cli_check_run_args(int argc, char **argv, gl_error *e)
 
 /* ---- resume ---- */
 
+/* argv with the value of flag set to value: replaced where the flag is, or
+ * appended (2 more words; argv has room). */
+static void set_flag(char **argv, int *argc, const char *flag, char *value)
+{
+    for (int i = 0; i + 1 < *argc; i++)
+        if (strcmp(argv[i], flag) == 0) {
+            argv[i + 1] = value;
+            return;
+        }
+    argv[(*argc)++] = (char *)flag;
+    argv[(*argc)++] = value;
+}
+
+/* `gatelab resume RUN [--steps N] [--threads N] [--headless] [--db PATH]`:
+ * continues a stopped, crashed, failed (or, with more --steps, finished)
+ * run from its newest resumable checkpoint. --steps sets the run's new
+ * total: beyond the old one extends it, below it ends it earlier (never
+ * before the checkpoint's step). The optimizer's schedule is recomputed
+ * for the new total (README "resume"). */
 static int cmd_resume(int argc, char **argv)
 {
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return cli_usage_error("resume: too many arguments");
-    int rc = cli_take_db(argc, argv, &db, rest, &nrest, "resume");
-    if (rc)
-        return rc;
-    if (nrest > 1)
-        return cli_usage_error("resume: unexpected argument '%s'", rest[1]);
-    int64_t id;
-    if ((rc = cli_parse_run_id("resume", nrest ? rest[0] : NULL, &id)))
-        return rc;
+    const char *db = "sessions/gatelab.db", *run_word = NULL;
+    char *steps_word = NULL, *threads_word = NULL;
+    int headless = 0;
     gl_error e;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t n;
+        if (strcmp(f, "--db") == 0) {
+            if (!v || !*v)
+                return cli_usage_error("--db: missing value");
+            db = v;
+            i++;
+        } else if (strcmp(f, "--steps") == 0 || strcmp(f, "--threads") == 0) {
+            if (args_size(f, v, 1, f[2] == 's' ? 100000000 : 256, &n, &e))
+                return cli_usage_error("%s", e.msg);
+            *(f[2] == 's' ? &steps_word : &threads_word) = argv[++i];
+        } else if (strcmp(f, "--headless") == 0) {
+            headless = 1;
+        } else if (f[0] == '-') {
+            return cli_usage_error("%s: unknown option for resume (--steps N, --threads N, "
+                                   "--headless, --db PATH)", f);
+        } else if (!run_word) {
+            run_word = f;
+        } else {
+            return cli_usage_error("resume: unexpected argument '%s'", f);
+        }
+    }
+    int64_t id;
+    int rc;
+    if ((rc = cli_parse_run_id("resume", run_word, &id)))
+        return rc;
     store *st = store_open(db, STORE_EXISTING, &e);
     if (!st)
         return cli_runtime_error(&e);
@@ -649,11 +705,12 @@ static int cmd_resume(int argc, char **argv)
         return cli_runtime_error(&e);
     }
     /* failed: a checkpoint could not be written; with the disk fixed, the run
-     * goes on from its last good one */
+     * goes on from its last good one. finished: only to go beyond its steps */
+    int finished = strcmp(row.status, "finished") == 0;
     if (strcmp(row.status, "stopped") && strcmp(row.status, "crashed") &&
-        strcmp(row.status, "failed")) {
-        gl_fail(&e, "run %lld is %s; only stopped, crashed or failed runs can be resumed",
-                (long long)id, row.status);
+        strcmp(row.status, "failed") && !finished) {
+        gl_fail(&e, "run %lld is %s; only stopped, crashed, failed or (with --steps) finished "
+                    "runs can be resumed", (long long)id, row.status);
         rc = -1;
     }
     if (!rc)
@@ -668,28 +725,63 @@ static int cmd_resume(int argc, char **argv)
     if (rc)
         return cli_runtime_error(&e);
     static run_args ra;
-    int status;
+    int status = 0;
+    size_t old_steps = 0;
+    /* the stored words, with --steps / --threads replaced: room for both */
+    char **words = xcalloc((size_t)rargc + 5, sizeof *words);
+    int nwords = rargc;
+    memcpy(words, rargv, (size_t)rargc * sizeof *words);
     if (parse_run(rargc, rargv, &ra, &e)) {
         status = cli_runtime_error(&e);
-    } else {
-        printf("resuming run %lld (%s) from %s\n", (long long)id, name, ck.path);
-        live_config lc = {.tc = ra.tc,
-                          .narms = 1,
-                          .db_path = db,
-                          .telemetry = 1,
-                          .script = ra.script,
-                          .nscript = ra.nscript,
-                          .run_argv = ra.run_argv,
-                          .run_argc = ra.run_argc,
-                          .resume_run = id,
-                          .resume_ckpt = ck.path,
-                          .resume_name = name,
-                          .resume_arm = arm_index};
-        lc.modes[0] = ra.modes[0];
-        lc.ffn[0] = ra.ffn[0];
-        lc.experts = ra.experts;
-        status = run_session(&ra, &lc, argc + 1, argv - 1);
+        goto done;
     }
+    old_steps = ra.tc.steps;
+    if (steps_word)
+        set_flag(words, &nwords, "--steps", steps_word);
+    if (threads_word)
+        set_flag(words, &nwords, "--threads", threads_word);
+    if (parse_run(nwords, words, &ra, &e)) {
+        status = cli_usage_error("%s", e.msg);
+        goto done;
+    }
+    if (finished && !steps_word) {
+        status = cli_usage_error("resume: run %lld finished its %zu steps; --steps N (more "
+                                 "than %llu) extends it", (long long)id, old_steps,
+                                 (unsigned long long)ck.step);
+        goto done;
+    }
+    if (ra.tc.steps <= ck.step) {
+        status = cli_usage_error("--steps %zu: run %lld resumes from its checkpoint at step "
+                                 "%llu; give more steps than that", ra.tc.steps, (long long)id,
+                                 (unsigned long long)ck.step);
+        goto done;
+    }
+    ra.headless |= headless;
+    printf("resuming run %lld (%s) from %s", (long long)id, name, ck.path);
+    if (ra.tc.steps != old_steps)
+        printf(" | --steps %zu -> %zu", old_steps, ra.tc.steps);
+    printf("\n");
+    live_config lc = {.tc = ra.tc,
+                      .narms = 1,
+                      .db_path = db,
+                      .telemetry = 1,
+                      .script = ra.script,
+                      .nscript = ra.nscript,
+                      .run_argv = ra.run_argv,
+                      .run_argc = ra.run_argc,
+                      .resume_run = id,
+                      .resume_ckpt = ck.path,
+                      .resume_name = name,
+                      .resume_arm = arm_index,
+                      .resume_old_steps = old_steps,
+                      .keep_checkpoints = ra.keep_checkpoints,
+                      .heatmap_every = ra.heatmap_every};
+    lc.modes[0] = ra.modes[0];
+    lc.ffn[0] = ra.ffn[0];
+    lc.experts = ra.experts;
+    status = run_session(&ra, &lc, argc + 1, argv - 1);
+done:
+    free(words);
     for (int i = 0; i < rargc; i++)
         free(rargv[i]);
     free(rargv);
@@ -709,17 +801,52 @@ int cli_open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_
     return 0;
 }
 
+/* The run's own --data from its stored argv (NULL: the generator). */
+static int run_data_path(const char *db, int64_t run, char *out, size_t n, int *has,
+                         gl_error *e)
+{
+    *has = 0;
+    store *st = store_open(db, STORE_BROWSE, e);
+    if (!st)
+        return -1;
+    store_run_row row;
+    char **av = NULL;
+    int ac = 0;
+    int rc = store_get_run(st, run, &row, e);
+    if (!rc) {
+        rc = store_json_argv(row.config_json ? row.config_json : "{}", &av, &ac, e);
+        store_run_row_free(&row);
+    }
+    store_close(st);
+    for (int i = 0; !rc && i + 1 < ac; i++)
+        if (strcmp(av[i], "--data") == 0) {
+            snprintf(out, n, "%s", av[i + 1]);
+            *has = 1;
+        }
+    for (int i = 0; i < ac; i++)
+        free(av[i]);
+    free(av);
+    return rc;
+}
+
+/* `gatelab eval RUN|CKPT [--step N] [--db PATH] [--data FILE|generator]
+ * [--gate MODE] [--k K] [--threads N]`: a file is read whole, in windows of
+ * T+1; `generator` (and a run stored without --data, when --data is left
+ * out) is the embedded generator's val split, the windows every run's
+ * evaluations use. */
 static int cmd_eval(int argc, char **argv)
 {
-    const char *ckpt = NULL, *data = NULL, *gate = NULL;
+    const char *src = NULL, *data = NULL, *gate = NULL, *db = "sessions/gatelab.db";
+    const char *step_word = NULL;
     size_t k = 0, threads = args_default_threads();
     gl_error e;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(f, "--data") == 0 || strcmp(f, "--gate") == 0) {
-            if (!v)
+        if (strcmp(f, "--data") == 0 || strcmp(f, "--gate") == 0 || strcmp(f, "--db") == 0 ||
+            strcmp(f, "--step") == 0) {
+            if (!v || !*v)
                 return cli_usage_error("%s: missing value", f);
-            *(f[2] == 'd' ? &data : &gate) = v;
+            *(f[2] == 'd' ? (f[3] == 'a' ? &data : &db) : f[2] == 'g' ? &gate : &step_word) = v;
             i++;
         } else if (strcmp(f, "--k") == 0 || strcmp(f, "--threads") == 0) {
             if (args_size(f, v, 1, f[2] == 'k' ? 4096 : 256, f[2] == 'k' ? &k : &threads, &e))
@@ -727,19 +854,33 @@ static int cmd_eval(int argc, char **argv)
             i++;
         } else if (f[0] == '-') {
             return cli_usage_error("%s: unknown option for eval", f);
-        } else if (!ckpt) {
-            ckpt = f;
+        } else if (!src) {
+            src = f;
         } else {
             return cli_usage_error("eval: unexpected argument '%s'", f);
         }
     }
-    if (!ckpt)
-        return cli_usage_error("eval: missing checkpoint (gatelab eval CKPT --data FILE)");
-    if (!data)
-        return cli_usage_error("eval: missing --data FILE");
+    if (!src)
+        return cli_usage_error("eval: missing RUN or checkpoint (gatelab eval RUN|CKPT "
+                               "[--data FILE|generator])");
     gate_mode mode = GATE_DENSE;
     if (gate && gate_mode_parse(gate, &mode))
         return cli_usage_error("--gate %s: unknown gate mode (%s)", gate, gate_mode_list());
+    char ckpt[4096], run_data[4096];
+    int64_t run;
+    int rc = cli_resolve_checkpoint("eval", src, step_word, db, ckpt, sizeof ckpt, &run);
+    if (rc)
+        return rc;
+    if (!data && !run)
+        return cli_usage_error("eval: missing --data FILE (or --data generator: the embedded "
+                               "generator's val split)");
+    if (!data) {
+        int has;
+        if (run_data_path(db, run, run_data, sizeof run_data, &has, &e))
+            return cli_runtime_error(&e);
+        data = has ? run_data : "generator";
+    }
+    int generator = strcmp(data, "generator") == 0;
 
     st_file f;
     checkpoint_info info;
@@ -757,21 +898,30 @@ static int cmd_eval(int argc, char **argv)
         mc.k = k;
     int32_t *tokens = NULL;
     size_t count = 0;
+    data_source *gen = NULL;
     model m;
-    if (data_load_tokens(data, &tokens, &count, &e)) {
-        st_free(&f);
-        return cli_runtime_error(&e);
-    }
-    for (size_t i = 0; i < count; i++)
-        if ((size_t)tokens[i] >= mc.V) {
-            gl_fail(&e, "%s: token id %d at position %zu >= vocabulary size V=%zu of %s", data,
-                    tokens[i], i, mc.V, ckpt);
+    if (generator) {
+        if (!(gen = data_open(NULL, mc.T, mc.seed, &e)))
+            goto fail;
+        if (data_vocab(gen) > mc.V) {
+            gl_fail(&e, "--data generator: its %zu token ids do not fit the vocabulary V=%zu "
+                        "of %s", data_vocab(gen), mc.V, ckpt);
             goto fail;
         }
-    if (count < mc.T + 1) {
-        gl_fail(&e, "%s: %zu tokens, need at least T+1 = %zu for one window", data, count,
-                mc.T + 1);
-        goto fail;
+    } else {
+        if (data_load_tokens(data, &tokens, &count, &e))
+            goto fail;
+        for (size_t i = 0; i < count; i++)
+            if ((size_t)tokens[i] >= mc.V) {
+                gl_fail(&e, "%s: token id %d at position %zu >= vocabulary size V=%zu of %s",
+                        data, tokens[i], i, mc.V, ckpt);
+                goto fail;
+            }
+        if (count < mc.T + 1) {
+            gl_fail(&e, "%s: %zu tokens, need at least T+1 = %zu for one window", data, count,
+                    mc.T + 1);
+            goto fail;
+        }
     }
 
     if (model_init(&m, &mc, threads, &e))
@@ -780,48 +930,52 @@ static int cmd_eval(int argc, char **argv)
         model_free(&m);
         goto fail;
     }
-    /* window w = tokens w*T .. w*T+T: inputs its first T, targets its last T */
-    const size_t T = mc.T, B = mc.batch, windows = (count - 1) / T;
-    int32_t *in = xmalloc(B * T * sizeof *in), *tg = xmalloc(B * T * sizeof *tg);
-    double total = 0.0;
-    m.step_salt = TRAINER_EVAL_SALT;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            memcpy(in + b * T, tokens + (w0 + b) * T, T * sizeof(int32_t));
-            memcpy(tg + b * T, tokens + (w0 + b) * T + 1, T * sizeof(int32_t));
+    const size_t T = mc.T, B = mc.batch;
+    double loss;
+    size_t ntok;
+    if (gen) {
+        size_t windows = data_val_windows(gen);
+        loss = distill_eval(&m, gen, windows, NULL);   /* the trainer's val loop */
+        ntok = windows * T;
+    } else {
+        /* window w = tokens w*T .. w*T+T: inputs its first T, targets its last T */
+        const size_t windows = (count - 1) / T;
+        int32_t *in = xmalloc(B * T * sizeof *in), *tg = xmalloc(B * T * sizeof *tg);
+        double total = 0.0;
+        m.step_salt = TRAINER_EVAL_SALT;
+        for (size_t w0 = 0; w0 < windows; w0 += B) {
+            size_t nb = windows - w0 < B ? windows - w0 : B;
+            for (size_t b = 0; b < nb; b++) {
+                memcpy(in + b * T, tokens + (w0 + b) * T, T * sizeof(int32_t));
+                memcpy(tg + b * T, tokens + (w0 + b) * T + 1, T * sizeof(int32_t));
+            }
+            total += model_forward(&m, in, tg, nb) * (double)(nb * T);
         }
-        total += model_forward(&m, in, tg, nb) * (double)(nb * T);
+        loss = total / (double)(windows * T);
+        ntok = windows * T;
+        free(in);
+        free(tg);
     }
-    double loss = total / (double)(windows * T);
-    printf("loss %.6f ppl %.4f tokens %zu\n", loss, exp(loss), windows * T);
-    free(in);
-    free(tg);
+    if (run)
+        printf("run %lld step %zu (%s) on %s: ", (long long)run, info.step,
+               gate_mode_name(mc.mode), generator ? "generator val split" : data);
+    printf("loss %.6f ppl %.4f tokens %zu\n", loss, exp(loss), ntok);
     model_free(&m);
+    data_close(gen);
     free(tokens);
     st_free(&f);
     return 0;
 fail:
+    data_close(gen);
     free(tokens);
     st_free(&f);
     return cli_runtime_error(&e);
 }
 
-int cli_main(int argc, char **argv)
+/* The command of argv[1] (run when it is absent or an option), its words
+ * already split by cli_main. */
+static int dispatch(int argc, char **argv)
 {
-    /* parallelism comes from each model's pool; OpenBLAS threads would
-     * compete with it for the same cores */
-    openblas_set_num_threads(1);
-    gl_route_stop_signals();
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-                      strcmp(argv[1], "help") == 0)) {
-        fputs(usage_text, stdout);
-        return 0;
-    }
-    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("gatelab %s\n", GL_VERSION);
-        return 0;
-    }
     if (argc < 2 || argv[1][0] == '-')
         return cmd_run(argc - 1, argv + 1);
     const char *cmd = argv[1];
@@ -843,6 +997,69 @@ int cli_main(int argc, char **argv)
         return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)
         return distill_main(argc - 2, argv + 2);
-    return cli_usage_error("%s: unknown command (run, ls, show, replay, resume, eval, export, "
-                       "experiment, distill; see gatelab --help)", cmd);
+    /* names, tags, notes and housekeeping (cli_store.c) */
+    if (strcmp(cmd, "tag") == 0)
+        return cli_tag(argc - 2, argv + 2);
+    if (strcmp(cmd, "note") == 0)
+        return cli_note(argc - 2, argv + 2);
+    if (strcmp(cmd, "rm") == 0)
+        return cli_rm(argc - 2, argv + 2);
+    return cli_usage_error("%s: unknown command (%s; see gatelab --help)", cmd,
+                           cli_help_names());
+}
+
+/* --help or -h among the words from `from` on, values of options skipped
+ * (so `--note -h` is a note) */
+static int help_asked(const cli_command *c, int from, int argc, char **argv)
+{
+    for (int i = from; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+        if (cli_help_takes_value(c, argv[i], strlen(argv[i])) == 1)
+            i++;
+    }
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    /* parallelism comes from each model's pool; OpenBLAS threads would
+     * compete with it for the same cores */
+    openblas_set_num_threads(1);
+    gl_route_stop_signals();
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+                      (strcmp(argv[1], "help") == 0 && argc == 2))) {
+        cli_help_print_all(stdout);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        printf("gatelab %s\n", GL_VERSION);
+        return 0;
+    }
+    int words;
+    if (argc >= 3 && strcmp(argv[1], "help") == 0) {   /* gatelab help COMMAND [KIND] */
+        const cli_command *c = cli_help_find(argc - 1, argv + 1, &words);
+        if (!c)
+            return dispatch(argc - 1, argv + 1);   /* names the unknown command */
+        cli_help_print(stdout, c);
+        return 0;
+    }
+    const cli_command *c = cli_help_find(argc, argv, &words);
+    if (!c)
+        return dispatch(argc, argv);
+    /* --opt=value becomes --opt value once, here, for every parser */
+    char **w;
+    int n;
+    gl_error e;
+    if (args_split_equals(argc, argv, cli_help_takes_value, c, &n, &w, &e))
+        return cli_usage_error("%s", e.msg);
+    int status;
+    if (help_asked(c, 1 + words, n, w)) {
+        cli_help_print(stdout, c);
+        status = 0;
+    } else {
+        status = dispatch(n, w);
+    }
+    free(w);
+    return status;
 }

@@ -1,7 +1,9 @@
-/* cli_store: the commands that read stored sessions: ls, show, replay
- * (the screen, or a text summary without a terminal) and export, with the
- * argument helpers they share with `resume` (--db, RUN ids). Like cli.c they
- * print; errors go through cli_usage_error / cli_runtime_error. */
+/* cli_store: the commands that read or tidy stored sessions: ls (with its
+ * filters), show, replay (the screen, or a text summary without a terminal)
+ * and export; tag and note (labels added afterwards) and rm (runs, their
+ * rows and their checkpoint files), with the argument helpers they share
+ * with `resume` and `eval` (--db, RUN ids, a run's checkpoint). Like cli.c
+ * they print; errors go through cli_usage_error / cli_runtime_error. */
 #include "cli.h"
 
 #include <errno.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -64,38 +67,169 @@ static void fmt_num(char *buf, size_t n, const char *fmt, double v)
         snprintf(buf, n, fmt, v);
 }
 
-static int ls_row(void *ctx, const store_run_row *r)
+/* --since WHEN as the ISO-8601 UTC text runs.started_at is compared with:
+ * Nd, Nh or Nm (days, hours, minutes before now), YYYY-MM-DD (midnight UTC)
+ * or YYYY-MM-DDTHH:MM[:SS] (UTC). 0, or -1 with a message. */
+static int parse_since(const char *v, char out[32], gl_error *e)
 {
-    (void)ctx;
-    char val[32], ppl[32], best[32];
-    fmt_num(val, sizeof val, "%.4f", r->final_val_loss);
-    fmt_num(ppl, sizeof ppl, "%.3f", r->final_val_ppl);
-    fmt_num(best, sizeof best, "%.4f", r->best_val_loss);
-    printf("%5lld %7lld %3u  %-16.16s %-11s %-8s %7llu  %8s %9s %8s  %s\n", (long long)r->id,
-           (long long)r->session, r->arm, r->name, r->mode, r->status,
-           (unsigned long long)r->steps, val, ppl, best, r->started);
+    size_t len = v ? strlen(v) : 0;
+    if (!len)
+        return gl_fail(e, "--since: missing value (e.g. 2d, 3h, 30m or 2026-12-01)");
+    char unit = v[len - 1];
+    if (len >= 2 && (unit == 'd' || unit == 'h' || unit == 'm') &&
+        strspn(v, "0123456789") == len - 1) {
+        unsigned long long n = strtoull(v, NULL, 10);
+        if (n > 100000)
+            return gl_fail(e, "--since %s: too far back", v);
+        double secs = (double)n * (unit == 'd' ? 86400.0 : unit == 'h' ? 3600.0 : 60.0);
+        time_t t = time(NULL) - (time_t)secs;
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+        return 0;
+    }
+    struct tm tm = {0};
+    int used = 0;
+    int n = sscanf(v, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &used);
+    if (n == 3 && v[used] == 'T') {
+        int u2 = 0;
+        n = sscanf(v + used, "T%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &u2);
+        if (n == 2) {
+            used += u2;
+            if (v[used] == ':' && sscanf(v + used, ":%2d%n", &tm.tm_sec, &u2) == 1)
+                used += u2;
+            else if (v[used] == ':')
+                n = 0;
+        }
+        if (n == 2 && v[used] == 'Z')
+            used++;
+        n = n == 2 ? 3 : 0;
+    }
+    if (n != 3 || v[used] != '\0' || len < 10)
+        return gl_fail(e, "--since %s: not a date (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] UTC) or "
+                          "an age (2d, 3h, 30m)", v);
+    struct tm want = tm;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    /* a day or time that does not exist (2026-02-30, 25:00) comes back changed */
+    if (back.tm_year + 1900 != want.tm_year || back.tm_mon + 1 != want.tm_mon ||
+        back.tm_mday != want.tm_mday || back.tm_hour != want.tm_hour ||
+        back.tm_min != want.tm_min || back.tm_sec != want.tm_sec)
+        return gl_fail(e, "--since %s: no such date or time", v);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &back);
     return 0;
 }
 
+static void fmt_bytes(char *buf, size_t n, double b)
+{
+    if (b >= 1073741824.0)
+        snprintf(buf, n, "%.2f GB", b / 1073741824.0);
+    else if (b >= 1048576.0)
+        snprintf(buf, n, "%.1f MB", b / 1048576.0);
+    else if (b >= 1024.0)
+        snprintf(buf, n, "%.1f kB", b / 1024.0);
+    else
+        snprintf(buf, n, "%.0f B", b);
+}
+
+static int ls_row(void *ctx, const store_ls_row *r)
+{
+    size_t *count = ctx;
+    char val[32], ppl[32], best[32], name[200];
+    fmt_num(val, sizeof val, "%.4f", r->final_val_loss);
+    fmt_num(ppl, sizeof ppl, "%.3f", r->final_val_ppl);
+    fmt_num(best, sizeof best, "%.4f", r->best_val_loss);
+    /* a named session's runs read NAME/arm */
+    if (r->session_name[0])
+        snprintf(name, sizeof name, "%s/%s", r->session_name, r->name);
+    else
+        snprintf(name, sizeof name, "%s", r->name);
+    printf("%5lld %7lld %3u  %-20s %-11s %-8s %7llu  %8s %9s %8s  %s%s%s\n", (long long)r->id,
+           (long long)r->session, r->arm, name, r->mode, r->status,
+           (unsigned long long)r->steps, val, ppl, best, r->started, r->tags[0] ? "  " : "",
+           r->tags);
+    (*count)++;
+    return 0;
+}
+
+/* `gatelab ls [--db PATH] [--session S] [--status ST] [--mode M]
+ * [--tag KEY[=VALUE]] [--since WHEN]`: S is a session id or name. */
 int cli_ls(int argc, char **argv)
 {
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return cli_usage_error("ls: too many arguments");
-    int rc = cli_take_db(argc, argv, &db, rest, &nrest, "ls");
-    if (rc)
-        return rc;
-    if (nrest)
-        return cli_usage_error("ls: unexpected argument '%s'", rest[0]);
+    const char *db = "sessions/gatelab.db";
+    store_ls_filter f = {0};
+    char since[32], tag_key[64];
     gl_error e;
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes = strcmp(o, "--db") == 0 || strcmp(o, "--session") == 0 ||
+                    strcmp(o, "--status") == 0 || strcmp(o, "--mode") == 0 ||
+                    strcmp(o, "--tag") == 0 || strcmp(o, "--since") == 0;
+        if (!takes)
+            return cli_usage_error(o[0] == '-' ? "%s: unknown option for ls"
+                                               : "ls: unexpected argument '%s'", o);
+        if (!v || !*v)
+            return cli_usage_error("%s: missing value", o);
+        i++;
+        if (strcmp(o, "--db") == 0) {
+            db = v;
+        } else if (strcmp(o, "--session") == 0) {
+            if (v[strspn(v, "0123456789")] == '\0') {
+                size_t id;
+                if (args_size(o, v, 1, INT64_MAX, &id, &e))
+                    return cli_usage_error("%s", e.msg);
+                f.session = (int64_t)id;
+            } else {
+                f.session_name = v;
+            }
+        } else if (strcmp(o, "--status") == 0) {
+            run_status rs;
+            if (run_status_parse(v, &rs))
+                return cli_usage_error("--status %s: unknown status (running paused finished "
+                                       "stopped diverged crashed failed)", v);
+            f.status = v;
+        } else if (strcmp(o, "--mode") == 0) {
+            gate_mode gm;
+            if (gate_mode_parse(v, &gm))
+                return cli_usage_error("--mode %s: unknown gate mode (%s)", v, gate_mode_list());
+            f.mode = v;
+        } else if (strcmp(o, "--tag") == 0) {
+            const char *eq = strchr(v, '=');
+            size_t klen = eq ? (size_t)(eq - v) : strlen(v);
+            if (!klen || klen >= sizeof tag_key)
+                return cli_usage_error("--tag %s: expected KEY or KEY=VALUE (a key of 1..%zu "
+                                       "bytes)", v, sizeof tag_key - 1);
+            memcpy(tag_key, v, klen);
+            tag_key[klen] = '\0';
+            f.tag_key = tag_key;
+            f.tag_value = eq ? eq + 1 : NULL;
+        } else {
+            if (parse_since(v, since, &e))
+                return cli_usage_error("%s", e.msg);
+            f.since = since;
+        }
+    }
     store *st = store_open(db, STORE_BROWSE, &e);
     if (!st)
         return cli_runtime_error(&e);
-    printf("%5s %7s %3s  %-16s %-11s %-8s %7s  %8s %9s %8s  %s\n", "run", "session", "arm",
+    printf("%5s %7s %3s  %-20s %-11s %-8s %7s  %8s %9s %8s  %s\n", "run", "session", "arm",
            "name", "mode", "status", "steps", "val", "ppl", "best", "started");
-    rc = store_list_runs(st, 0, ls_row, NULL, &e);
+    size_t count = 0;
+    int rc = store_list_runs_filtered(st, &f, ls_row, &count, &e);
+    if (!rc) {
+        int64_t dbb, walb;
+        char total[32], file[32], wal[32];
+        store_file_size(st, &dbb, &walb);
+        fmt_bytes(total, sizeof total, (double)(dbb + walb));
+        fmt_bytes(file, sizeof file, (double)dbb);
+        fmt_bytes(wal, sizeof wal, (double)walb);
+        /* not a leading number: scripts count the lines that start with a run id */
+        printf("database %s: %s (file %s + wal %s) | %zu run%s listed\n", db, total, file, wal,
+               count, count == 1 ? "" : "s");
+    }
     store_close(st);
     return rc ? cli_runtime_error(&e) : 0;
 }
@@ -126,6 +260,31 @@ static int show_summary(void *ctx, const store_summary_row *r)
     printf("  %-16s %12.6g @%-7llu %12.6g @%-7llu %12.6g @%llu\n", r->key, r->last,
            (unsigned long long)r->last_step, r->min, (unsigned long long)r->min_step, r->max,
            (unsigned long long)r->max_step);
+    return 0;
+}
+
+/* One pair of the learned_vs_random views, as the database compares it. */
+static int print_comparison(void *ctx, const store_comparison_row *c)
+{
+    (void)ctx;
+    printf("  %s (seed %lld): runs %lld / %lld", c->what, (long long)c->seed,
+           (long long)c->learned_run, (long long)c->random_run);
+    if (c->dense_run)
+        printf(" / dense %lld", (long long)c->dense_run);
+    if (!c->has_step || isnan(c->learned_ppl) || isnan(c->random_ppl)) {
+        printf(" | %s\n", c->status);
+        return 0;
+    }
+    printf(" | step %llu: ppl %.3f vs %.3f", (unsigned long long)c->step, c->learned_ppl,
+           c->random_ppl);
+    if (!isnan(c->dense_ppl))
+        printf(" vs dense %.3f", c->dense_ppl);
+    printf(" | benefit %+.3f ppl", c->benefit);
+    if (!isnan(c->relative))
+        printf(" = %.2f of random-dense", c->relative);
+    else if (c->note[0])
+        printf(" (relative: %s)", c->note);
+    printf(" | %s\n", c->status);
     return 0;
 }
 
@@ -169,6 +328,20 @@ int cli_show(int argc, char **argv)
     printf("started %s | ended %s | pid %lld | %llu steps\n", r.started,
            r.ended[0] ? r.ended : "-", (long long)r.pid, (unsigned long long)r.steps);
     printf("config %s\n", r.config_json ? r.config_json : "{}");
+    store_labels lb;
+    if (store_run_labels(st, id, &lb, &e)) {
+        store_run_row_free(&r);
+        store_close(st);
+        return cli_runtime_error(&e);
+    }
+    if (lb.session_name[0])
+        printf("name %s/%s\n", lb.session_name, r.name);
+    if (lb.tags[0])
+        printf("tags %s\n", lb.tags);
+    if (lb.session_note[0])
+        printf("session note: %s\n", lb.session_note);
+    if (lb.run_note[0])
+        printf("note: %s\n", lb.run_note);
     store_run_row_free(&r);
     printf("segments (from .. to, gate in force):\n");
     rc = store_list_segments(st, id, show_segment, NULL, &e);
@@ -184,8 +357,243 @@ int cli_show(int argc, char **argv)
         printf("checkpoints:\n");
         rc = store_list_checkpoints(st, id, show_checkpoint, NULL, &e);
     }
+    if (!rc) {
+        printf("routing comparisons (learned vs random at one step):\n");
+        rc = store_list_comparisons(st, 0, id, print_comparison, NULL, &e);
+    }
     store_close(st);
     return rc ? cli_runtime_error(&e) : 0;
+}
+
+/* ---- tag, note: labels added afterwards ---- */
+
+/* RUN and the words after it, with --db taken out; the database may be
+ * written by a live session meanwhile: each call is one short statement
+ * under store_open's busy timeout. */
+static int label_words(const char *cmd, int argc, char **argv, const char **db, int64_t *id,
+                       char **rest, int *nrest)
+{
+    *db = "sessions/gatelab.db";
+    *nrest = 0;
+    const char *run_word = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--db") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return cli_usage_error("--db: missing value");
+            *db = argv[++i];
+        } else if (!run_word) {
+            if (argv[i][0] == '-')
+                return cli_usage_error("%s: unknown option for %s", argv[i], cmd);
+            run_word = argv[i];
+        } else {
+            rest[(*nrest)++] = argv[i];
+        }
+    }
+    return cli_parse_run_id(cmd, run_word, id);
+}
+
+/* `gatelab tag RUN KEY=VALUE [KEY=VALUE...] [--db PATH]` */
+int cli_tag(int argc, char **argv)
+{
+    const char *db;
+    int64_t id;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return cli_usage_error("tag: too many arguments");
+    int rc = label_words("tag", argc, argv, &db, &id, rest, &nrest);
+    if (rc)
+        return rc;
+    if (!nrest)
+        return cli_usage_error("tag: missing KEY=VALUE (gatelab tag RUN KEY=VALUE)");
+    live_tag tags[60];
+    gl_error e;
+    for (int i = 0; i < nrest; i++)   /* every word checked before anything is written */
+        if (live_parse_tag(rest[i], &tags[i], &e))
+            return cli_usage_error("tag: %s", e.msg);
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st)
+        return cli_runtime_error(&e);
+    store_run_row row;
+    rc = store_get_run(st, id, &row, &e);
+    if (!rc)
+        store_run_row_free(&row);
+    for (int i = 0; !rc && i < nrest; i++)
+        rc = store_tag_set(st, id, tags[i].key, tags[i].value, &e);
+    store_close(st);
+    if (rc)
+        return cli_runtime_error(&e);
+    for (int i = 0; i < nrest; i++)
+        printf("run %lld: tag %s=%s\n", (long long)id, tags[i].key, tags[i].value);
+    return 0;
+}
+
+/* `gatelab note RUN TEXT... [--db PATH]`: the words joined by spaces
+ * replace the run's note; an empty TEXT ("") clears it. */
+int cli_note(int argc, char **argv)
+{
+    const char *db;
+    int64_t id;
+    char *rest[64];
+    int nrest;
+    if (argc > 60)
+        return cli_usage_error("note: too many arguments");
+    int rc = label_words("note", argc, argv, &db, &id, rest, &nrest);
+    if (rc)
+        return rc;
+    if (!nrest)
+        return cli_usage_error("note: missing TEXT (gatelab note RUN TEXT)");
+    char *text = cli_join_words(rest[0], nrest - 1, rest + 1);
+    gl_error e;
+    if (text[0] && live_check_label("note", text, 1000, &e)) {
+        free(text);
+        return cli_usage_error("%s", e.msg);
+    }
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st) {
+        free(text);
+        return cli_runtime_error(&e);
+    }
+    store_run_row row;
+    rc = store_get_run(st, id, &row, &e);
+    if (!rc) {
+        store_run_row_free(&row);
+        rc = store_note_set(st, id, text[0] ? text : NULL, &e);
+    }
+    store_close(st);
+    if (!rc)
+        printf("run %lld: note %s\n", (long long)id, text[0] ? text : "cleared");
+    free(text);
+    return rc ? cli_runtime_error(&e) : 0;
+}
+
+/* ---- rm: runs, their rows and their checkpoint files ---- */
+
+/* Removes dir when it is empty (rmdir refuses otherwise: nothing else is
+ * ever deleted), then its parent the same way: the armI-NAME directory and
+ * its session-N directory. */
+static size_t remove_empty_dirs(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    size_t removed = 0;
+    for (int level = 0; level < 2; level++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+            break;
+        *slash = '\0';
+        if (rmdir(dir) != 0)
+            break;
+        removed++;
+    }
+    return removed;
+}
+
+/* `gatelab rm RUN|--session S [--dry-run] [--db PATH]` */
+int cli_rm(int argc, char **argv)
+{
+    const char *db = "sessions/gatelab.db", *run_word = NULL, *session = NULL;
+    int dry = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *f = argv[i];
+        if (strcmp(f, "--db") == 0 || strcmp(f, "--session") == 0) {
+            if (i + 1 >= argc || !*argv[i + 1])
+                return cli_usage_error("%s: missing value", f);
+            *(f[2] == 'd' ? &db : &session) = argv[++i];
+        } else if (strcmp(f, "--dry-run") == 0) {
+            dry = 1;
+        } else if (f[0] == '-') {
+            return cli_usage_error("%s: unknown option for rm", f);
+        } else if (!run_word) {
+            run_word = f;
+        } else {
+            return cli_usage_error("rm: unexpected argument '%s'", f);
+        }
+    }
+    int64_t id = 0;
+    if (run_word && session)
+        return cli_usage_error("rm: give RUN or --session S, not both");
+    if (!session) {
+        int rc = cli_parse_run_id("rm", run_word, &id);
+        if (rc)
+            return rc;
+    }
+    gl_error e;
+    store *st = store_open(db, STORE_EXISTING, &e);
+    if (!st)
+        return cli_runtime_error(&e);
+    store_rm_plan p;
+    int rc = store_rm_plan_make(st, id, session, &p, &e);
+    if (rc) {
+        store_rm_plan_free(&p);
+        store_close(st);
+        /* no such run or session, or a live one: the input is wrong */
+        return rc > 0 ? cli_usage_error("rm: %s", e.msg) : cli_runtime_error(&e);
+    }
+    /* the files' sizes before anything goes */
+    double bytes = 0.0;
+    size_t files = 0;
+    for (size_t i = 0; i < p.npaths; i++) {
+        struct stat sb;
+        if (stat(p.paths[i], &sb) == 0 && S_ISREG(sb.st_mode)) {
+            bytes += (double)sb.st_size;
+            files++;
+        }
+    }
+    if (!dry)
+        rc = store_rm_apply(st, &p, &e);
+    store_close(st);
+    if (rc) {
+        store_rm_plan_free(&p);
+        return rc > 0 ? cli_usage_error("rm: %s", e.msg) : cli_runtime_error(&e);
+    }
+    /* rows first, files after: a file that cannot go is reported, and no row
+     * ever names a file that is gone */
+    size_t dirs = 0, kept = 0;
+    for (size_t i = 0; !dry && i < p.npaths; i++) {
+        struct stat sb;
+        if (lstat(p.paths[i], &sb) != 0)
+            continue;   /* already gone: nothing to free */
+        if (!S_ISREG(sb.st_mode) || !checkpoint_is_gatelab(p.paths[i])) {
+            fprintf(stderr, "gatelab: rm: %s is not a gatelab checkpoint; left in place\n",
+                    p.paths[i]);
+            bytes -= S_ISREG(sb.st_mode) ? (double)sb.st_size : 0.0;
+            files -= S_ISREG(sb.st_mode) ? 1 : 0;
+            kept++;
+            continue;
+        }
+        if (unlink(p.paths[i]) != 0) {
+            fprintf(stderr, "gatelab: rm: cannot delete %s: %s\n", p.paths[i], strerror(errno));
+            bytes -= (double)sb.st_size;
+            files--;
+            kept++;
+            continue;
+        }
+        dirs += remove_empty_dirs(p.paths[i]);
+    }
+    int64_t rows = 0;
+    char what[64];
+    if (session)
+        snprintf(what, sizeof what, "session %s (%zu run%s)", session, p.nruns,
+                 p.nruns == 1 ? "" : "s");
+    else
+        snprintf(what, sizeof what, "run %lld", (long long)id);
+    printf("%s %s:\n  rows:", dry ? "rm --dry-run: would delete" : "rm: deleted", what);
+    for (size_t i = 0; i < p.ncounts; i++) {
+        printf("%s %s %lld", i ? "," : "", p.counts[i].table, (long long)p.counts[i].rows);
+        rows += p.counts[i].rows;
+    }
+    char b[32];
+    fmt_bytes(b, sizeof b, bytes);
+    printf("\n  files: %zu checkpoint%s, %s", files, files == 1 ? "" : "s", b);
+    if (!dry && dirs)
+        printf(", %zu empty director%s removed", dirs, dirs == 1 ? "y" : "ies");
+    printf("\n%s %lld rows and %zu files (%s)%s\n", dry ? "would free" : "freed",
+           (long long)rows, files, b,
+           dry ? "; nothing deleted (--dry-run)"
+               : "; the database file keeps its size until VACUUM (sqlite3 DB VACUUM)");
+    store_rm_plan_free(&p);
+    return kept ? 1 : 0;
 }
 
 /* ---- replay: the screen, or a text summary without a terminal ---- */
@@ -260,6 +668,10 @@ static int replay_text(const char *db, int64_t session)
     }
     if (!rc && runs.more)
         printf("(%zu more runs not shown)\n", runs.more);
+    if (!rc) {
+        printf("routing comparisons (learned vs random at one step):\n");
+        rc = store_list_comparisons(st, session, 0, print_comparison, NULL, &e);
+    }
     store_close(st);
     return rc ? cli_runtime_error(&e) : 0;
 }
@@ -297,6 +709,54 @@ int cli_replay(int argc, char **argv)
         fprintf(stderr, "gatelab: %s: printing a summary instead\n", e.msg);
     }
     return replay_text(db, session);
+}
+
+/* ---- export (and eval): a run id or a checkpoint file ---- */
+
+int cli_resolve_checkpoint(const char *cmd, const char *src, const char *step_word,
+                           const char *db, char *path, size_t n, int64_t *run_out)
+{
+    gl_error e;
+    struct stat sb;
+    if (run_out)
+        *run_out = 0;
+    /* a run id when it is a number and no such file exists */
+    if (!(src[strspn(src, "0123456789")] == 0 && stat(src, &sb) != 0)) {
+        if (step_word)
+            return cli_usage_error("--step: only with a RUN id, not a checkpoint file");
+        snprintf(path, n, "%s", src);
+        return 0;
+    }
+    int64_t id;
+    int rc = cli_parse_run_id(cmd, src, &id);
+    if (rc)
+        return rc;
+    size_t max_step = SIZE_MAX;
+    if (step_word && args_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
+        return cli_usage_error("%s", e.msg);
+    store *st = store_open(db, STORE_BROWSE, &e);
+    if (!st)
+        return cli_runtime_error(&e);
+    store_checkpoint_row ck;
+    store_run_row row;
+    rc = store_get_run(st, id, &row, &e);   /* "no run N" before "no checkpoint" */
+    if (!rc) {
+        store_run_row_free(&row);
+        rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0, &ck,
+                                   &e);
+    }
+    store_close(st);
+    if (rc)
+        return cli_runtime_error(&e);
+    if (step_word && ck.step != max_step) {
+        gl_fail(&e, "run %lld has no checkpoint at step %zu (nearest before: %llu)",
+                (long long)id, max_step, (unsigned long long)ck.step);
+        return cli_runtime_error(&e);
+    }
+    snprintf(path, n, "%s", ck.path);
+    if (run_out)
+        *run_out = id;
+    return 0;
 }
 
 /* ---- export ---- */
@@ -342,41 +802,12 @@ int cli_export(int argc, char **argv)
     gl_error e;
     if (export_target_check(out, &e))
         return cli_runtime_error(&e);
-    /* a run id when it is a number and no such file exists */
-    char ckpt_path[REC_TEXT];
-    struct stat sb;
-    if (src[strspn(src, "0123456789")] == 0 && stat(src, &sb) != 0) {
-        int64_t id;
-        int rc = cli_parse_run_id("export", src, &id);
-        if (rc)
-            return rc;
-        size_t max_step = SIZE_MAX;
-        if (step_word && args_size("--step", step_word, 0, SIZE_MAX - 1, &max_step, &e))
-            return cli_usage_error("%s", e.msg);
-        store *st = store_open(db, STORE_BROWSE, &e);
-        if (!st)
-            return cli_runtime_error(&e);
-        store_checkpoint_row ck;
-        store_run_row row;
-        rc = store_get_run(st, id, &row, &e);   /* "no run N" before "no checkpoint" */
-        if (!rc) {
-            store_run_row_free(&row);
-            rc = store_find_checkpoint(st, id, step_word ? (uint64_t)max_step : UINT64_MAX, 0,
-                                       &ck, &e);
-        }
-        store_close(st);
-        if (rc)
-            return cli_runtime_error(&e);
-        if (step_word && ck.step != max_step) {
-            gl_fail(&e, "run %lld has no checkpoint at step %zu (nearest before: %llu)",
-                    (long long)id, max_step, (unsigned long long)ck.step);
-            return cli_runtime_error(&e);
-        }
-        snprintf(ckpt_path, sizeof ckpt_path, "%s", ck.path);
-        src = ckpt_path;
-    } else if (step_word) {
-        return cli_usage_error("--step: only with a RUN id, not a checkpoint file");
-    }
+    char ckpt_path[4096];
+    int rc = cli_resolve_checkpoint("export", src, step_word, db, ckpt_path, sizeof ckpt_path,
+                                    NULL);
+    if (rc)
+        return rc;
+    src = ckpt_path;
     st_file f;
     checkpoint_info info;
     if (cli_open_checkpoint(src, &f, &info, &e))
@@ -384,7 +815,7 @@ int cli_export(int argc, char **argv)
     model m;
     model_config mc = info.model;
     size_t ntensors = 0;
-    int rc = model_init(&m, &mc, 1, &e);
+    rc = model_init(&m, &mc, 1, &e);
     if (!rc) {
         rc = checkpoint_load_weights(&f, src, &m, &e);
         if (!rc)

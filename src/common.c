@@ -10,6 +10,15 @@
 #include <string.h>
 #include <time.h>
 
+#ifndef GL_GIT_REV
+#define GL_GIT_REV "unknown"
+#endif
+
+const char *gl_git_rev(void)
+{
+    return GL_GIT_REV;
+}
+
 static gl_fatal_hook fatal_hook;
 static pthread_t main_thread;   /* set once, before any thread of ours starts */
 

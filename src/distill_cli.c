@@ -159,9 +159,27 @@ void experiment_print_distill(const char *indent, const distill_result *r)
 
 void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double loss)
 {
-    const experiment_distill_progress *p = ctx;
-    printf("%sdistill update %zu/%zu | BCE %.4f\n", p->prefix, step, steps, loss);
-    fflush(stdout);
+    experiment_distill_progress *p = ctx;
+    if (!p->bar_ready) {
+        progress_bar_init(&p->bar);
+        p->bar_ready = 1;
+    }
+    /* the pace of every update so far: they all cost the same */
+    double frac = steps ? (double)step / (double)steps : 1.0;
+    double spent = gl_now() - p->t0;
+    double eta = step ? spent / (double)step * (double)(steps - step) : NAN;
+    size_t every = p->every ? p->every : 1;
+    if (step % every == 0 || step == steps) {
+        char done[48];
+        progress_fmt(done, sizeof done, frac, eta);
+        progress_bar_clear(&p->bar);
+        printf("%sdistill update %zu/%zu | BCE %.4f | %s\n", p->prefix, step, steps, loss, done);
+        fflush(stdout);
+    }
+    if (step == steps)
+        progress_bar_clear(&p->bar);
+    else
+        progress_bar_draw(&p->bar, frac, eta, "distillation");
 }
 
 /* dirname(ckpt)/distilled-stepNNNNNN-seedS-uU[-dense].safetensors: the
@@ -193,13 +211,17 @@ int distill_main(int argc, char **argv)
     distill_config dc;
     distill_default_config(&dc);
     int warmup_set = 0, seed_set = 0;
+    const char *steps_flag = NULL;   /* --distill-steps or its alias --steps */
+    /* --name, --note: the new session's; --tag: its run's (as for run) */
+    const char *name = NULL, *note = NULL;
+    live_tag tags[LIVE_MAX_TAGS];
+    size_t ntags = 0;
     gl_error e;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) {
-            fputs(experiment_usage, stdout);
-            return 0;
+        if ((rc = live_label_option(f, v, &name, &note, tags, &ntags, &e)) != 0) {
+            rc = rc < 0 ? -1 : 0;
         } else if (strcmp(f, "--db") == 0) {
             if (!v || !*v)
                 return cli_usage_error("--db: missing value");
@@ -209,7 +231,14 @@ int distill_main(int argc, char **argv)
                 return cli_usage_error("--data: missing value");
             data = v;
             data_set = 1;
-        } else if (strcmp(f, "--steps") == 0) {
+        } else if (strcmp(f, "--distill-steps") == 0 || strcmp(f, "--steps") == 0) {
+            /* one name for distillation updates in distill and experiment
+             * absorption; --steps is the older spelling, kept as an alias —
+             * both at once would leave one silently ignored */
+            if (steps_flag && strcmp(steps_flag, f) != 0)
+                return cli_usage_error("%s: the same as %s (distillation updates); give one",
+                                       f, steps_flag);
+            steps_flag = f;
             rc = args_size(f, v, 1, 10000000, &dc.steps, &e);
         } else if (strcmp(f, "--threads") == 0) {
             rc = args_size(f, v, 1, 256, &threads, &e);
@@ -290,7 +319,9 @@ int distill_main(int argc, char **argv)
                dc.steps, dc.batch, (double)dc.lr, gate_mode_name(dc.forward),
                data ? data : "generator", windows);
         fflush(stdout);
-        experiment_distill_progress pr = {.prefix = ""};
+        experiment_distill_progress pr = {.prefix = "",
+                                          .every = dc.steps >= 10 ? dc.steps / 10 : 1,
+                                          .t0 = gl_now()};
         /* the model's own batch caps the distillation batch */
         st_file f;
         checkpoint_info info;
@@ -303,8 +334,9 @@ int distill_main(int argc, char **argv)
             dc.batch = info.model.batch;
         if (!rc)
             rc = distill_checkpoint(ck.path, data, &dc, windows, threads, out,
-                                    experiment_on_distill_progress, &pr,
-                                    dc.steps >= 10 ? dc.steps / 10 : 1, &res, &e);
+                                    experiment_on_distill_progress, &pr, 1, &res, &e);
+        if (pr.bar_ready)
+            progress_bar_clear(&pr.bar);
     }
     if (!rc) {
         experiment_print_distill("", &res);
@@ -317,6 +349,12 @@ int distill_main(int argc, char **argv)
                                        .data_path = data, .eval_windows = windows,
                                        .cfg = &dc, .res = &res};
         int64_t run = session < 0 ? -1 : experiment_store_distillation(st, session, 0, &d, &e);
+        if (run >= 0 && (name || note) &&
+            store_session_set_name_note(st, session, name, note, &e))
+            run = -1;
+        for (size_t t = 0; run >= 0 && t < ntags; t++)
+            if (store_tag_set(st, run, tags[t].key, tags[t].value, &e))
+                run = -1;
         if (run < 0 || store_session_end(st, session, &e))
             rc = -1;
         else

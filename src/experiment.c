@@ -34,18 +34,6 @@ const float absorb_probe_eps[ABSORB_PROBE_NEPS] = {1e-3f, 1e-6f};
 #define PROBE_LARGE 0.1f
 #define PROBE_WINDOWS 8
 
-const char experiment_usage[] =
-    "usage: gatelab experiment absorption [--preset tiny|small|paper] [--seeds N] [--steps N]\n"
-    "                                     [--distill-steps N] [--data PATH] [--db PATH]\n"
-    "                                     [--threads N] [run options: --ctx --dim --layers\n"
-    "                                     --heads --batch --k --lr ... --eval-windows N]\n"
-    "       gatelab experiment moe [--preset tiny|small|paper] [--seeds N] [--steps N]\n"
-    "                              [--experts E] [--moe-aux C] [--data PATH] [--db PATH]\n"
-    "                              [--threads N] [run options]\n"
-    "       gatelab experiment absorption|moe --from ID [--db PATH]\n"
-    "       gatelab distill RUN [--db PATH] [--steps N] [--data PATH] [--threads N]\n"
-    "                           [--eval-windows N] [--lr X] [--seed S] [--forward oracle|dense]\n";
-
 /* ---- shared helpers ---- */
 
 
@@ -161,6 +149,7 @@ void experiment_progress_init(experiment_progress *p, size_t nseeds, size_t narm
     p->narms = narms;
     p->names = names;
     p->cap = cap;
+    progress_bar_init(&p->bar);
     p->step = xcalloc(narms * cap, sizeof *p->step);
     p->ppl = xcalloc(narms * cap, sizeof *p->ppl);
     p->tok = xcalloc(narms * cap, sizeof *p->tok);
@@ -173,6 +162,20 @@ void experiment_progress_free(experiment_progress *p)
     free(p->tok);
 }
 
+/* The training's share done and time left: the slowest running arm of this
+ * seed, after the seeds before it. */
+static double progress_done(experiment_progress *p, double *eta)
+{
+    uint64_t at = p->steps;
+    for (size_t a = 0; a < p->narms; a++)
+        if (!p->done[a] && p->at[a] < at)
+            at = p->at[a];
+    uint64_t total = p->nseeds * p->steps, done = (p->seed - 1) * p->steps + at;
+    progress_pace_feed(&p->pace, done, gl_now());
+    *eta = progress_eta(&p->pace, total > done ? total - done : 0);
+    return total ? (double)done / (double)total : 0.0;
+}
+
 /* one line per evaluation step, once every arm has it */
 static void progress_flush(experiment_progress *p)
 {
@@ -183,6 +186,8 @@ static void progress_flush(experiment_progress *p)
         if (p->got[a] > hi)
             hi = p->got[a];
     }
+    if (p->printed < lo && p->printed < hi)
+        progress_bar_clear(&p->bar);   /* the lines share its terminal */
     for (; p->printed < lo && p->printed < hi; p->printed++) {
         size_t e = p->printed;
         double tok = 0.0;
@@ -200,9 +205,28 @@ static void progress_flush(experiment_progress *p)
                 o += (size_t)snprintf(body + o, sizeof body - o, " %s -", p->names[a]);
             }
         }
-        printf(" | step %6llu | val ppl%s | %.0f tok/s\n", (unsigned long long)step, body, tok);
+        /* the share of the training this line stands for */
+        double eta, at = (double)((p->seed - 1) * p->steps + step);
+        progress_done(p, &eta);
+        double total = (double)p->nseeds * (double)p->steps;
+        double frac = total > 0.0 ? at / total : 1.0;
+        char done[48];
+        progress_fmt(done, sizeof done, frac, eta);
+        printf(" | step %6llu | val ppl%s | %.0f tok/s | %s\n", (unsigned long long)step, body,
+               tok, done);
     }
     fflush(stdout);
+    int all = 1;
+    for (size_t a = 0; a < p->narms; a++)
+        all &= p->done[a];
+    if (all) {
+        progress_bar_clear(&p->bar);
+    } else {
+        double eta, frac = progress_done(p, &eta);
+        char label[48];
+        snprintf(label, sizeof label, "seed %zu/%zu training", p->seed, p->nseeds);
+        progress_bar_draw(&p->bar, frac, eta, label);
+    }
 }
 
 static void on_record(void *ctx, live *lv, const tel_record *r)
@@ -211,6 +235,8 @@ static void on_record(void *ctx, live *lv, const tel_record *r)
     experiment_progress *p = ctx;
     if (r->arm >= p->narms)
         return;
+    if (r->kind == REC_STEP || r->kind == REC_EVAL)
+        p->at[r->arm] = r->step;
     if (r->kind == REC_EVAL && p->got[r->arm] < p->cap) {
         size_t at = r->arm * p->cap + p->got[r->arm]++;
         p->step[at] = r->step;
@@ -221,6 +247,7 @@ static void on_record(void *ctx, live *lv, const tel_record *r)
         p->done[r->arm] = 1;
     } else if (r->kind == REC_EVENT &&
                (r->u.event.kind == EV_ERROR || r->u.event.kind == EV_DIVERGED)) {
+        progress_bar_clear(&p->bar);
         fprintf(stderr, "gatelab: seed %zu arm %s: %s at step %llu: %s\n", p->seed,
                 p->names[r->arm], event_kind_name((event_kind)r->u.event.kind),
                 (unsigned long long)r->step, r->u.event.detail);
@@ -252,6 +279,13 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
     live_config lc = {.tc = *tc, .narms = x->narms, .db_path = x->db, .telemetry = 1,
                       .command_line = session_cmd, .run_argv = run_argv,
                       .run_argc = run_argc};
+    if (x->args) {
+        lc.name = x->args->name;
+        lc.note = x->args->note;
+        lc.tags = x->args->tags;
+        lc.ntags = x->args->ntags;
+        lc.heatmap_every = x->args->heatmap_every;
+    }
     lc.tc.model.seed = seed;
     memcpy(lc.modes, x->modes, x->narms * sizeof *x->modes);
     if (x->ffn)
@@ -259,6 +293,8 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
     lc.experts = x->experts;
     memset(p->got, 0, sizeof p->got);
     memset(p->done, 0, sizeof p->done);
+    memset(p->at, 0, sizeof p->at);
+    p->steps = tc->steps;
     p->printed = 0;
     p->seed = (size_t)seed;
     live_observer obs = {.on_record = on_record, .ctx = p};
@@ -370,11 +406,15 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
             experiment_distilled_path(ck.path, ck.step, &dc, out, sizeof out, e))
             return -1;
         snprintf(prefix, sizeof prefix, "%sonto %s: ", pre, gate_mode_name(absorb_mode[ai]));
-        experiment_distill_progress pr = {.prefix = prefix};
+        experiment_distill_progress pr = {.prefix = prefix,
+                                          .every = dc.steps >= 3 ? dc.steps / 3 : 1,
+                                          .t0 = gl_now()};
         distill_result r;
-        if (distill_checkpoint(ck.path, a->tc.data_path, &dc, x->windows, threads, out,
-                               experiment_on_distill_progress, &pr,
-                               dc.steps >= 3 ? dc.steps / 3 : 1, &r, e))
+        int failed = distill_checkpoint(ck.path, a->tc.data_path, &dc, x->windows, threads,
+                                        out, experiment_on_distill_progress, &pr, 1, &r, e);
+        if (pr.bar_ready)
+            progress_bar_clear(&pr.bar);
+        if (failed)
             return -1;
         experiment_print_distill(prefix, &r);
         int64_t arm = store_next_arm(x->st, s->session, e);
@@ -386,6 +426,10 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
         int64_t run = arm < 0 ? -1 : experiment_store_distillation(x->st, s->session, arm, &d, e);
         char label[40];
         snprintf(label, sizeof label, "distill:%s", gate_mode_name(absorb_mode[ai]));
+        /* --tag: the distillation is a run of the session like the arms */
+        for (size_t t = 0; run >= 0 && t < a->ntags; t++)
+            if (store_tag_set(x->st, run, a->tags[t].key, a->tags[t].value, e))
+                run = -1;
         if (run < 0 || (x->experiment && store_experiment_link(x->st, x->experiment, run,
                                                                s->seed, "distill", label, e))) {
             distill_result_free(&r);
@@ -476,11 +520,13 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
     char *command = cli_join_words("gatelab experiment", argc, argv);
     char *config = config_json(plan, a);
     experiment_progress p;
+    /* every evaluation of the schedule (the early ones too) gets a line */
     experiment_progress_init(&p, a->seeds, plan->narms, plan->names,
-                             tc->steps / tc->eval_every + 2);
+                             arm_eval_count(tc->eval_every, tc->steps) + 1);
     experiment_seeds xs = {.tc = tc, .db = a->db, .modes = plan->modes, .ffn = plan->ffn,
                            .experts = plan->experts, .narms = plan->narms, .nseeds = a->seeds,
-                           .pass = a->pass, .npass = a->npass, .command = command};
+                           .pass = a->pass, .npass = a->npass, .command = command,
+                           .args = a};
     int status = 0, rc = 0;
     for (size_t si = 0; si < a->seeds && !rc; si++) {
         live_result res;
@@ -581,10 +627,6 @@ static int absorption_run(experiment_args *a, int argc, char **argv)
 
 int experiment_main(int argc, char **argv)
 {
-    if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-        fputs(experiment_usage, stdout);
-        return 0;
-    }
     if (argc < 1)
         return cli_usage_error(
             "experiment: missing kind (gatelab experiment absorption|moe [OPTIONS])");
@@ -597,6 +639,6 @@ int experiment_main(int argc, char **argv)
     if (experiment_parse(argv[0], argc - 1, argv + 1, &a, &e))
         return cli_usage_error("%s", e.msg);
     if (a.from)
-        return experiment_from(a.db, a.from);
+        return experiment_from(a.db, a.from, a.kind);
     return moe ? experiment_moe_run(&a, argc, argv) : absorption_run(&a, argc, argv);
 }

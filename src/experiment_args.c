@@ -62,6 +62,12 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
                 return gl_fail(e, "--from: missing value (a session or experiment id)");
             a->from = v;
             pass = 0;
+        } else if ((rc = live_label_option(f, v, &a->name, &a->note, a->tags, &a->ntags, e)) !=
+                   0) {
+            rc = rc < 0 ? -1 : 0;
+            pass = 0;
+        } else if (strcmp(f, "--heatmap-every") == 0) {
+            rc = args_size(f, v, 1, 1000000, &a->heatmap_every, e);
         } else if ((rc = args_model_option(f, v, tc, &set, e)) != 0) {
             rc = rc < 0 ? -1 : 0;   /* one of the run options args.c shares */
         } else if (f[0] == '-') {

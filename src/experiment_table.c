@@ -111,7 +111,7 @@ static int print_stored_run(void *ctx, const store_experiment_run_row *r)
     return 0;
 }
 
-int experiment_from(const char *db, const char *from)
+int experiment_from(const char *db, const char *from, const char *kind)
 {
     gl_error e;
     size_t n;
@@ -123,6 +123,15 @@ int experiment_from(const char *db, const char *from)
     int64_t id = store_experiment_find(st, (int64_t)n, &e);
     store_experiment_row x;
     int rc = id < 0 ? -1 : store_get_experiment(st, id, &x, &e);
+    if (!rc && strcmp(x.kind, kind) != 0) {
+        /* a moe table reprinted as absorption's would mislabel every row */
+        int status = cli_usage_error("--from %s: experiment %lld is of kind %s, not %s "
+                                     "(gatelab experiment %s --from %s reprints it)", from,
+                                     (long long)x.id, x.kind, kind, x.kind, from);
+        store_experiment_row_free(&x);
+        store_close(st);
+        return status;
+    }
     if (!rc) {
         printf("experiment %lld | %s | %s | started %s | ended %s", (long long)x.id, x.kind,
                x.status, x.started, x.ended[0] ? x.ended : "-");

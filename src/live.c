@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "checkpoint.h"
+#include "floatfmt.h"
 #include "gate.h"
 #include "ring.h"
 #include "store.h"
@@ -106,25 +108,34 @@ static char *config_json(const live *lv, const trainer *t, const char *name, gat
     const model_config *m = &t->m.cfg;
     const optim_config *o = &t->o.cfg;
     const train_config *tc = &t->cfg;
+    /* floats as the user typed them (0.003, not %.9g's 0.00300000003): the
+     * params view reads them back */
+    char temp[FLOATFMT_SIZE], lr[FLOATFMT_SIZE], gate_lr[FLOATFMT_SIZE], wd[FLOATFMT_SIZE],
+        clip[FLOATFMT_SIZE];
     text b = {0};
     put(&b, "{\"name\":");
     put_string(&b, name);
     put(&b, ",\"mode\":\"%s\",\"preset\":\"%s\",\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,"
-            "\"heads\":%zu,\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%.9g,"
-            "\"seed\":%llu,\"steps\":%zu,\"lr\":%.9g,\"gate_lr\":%.9g,\"warmup\":%zu,"
-            "\"weight_decay\":%.9g,\"clip\":%.9g,\"eval_every\":%zu,\"eval_windows\":%zu,"
+            "\"heads\":%zu,\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%s,"
+            "\"seed\":%llu,\"steps\":%zu,\"lr\":%s,\"gate_lr\":%s,\"warmup\":%zu,"
+            "\"weight_decay\":%s,\"clip\":%s,\"eval_every\":%zu,\"eval_windows\":%zu,"
             "\"save_every\":%zu,\"threads\":%zu,\"data\":",
         gate_mode_name(mode), m->preset, m->V, m->T, m->d, m->layers, m->heads, m->mlp, m->r,
-        m->batch, m->k, (double)m->gate_temp, (unsigned long long)m->seed, tc->steps,
-        (double)o->lr, (double)o->gate_lr, o->warmup, (double)o->weight_decay, (double)o->clip,
-        tc->eval_every, tc->eval_windows, tc->save_every, pool_threads(t->m.pool));
+        m->batch, m->k, floatfmt_shortest(m->gate_temp, temp, sizeof temp),
+        (unsigned long long)m->seed, tc->steps, floatfmt_shortest(o->lr, lr, sizeof lr),
+        floatfmt_shortest(o->gate_lr, gate_lr, sizeof gate_lr), o->warmup,
+        floatfmt_shortest(o->weight_decay, wd, sizeof wd),
+        floatfmt_shortest(o->clip, clip, sizeof clip), tc->eval_every, tc->eval_windows,
+        tc->save_every, pool_threads(t->m.pool));
     if (tc->data_path)
         put_string(&b, tc->data_path);
     else
         put(&b, "null");
-    if (m->experts)
-        put(&b, ",\"experts\":%zu,\"router\":\"%s\",\"moe_aux\":%.9g", m->experts,
-            m->router_frozen ? "random" : "learned", (double)m->moe_aux);
+    if (m->experts) {
+        char aux[FLOATFMT_SIZE];
+        put(&b, ",\"experts\":%zu,\"router\":\"%s\",\"moe_aux\":%s", m->experts,
+            m->router_frozen ? "random" : "learned", floatfmt_shortest(m->moe_aux, aux, sizeof aux));
+    }
     put(&b, ",\"ckpt_dir\":");
     if (ckpt_dir)
         put_string(&b, ckpt_dir);
@@ -184,6 +195,11 @@ static int begin_run(live *lv, uint32_t idx, gl_error *e)
     int64_t id = store_run_begin(lv->st, lv->session, &d, e);
     if (id < 0)
         return -1;
+    /* --tag: on every run of the session, a fork's too (in its batch's
+     * transaction when the store thread begins it) */
+    for (size_t i = 0; i < lv->cfg->ntags; i++)
+        if (store_tag_set(lv->st, id, lv->cfg->tags[i].key, lv->cfg->tags[i].value, e))
+            return -1;
     atomic_store(&lv->run_ids[idx], id);
     return 0;
 }
@@ -404,6 +420,8 @@ static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, cons
                      .save_every = t->cfg.save_every,
                      .ckpt_dir = has_dir ? ckdir : NULL,
                      .telemetry = cfg->telemetry,
+                     .keep_checkpoints = cfg->keep_checkpoints,
+                     .heatmap_every = cfg->heatmap_every,
                      .run_id = &lv->run_ids[idx]};
     set_owner(lv, idx, &t->owner);
     lv->info[idx].config_json =
@@ -495,10 +513,17 @@ static void stop_all(live *lv, int source)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
+/* The arm's newest heatmaps to the store, once per version. --heatmap-every
+ * thins them (thinned[] keeps the version it skipped); `final` (the arm's
+ * last status) stores a skipped last one, so a run always ends with its
+ * heatmaps even when it stops at a thinned step. */
 static void forward_heatmap(live *lv, const arm *a, uint8_t **flat, size_t *cap,
-                            uint64_t *seen)
+                            uint64_t *seen, uint64_t *thinned, int final)
 {
-    if (!a->heat || !lv->store_ring || latest_version(a->heat) == seen[a->index])
+    if (!a->heat || !lv->store_ring)
+        return;
+    uint64_t latest = latest_version(a->heat);
+    if (final ? !thinned[a->index] || thinned[a->index] != latest : latest == seen[a->index])
         return;
     if (*cap < a->heat_bytes) {
         free(*flat);
@@ -506,9 +531,16 @@ static void forward_heatmap(live *lv, const arm *a, uint8_t **flat, size_t *cap,
         *cap = a->heat_bytes;
     }
     uint64_t v = latest_read(a->heat, *flat);
-    if (!v || v == seen[a->index])
+    if (!v || (!final && v == seen[a->index]))
         return;
     seen[a->index] = v;
+    uint64_t step;
+    memcpy(&step, *flat, sizeof step);   /* the payload starts with its step */
+    if (!final && !arm_heat_stored(a, step)) {
+        thinned[a->index] = v;   /* --heatmap-every: the screen draws it, the store skips it */
+        return;
+    }
+    thinned[a->index] = 0;
     tel_record r = {.kind = REC_HEATMAP, .arm = a->index, .wall_ms = gl_wall_ms()};
     r.u.heatmap.snap = arm_heat_unpack(a, *flat);
     r.step = r.u.heatmap.snap->step;
@@ -531,7 +563,12 @@ static int open_store(live *lv, gl_error *e)
         return 0;
     }
     lv->session = store_session_begin(lv->st, cfg->command_line ? cfg->command_line : "", e);
-    return lv->session < 0 ? -1 : 0;
+    if (lv->session < 0)
+        return -1;
+    if ((cfg->name || cfg->note) &&
+        store_session_set_name_note(lv->st, lv->session, cfg->name, cfg->note, e))
+        return -1;
+    return 0;
 }
 
 /* BASE/<db name>-<db id>/session-N: the database's id makes two databases
@@ -548,8 +585,11 @@ static int checkpoint_root(live *lv, const char *cwd, gl_error *e)
     } else if (cfg->db_path) {
         snprintf(tmp, sizeof tmp, "%s", cfg->db_path);
         const char *dir = dirname(tmp);
-        snprintf(base, sizeof base, "%s%s%s/ckpt", dir[0] == '/' ? "" : cwd,
-                 dir[0] == '/' ? "" : "/", dir);
+        if (strcmp(dir, ".") == 0)
+            snprintf(base, sizeof base, "%s/ckpt", cwd);
+        else
+            snprintf(base, sizeof base, "%s%s%s/ckpt", dir[0] == '/' ? "" : cwd,
+                     dir[0] == '/' ? "" : "/", dir);
     } else {
         return 0;   /* nowhere to write: no checkpoints */
     }
@@ -631,6 +671,68 @@ int live_parse_arm(const char *word, gate_mode *mode, live_ffn *ffn)
             return 0;
         }
     return -2;
+}
+
+int live_check_label(const char *what, const char *text, size_t max, gl_error *e)
+{
+    if (!text || !*text)
+        return gl_fail(e, "%s: missing value", what);
+    if (strlen(text) > max)
+        return gl_fail(e, "%s %.40s...: longer than %zu bytes", what, text, max);
+    if (!args_is_utf8(text))
+        return gl_fail(e, "%s: not valid UTF-8", what);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return gl_fail(e, "%s %.40s: control characters are not allowed", what, text);
+    return 0;
+}
+
+int live_label_option(const char *flag, const char *value, const char **name,
+                      const char **note, live_tag tags[LIVE_MAX_TAGS], size_t *ntags,
+                      gl_error *e)
+{
+    if (strcmp(flag, "--name") == 0 || strcmp(flag, "--note") == 0) {
+        int is_name = flag[3] == 'a';
+        if (live_check_label(flag, value, is_name ? 63 : 1000, e))
+            return -1;
+        /* ls and rm take --session ID or NAME: a name must not read as an id */
+        if (is_name && value[strspn(value, "0123456789")] == '\0')
+            return gl_fail(e, "--name %s: a name cannot be a number (ls and rm --session "
+                              "take session ids too)", value);
+        *(is_name ? name : note) = value;
+        return 1;
+    }
+    if (strcmp(flag, "--tag") != 0)
+        return 0;
+    if (*ntags == LIVE_MAX_TAGS)
+        return gl_fail(e, "--tag: at most %d tags", LIVE_MAX_TAGS);
+    if (live_parse_tag(value, &tags[*ntags], e))
+        return -1;
+    (*ntags)++;
+    return 1;
+}
+
+int live_parse_tag(const char *word, live_tag *out, gl_error *e)
+{
+    const char *eq = word ? strchr(word, '=') : NULL;
+    if (!word || !*word)
+        return gl_fail(e, "--tag: missing value (KEY=VALUE)");
+    if (!eq || eq == word)
+        return gl_fail(e, "--tag %.60s: expected KEY=VALUE (a non-empty key, '=', a value)",
+                       word);
+    size_t klen = (size_t)(eq - word);
+    if (klen >= sizeof out->key || strlen(eq + 1) >= sizeof out->value)
+        return gl_fail(e, "--tag %.60s: key at most %zu bytes, value at most %zu", word,
+                       sizeof out->key - 1, sizeof out->value - 1);
+    if (!args_is_utf8(word))
+        return gl_fail(e, "--tag: not valid UTF-8");
+    for (const unsigned char *c = (const unsigned char *)word; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return gl_fail(e, "--tag %.60s: control characters are not allowed", word);
+    memcpy(out->key, word, klen);
+    out->key[klen] = '\0';
+    snprintf(out->value, sizeof out->value, "%s", eq + 1);
+    return 0;
 }
 
 void live_arm_spec(const model_config *m, char *buf, size_t n)
@@ -742,7 +844,11 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
             goto out;
     if (lv->st) {
         if (cfg->resume_run) {
-            if (store_run_reopen(lv->st, cfg->resume_run, lv->arms[0]->t.step, err))
+            /* with a new --steps the stored config follows the resumed one,
+             * so a later resume parses what this one trains to */
+            if (store_run_reopen(lv->st, cfg->resume_run, lv->arms[0]->t.step, err) ||
+                (cfg->resume_old_steps && cfg->resume_old_steps != cfg->tc.steps &&
+                 store_run_set_config(lv->st, cfg->resume_run, lv->info[0].config_json, err)))
                 goto out;
             atomic_store(&lv->run_ids[0], cfg->resume_run);
         } else {
@@ -767,7 +873,14 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
         ev.u.event.mode = m->mode;
         ev.u.event.k = (uint32_t)m->k;
         ev.u.event.frozen = (uint32_t)m->gate_frozen;
-        snprintf(ev.u.event.detail, sizeof ev.u.event.detail, "from %.140s", cfg->resume_ckpt);
+        size_t want = cfg->tc.steps, had = cfg->resume_old_steps;
+        if (had && had != want)
+            snprintf(ev.u.event.detail, sizeof ev.u.event.detail,
+                     "--steps %zu -> %zu (%s) from %.100s", had, want,
+                     want > had ? "extended" : "ends earlier", cfg->resume_ckpt);
+        else
+            snprintf(ev.u.event.detail, sizeof ev.u.event.detail, "from %.140s",
+                     cfg->resume_ckpt);
         to_store(lv, &ev);
         if (obs->on_record)
             obs->on_record(obs->ctx, lv, &ev);
@@ -782,7 +895,7 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
 
     uint8_t *flat = NULL;
     size_t flat_cap = 0;
-    uint64_t heat_seen[LIVE_MAX_ARMS] = {0};
+    uint64_t heat_seen[LIVE_MAX_ARMS] = {0}, heat_thinned[LIVE_MAX_ARMS] = {0};
     int stopping = 0;
     for (;;) {
         int all_done = 1;
@@ -802,7 +915,10 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
                     continue;
                 }
                 if (r.kind == REC_EVAL && cfg->telemetry)
-                    forward_heatmap(lv, a, &flat, &flat_cap, heat_seen);
+                    forward_heatmap(lv, a, &flat, &flat_cap, heat_seen, heat_thinned, 0);
+                if (r.kind == REC_STATUS && cfg->telemetry &&
+                    r.u.status.status != RUN_RUNNING && r.u.status.status != RUN_PAUSED)
+                    forward_heatmap(lv, a, &flat, &flat_cap, heat_seen, heat_thinned, 1);
                 if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
                     res->diverged++;
                 if (r.kind == REC_STATUS && r.u.status.status == RUN_FAILED)

@@ -207,6 +207,40 @@ double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_k
     }
 }
 
+int metrics_exists(const metrics_state *m, size_t layer, size_t head, metric_key key)
+{
+    const metrics_head *mh = &m->heads[layer * m->H + head];
+    if (key == METRIC_GATE_GRAD_NORM)
+        return 1;
+    if (mh->rows == 0.0)
+        return 0;
+    switch (key) {
+    case METRIC_ORACLE_MASS:
+    case METRIC_CHANCE:
+    case METRIC_DENSITY:
+    case METRIC_ENTROPY:
+        return 1;
+    case METRIC_F1:
+    case METRIC_PRECISION:
+    case METRIC_RECALL:
+    case METRIC_MASS_KEPT:
+        return mh->has_gate;
+    case METRIC_FLIP_RATE:
+        return mh->has_gate && mh->flip_rows > 0.0;
+    default:
+        return 0;
+    }
+}
+
+int metrics_model_exists(const metrics_state *m, size_t L, metric_key key)
+{
+    for (size_t l = 0; l < L; l++)
+        for (size_t h = 0; h < m->H; h++)
+            if (metrics_exists(m, l, h, key))
+                return 1;
+    return 0;
+}
+
 double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key)
 {
     double sum = 0.0;

@@ -59,6 +59,17 @@ int store_fail(store *s, gl_error *err, int rc, const char *what)
     return gl_fail(err, "%s: %s: %s", s->path, what, msg);
 }
 
+int store_prepare(store *s, const char *sql, sqlite3_stmt **st, gl_error *err)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return store_fail(s, err, rc, "prepare");
+    }
+    return 0;
+}
+
 int store_end(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what)
 {
     int ok = rc == SQLITE_OK || rc == SQLITE_DONE || rc == SQLITE_ROW;

@@ -12,16 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int prepare(store *s, const char *sql, sqlite3_stmt **st, gl_error *err)
-{
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(*st);
-        *st = NULL;
-        return store_fail(s, err, rc, "prepare");
-    }
-    return 0;
-}
 
 /* store_exec, then finalize */
 static int exec_once(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what)
@@ -44,7 +34,7 @@ int store_experiment_begin(store *s, int64_t id, const char *kind, const char *c
                            const char *config_json, double started_ms, gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "INSERT INTO experiments (id, kind, command, config, status, started_at, version,"
                 " host) VALUES (?1, ?2, ?3, ?4, 'running', ?5, ?6, ?7)",
                 &st, err))
@@ -66,7 +56,7 @@ int store_experiment_end(store *s, int64_t experiment, const char *status, doubl
                          gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "UPDATE experiments SET status = ?2, ended_at = ?3, wall_seconds = ?4"
                 " WHERE id = ?1",
                 &st, err))
@@ -89,7 +79,7 @@ int store_experiment_link(store *s, int64_t experiment, int64_t run, uint64_t se
                           const char *role, const char *label, gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "INSERT INTO experiment_runs (experiment, run, seed, role, label)"
                 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (experiment, run) DO UPDATE SET"
                 " seed = excluded.seed, role = excluded.role, label = excluded.label",
@@ -108,7 +98,7 @@ int store_experiment_result(store *s, int64_t experiment, const store_result_row
                             gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "INSERT INTO experiment_results (experiment, position, line, quantity, value,"
                 " spread, gatelab, paper, same_direction)"
                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
@@ -141,7 +131,7 @@ void store_experiment_row_free(store_experiment_row *r)
 int64_t store_experiment_find(store *s, int64_t n, gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "SELECT id FROM experiments WHERE id = ?1"
                 " UNION ALL SELECT x.experiment FROM experiment_runs x"
                 " JOIN runs r ON r.id = x.run WHERE r.session = ?1 LIMIT 1",
@@ -166,7 +156,7 @@ int store_get_experiment(store *s, int64_t id, store_experiment_row *out, gl_err
 {
     memset(out, 0, sizeof *out);
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "SELECT id, kind, status, started_at, coalesce(ended_at, ''), version,"
                 " wall_seconds, command, config FROM experiments WHERE id = ?1",
                 &st, err))
@@ -203,7 +193,7 @@ int store_list_experiment_results(store *s, int64_t experiment, store_result_fn 
                                   gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "SELECT position, line, quantity, value, spread, gatelab, paper, same_direction"
                 " FROM experiment_results WHERE experiment = ?1 ORDER BY position",
                 &st, err))
@@ -233,7 +223,7 @@ int store_list_experiment_runs(store *s, int64_t experiment, store_experiment_ru
                                void *ctx, gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "SELECT x.run, r.session, x.seed, x.role, x.label, r.status"
                 " FROM experiment_runs x JOIN runs r ON r.id = x.run"
                 " WHERE x.experiment = ?1 ORDER BY x.seed, x.run",
@@ -262,7 +252,7 @@ int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, d
                         gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s, "SELECT count(*), max(abs(value)) FROM metrics WHERE run = ?1 AND key = ?2",
+    if (store_prepare(s, "SELECT count(*), max(abs(value)) FROM metrics WHERE run = ?1 AND key = ?2",
                 &st, err))
         return -1;
     int rc = SQLITE_OK;
@@ -285,7 +275,7 @@ int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, doub
     if (!isfinite(value))
         return 0;
     sqlite3_stmt *st;
-    if (prepare(s,
+    if (store_prepare(s,
                 "INSERT INTO metrics (run, key, step, wall_ms, value) VALUES (?1, ?2, ?3, ?4, ?5)"
                 " ON CONFLICT (run, key, step) DO UPDATE SET wall_ms = excluded.wall_ms,"
                 " value = excluded.value",
@@ -303,7 +293,7 @@ int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, doub
 int64_t store_next_arm(store *s, int64_t session, gl_error *err)
 {
     sqlite3_stmt *st;
-    if (prepare(s, "SELECT coalesce(max(arm) + 1, 0) FROM runs WHERE session = ?1", &st, err))
+    if (store_prepare(s, "SELECT coalesce(max(arm) + 1, 0) FROM runs WHERE session = ?1", &st, err))
         return -1;
     int rc = SQLITE_OK;
     store_bind_i64(st, 1, session, &rc);

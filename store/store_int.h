@@ -15,7 +15,6 @@
 typedef enum {
     SW_BEGIN,
     SW_COMMIT,
-    SW_SESSION_BEGIN,
     SW_SESSION_END,
     SW_RUN_INSERT,
     SW_HEARTBEAT,
@@ -105,6 +104,10 @@ int store_exec(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *wh
  * (SQLITE_DONE, or SQLITE_ROW when the walk stopped early). Resets and
  * clears the statement either way. */
 int store_end(store *s, sqlite3_stmt *st, int rc, gl_error *err, const char *what);
+
+/* A statement prepared for one call (finalized by the caller); -1 with the
+ * message, *st NULL, when SQLite refuses it. */
+int store_prepare(store *s, const char *sql, sqlite3_stmt **st, gl_error *err);
 
 /* Copies column i as text into out[size] ("" for NULL), truncating. */
 void store_col_text(sqlite3_stmt *st, int i, char *out, size_t size);

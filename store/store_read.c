@@ -371,3 +371,61 @@ int64_t store_last_session(store *s, gl_error *err)
         return -1;
     return id;
 }
+
+int store_list_comparisons(store *s, int64_t session, int64_t run, store_comparison_fn fn,
+                           void *ctx, gl_error *err)
+{
+    static const char sql[] =
+        "SELECT what, session, seed, learned_run, learned_ppl, random_run, random_ppl,\n"
+        "       dense_run, dense_ppl, benefit, rel, step, status, note FROM (\n"
+        "  SELECT learned_mode || ' vs ' || random_mode AS what, session, seed, learned_run,\n"
+        "         learned_ppl, random_run, random_ppl, dense_run, dense_ppl,\n"
+        "         routing_benefit AS benefit, routing_benefit_rel AS rel, step, status,\n"
+        "         rel_note AS note\n"
+        "  FROM learned_vs_random\n"
+        "  UNION ALL\n"
+        "  SELECT mode || '+' || ffn || ' router', session, seed, learned_run, learned_ppl,\n"
+        "         random_run, random_ppl, dense_ffn_run, dense_ffn_ppl, routing_benefit,\n"
+        "         NULL, step, status, NULL\n"
+        "  FROM router_learned_vs_random)\n"
+        "WHERE (?1 = 0 OR session = ?1) AND (?2 = 0 OR ?2 IN (learned_run, random_run, dense_run))\n"
+        "ORDER BY session, seed, what";
+    int version = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version < 5)
+        return 0;
+    /* prepared per call: the statement names schema-5 views */
+    if (store_prepare(s, sql, &st, err))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, session, &rc);
+    store_bind_i64(st, 2, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_comparison_row row;
+            store_col_text(st, 0, row.what, sizeof row.what);
+            row.session = sqlite3_column_int64(st, 1);
+            row.seed = sqlite3_column_int64(st, 2);
+            row.learned_run = sqlite3_column_int64(st, 3);
+            row.learned_ppl = store_col_f64(st, 4);
+            row.random_run = sqlite3_column_int64(st, 5);
+            row.random_ppl = store_col_f64(st, 6);
+            row.dense_run = sqlite3_column_int64(st, 7);
+            row.dense_ppl = store_col_f64(st, 8);
+            row.benefit = store_col_f64(st, 9);
+            row.relative = store_col_f64(st, 10);
+            row.has_step = sqlite3_column_type(st, 11) != SQLITE_NULL;
+            row.step = row.has_step ? store_col_u64(st, 11) : 0;
+            store_col_text(st, 12, row.status, sizeof row.status);
+            store_col_text(st, 13, row.note, sizeof row.note);
+            if (fn(ctx, &row))
+                break;
+        }
+    int out = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : store_fail(s, err, rc, "list comparisons");
+    sqlite3_finalize(st);
+    return out;
+}

@@ -377,11 +377,195 @@ static const char schema_v4[] =
     RUN_FINAL_V3
     PAIR_VIEWS_V3;
 
+/* Version 5: names, notes, tags and the provenance of a session; step-aligned
+ * comparisons; params; evals_wide. */
+
+/* One row per first-generation run (forks are never listed as an arm of a
+ * pair): its FFN and router, and where it stopped running the gate it is
+ * listed under (runs.mode, k, frozen: what it started with). changed_at is
+ * the from_step of its first segment with another mode, k or frozen flag
+ * (NULL: never changed); an evaluation at that very step is still clean,
+ * because a change takes effect at the next step boundary and the arm
+ * evaluates before it applies commands. change says what changed, e.g.
+ * "random swapped to sigmoid and k 16 -> 32 at 238". */
+#define ARM_CLEAN_CTE                                                                       \
+    "WITH chg AS (\n"                                                                       \
+    "  SELECT g.run, g.from_step AS at, g.mode, g.k, g.frozen,\n"                           \
+    "         row_number() OVER (PARTITION BY g.run ORDER BY g.from_step, g.id) AS n\n"     \
+    "  FROM segments g JOIN runs r ON r.id = g.run\n"                                       \
+    "  WHERE g.mode IS NOT r.mode OR g.k IS NOT r.k OR g.frozen IS NOT r.frozen),\n"        \
+    "arm AS (\n"                                                                            \
+    "  SELECT r.id AS run, r.session, r.seed, r.name, r.mode,\n"                            \
+    "         coalesce('moe' || json_extract(r.config, '$.experts'), 'dense') AS ffn,\n"    \
+    "         json_extract(r.config, '$.router') AS router,\n"                              \
+    "         c.at AS changed_at,\n"                                                        \
+    "         r.name || ' ' || substr(\n"                                                   \
+    "           CASE WHEN c.mode IS NOT r.mode THEN ' and swapped to ' || c.mode ELSE '' END\n" \
+    "           || CASE WHEN c.k IS NOT r.k THEN ' and k ' || r.k || ' -> ' || c.k ELSE '' END\n" \
+    "           || CASE WHEN c.frozen IS NOT r.frozen\n"                                    \
+    "                   THEN CASE WHEN c.frozen THEN ' and frozen' ELSE ' and unfrozen' END\n" \
+    "                   ELSE '' END, 6) || ' at ' || c.at AS change\n"                      \
+    "  FROM runs r LEFT JOIN chg c ON c.run = r.id AND c.n = 1\n"                           \
+    "  WHERE r.parent_run IS NULL)"
+
+/* The evaluation steps of a pair: `newest`, the newest step at which runs
+ * L and R (and D, when the pair has one) all have a val_ppl, and `step`, the
+ * newest such step at or before each one's changed_at. Expects a relation P
+ * with columns lr, rr, dr (run ids) and l_at, r_at, d_at (changed_at). */
+#define COMMON_STEP(CLEAN)                                                                  \
+    "(SELECT max(ml.step) FROM metrics ml\n"                                                \
+    "   JOIN metrics mr ON mr.run = p.rr AND mr.key = 'val_ppl' AND mr.step = ml.step\n"    \
+    "   WHERE ml.run = p.lr AND ml.key = 'val_ppl'\n"                                       \
+    "     AND (p.dr IS NULL OR EXISTS (SELECT 1 FROM metrics md WHERE md.run = p.dr\n"      \
+    "          AND md.key = 'val_ppl' AND md.step = ml.step))" CLEAN ")"
+#define CLEAN_ONLY                                                                          \
+    "\n     AND ml.step <= coalesce(p.l_at, ml.step) AND ml.step <= coalesce(p.r_at, ml.step)\n" \
+    "     AND ml.step <= coalesce(p.d_at, ml.step)"
+#define PAIR_STEPS                                                                          \
+    "steps AS (SELECT p.*, " COMMON_STEP("") " AS newest,\n"                                \
+    "          " COMMON_STEP(CLEAN_ONLY) " AS step FROM p),\n"                              \
+    "cmp AS (SELECT s.*,\n"                                                                 \
+    "  (SELECT value FROM metrics WHERE run = s.lr AND key = 'val_ppl' AND step = s.step) AS lp,\n" \
+    "  (SELECT value FROM metrics WHERE run = s.rr AND key = 'val_ppl' AND step = s.step) AS rp,\n" \
+    "  (SELECT value FROM metrics WHERE run = s.dr AND key = 'val_ppl' AND step = s.step) AS dp,\n" \
+    "  CASE WHEN s.newest IS NULL THEN 'left out: no evaluation step that all of them reached'\n" \
+    "       WHEN s.step = s.newest THEN 'aligned'\n"                                         \
+    "       ELSE CASE WHEN s.step IS NULL THEN 'left out: '\n"                              \
+    "                 ELSE 'at last clean step ' || s.step || ': ' END\n"                   \
+    "            || substr(CASE WHEN s.l_at < s.newest THEN '; ' || s.l_change ELSE '' END\n" \
+    "                   || CASE WHEN s.r_at < s.newest THEN '; ' || s.r_change ELSE '' END\n" \
+    "                   || CASE WHEN s.d_at < s.newest THEN '; ' || s.d_change ELSE '' END, 3)\n" \
+    "  END AS status\n"                                                                     \
+    "  FROM steps s)\n"
+
+/* The columns P carries for arms l, r and d. */
+#define PAIR_ARMS                                                                           \
+    "l.run AS lr, r.run AS rr, d.run AS dr, l.changed_at AS l_at, r.changed_at AS r_at,\n"  \
+    "         d.changed_at AS d_at, l.change AS l_change, r.change AS r_change,\n"          \
+    "         d.change AS d_change"
+
+/* routing_benefit_rel divides by ppl_R - ppl_D; below this share of ppl_D
+ * the quotient is noise (a session gave 293.4), so it is NULL with a note.
+ * sessions/README.md states the same floor. */
+#define REL_FLOOR "0.01"
+
+#define RUN_FINAL_V5 \
+    "CREATE VIEW run_final AS\n"                                                        \
+    "SELECT r.id AS run, r.session, r.arm, r.name, r.mode, r.k, r.seed, r.status,\n"    \
+    "       r.parent_run,\n"                                                            \
+    "       coalesce((SELECT max(s.last_step) FROM summaries s WHERE s.run = r.id),\n"  \
+    "                r.start_step) AS steps,\n"                                         \
+    "       tl.last AS train_loss, vl.last AS val_loss, vp.last AS val_ppl,\n"          \
+    "       vl.min AS best_val_loss, vl.min_step AS best_val_step,\n"                   \
+    "       f1.last AS f1, mk.last AS mass_kept,\n"                                     \
+    "       (SELECT avg(m.value) FROM metrics m\n"                                      \
+    "         WHERE m.run = r.id AND m.key = 'tokens_per_s') AS tokens_per_s,\n"        \
+    "       r.started_at, r.ended_at,\n"                                                \
+    "       coalesce('moe' || json_extract(r.config, '$.experts'), 'dense') AS ffn,\n"  \
+    "       json_extract(r.config, '$.router') AS router,\n"                            \
+    "       se.gatelab_version, se.git_rev\n"                                           \
+    "FROM runs r\n"                                                                     \
+    "JOIN sessions se ON se.id = r.session\n"                                           \
+    "LEFT JOIN summaries tl ON tl.run = r.id AND tl.key = 'train_loss'\n"               \
+    "LEFT JOIN summaries vl ON vl.run = r.id AND vl.key = 'val_loss'\n"                 \
+    "LEFT JOIN summaries vp ON vp.run = r.id AND vp.key = 'val_ppl'\n"                  \
+    "LEFT JOIN summaries f1 ON f1.run = r.id AND f1.key = 'f1'\n"                       \
+    "LEFT JOIN summaries mk ON mk.run = r.id AND mk.key = 'mass_kept';\n"
+
+#define PAIR_VIEWS_V5 \
+    "CREATE VIEW learned_vs_random AS\n"                                                           \
+    ARM_CLEAN_CTE ",\n"                                                                            \
+    "pair (learned_mode, random_mode) AS (VALUES ('soft', 'random'), ('topk', 'topk-random')),\n"  \
+    "p AS (SELECT l.session, l.seed, pr.learned_mode, pr.random_mode, l.ffn,\n"                    \
+    "         " PAIR_ARMS "\n"                                                                     \
+    "  FROM pair pr\n"                                                                             \
+    "  JOIN arm l ON l.mode = pr.learned_mode\n"                                                   \
+    "  JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = pr.random_mode\n"      \
+    "            AND r.ffn = l.ffn AND r.router IS l.router\n"                                     \
+    "  LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = 'dense'\n"        \
+    "            AND d.ffn = l.ffn AND d.router IS l.router),\n"                                   \
+    PAIR_STEPS                                                                                     \
+    "SELECT session, seed, learned_mode, lr AS learned_run, lp AS learned_ppl,\n"                  \
+    "       random_mode, rr AS random_run, rp AS random_ppl, rp - lp AS routing_benefit,\n"        \
+    "       dr AS dense_run, dp AS dense_ppl,\n"                                                   \
+    "       CASE WHEN abs(rp - dp) >= " REL_FLOOR " * dp THEN (rp - lp) / (rp - dp) END\n"         \
+    "         AS routing_benefit_rel,\n"                                                           \
+    "       ffn, step, status,\n"                                                                  \
+    "       CASE WHEN step IS NULL THEN 'left out'\n"                                              \
+    "            WHEN dr IS NULL THEN 'no dense arm'\n"                                            \
+    "            WHEN abs(rp - dp) < " REL_FLOOR " * dp\n"                                         \
+    "            THEN printf('|random - dense| = %.4g ppl: below the floor of 1%% of dense'\n"     \
+    "                        || ' (%.4g)', abs(rp - dp), " REL_FLOOR " * dp) END AS rel_note\n"    \
+    "FROM cmp;\n"                                                                                  \
+    "CREATE VIEW router_learned_vs_random AS\n"                                                    \
+    ARM_CLEAN_CTE ",\n"                                                                            \
+    "p AS (SELECT l.session, l.seed, l.mode, l.ffn,\n"                                             \
+    "         " PAIR_ARMS "\n"                                                                     \
+    "  FROM arm l\n"                                                                               \
+    "  JOIN arm r ON r.session = l.session AND r.seed = l.seed AND r.mode = l.mode\n"              \
+    "            AND r.ffn = l.ffn AND r.router = 'random'\n"                                      \
+    "  LEFT JOIN arm d ON d.session = l.session AND d.seed = l.seed AND d.mode = l.mode\n"         \
+    "            AND d.ffn = 'dense'\n"                                                            \
+    "  WHERE l.router = 'learned'),\n"                                                             \
+    PAIR_STEPS                                                                                     \
+    "SELECT session, seed, mode, ffn, lr AS learned_run, lp AS learned_ppl,\n"                     \
+    "       rr AS random_run, rp AS random_ppl, rp - lp AS routing_benefit,\n"                     \
+    "       dr AS dense_ffn_run, dp AS dense_ffn_ppl, step, status\n"                              \
+    "FROM cmp;\n"
+
+static const char schema_v5[] =
+    "ALTER TABLE sessions ADD COLUMN name TEXT;\n"
+    "ALTER TABLE sessions ADD COLUMN note TEXT;\n"
+    "ALTER TABLE sessions ADD COLUMN gatelab_version TEXT;\n"
+    "ALTER TABLE sessions ADD COLUMN git_rev TEXT;\n"
+    /* the version every older session recorded is the binary's version */
+    "UPDATE sessions SET gatelab_version = version;\n"
+    "ALTER TABLE runs ADD COLUMN note TEXT;\n"
+    "CREATE TABLE tags (\n"
+    "  run   INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  key   TEXT NOT NULL,\n"
+    "  value TEXT NOT NULL DEFAULT '',\n"
+    "  PRIMARY KEY (run, key)\n"
+    ") WITHOUT ROWID;\n"
+    "DROP VIEW router_learned_vs_random;\n"
+    "DROP VIEW learned_vs_random;\n"
+    "DROP VIEW run_final;\n"
+    RUN_FINAL_V5
+    PAIR_VIEWS_V5
+    /* one column per arm index: pivots of the validation curves are one
+     * SELECT away (forks have arm indexes of their own) */
+    "CREATE VIEW evals_wide AS\n"
+    "SELECT r.session, m.step,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 0) AS arm0,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 1) AS arm1,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 2) AS arm2,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 3) AS arm3,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 4) AS arm4,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 5) AS arm5,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 6) AS arm6,\n"
+    "       max(m.value) FILTER (WHERE r.arm = 7) AS arm7\n"
+    "FROM metrics m JOIN runs r ON r.id = m.run\n"
+    "WHERE m.key = 'val_ppl'\n"
+    "GROUP BY r.session, m.step;\n"
+    /* the top-level fields of runs.config; a real as %.15g reads back the
+     * shortest decimal config_json wrote (printf, not CAST: CAST writes
+     * 1e-05 as 1.0e-05) */
+    "CREATE VIEW params AS\n"
+    "SELECT r.id AS run, j.key,\n"
+    "       CASE j.type WHEN 'real' THEN printf('%.15g', j.value)\n"
+    "                   WHEN 'null' THEN NULL\n"
+    "                   WHEN 'true' THEN 'true' WHEN 'false' THEN 'false'\n"
+    "                   ELSE CAST(j.value AS TEXT) END AS value_text,\n"
+    "       CASE WHEN j.type IN ('integer', 'real') THEN j.value\n"
+    "            WHEN j.type = 'true' THEN 1 WHEN j.type = 'false' THEN 0 END AS value_num\n"
+    "FROM runs r, json_each(r.config) j;\n";
+
 const char *const store_migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
     schema_v4,
+    schema_v5,
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] == STORE_SCHEMA_VERSION,

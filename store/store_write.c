@@ -21,8 +21,6 @@
 const char *const store_write_sql[SW_COUNT] = {
     [SW_BEGIN] = "BEGIN IMMEDIATE",
     [SW_COMMIT] = "COMMIT",
-    [SW_SESSION_BEGIN] =
-        "INSERT INTO sessions (started_at, command, version, host, pid) VALUES (?1, ?2, ?3, ?4, ?5)",
     [SW_SESSION_END] = "UPDATE sessions SET ended_at = ?2 WHERE id = ?1",
     [SW_RUN_INSERT] =
         "INSERT INTO runs (session, arm, name, mode, k, frozen, seed, config, parent_run,"
@@ -352,20 +350,113 @@ int store_detect_crashes(store *s, gl_error *err)
 
 /* ---- sessions and runs ---- */
 
+/* Statements that name the columns of schema 5 are prepared per call and
+ * finalized at its end, never in store_write_sql: store_open prepares that
+ * table on a read-only handle too, where an older file has no such columns.
+ * These writes are rare (a session's start, a tag, a note). */
+static int prepare_rare(store *s, const char *sql, sqlite3_stmt **st, gl_error *err,
+                        const char *what)
+{
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    if (rc == SQLITE_OK)
+        return 0;
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return store_fail(s, err, rc, what);
+}
+
+/* store_exec, then finalize; *changes gets the rows it changed. */
+static int exec_rare(store *s, sqlite3_stmt *st, int rc, int *changes, gl_error *err,
+                     const char *what)
+{
+    int out = store_exec(s, st, rc, err, what);
+    *changes = out ? 0 : sqlite3_changes(s->db);
+    sqlite3_finalize(st);
+    return out;
+}
+
 int64_t store_session_begin(store *s, const char *command, gl_error *err)
 {
     char now[32];
     store_iso_time(0, now);
-    sqlite3_stmt *st = s->sw[SW_SESSION_BEGIN];
-    int rc = SQLITE_OK;
+    sqlite3_stmt *st;
+    /* `version` (schema 1) and `gatelab_version` (schema 5) hold the same
+     * string: the old column stays for the queries written against it */
+    if (prepare_rare(s,
+                     "INSERT INTO sessions (started_at, command, version, host, pid,"
+                     " gatelab_version, git_rev) VALUES (?1, ?2, ?3, ?4, ?5, ?3, ?6)",
+                     &st, err, "prepare begin session"))
+        return -1;
+    int rc = SQLITE_OK, changes;
     store_bind_text(st, 1, now, &rc);
     store_bind_text(st, 2, command ? command : "", &rc);
     store_bind_text(st, 3, GL_VERSION, &rc);
     store_bind_text(st, 4, s->host, &rc);
     store_bind_i64(st, 5, s->pid, &rc);
-    if (store_exec(s, st, rc, err, "begin session"))
+    store_bind_text(st, 6, gl_git_rev(), &rc);
+    if (exec_rare(s, st, rc, &changes, err, "begin session"))
         return -1;
     return sqlite3_last_insert_rowid(s->db);
+}
+
+int store_session_set_name_note(store *s, int64_t session, const char *name, const char *note,
+                                gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_rare(s,
+                     "UPDATE sessions SET name = coalesce(?2, name), note = coalesce(?3, note)"
+                     " WHERE id = ?1",
+                     &st, err, "prepare set session name"))
+        return -1;
+    int rc = SQLITE_OK, changes;
+    store_bind_i64(st, 1, session, &rc);
+    store_bind_text(st, 2, name, &rc);
+    store_bind_text(st, 3, note, &rc);
+    if (exec_rare(s, st, rc, &changes, err, "set session name and note"))
+        return -1;
+    if (changes != 1)
+        return gl_fail(err, "no session %lld in %s", (long long)session, s->path);
+    return 0;
+}
+
+int store_tag_set(store *s, int64_t run, const char *key, const char *value, gl_error *err)
+{
+    if (!key || !*key)
+        return gl_fail(err, "%s: run %lld: a tag needs a key", s->path, (long long)run);
+    sqlite3_stmt *st;
+    /* the EXISTS turns a missing run into no change rather than a foreign
+     * key failure, so the message can name the run */
+    if (prepare_rare(s,
+                     "INSERT INTO tags (run, key, value)"
+                     " SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1)"
+                     " ON CONFLICT (run, key) DO UPDATE SET value = excluded.value",
+                     &st, err, "prepare set tag"))
+        return -1;
+    int rc = SQLITE_OK, changes;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_text(st, 2, key, &rc);
+    store_bind_text(st, 3, value ? value : "", &rc);
+    if (exec_rare(s, st, rc, &changes, err, "set tag"))
+        return -1;
+    if (changes != 1)
+        return gl_fail(err, "no run %lld in %s", (long long)run, s->path);
+    return 0;
+}
+
+int store_note_set(store *s, int64_t run, const char *text, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_rare(s, "UPDATE runs SET note = ?2 WHERE id = ?1", &st, err,
+                     "prepare set note"))
+        return -1;
+    int rc = SQLITE_OK, changes;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_text(st, 2, text, &rc);
+    if (exec_rare(s, st, rc, &changes, err, "set note"))
+        return -1;
+    if (changes != 1)
+        return gl_fail(err, "no run %lld in %s", (long long)run, s->path);
+    return 0;
 }
 
 int store_session_end(store *s, int64_t session, gl_error *err)
@@ -420,6 +511,36 @@ int64_t store_run_begin(store *s, int64_t session, const store_run_desc *d, gl_e
 
 /* ---- store_write ---- */
 
+_Static_assert(METRIC_COUNT <= 32, "layer.diverged has a bit per metric_key");
+
+/* A `diverged` event for a value that exists but is not finite: the tables
+ * hold finite values only, and dropping it quietly would make a blown-up
+ * metric look merely absent. what names the metric (and its layer). */
+static int put_diverged(store *s, int64_t run, const tel_record *r, const char *what, double v,
+                        gl_error *err)
+{
+    char time[32], detail[REC_TEXT];
+    store_iso_time(r->wall_ms, time);
+    snprintf(detail, sizeof detail, "%s is %s at step %llu", what,
+             isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", (unsigned long long)r->step);
+    sqlite3_stmt *st = s->sw[SW_EVENT_INSERT];
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_u64(st, 2, r->step, &rc);
+    store_bind_text(st, 3, time, &rc);
+    store_bind_text(st, 4, event_kind_name(EV_DIVERGED), &rc);
+    store_bind_text(st, 5, detail, &rc);
+    return store_exec(s, st, rc, err, "write diverged metric event");
+}
+
+/* Whether a non-finite value is a divergence to report rather than an
+ * absent metric: it exists (always, or by its record's diverged bit), or
+ * it is an infinity, which never means absent (record.h). */
+static int reportable(double v, int exists)
+{
+    return !isfinite(v) && (exists || !isnan(v));
+}
+
 static int put_metric(store *s, int sw, int64_t run, const char *key, const tel_record *r,
                       double v, gl_error *err)
 {
@@ -435,32 +556,47 @@ static int put_metric(store *s, int sw, int64_t run, const char *key, const tel_
     return store_exec(s, st, rc, err, "write metric");
 }
 
+/* One value that exists when `exists` (else NaN means absent): a row when
+ * finite, a diverged event when reportable, nothing when absent. */
+static int put_value(store *s, int64_t run, const char *key, const tel_record *r, double v,
+                     int exists, gl_error *err)
+{
+    if (reportable(v, exists))
+        return put_diverged(s, run, r, key, v, err);
+    return put_metric(s, SW_METRIC_PUT, run, key, r, v, err);
+}
+
 static int write_step(store *s, int64_t run, const tel_record *r, gl_error *err)
 {
-    return put_metric(s, SW_METRIC_PUT, run, "train_loss", r, r->u.step.loss, err) ||
-           put_metric(s, SW_METRIC_PUT, run, "grad_norm", r, r->u.step.grad_norm, err) ||
-           put_metric(s, SW_METRIC_PUT, run, "lr", r, r->u.step.lr, err) ? -1 : 0;
+    /* a step always has all three */
+    return put_value(s, run, "train_loss", r, r->u.step.loss, 1, err) ||
+           put_value(s, run, "grad_norm", r, r->u.step.grad_norm, 1, err) ||
+           put_value(s, run, "lr", r, r->u.step.lr, 1, err) ? -1 : 0;
 }
 
 static int write_eval(store *s, int64_t run, const tel_record *r, gl_error *err)
 {
+    const uint32_t bits = r->u.eval.diverged;
     const struct {
         const char *key;
         double v;
+        uint32_t bit;      /* 0: the value always exists */
     } m[] = {
-        {"val_loss", r->u.eval.val_loss},
-        {"val_ppl", r->u.eval.val_ppl},
-        {"val_bpb", r->u.eval.bits_per_byte},
-        {"f1", r->u.eval.f1},
-        {"mass_kept", r->u.eval.mass_kept},
-        {"oracle_mass", r->u.eval.oracle_mass},
-        {"gate_grad_norm", r->u.eval.gate_grad_norm},
-        {"tokens_per_s", r->u.eval.tokens_per_s},
-        {"expert_balance", r->u.eval.expert_balance},
+        {"val_loss", r->u.eval.val_loss, 0},
+        {"val_ppl", r->u.eval.val_ppl, 0},
+        {"val_bpb", r->u.eval.bits_per_byte, REC_EVAL_BPB},
+        {"f1", r->u.eval.f1, REC_EVAL_F1},
+        {"mass_kept", r->u.eval.mass_kept, REC_EVAL_MASS_KEPT},
+        {"oracle_mass", r->u.eval.oracle_mass, REC_EVAL_ORACLE_MASS},
+        {"gate_grad_norm", r->u.eval.gate_grad_norm, REC_EVAL_GATE_GRAD_NORM},
+        {"tokens_per_s", r->u.eval.tokens_per_s, REC_EVAL_TOKENS_PER_S},
+        {"expert_balance", r->u.eval.expert_balance, REC_EVAL_EXPERT_BALANCE},
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-        if (put_metric(s, SW_METRIC_PUT, run, m[i].key, r, m[i].v, err))
+        if (put_value(s, run, m[i].key, r, m[i].v, !m[i].bit || (bits & m[i].bit), err))
             return -1;
+    /* a copy of the last step's loss: that step's own record reported it
+     * if it was not finite */
     return put_metric(s, SW_METRIC_ADD, run, "train_loss", r, r->u.eval.train_loss, err);
 }
 
@@ -469,8 +605,16 @@ static int write_layer(store *s, int64_t run, const tel_record *r, gl_error *err
     sqlite3_stmt *st = s->sw[SW_LAYER_PUT];
     for (int k = 0; k < METRIC_COUNT; k++) {
         double v = r->u.layer.value[k];
-        if (!isfinite(v))
+        if (reportable(v, (r->u.layer.diverged >> k) & 1u)) {
+            char what[64];
+            snprintf(what, sizeof what, "%s of layer %u head %u", metric_name((metric_key)k),
+                     r->u.layer.layer, r->u.layer.head);
+            if (put_diverged(s, run, r, what, v, err))
+                return -1;
             continue;
+        }
+        if (!isfinite(v))
+            continue;   /* absent: the metric does not exist here */
         int rc = SQLITE_OK;
         store_bind_i64(st, 1, run, &rc);
         store_bind_u64(st, 2, r->step, &rc);
@@ -562,6 +706,23 @@ static int write_checkpoint(store *s, int64_t run, const tel_record *r, gl_error
     char created[32], path[REC_TEXT];
     store_iso_time(r->wall_ms, created);
     snprintf(path, sizeof path, "%.*s", (int)sizeof path - 1, r->u.checkpoint.path);
+    if (r->u.checkpoint.dropped) {
+        /* --keep-checkpoints deleted the file: its row goes too, so resume
+         * and export never pick a file that is gone. Rare (once per save
+         * beyond N): prepared here rather than kept in store_write_sql. */
+        sqlite3_stmt *del;
+        int prc = sqlite3_prepare_v2(s->db, "DELETE FROM checkpoints WHERE run = ?1 AND path = ?2",
+                                     -1, &del, NULL);
+        if (prc != SQLITE_OK) {
+            sqlite3_finalize(del);
+            return store_fail(s, err, prc, "prepare drop checkpoint");
+        }
+        store_bind_i64(del, 1, run, &prc);
+        store_bind_text(del, 2, path, &prc);
+        int out = store_exec(s, del, prc, err, "drop checkpoint");
+        sqlite3_finalize(del);
+        return out;
+    }
     sqlite3_stmt *st = s->sw[SW_CHECKPOINT_PUT];
     int rc = SQLITE_OK;
     store_bind_i64(st, 1, run, &rc);
@@ -662,7 +823,8 @@ static int check_reopen(store *s, int64_t run, uint64_t from_step, gl_error *err
     double age = store_col_f64(st, 3);
     uint64_t start = store_col_u64(st, 4);
     store_end(s, st, SQLITE_DONE, err, "read run");
-    if (strcmp(status, "finished") == 0 || strcmp(status, "diverged") == 0)
+    /* a finished run may go on: `resume --steps` extends it beyond its end */
+    if (strcmp(status, "diverged") == 0)
         return gl_fail(err, "run %lld %s; nothing to resume", (long long)run, status);
     if ((strcmp(status, "running") == 0 || strcmp(status, "paused") == 0) &&
         owner_check(s, pid, host, age) == OWNER_ALIVE)

@@ -2,7 +2,8 @@
 # End-to-end tests of the gatelab command line (DESIGN.md sections 9-10):
 # bad flags and numbers, bad data files, a tiny headless run that writes
 # checkpoints, the checkpoint format (checked by tests/st_reader.py and by an
-# independent parser below), export, eval, --help and --version.
+# independent parser below), export, eval, every command's --help,
+# --opt=value, experiment --from of the other kind, and --version.
 #
 # Usage (from the repo root):  GATELAB_BIN=build/release/gatelab sh tests/test_cli.sh
 # Prints one "  ok   ..." / "  FAIL ..." line per check, then "N passed, N failed";
@@ -314,9 +315,128 @@ echo "# help and version"
 "$BIN" --help >"$OUT" 2>"$ERR"
 rc=$?
 check "--help exits 0 (got $rc)" [ "$rc" -eq 0 ]
-for w in run eval export; do
-    check "--help mentions $w" grep -qw "$w" "$OUT"
+check "--help says every command answers --help and takes --opt=value" \
+    sh -c "tr '\n' ' ' <'$OUT' | grep -q -- '--opt=VALUE'"
+# every command, experiment's kinds by name, in the top-level help
+check "--help lists 'gatelab [run]'" grep -qF "gatelab [run]" "$OUT"
+for w in ls show replay resume eval export "experiment absorption" "experiment moe" \
+         distill tag note rm; do
+    check "--help lists 'gatelab $w'" grep -qF "gatelab $w" "$OUT"
 done
+cp "$OUT" "$TMP/help.all"
+# every option the README mentions is in the top-level help
+for o in $(grep -o -- '--[a-z][a-z-]*[a-z]' README.md | sort -u); do
+    check "--help mentions $o (README does)" grep -qF -- "$o" "$TMP/help.all"
+done
+
+# help_ok DESC FIRST_LINE ARGS...: exit 0, nothing on stderr, its own usage
+# as the first line of stdout (FIRST_LINE, then a space or the end)
+help_ok() {
+    d=$1; want=$2; shift 2
+    "$BIN" "$@" >"$OUT" 2>"$ERR"
+    rc=$?
+    first=$(head -n 1 "$OUT")
+    if [ "$rc" -ne 0 ]; then fail "$d: exit $rc" "stderr: $(head -n 1 "$ERR")"
+    elif [ -s "$ERR" ]; then fail "$d: stderr is not empty" "stderr: $(head -n 1 "$ERR")"
+    else
+        case "$first " in
+            "$want "*) ok "$d  [$first]" ;;
+            *) fail "$d: first line is not '$want ...'" "stdout: $first" ;;
+        esac
+    fi
+}
+for c in ls show replay resume eval export distill tag note rm; do
+    help_ok "$c --help: its own usage"   "usage: gatelab $c" "$c" --help
+    help_ok "$c -h: its own usage"       "usage: gatelab $c" "$c" -h
+    # every option of the command's help is in the top-level help too
+    for o in $(grep -o '^  --[a-z][a-z-]*' "$OUT"); do
+        check "  ... its $o is in the top-level help" grep -qF -- "$o" "$TMP/help.all"
+    done
+done
+help_ok "run --help: run's usage"               "usage: gatelab [run]" run --help
+help_ok "--help after run options"              "usage: gatelab [run]" run --steps 5 --help
+help_ok "-h of the default command"             "usage: gatelab [run]" --steps 5 -h
+help_ok "experiment --help: both kinds"         "usage: gatelab experiment absorption" experiment --help
+check "  ... and moe" grep -qF "gatelab experiment moe" "$OUT"
+help_ok "experiment absorption --help"          "usage: gatelab experiment absorption" experiment absorption --help
+check "  ... lists --distill-steps" grep -qF -- "--distill-steps N" "$OUT"
+check "  ... and not moe's --experts" not grep -qF -- "--experts" "$OUT"
+help_ok "experiment moe -h"                     "usage: gatelab experiment moe" experiment moe -h
+check "  ... lists --experts" grep -qF -- "--experts E" "$OUT"
+help_ok "ls --help after --db"                  "usage: gatelab ls" ls --db "$TMP/cli.db" --help
+help_ok "gatelab help eval"                     "usage: gatelab eval" help eval
+check "  ... eval's usage names --threads and --step" \
+    sh -c "grep -qF -- '--threads N' '$OUT' && grep -qF -- '--step N' '$OUT'"
+help_ok "distill --help: distill's, not experiment's" "usage: gatelab distill" distill --help
+check "  ... names --distill-steps and --forward" \
+    sh -c "grep -qF -- '--distill-steps N' '$OUT' && grep -qF -- '--forward' '$OUT'"
+check "  ... and no experiment" not grep -q "experiment" "$OUT"
+
+# ---------------------------------------------------------------------------
+echo "# --opt=value"
+# ---------------------------------------------------------------------------
+cp "$TMP/text.txt" "$TMP/a=b.txt"
+"$BIN" run --arms=soft --db="$TMP/eq.db" --ctx=32 --dim=32 --layers=1 --heads=2 --batch=4 \
+    --steps=5 --eval-every=5 --eval-windows=4 --threads=1 --data="$TMP/a=b.txt" \
+    --at=3:k:4@soft --tag=k=v=w --note=--help >"$OUT" 2>"$ERR"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^summary: arm soft | finished | 5 steps' "$OUT" &&
+   grep -qF "a=b.txt" "$OUT"; then
+    ok "run with --opt=value throughout (--steps=5; --data=a=b.txt splits at the first '='; --note=--help is a note)"
+else fail "run with --opt=value (exit $rc)" "$(head -n 1 "$ERR") $(grep summary "$OUT")"; fi
+"$BIN" ls --db="$TMP/eq.db" --tag=k=v=w >"$OUT" 2>"$ERR"
+rc=$?
+check "ls --db=PATH --tag=k=v=w finds the run tagged k=v=w (exit $rc)" \
+    sh -c "[ $rc -eq 0 ] && grep -q ' soft ' '$OUT'"
+"$BIN" ls --db="$TMP/eq.db" --tag=k=v >"$OUT" 2>"$ERR"
+rc=$?
+check "ls --tag=k=v does not (the value is v=w) (exit $rc)" \
+    sh -c "[ $rc -eq 0 ] && ! grep -q ' soft ' '$OUT'"
+"$BIN" show 1 --db="$TMP/eq.db" >"$OUT" 2>"$ERR"
+rc=$?
+check "show 1 --db=PATH (exit $rc)" sh -c "[ $rc -eq 0 ] && grep -q '^run 1 ' '$OUT'"
+eval_ok "eval --data=FILE --threads=1" "$CKPT" --data="$TMP/text.txt" --threads=1
+check "  ... gives the line of --data FILE --threads 1" [ "$(cat "$OUT")" = "$line1" ]
+"$BIN" export "$CKPT" --out="$TMP/eq.safetensors" >"$OUT" 2>"$ERR"
+rc=$?
+check "export --out=FILE (exit $rc)" sh -c "[ $rc -eq 0 ] && [ -s '$TMP/eq.safetensors' ]"
+# the value reaches the parser: its own check answers
+expect_error "experiment absorption --steps=0"  "--steps"  "must be between" experiment absorption --steps=0
+expect_error "experiment moe --seeds=abc"       "--seeds"  "not a whole number" experiment moe --seeds=abc
+expect_error "distill --distill-steps=abc"      "--distill-steps" "not a whole number" distill 1 --distill-steps=abc
+expect_error "distill --steps=abc (the alias)"  "--steps"  "not a whole number" distill 1 --steps=abc
+expect_error "ls --db= (empty value)"           "--db"     "missing value" ls --db=
+expect_error "run --steps= (empty value)"       "--steps"  "missing value" run --steps=
+expect_error "eval --data= (empty value)"       "--data"   "missing value" eval "$CKPT" --data=
+expect_error "export --out= (empty value)"      "--out"    "missing value" export "$CKPT" --out=
+expect_error "experiment moe --experts="        "--experts" "missing value" experiment moe --experts=
+expect_error "run --headless=1 (a flag)"        "--headless" "takes no value" run --headless=1
+expect_error "run --bogus=1"                    "--bogus"  "unknown option" run --bogus=1
+expect_error "experiment absorption --experts=3 (moe's)" "--experts" "unknown option" \
+    experiment absorption --experts=3
+
+# ---------------------------------------------------------------------------
+echo "# experiment --from refuses the other kind"
+# ---------------------------------------------------------------------------
+# one stored experiment of each kind (rows as experiment_run writes them)
+"$PY" - "$TMP/eq.db" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for i, kind in ((101, "absorption"), (102, "moe")):
+    db.execute("insert into experiments (id, kind, command, config, status, started_at, "
+               "version, host) values (?, ?, 'gatelab experiment', '{}', 'finished', "
+               "'2026-01-01T00:00:00Z', 'test', 'test')", (i, kind))
+db.commit()
+EOF
+expect_error "experiment moe --from an absorption experiment" "absorption" "not moe" \
+    experiment moe --from 101 --db "$TMP/eq.db"
+expect_error "experiment absorption --from a moe experiment" "moe" "not absorption" \
+    experiment absorption --from=102 --db="$TMP/eq.db"
+"$BIN" experiment absorption --from 101 --db "$TMP/eq.db" >"$OUT" 2>"$ERR"
+rc=$?
+check "experiment absorption --from its own kind reprints it (exit $rc)" \
+    sh -c "[ $rc -eq 0 ] && grep -q '^experiment 101 | absorption' '$OUT'"
+
 "$BIN" --version >"$OUT" 2>"$ERR"
 rc=$?
 check "--version exits 0 and prints 'gatelab ' (got: $(head -n 1 "$OUT"))" \

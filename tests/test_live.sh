@@ -23,6 +23,12 @@ passed=0
 failed=0
 ok()   { passed=$((passed + 1)); echo "  ok   $1"; }
 fail() { failed=$((failed + 1)); echo "  FAIL $1"; [ -n "${2:-}" ] && echo "       $2"; return 0; }
+skipped=0
+skip() { skipped=$((skipped + 1)); echo "  skip $1"; }
+totals() {
+    if [ "$skipped" -gt 0 ]; then echo "$passed passed, $failed failed, $skipped skipped"
+    else echo "$passed passed, $failed failed"; fi
+}
 # check DESC CMD...: passes when CMD succeeds
 check() { d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
 
@@ -40,12 +46,12 @@ ERR=$TMP/stderr
 
 if [ ! -x "$BIN" ]; then
     fail "gatelab binary '$BIN' is not executable (set GATELAB_BIN)"
-    echo "$passed passed, $failed failed"
+    totals
     exit 1
 fi
 if ! command -v sqlite3 >/dev/null 2>&1; then
     fail "the sqlite3 shell is needed by these tests"
-    echo "$passed passed, $failed failed"
+    totals
     exit 1
 fi
 
@@ -342,7 +348,7 @@ for sig in INT HUP; do
     if [ -z "$TGKILL" ] || [ -z "$lib" ]; then
         kill -INT "$spid" 2>/dev/null
         wait_exit "$spid" 30
-        ok "SIG$sig to a library thread: skipped (no such thread here, or no tgkill number for $(uname -m))"
+        skip "SIG$sig to a library thread (no such thread here, or no tgkill number for $(uname -m))"
     else
         $PY -c "import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall($TGKILL, $spid, $lib, $signo) != 0)"
         wait_exit "$spid" 30
@@ -770,5 +776,5 @@ rc=$?
 if [ "$rc" -eq 0 ] && [ -s "$TMP/rel.safetensors" ]; then ok "export from another directory finds the checkpoint of a relative --db"
 else fail "export from another directory finds the checkpoint of a relative --db (exit $rc)" "stderr: $(head -n 1 "$ERR")"; fi
 
-echo "$passed passed, $failed failed"
+totals
 [ "$failed" -eq 0 ]

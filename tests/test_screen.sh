@@ -113,7 +113,7 @@ check "a UTF-8 locale draws braille curves" wait_until 30 braille live
 tm send-keys -t live Space
 check "space: the header says PAUSED" wait_until 50 line_has live 1 "PAUSED"
 s1=$(step_of live); sleep 1; s2=$(step_of live)
-check "space: the step counter stops ($s1 = $s2)" [ -n "$s1" ] && [ "$s1" = "$s2" ]
+check "space: the step counter stops ($s1 = $s2)" eval '[ -n "$s1" ] && [ "$s1" = "$s2" ]'
 check "space: a pause event per arm in the database" wait_until 50 db_has "$DB" \
     "SELECT count(*) FROM events WHERE kind = 'pause' AND detail = 'key'" 3
 tm send-keys -t live Space
@@ -235,17 +235,30 @@ RDB=$TMP/r.db
 check "a short headless run to replay" [ $? -eq 0 ]
 start replay 120 40 "$UTF8" "$BIN replay 1 --db $RDB"
 check "replay: every panel title" wait_until 100 titles replay
-check "replay: the session, at its last evaluation" shows replay "replay of session 1 \| step 200 \(evaluation 10 of 10\)"
+# --eval-every 20: the early evaluation at step 10 (below 20), then 20, 40, ..., 200
+check "replay: the session, at its last evaluation" shows replay "replay of session 1 \| step 200 \(evaluation 11 of 11\)"
+check "replay: the key bar names the keys as they work (,/. step, </> ends)" \
+    shows replay ",/\. step +</> ends"
 check "replay: loss curves" braille replay
 check "replay: the swap marker on soft's curve" shows replay "[^ ]S"
 check "replay: gates from the segments (soft swapped, k 6)" line_has replay 2 "1 soft gate=random k=4 .*2 random gate=random k=6"
 check "replay: heatmap from the database" shows replay "gate: random k4 @200"
 check "replay: agreement from layer_metrics (2 layers)" shows replay "L1 random"
 tm send-keys -t replay Left Left Left Left Left
-check "replay: cursor keys scrub back" wait_until 30 shows replay "step 100 \(evaluation 5 of 10\)"
+check "replay: cursor keys scrub back" wait_until 30 shows replay "step 100 \(evaluation 6 of 11\)"
 check "replay: the gate before the swap" line_has replay 2 "1 soft gate=soft k=4"
 tm send-keys -t replay .
-check "replay: . steps forward" wait_until 30 shows replay "step 120 \(evaluation 6 of 10\)"
+check "replay: . steps forward" wait_until 30 shows replay "step 120 \(evaluation 7 of 11\)"
+tm send-keys -t replay '<'
+check "replay: < jumps to the first evaluation (the early one, step 10)" \
+    wait_until 30 shows replay "step 10 \(evaluation 1 of 11\)"
+tm send-keys -t replay '>'
+check "replay: > jumps to the last" wait_until 30 shows replay "step 200 \(evaluation 11 of 11\)"
+tm send-keys -t replay '?'
+check "replay: the help says < and > jump to the first / last evaluation" \
+    wait_until 30 shows replay "jump to the first / last evaluation step \(< and >"
+tm send-keys -t replay x
+wait_until 30 sh -c "! tmux -f /dev/null -L $SOCK capture-pane -p -t replay | grep -q 'any key closes'"
 tm send-keys -t replay q
 check "replay: q exits 0" wait_until 50 sh -c "[ \"\$(cat $TMP/replay.rc 2>/dev/null)\" = 0 ]"
 "$BIN" replay 1 --db "$RDB" >"$TMP/replay.txt" 2>&1
@@ -255,6 +268,41 @@ check "replay without a terminal: a text summary" sh -c \
 "$BIN" replay 7 --db "$RDB" >"$TMP/replay7.txt" 2>&1
 check "replay of a missing session: exit 1 and one line" sh -c \
     "[ $? -eq 1 ] && grep -q 'no session 7 in' $TMP/replay7.txt"
+
+# ---------------------------------------------------------------------------
+# the first minute: an evaluation at step 10, and the time left in the header
+# ---------------------------------------------------------------------------
+echo "the first minute"
+# the default --eval-every (100): the first evaluations are the early ones at
+# 10, 25 and 50; a scripted pause right after step 10 holds its heatmap on
+# the screen long enough to be seen
+FDB=$TMP/first.db
+start first 120 40 "$UTF8" "$BIN run --db $FDB --ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --eval-windows 4 --threads 2 --steps 100000 --at 10:pause:8"
+check "the evaluation at step 10 reaches the screen (soft's heatmap @10)" \
+    wait_until 150 shows first "gate: soft k4 @10([^0-9]|\$)"
+check "... with its agreement bars" wait_until 30 shows first "L0 soft .*0\.[0-9][0-9]"
+check "the header has an ETA, unknown while every arm is paused" wait_until 30 line_has first 1 "ETA \?"
+check "once running, the header says how long the rest takes (ETA 1h02m, 3m12s, ...)" \
+    wait_until 200 line_has first 1 "\| ETA [0-9]+[smhd]([0-9][0-9][smh])? "
+check "every arm stored its early evaluations at 10, 25 and 50" wait_until 100 db_has "$FDB" \
+    "SELECT count(*) FROM metrics WHERE key = 'val_loss' AND step IN (10, 25, 50)" 9
+check "... and none at another step below 100" \
+    [ "$(sql "$FDB" "SELECT count(*) FROM metrics WHERE key = 'val_loss' AND step < 100 AND step NOT IN (10, 25, 50)")" = 0 ]
+tm send-keys -t first q
+wait_until 30 shows first "quit\? y/n"
+tm send-keys -t first y
+check "the first minute: q, y exits 0" wait_until 200 sh -c "[ \"\$(cat $TMP/first.rc 2>/dev/null)\" = 0 ]"
+
+# --headless with stderr on the terminal: a one-line progress bar there,
+# redrawn in place and cleared at the end; stdout (a file) gets no bar
+tm new-session -d -s bar -x 120 -y 40 \
+    "env $UTF8 $BIN run --headless --db $TMP/bar.db $MICRO --arms soft --steps 4000 >$TMP/bar.out 2>/dev/tty; echo \$? > $TMP/bar.rc; sleep 60"
+check "--headless, stderr a terminal: a progress bar with percent and ETA" \
+    wait_until 150 shows bar "^\[[#-]{20}\] +[0-9]+% ETA [0-9?]"
+check "... the run ends with exit 0" wait_until 600 sh -c "[ \"\$(cat $TMP/bar.rc 2>/dev/null)\" = 0 ]"
+check "... and the bar is cleared from the terminal" sh -c "! tmux -f /dev/null -L $SOCK capture-pane -p -t bar | grep -q '% ETA'"
+check "... stdout got progress lines with percent and ETA, and no bar" sh -c \
+    "grep -qE '^step .*\| [0-9]+% ETA ' $TMP/bar.out && ! grep -q \"\$(printf '\r')\" $TMP/bar.out"
 
 # ---------------------------------------------------------------------------
 # mixture-of-experts arms: their names and expert balance on the screen

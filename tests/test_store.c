@@ -4,8 +4,8 @@
  * and through raw SQL on the views, summaries after replaced and deleted
  * metric rows, segments, crash detection with a dead and a live owner,
  * resume, the bad files it must refuse without changing a byte, the
- * migration of a version-3 file to version 4 (every row kept, or nothing
- * changed), another connection holding the write lock while a batch waits,
+ * migration of a version-3 file to version 4 and of a version-4 file to 5
+ * (every row kept, or nothing changed), names, tags and notes, another connection holding the write lock while a batch waits,
  * and readers that may not write leaving no file behind. The views of
  * schema 3 and sessions/queries.sql are test_store_views.c. */
 #include "store_fixture.h"
@@ -239,14 +239,18 @@ static void test_write_read(void)
 
     /* events */
     event_list el = {0};
-    CHECK(store_list_events(s, soft, collect_events, &el, &err) == 0 && el.n == 4,
-          "events: start, swap, set_k, finish (%zu)", el.n);
-    if (el.n == 4)
-        CHECK(strcmp(el.rows[0].kind, "start") == 0 && strcmp(el.rows[1].kind, "swap") == 0 &&
-                  el.rows[1].step == SWAP_STEP && strcmp(el.rows[1].detail, "soft -> topk") == 0 &&
-                  strcmp(el.rows[2].kind, "set_k") == 0 && strcmp(el.rows[3].kind, "finish") == 0 &&
-                  strcmp(el.rows[1].time, "2023-11-14T22:13:35.000Z") == 0,
-              "event kinds, steps, detail and time (%s)", el.rows[1].time);
+    CHECK(store_list_events(s, soft, collect_events, &el, &err) == 0 && el.n == 5,
+          "events: start, diverged (the NaN loss of step 7), swap, set_k, finish (%zu)", el.n);
+    if (el.n == 5)
+        CHECK(strcmp(el.rows[0].kind, "start") == 0 && strcmp(el.rows[1].kind, "diverged") == 0 &&
+                  el.rows[1].step == 7 &&
+                  strcmp(el.rows[1].detail, "train_loss is nan at step 7") == 0 &&
+                  strcmp(el.rows[2].kind, "swap") == 0 &&
+                  el.rows[2].step == SWAP_STEP && strcmp(el.rows[2].detail, "soft -> topk") == 0 &&
+                  strcmp(el.rows[3].kind, "set_k") == 0 && strcmp(el.rows[4].kind, "finish") == 0 &&
+                  strcmp(el.rows[2].time, "2023-11-14T22:13:35.000Z") == 0,
+              "event kinds, steps, detail (%s) and time (%s)", el.rows[1].detail,
+              el.rows[2].time);
 
     /* checkpoints */
     n = 0;
@@ -322,11 +326,18 @@ static void test_write_read(void)
              " FROM run_final WHERE run = %lld",
              STEPS, (unsigned long long)best_step, (long long)soft);
     CHECK(raw_int(db, sql) == 1, "run_final: steps, status, val_ppl, best step, tokens/s, f1");
-    double want = exp(val_loss_at(GATE_RANDOM, 42, STEPS)) - exp(val_loss_at(GATE_SOFT, 42, STEPS));
+    /* soft swapped to topk at SWAP_STEP: compared at its last clean evaluation */
+    double want = exp(val_loss_at(GATE_RANDOM, 42, SWAP_STEP)) -
+                  exp(val_loss_at(GATE_SOFT, 42, SWAP_STEP));
+    char status[128];
+    raw_text(db, "SELECT status FROM learned_vs_random", status, sizeof status);
     CHECK(raw_int(db, "SELECT count(*) FROM learned_vs_random") == 1 &&
               fabs(raw_double(db, "SELECT routing_benefit FROM learned_vs_random") - want) < 1e-9 &&
-              raw_int(db, "SELECT dense_run FROM learned_vs_random") == dense,
-          "learned_vs_random: routing benefit = random ppl - soft ppl = %.4f", want);
+              raw_int(db, "SELECT dense_run FROM learned_vs_random") == dense &&
+              raw_int(db, "SELECT step FROM learned_vs_random") == SWAP_STEP &&
+              strcmp(status, "at last clean step 150: soft swapped to topk at 150") == 0,
+          "learned_vs_random: at soft's last clean step, routing benefit = random ppl - soft "
+          "ppl = %.4f (%s)", want, status);
     snprintf(sql, sizeof sql,
              "SELECT f1 FROM gate_agreement WHERE run = %lld AND step = 100 AND layer = 1",
              (long long)soft);
@@ -634,17 +645,26 @@ static void test_crash_and_resume(void)
     raw_run_text(db, gone, "heartbeat", beat, sizeof beat);
     CHECK(strncmp(beat, "2000", 4) == 0, "a run given a final status is no longer kept alive");
 
-    snprintf(want, sizeof want, "run %lld finished; nothing to resume", (long long)finished);
-    CHECK(store_run_reopen(s, finished, 100, &err) == -1 && strcmp(err.msg, want) == 0,
-          "refuses a finished run: %s", err.msg);
-    CHECK(store_run_reopen(s, diverged, 100, &err) == -1 && strstr(err.msg, "diverged"),
+    snprintf(want, sizeof want, "run %lld diverged; nothing to resume", (long long)diverged);
+    CHECK(store_run_reopen(s, diverged, 100, &err) == -1 && strcmp(err.msg, want) == 0,
           "refuses a diverged run: %s", err.msg);
     CHECK(store_run_reopen(s, mine, 100, &err) == -1 && strstr(err.msg, "is running in process"),
           "refuses a run whose owner is alive: %s", err.msg);
     CHECK(store_run_reopen(s, 9999, 100, &err) == -1 && strstr(err.msg, "no run 9999"),
           "refuses a missing run: %s", err.msg);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM metrics WHERE run = %lld", (long long)finished);
-    CHECK(raw_int(db, sql) > 0 && !store_in_transaction(s), "a refused resume deletes nothing");
+    snprintf(sql, sizeof sql, "SELECT max(step) FROM metrics WHERE run = %lld",
+             (long long)diverged);
+    CHECK(raw_int(db, sql) == STEPS && !store_in_transaction(s),
+          "a refused resume deletes nothing");
+    /* `resume --steps` extends a finished run */
+    err.msg[0] = '\0';
+    CHECK(store_run_reopen(s, finished, 100, &err) == 0, "a finished run resumes (%s)",
+          err.msg);
+    snprintf(sql, sizeof sql, "SELECT status || ' ' || (SELECT max(step) FROM metrics"
+                              " WHERE run = %1$lld) FROM runs WHERE id = %1$lld",
+             (long long)finished);
+    raw_text(db, sql, want, sizeof want);
+    CHECK(strcmp(want, "running 100") == 0, "... running again from step 100 (%s)", want);
     CHECK(store_run_reopen(s, gone, 100, &err) == 0, "a stopped run resumes");
     store_close(s);
     sqlite3_close(db);
@@ -838,8 +858,9 @@ static const char *const all_tables[] = {
 #define N_TABLES (sizeof all_tables / sizeof all_tables[0])
 
 /* Every row of a table as text, ordered by every column: what a migration
- * must keep. Caller frees. */
-static char *table_text(sqlite3 *db, const char *table)
+ * must keep. *ncols > 0: only the first *ncols columns (a later schema adds
+ * columns at the end); 0: all of them, and *ncols is set. Caller frees. */
+static char *table_text_cols(sqlite3 *db, const char *table, int *ncols)
 {
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT * FROM %s", table);
@@ -847,6 +868,9 @@ static char *table_text(sqlite3 *db, const char *table)
     GL_ASSERT(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK);
     int ncol = sqlite3_column_count(st);
     sqlite3_finalize(st);
+    if (*ncols > 0 && *ncols < ncol)
+        ncol = *ncols;
+    *ncols = ncol;
     size_t at = (size_t)snprintf(sql, sizeof sql, "SELECT * FROM %s ORDER BY 1", table);
     for (int c = 2; c <= ncol; c++)
         at += (size_t)snprintf(sql + at, sizeof sql - at, ", %d", c);
@@ -872,13 +896,19 @@ static char *table_text(sqlite3 *db, const char *table)
     return out;
 }
 
+static char *table_text(sqlite3 *db, const char *table)
+{
+    int ncols = 0;
+    return table_text_cols(db, table, &ncols);
+}
+
 /* A version-3 file with rows in every table: four finished-or-ended runs
  * (one forked from another), events, layer metrics, segments, heatmaps,
  * checkpoints, an experiment, and one orphan metric row (a run deleted from
  * a shell without foreign keys: it must survive too). */
-static sqlite3 *v3_file(const char *path)
+static sqlite3 *old_file(const char *path, int version)
 {
-    sqlite3 *db = old_db_create(path, 3);
+    sqlite3 *db = old_db_create(path, version);
     raw_session(db, 1);
     raw_session(db, 2);
     raw_run(db, 1, 1, 0, "soft", "soft", "{}", "finished", 0, 1.0);
@@ -912,13 +942,19 @@ static sqlite3 *v3_file(const char *path)
     return db;
 }
 
+static sqlite3 *v3_file(const char *path)
+{
+    return old_file(path, 3);
+}
+
 static void test_migrate_v3(void)
 {
     char *path = tmp_path("v3.db");
     sqlite3 *db = v3_file(path);
     char *before[N_TABLES];
+    int ncols[N_TABLES] = {0};
     for (size_t t = 0; t < N_TABLES; t++)
-        before[t] = table_text(db, all_tables[t]);
+        before[t] = table_text_cols(db, all_tables[t], &ncols[t]);
     int64_t orphans = raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check");
     sqlite3_close(db);
 
@@ -934,14 +970,15 @@ static void test_migrate_v3(void)
     char id[40];
     snprintf(id, sizeof id, "%s", store_db_id(s));
     db = raw_open(path);
-    CHECK(raw_int(db, "PRAGMA user_version") == 4, "user_version is 4");
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "user_version is %d",
+          STORE_SCHEMA_VERSION);
     char stored[40];
     raw_text(db, "SELECT value FROM db_info WHERE key = 'id'", stored, sizeof stored);
     CHECK(strlen(id) == 32 && strspn(id, "0123456789abcdef") == 32 && strcmp(id, stored) == 0,
           "the migration gave it a 32-hex-digit id, the one store_db_id gives (%s)", stored);
     size_t same = 0;
     for (size_t t = 0; t < N_TABLES; t++) {
-        char *after = table_text(db, all_tables[t]);
+        char *after = table_text_cols(db, all_tables[t], &ncols[t]);
         if (strcmp(after, before[t]) == 0)
             same++;
         else
@@ -1050,6 +1087,205 @@ static void test_migrate_fails_whole(void)
               raw_int(db, "SELECT count(*) FROM db_info") == 1,
           "... and nothing of it stays: version 3, the same rows, runs and its views as they "
           "were, the user's db_info untouched");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- absent metrics and diverged ones ---------------------------------- */
+
+static void test_absent_and_diverged(void)
+{
+    char *path = tmp_path("absent.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "absent", &err);
+    store_run_desc d = {.name = "dense", .mode = "dense", .k = 16, .seed = 1};
+    int64_t run = store_run_begin(s, session, &d, &err);
+    GL_ASSERT(run > 0);
+    GL_ASSERT(store_begin(s, &err) == 0);
+    /* a dense evaluation: no gate, so no F1, mass kept or gate gradient */
+    tel_record ev = rec_eval(100, 1.5, NAN);
+    ev.u.eval.mass_kept = NAN;
+    ev.u.eval.gate_grad_norm = NAN;
+    GL_ASSERT(write_or_die(s, run, &ev) == 0);
+    tel_record ly = rec_layer(100, 0, 1, NAN);
+    ly.u.layer.value[METRIC_GATE_GRAD_NORM] = NAN;
+    GL_ASSERT(write_or_die(s, run, &ly) == 0);
+    /* an evaluation whose gate gradient exists and blew up, an infinite
+     * oracle mass (an infinity is never absent) and a NaN val loss */
+    ev = rec_eval(200, NAN, 0.5);
+    ev.u.eval.val_ppl = INFINITY;
+    ev.u.eval.gate_grad_norm = NAN;
+    ev.u.eval.diverged = REC_EVAL_GATE_GRAD_NORM;
+    ev.u.eval.oracle_mass = -INFINITY;
+    GL_ASSERT(write_or_die(s, run, &ev) == 0);
+    ly = rec_layer(200, 1, 0, 0.5);
+    ly.u.layer.value[METRIC_GATE_GRAD_NORM] = NAN;
+    ly.u.layer.diverged = 1u << METRIC_GATE_GRAD_NORM;
+    GL_ASSERT(write_or_die(s, run, &ly) == 0);
+    GL_ASSERT(store_commit(s, &err) == 0);
+    store_close(s);
+
+    sqlite3 *db = raw_open(path);
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE key IN ('f1', 'mass_kept',"
+                      " 'gate_grad_norm') AND step = 100") == 0 &&
+              raw_int(db, "SELECT count(*) FROM layer_metrics WHERE step = 100 AND"
+                          " key IN ('f1', 'gate_grad_norm', 'flip_rate')") == 0 &&
+              raw_int(db, "SELECT count(*) FROM events WHERE step = 100") == 0,
+          "absent metrics (NaN, no diverged bit): no row and no event");
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE step = 100 AND key IN"
+                      " ('val_loss', 'val_ppl', 'oracle_mass', 'tokens_per_s')") == 4,
+          "... the metrics that exist are stored beside them");
+    char got[512];
+    raw_text(db, "SELECT group_concat(detail, '; ') FROM (SELECT detail FROM events"
+                 " WHERE step = 200 AND kind = 'diverged' ORDER BY id)", got, sizeof got);
+    CHECK(strcmp(got, "val_loss is nan at step 200; val_ppl is inf at step 200; oracle_mass is "
+                      "-inf at step 200; gate_grad_norm is nan at step 200; gate_grad_norm of "
+                      "layer 1 head 0 is nan at step 200") == 0,
+          "non-finite values that exist: one diverged event each, naming metric and step (%s)",
+          got);
+    CHECK(raw_int(db, "SELECT count(*) FROM metrics WHERE step = 200 AND key IN ('val_loss',"
+                      " 'val_ppl', 'oracle_mass', 'gate_grad_norm')") == 0 &&
+              raw_int(db, "SELECT count(*) FROM metrics WHERE step = 200 AND key = 'f1'") == 1,
+          "... and no row for them, while the finite ones are stored");
+    sqlite3_close(db);
+    free(path);
+}
+
+/* ---- migration from schema 4 to 5; names, tags and notes -------------- */
+
+static void test_migrate_v4(void)
+{
+    char *path = tmp_path("v4.db");
+    sqlite3 *db = old_file(path, 4);
+    raw_exec(db, "UPDATE runs SET status = 'failed' WHERE id = 2;"   /* a status of schema 4 */
+                 "INSERT INTO db_info (key, value) VALUES ('id', '0123456789abcdef0123456789abcdef')");
+    char *before[N_TABLES];
+    int ncols[N_TABLES] = {0};
+    for (size_t t = 0; t < N_TABLES; t++)
+        before[t] = table_text_cols(db, all_tables[t], &ncols[t]);
+    int64_t orphans = raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check");
+    char id_before[40];
+    raw_text(db, "SELECT value FROM db_info WHERE key = 'id'", id_before, sizeof id_before);
+    sqlite3_close(db);
+
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "a version-4 file opens (%s)", s ? "migrated" : err.msg);
+    if (!s) {
+        for (size_t t = 0; t < N_TABLES; t++)
+            free(before[t]);
+        free(path);
+        return;
+    }
+    db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 5, "user_version is 5");
+    size_t same = 0;
+    for (size_t t = 0; t < N_TABLES; t++) {
+        char *after = table_text_cols(db, all_tables[t], &ncols[t]);
+        if (strcmp(after, before[t]) == 0)
+            same++;
+        else
+            printf("  note: %s changed:\n--- before%s\n--- after%s\n", all_tables[t], before[t],
+                   after);
+        free(after);
+        free(before[t]);
+    }
+    CHECK(same == N_TABLES, "4 -> 5: every row of the %zu tables is kept, column for column "
+                            "(%zu equal)", N_TABLES, same);
+    CHECK(strcmp(store_db_id(s), id_before) == 0 &&
+              raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check") == orphans,
+          "... the same database id, no foreign key broken");
+    CHECK(raw_int(db, "SELECT count(*) FROM sessions WHERE gatelab_version = 'old' AND"
+                      " git_rev IS NULL AND name IS NULL AND note IS NULL") == 2 &&
+              raw_int(db, "SELECT count(*) FROM runs WHERE note IS NULL") == 4 &&
+              raw_int(db, "SELECT count(*) FROM tags") == 0,
+          "old sessions: gatelab_version from version, no git revision, name or note; runs "
+          "without notes; an empty tags table");
+    CHECK(raw_int(db, "SELECT count(*) FROM run_final WHERE gatelab_version = 'old'"
+                      " AND git_rev IS NULL") == 4,
+          "run_final carries the version of the binary that made each run");
+    CHECK(raw_int(db, "SELECT count(*) FROM learned_vs_random WHERE learned_run = 1 AND"
+                      " random_run = 2 AND step = 100 AND status = 'aligned' AND dense_run IS NULL"
+                      " AND routing_benefit_rel IS NULL AND rel_note = 'no dense arm'") == 1,
+          "learned_vs_random pairs the migrated runs at step 100");
+    CHECK(raw_int(db, "SELECT count(*) FROM evals_wide WHERE session = 1 AND step = 100 AND"
+                      " abs(arm0 - exp(1.0)) < 1e-9 AND abs(arm1 - exp(1.1)) < 1e-9 AND"
+                      " abs(arm2 - exp(1.2)) < 1e-9 AND arm3 IS NULL") == 1 &&
+              raw_int(db, "SELECT count(*) FROM params WHERE run = 4 AND"
+                          " ((key = 'experts' AND value_text = '4' AND value_num = 4) OR"
+                          "  (key = 'router' AND value_text = 'learned' AND value_num IS NULL))")
+                  == 2,
+          "evals_wide and params read the migrated rows");
+    char check[32];
+    raw_text(db, "PRAGMA integrity_check", check, sizeof check);
+    CHECK(strcmp(check, "ok") == 0, "integrity_check: %s", check);
+
+    /* the session of this binary records its version and revision */
+    int64_t session = store_session_begin(s, "after", &err);
+    GL_ASSERT(session > 0);
+    char sql[512], text[256];
+    snprintf(sql, sizeof sql, "SELECT version || '|' || gatelab_version || '|' || git_rev ||"
+                              " '|' || (name IS NULL) FROM sessions WHERE id = %lld",
+             (long long)session);
+    raw_text(db, sql, text, sizeof text);
+    char want[128];
+    snprintf(want, sizeof want, "%s|%s|%s|1", GL_VERSION, GL_VERSION, gl_git_rev());
+    CHECK(strcmp(text, want) == 0, "a new session records version and git revision (%s)", text);
+
+    CHECK(store_session_set_name_note(s, session, "baseline", NULL, &err) == 0 &&
+              store_session_set_name_note(s, session, NULL, "first try", &err) == 0,
+          "session name, then note (%s)", err.msg[0] ? err.msg : "ok");
+    snprintf(sql, sizeof sql, "SELECT name || '|' || note FROM sessions WHERE id = %lld",
+             (long long)session);
+    raw_text(db, sql, text, sizeof text);
+    CHECK(strcmp(text, "baseline|first try") == 0, "NULL leaves the other as it was (%s)", text);
+    CHECK(store_session_set_name_note(s, 999, "x", NULL, &err) == -1 &&
+              strstr(err.msg, "no session 999"),
+          "a missing session: %s", err.msg);
+
+    err.msg[0] = '\0';
+    CHECK(store_tag_set(s, 1, "lr", "3e-3", &err) == 0 &&
+              store_tag_set(s, 1, "lr", "1e-3", &err) == 0 &&
+              store_tag_set(s, 1, "baseline", NULL, &err) == 0 &&
+              store_tag_set(s, 2, "lr", "3e-3", &err) == 0,
+          "tags set and replaced (%s)", err.msg[0] ? err.msg : "ok");
+    CHECK(raw_int(db, "SELECT count(*) FROM tags") == 3 &&
+              raw_int(db, "SELECT count(*) FROM tags WHERE run = 1 AND key = 'lr'"
+                          " AND value = '1e-3'") == 1 &&
+              raw_int(db, "SELECT count(*) FROM tags WHERE run = 1 AND key = 'baseline'"
+                          " AND value = ''") == 1,
+          "one row per (run, key), the newest value; no value is ''");
+    CHECK(store_tag_set(s, 999, "lr", "1", &err) == -1 && strstr(err.msg, "no run 999"),
+          "a tag on a missing run: %s", err.msg);
+    CHECK(store_tag_set(s, 1, "", "1", &err) == -1 && strstr(err.msg, "a tag needs a key"),
+          "an empty key: %s", err.msg);
+
+    err.msg[0] = '\0';
+    CHECK(store_note_set(s, 1, "swapped by hand at 238", &err) == 0 &&
+              raw_int(db, "SELECT count(*) FROM runs WHERE id = 1 AND"
+                          " note = 'swapped by hand at 238'") == 1,
+          "a run's note (%s)", err.msg[0] ? err.msg : "ok");
+    CHECK(store_note_set(s, 1, NULL, &err) == 0 &&
+              raw_int(db, "SELECT count(*) FROM runs WHERE id = 1 AND note IS NULL") == 1,
+          "NULL clears it");
+    CHECK(store_note_set(s, 999, "x", &err) == -1 && strstr(err.msg, "no run 999"),
+          "a note on a missing run: %s", err.msg);
+
+    /* inside the caller's transaction they go with it */
+    GL_ASSERT(store_begin(s, &err) == 0);
+    CHECK(store_tag_set(s, 2, "rolled", "back", &err) == 0 &&
+              store_note_set(s, 2, "rolled back", &err) == 0,
+          "tag and note inside a transaction");
+    store_abort(s);
+    CHECK(raw_int(db, "SELECT count(*) FROM tags WHERE key = 'rolled'") == 0 &&
+              raw_int(db, "SELECT count(*) FROM runs WHERE id = 2 AND note IS NULL") == 1,
+          "... and are dropped with it");
+    store_close(s);
+
+    raw_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM runs WHERE id = 1");
+    CHECK(raw_int(db, "SELECT count(*) FROM tags") == 1, "deleting a run deletes its tags");
     sqlite3_close(db);
     free(path);
 }
@@ -1340,6 +1576,8 @@ int main(void)
     test_bad_files();
     test_migrate_v3();
     test_migrate_fails_whole();
+    test_migrate_v4();
+    test_absent_and_diverged();
     test_busy();
     test_readers();
 

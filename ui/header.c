@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "gate.h"
+#include "progress.h"
 
 static const char *status_word(const ui_arm *a)
 {
@@ -59,13 +60,20 @@ void ui_header_draw(ui_rect r, const ui_state *st, const ui_view *v)
         if (st->steps)
             snprintf(steps, sizeof steps, " of %zu", st->steps);
         ui_fmt_num(tok, sizeof tok, isnan(v->tok_s) ? 0.0 : v->tok_s);
+        /* how long the rest takes at the current speed: "?" until a pace
+         * is measured or while every arm is paused; gone once all ended */
+        char eta[40] = "", when[24];
+        if (!ui_state_all_done(st)) {
+            progress_fmt_time(when, sizeof when, v->eta);
+            snprintf(eta, sizeof eta, " | ETA %s", when);
+        }
         if (st->session)
-            snprintf(buf, sizeof buf, " | session %lld | step %llu%s | %s tok/s",
+            snprintf(buf, sizeof buf, " | session %lld | step %llu%s | %s tok/s%s",
                      (long long)st->session, (unsigned long long)ui_state_max_step(st), steps,
-                     tok);
+                     tok, eta);
         else
-            snprintf(buf, sizeof buf, " | not stored | step %llu%s | %s tok/s",
-                     (unsigned long long)ui_state_max_step(st), steps, tok);
+            snprintf(buf, sizeof buf, " | not stored | step %llu%s | %s tok/s%s",
+                     (unsigned long long)ui_state_max_step(st), steps, tok, eta);
     }
     used += ui_text(r.y, x + used, w - used, A_NORMAL, buf);
     const char *state = v->state ? v->state : "";
@@ -105,12 +113,14 @@ void ui_routing_draw(ui_rect r, const ui_state *st, const ui_view *v)
         return;
     }
     char buf[256];
-    snprintf(buf, sizeof buf, "@%llu ppl %s %.3f %s %.3f %s %.3f", (unsigned long long)rb.step,
+    snprintf(buf, sizeof buf, "@%llu%s ppl %s %.3f %s %.3f %s %.3f",
+             (unsigned long long)rb.step, rb.clean != UINT64_MAX ? " (last clean step)" : "",
              st->arms[rb.learned].name, rb.ppl_l, st->arms[rb.random].name, rb.ppl_r,
              st->arms[rb.dense].name, rb.ppl_d);
     used += ui_text(r.y, r.x + used, r.w - used, A_NORMAL, buf);
     if (isnan(rb.relative))
-        snprintf(buf, sizeof buf, " | benefit %+.3f ppl (random = dense)", rb.benefit);
+        snprintf(buf, sizeof buf, " | benefit %+.3f ppl (random within 1%% of dense)",
+                 rb.benefit);
     else
         snprintf(buf, sizeof buf, " | benefit %+.3f ppl = %.2f of random-dense (0: absorbed)",
                  rb.benefit, rb.relative);

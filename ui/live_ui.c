@@ -16,6 +16,7 @@
 
 #include "arm.h"
 #include "gate.h"
+#include "progress.h"
 #include "ring.h"
 #include "store.h"
 #include "ui_screen.h"
@@ -33,6 +34,7 @@ struct ui_live {
     unsigned dirty;
     double last_draw, rate_t;
     uint64_t rate_step[LIVE_MAX_ARMS];
+    progress_pace pace[LIVE_MAX_ARMS]; /* steps per second over the last seconds, for the ETA */
     int quit;                          /* confirmed: stop every arm */
     /* a command sent and not yet answered by its event, so a second key
      * press builds on it instead of on the stale gate */
@@ -337,8 +339,27 @@ static void update_rates(ui_live *u, live *lv, double now)
         u->rate_step[i] = step;
         if (!isnan(ua->tok_s))
             total += ua->tok_s;
+        /* a paused arm restarts its window, so the pause is not counted as
+         * a slow pace once it resumes */
+        if (ua->status == RUN_PAUSED)
+            u->pace[i].started = 0;
+        else
+            progress_pace_feed(&u->pace[i], step, now);
     }
     u->view.tok_s = total;
+    /* the session ends with its slowest running arm */
+    double eta = NAN;
+    int running = 0;
+    for (size_t i = 0; i < u->st.narms; i++) {
+        const ui_arm *ua = &u->st.arms[i];
+        if (ua->done || ua->status == RUN_PAUSED)
+            continue;
+        uint64_t left = ua->step < u->st.steps ? u->st.steps - ua->step : 0;
+        double t = progress_eta(&u->pace[i], left);
+        eta = !running ? t : isnan(t) || isnan(eta) ? NAN : fmax(eta, t);
+        running = 1;
+    }
+    u->view.eta = eta;
     u->rate_t = now;
     u->dirty |= UI_DIRTY_HEADER;
 }
@@ -415,6 +436,7 @@ int ui_live_linger(ui_live *u, const live_result *res)
     for (size_t i = 0; i < u->st.narms; i++)
         u->st.arms[i].tok_s = 0.0;
     v->tok_s = 0.0;
+    v->eta = NAN;
     ui_view_message(v, 0, 0.0, "every arm has ended; the screen stays for a look: q quits");
     u->dirty = UI_DIRTY_ALL;
     int sig = 0;

@@ -195,6 +195,8 @@ static int load(replay *rp, int64_t session, gl_error *err)
         a->k = row->k;
         a->frozen = (uint32_t)row->frozen;
         a->have_gate = 1;
+        a->start_mode = a->mode;           /* runs.mode: the gate at its start */
+        a->forked = row->parent_run != 0;
         sink tr = {&a->train}, va = {&a->val};
         seg_sink ss = {r};
         ev_sink es = {rp, row->arm};

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <langinfo.h>
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -296,10 +297,12 @@ static const ui_keydef key_table[] = {
      UI_LIVE},
     {{'F'}, UI_ACT_FORK, {0}, UI_ACT_NONE, "F", "fork",
      "fork the selected arm into a new arm running the next gate mode", UI_LIVE},
-    {{KEY_LEFT, ','}, UI_ACT_STEP_PREV, {KEY_RIGHT, '.'}, UI_ACT_STEP_NEXT, "</>", "step",
-     "previous / next evaluation step (cursor keys, or , and .)", UI_REPLAY},
-    {{KEY_HOME, '<'}, UI_ACT_STEP_FIRST, {KEY_END, '>'}, UI_ACT_STEP_LAST, "home/end", NULL,
-     "first / last evaluation step", UI_REPLAY},
+    /* the names are the keys themselves: < and > jump to the ends, the
+     * cursor keys (or , and .) move one evaluation */
+    {{KEY_LEFT, ','}, UI_ACT_STEP_PREV, {KEY_RIGHT, '.'}, UI_ACT_STEP_NEXT, ",/.", "step",
+     "previous / next evaluation step (left / right cursor keys, or , and .)", UI_REPLAY},
+    {{KEY_HOME, '<'}, UI_ACT_STEP_FIRST, {KEY_END, '>'}, UI_ACT_STEP_LAST, "</>", "ends",
+     "jump to the first / last evaluation step (< and >, or home and end)", UI_REPLAY},
     {{'?'}, UI_ACT_HELP, {0}, UI_ACT_NONE, "?", "help", "this help (any key closes it)", BOTH},
     {{'q'}, UI_ACT_QUIT, {0}, UI_ACT_NONE, "q", "quit",
      "quit; asks \"quit? y/n\" while arms run, then stops them cleanly (stored as stopped)",
@@ -332,6 +335,7 @@ void ui_view_init(ui_view *v, ui_mode mode)
     v->log_y = 1;
     v->smooth = UI_SMOOTH_DEFAULT;
     v->state = mode == UI_REPLAY ? "REPLAY" : "RUNNING";
+    v->eta = NAN;
 }
 
 void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)

@@ -196,6 +196,7 @@ ui_arm *ui_state_arm(ui_state *st, size_t i, const char *name)
     while (st->narms <= i) {
         ui_arm *a = &st->arms[st->narms];
         memset(a, 0, sizeof *a);
+        a->changed_at = UINT64_MAX;
         snprintf(a->name, sizeof a->name, "arm%zu", st->narms);
         ui_series_init(&a->train);
         ui_series_init(&a->val);
@@ -276,12 +277,17 @@ unsigned ui_state_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind
         return 0;
     unsigned dirty = UI_DIRTY_EVENTS;
     if (has_gate) {
+        if (!a->have_gate)
+            a->start_mode = mode;
         a->mode = mode;
         a->k = k;
         a->frozen = frozen;
         a->have_gate = 1;
         dirty |= UI_DIRTY_HEADER;
     }
+    if ((kind == EV_SWAP || kind == EV_SET_K || kind == EV_FREEZE || kind == EV_UNFREEZE) &&
+        step < a->changed_at)
+        a->changed_at = step;
     ui_state_log_event(st, arm, step, kind, detail);
     char g = mark_glyph((event_kind)kind);
     if (g) {
@@ -318,6 +324,7 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
     switch ((rec_kind)r->kind) {
     case REC_RUN_BEGIN:
         a->start_step = r->step;
+        a->forked = r->u.run.parent_arm != UINT32_MAX;
         if (r->step > a->step)
             a->step = r->step;
         return UI_DIRTY_ALL;
@@ -416,10 +423,14 @@ double ui_state_layer_mean(const ui_state *st, size_t i, size_t layer, metric_ke
     return n ? sum / (double)n : NAN;
 }
 
+/* The arm listed under mode m: the gate it started with, as the database's
+ * learned_vs_random pairs them (a fork starts with its parent's history and
+ * is never listed there, nor here). */
 static size_t find_mode(const ui_state *st, gate_mode m)
 {
     for (size_t i = 0; i < st->narms; i++)
-        if (st->arms[i].have_gate && st->arms[i].mode == (uint32_t)m)
+        if (st->arms[i].have_gate && st->arms[i].start_mode == (uint32_t)m &&
+            !st->arms[i].forked)
             return i;
     return SIZE_MAX;
 }
@@ -437,13 +448,20 @@ int ui_state_routing(const ui_state *st, ui_routing *out)
             continue;
         const ui_series *vl = &st->arms[l].val;
         size_t np = ui_series_points(vl);
-        /* the newest evaluation all three have (arms evaluate at the same steps) */
-        for (size_t back = 0; back < np && back < 64; back++) {
+        /* the newest evaluation all three have while each still ran the gate
+         * it is listed under (an arm evaluates before it applies a command,
+         * so the step of a swap still counts) */
+        uint64_t clean = st->arms[l].changed_at;
+        if (st->arms[r].changed_at < clean)
+            clean = st->arms[r].changed_at;
+        if (st->arms[d].changed_at < clean)
+            clean = st->arms[d].changed_at;
+        for (size_t back = 0; back < np; back++) {
             uint64_t step;
             double v, lv, vr, vd;
             uint32_t n;
             ui_series_point(vl, np - 1 - back, &step, &v, &lv, &n);
-            if (n != 1 || !ui_series_at(&st->arms[r].val, step, &vr) ||
+            if (n != 1 || step > clean || !ui_series_at(&st->arms[r].val, step, &vr) ||
                 !ui_series_at(&st->arms[d].val, step, &vd))
                 continue;
             out->learned = l;
@@ -454,8 +472,11 @@ int ui_state_routing(const ui_state *st, ui_routing *out)
             out->ppl_r = exp(vr);
             out->ppl_d = exp(vd);
             out->benefit = out->ppl_r - out->ppl_l;
+            /* below the floor of sessions/README.md (1% of dense) the ratio
+             * is noise over noise: not shown, as the database leaves it NULL */
             double span = out->ppl_r - out->ppl_d;
-            out->relative = span != 0.0 ? out->benefit / span : NAN;
+            out->relative = fabs(span) >= 0.01 * out->ppl_d ? out->benefit / span : NAN;
+            out->clean = clean;
             return 1;
         }
     }

@@ -1,0 +1,18 @@
+/* floatfmt: a float as the decimal a person would have typed. Settings are
+ * floats; printed with %.9g, 3e-3 reads back as 0.00300000003 (the float
+ * nearest 0.003, to nine digits). The shortest %g form that strtof reads
+ * back to the same float is exact and is what the user wrote. */
+#ifndef GATELAB_FLOATFMT_H
+#define GATELAB_FLOATFMT_H
+
+#include <stddef.h>
+
+/* Room for any float this way ("-1.17549435e-38" and the NUL). */
+#define FLOATFMT_SIZE 24
+
+/* Writes into out[size] (size >= FLOATFMT_SIZE) the first of %.1g .. %.9g
+ * that strtof reads back to exactly v (%.9g always does), and returns out.
+ * A NaN or infinity is written as %g writes it ("nan", "inf"). */
+const char *floatfmt_shortest(float v, char *out, size_t size);
+
+#endif

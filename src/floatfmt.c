@@ -1,0 +1,22 @@
+/* floatfmt: the shortest round-tripping decimal of a float (floatfmt.h). */
+#include "floatfmt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+const char *floatfmt_shortest(float v, char *out, size_t size)
+{
+    /* a NaN never compares equal to itself: written once, as %g has it */
+    if (isnan(v)) {
+        snprintf(out, size, "%g", (double)v);
+        return out;
+    }
+    /* nine significant digits identify every float (FLT_DECIMAL_DIG) */
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(out, size, "%.*g", digits, (double)v);
+        if (strtof(out, NULL) == v)
+            return out;
+    }
+    return out;
+}
