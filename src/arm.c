@@ -138,7 +138,7 @@ static void drop_old_checkpoints(arm *a)
             files = p;
         }
         files[n].step = (size_t)step;
-        snprintf(files[n].name, sizeof files[n].name, "%s", nm);
+        memcpy(files[n].name, nm, strlen(nm) + 1);   /* fits: checked above */
         n++;
     }
     closedir(d);
