@@ -49,6 +49,7 @@ int cli_ls(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 /* names, tags, notes and housekeeping (cli_store.c) */
 int cli_tag(int argc, char **argv);
 int cli_note(int argc, char **argv);
