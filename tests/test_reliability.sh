@@ -66,6 +66,15 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     exit 1
 fi
 ABS_BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+# Address-space caps (ulimit -v) guard the checks below against a binary that
+# would slurp /dev/zero or allocate an absurd model; a sanitizer build reserves
+# terabytes of shadow memory at start and cannot run under one, so it gets none.
+VLIMIT_EVAL=4194304
+VLIMIT_RUN=16777216
+if grep -qa -e __asan_init -e __tsan_init "$BIN"; then
+    VLIMIT_EVAL=unlimited
+    VLIMIT_RUN=unlimited
+fi
 
 # The micro model of the issue (a step takes a few milliseconds).
 MICRO0="--ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --eval-windows 4 --headless"
@@ -467,7 +476,7 @@ eval_refused() {
     t0=$(date +%s)
     # a memory cap in case the reader slurps /dev/zero (dash and bash have ulimit -v)
     # shellcheck disable=SC3045
-    (ulimit -v 4194304 2>/dev/null; exec timeout -k 3 10 "$BIN" eval "$2" --data "$TEXT") >"$OUT" 2>"$ERR"
+    (ulimit -v $VLIMIT_EVAL 2>/dev/null; exec timeout -k 3 10 "$BIN" eval "$2" --data "$TEXT") >"$OUT" 2>"$ERR"
     rc=$?
     t1=$(date +%s)
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then fail "eval $1: hung (killed after $((t1 - t0)) s)"
@@ -540,7 +549,7 @@ mkdir -p "$D/big"
 for shape in "--dim 16384 --layers 64" "--dim 8192 --layers 64"; do
     # (the braces keep the shell's "Aborted" note of a crash off the output)
     # shellcheck disable=SC2086,SC3045
-    { (ulimit -v 16777216 2>/dev/null; exec timeout -k 3 30 "$BIN" run --headless --arms soft --steps 5 --ctx 32 --heads 2 \
+    { (ulimit -v $VLIMIT_RUN 2>/dev/null; exec timeout -k 3 30 "$BIN" run --headless --arms soft --steps 5 --ctx 32 --heads 2 \
         --batch 4 --threads 1 $shape --db "$D/big/big.db") >"$OUT" 2>"$ERR"; rc=$?; } 2>/dev/null
     if [ "$rc" -eq 2 ] && [ "$(nlines "$ERR")" -eq 1 ] && grep -Eq -- '--dim|--layers' "$ERR"; then
         ok "run $shape: exit 2, one line naming the shape flags  [$(msg)]"
