@@ -25,6 +25,7 @@
 #include "data.h"
 #include "distill.h"
 #include "gate.h"
+#include "json.h"
 #include "live.h"
 #include "metrics.h"
 #include "progress.h"
@@ -52,8 +53,6 @@ int distill_main(int argc, char **argv);
 
 /* Errors are printed with cli_usage_error / cli_runtime_error (cli.h), which
  * return the exit status. */
-/* JSON string body: quotes and backslashes escaped, control bytes dropped */
-void experiment_json_str(char *out, size_t n, const char *s);
 
 /* The checkpoint evaluated in `mode` (-1: its own) over the val windows;
  * ms, when not NULL, is initialised here and gets the first batch's
@@ -184,9 +183,10 @@ typedef struct {
     size_t narms, experts;    /* experts of the MoE arms */
     /* the first line, once the data is open (a .bin file sets V) */
     void (*print_header)(const experiment_env *env);
-    /* the settings stored with the experiment: a JSON object up to and
-     * including "eval_windows":N, (the run adds "threads" and "data") */
-    void (*config_json)(const experiment_args *a, char *out, size_t n);
+    /* the kind's own settings in the experiment's config JSON (members of
+     * the open object; the run writes kind, seeds, arms and the run-spec
+     * table's rows) */
+    void (*config_json)(const experiment_args *a, json_buf *b);
     void *ctx;                /* handed to measure and build_table */
     /* after seed seed_index + 1 trained as `session`: measures, prints and
      * stores what the kind adds; -1 with a message stops the experiment */

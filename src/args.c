@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runspec.h"
+
 int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out, gl_error *e)
 {
     if (!s)
@@ -159,60 +161,35 @@ int args_split_equals(int argc, char **argv, args_takes_value_fn takes_value, co
 int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
                       gl_error *e)
 {
-    const char *f = flag, *v = value;
-    model_config *mc = &tc->model;
-    int rc = 0;
-    if (strcmp(f, "--data") == 0) {
-        if (!v || (set->data_nonempty && !*v))
-            return gl_fail(e, "--data: missing value");
-        tc->data_path = v;
-    } else if (strcmp(f, "--steps") == 0) {
-        rc = args_size(f, v, 1, 100000000, &tc->steps, e);
-    } else if (strcmp(f, "--k") == 0) {
-        rc = args_size(f, v, 1, 4096, &mc->k, e);
-        set->k = 1;
-    } else if (strcmp(f, "--gate-temp") == 0) {
-        rc = args_float(f, v, 1e-4, 100.0, &mc->gate_temp, e);
-    } else if (strcmp(f, "--lr") == 0) {
-        rc = args_float(f, v, 0.0, 10.0, &tc->optim.lr, e);
-    } else if (strcmp(f, "--gate-lr") == 0) {
-        rc = args_float(f, v, 0.0, 10.0, &tc->optim.gate_lr, e);
-        set->gate_lr = 1;
-    } else if (strcmp(f, "--warmup") == 0) {
-        rc = args_size(f, v, 0, 100000000, &tc->optim.warmup, e);
-        set->warmup = 1;
-    } else if (strcmp(f, "--weight-decay") == 0) {
-        rc = args_float(f, v, 0.0, 10.0, &tc->optim.weight_decay, e);
-    } else if (strcmp(f, "--clip") == 0) {
-        rc = args_float(f, v, 0.0, 1e6, &tc->optim.clip, e);
-    } else if (strcmp(f, "--batch") == 0) {
-        rc = args_size(f, v, 1, 4096, &mc->batch, e);
-    } else if (strcmp(f, "--ctx") == 0) {
-        rc = args_size(f, v, 2, 4096, &mc->T, e);
-    } else if (strcmp(f, "--dim") == 0) {
-        rc = args_size(f, v, 1, 8192, &mc->d, e);
-    } else if (strcmp(f, "--layers") == 0) {
-        rc = args_size(f, v, 1, 64, &mc->layers, e);
-    } else if (strcmp(f, "--heads") == 0) {
-        rc = args_size(f, v, 1, 64, &mc->heads, e);
-    } else if (strcmp(f, "--mlp") == 0) {
-        rc = args_size(f, v, 1, 65536, &mc->mlp, e);
-        set->mlp = 1;
-    } else if (strcmp(f, "--gate-rank") == 0) {
-        rc = args_size(f, v, 1, 1024, &mc->r, e);
-    } else if (strcmp(f, "--vocab") == 0) {
-        rc = args_size(f, v, 2, 1u << 20, &set->vocab, e);
-    } else if (strcmp(f, "--eval-every") == 0) {
-        rc = args_size(f, v, set->eval_every_min, 100000000, &tc->eval_every, e);
-        set->eval_every = 1;
-    } else if (strcmp(f, "--eval-windows") == 0) {
-        rc = args_size(f, v, 0, 1000000, &tc->eval_windows, e);
-    } else if (strcmp(f, "--threads") == 0) {
-        rc = args_size(f, v, 1, 256, &tc->threads, e);
-    } else {
+    const runspec_row *r = runspec_find_flag(flag);
+    if (!r || !(r->where & RUNSPEC_SHARED))
         return 0;
+    if (r->type == RUNSPEC_PATH && (!value || (set->data_nonempty && !*value)))
+        return gl_fail(e, "%s: missing value", flag);
+    if (strcmp(r->name, "V") == 0) {
+        /* kept aside: a .bin file sets V unless --vocab is given */
+        if (runspec_parse_into(r, value, &set->vocab, e))
+            return -1;
+        return 1;
     }
-    return rc ? -1 : 1;
+    if (runspec_parse(r, value, tc, e))
+        return -1;
+    /* the defaults that follow from other options give way to these */
+    if (strcmp(r->name, "k") == 0)
+        set->k = 1;
+    else if (strcmp(r->name, "gate_lr") == 0)
+        set->gate_lr = 1;
+    else if (strcmp(r->name, "mlp") == 0)
+        set->mlp = 1;
+    else if (strcmp(r->name, "warmup") == 0)
+        set->warmup = 1;
+    else if (strcmp(r->name, "eval_every") == 0) {
+        set->eval_every = 1;
+        if (tc->eval_every < set->eval_every_min)
+            return gl_fail(e, "%s %s: must be between %zu and %.0f", flag, value,
+                           set->eval_every_min, r->max);
+    }
+    return 1;
 }
 
 void args_finish_defaults(train_config *tc, const args_set *set)

@@ -12,12 +12,13 @@
 
 #include "floatfmt.h"
 #include "generator.h"
+#include "runspec.h"
 
 #define META_MAX 48
 
 typedef struct {
     st_meta items[META_MAX];
-    char values[META_MAX][128];
+    char values[META_MAX][RUNSPEC_META_VALUE];
     size_t n;
 } meta_list;
 
@@ -72,8 +73,6 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
 {
     const model_config *c = &m->cfg;
     meta_list meta = {.n = 0};
-    /* floats as the shortest decimal that reads back to the same float */
-    char num[FLOATFMT_SIZE];
     meta_add(&meta, "format", "%s", CHECKPOINT_FORMAT);
     char hash[17];
     checkpoint_config_hash(c, hash);
@@ -85,39 +84,16 @@ int checkpoint_save(const char *path, const model *m, const optim *o, size_t ste
             meta_add(&meta, "run", "%" PRId64, owner->run);
         meta_add(&meta, "arm", "%u", owner->arm);
     }
-    meta_add(&meta, "preset", "%s", c->preset);
-    meta_add(&meta, "V", "%zu", c->V);
-    meta_add(&meta, "T", "%zu", c->T);
-    meta_add(&meta, "d", "%zu", c->d);
-    meta_add(&meta, "layers", "%zu", c->layers);
-    meta_add(&meta, "heads", "%zu", c->heads);
-    meta_add(&meta, "mlp", "%zu", c->mlp);
-    meta_add(&meta, "r", "%zu", c->r);
-    meta_add(&meta, "batch", "%zu", c->batch);
-    meta_add(&meta, "gate_mode", "%s", gate_mode_name(c->mode));
-    meta_add(&meta, "k", "%zu", c->k);
-    meta_add(&meta, "gate_temp", "%s", floatfmt_shortest(c->gate_temp, num, sizeof num));
-    meta_add(&meta, "gate_frozen", "%d", c->gate_frozen ? 1 : 0);
-    if (c->experts) {
-        meta_add(&meta, "experts", "%zu", c->experts);
-        meta_add(&meta, "router", "%s", c->router_frozen ? "random" : "learned");
-        meta_add(&meta, "moe_aux", "%s", floatfmt_shortest(c->moe_aux, num, sizeof num));
-    }
-    meta_add(&meta, "seed", "%" PRIu64, c->seed);
+    /* the model's rows of the run-spec table, and the optimiser's when the
+     * file resumes */
+    train_config tc = {.model = *c};
+    if (o && cursor)
+        tc.optim = o->cfg;
+    runspec_meta_write(&tc, o && cursor, meta.items, meta.values, &meta.n, META_MAX);
     meta_add(&meta, "step", "%zu", step);
     meta_add(&meta, "data", "%s", data_desc ? data_desc : "");
     meta_add(&meta, "resumable", "%d", o && cursor ? 1 : 0);
     if (o && cursor) {
-        const optim_config *oc = &o->cfg;
-        meta_add(&meta, "lr", "%s", floatfmt_shortest(oc->lr, num, sizeof num));
-        meta_add(&meta, "gate_lr", "%s", floatfmt_shortest(oc->gate_lr, num, sizeof num));
-        meta_add(&meta, "min_lr_frac", "%s",
-                 floatfmt_shortest(oc->min_lr_frac, num, sizeof num));
-        meta_add(&meta, "weight_decay", "%s",
-                 floatfmt_shortest(oc->weight_decay, num, sizeof num));
-        meta_add(&meta, "clip", "%s", floatfmt_shortest(oc->clip, num, sizeof num));
-        meta_add(&meta, "warmup", "%zu", oc->warmup);
-        meta_add(&meta, "total_steps", "%zu", oc->total_steps);
         meta_add(&meta, "adam_t", "%zu", o->t);
         meta_add(&meta, "data_rng", "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64,
                  cursor->rng.s[0], cursor->rng.s[1], cursor->rng.s[2], cursor->rng.s[3]);
@@ -166,20 +142,6 @@ static int meta_size(const st_file *f, const char *path, const char *key, size_t
     return 0;
 }
 
-static int meta_float(const st_file *f, const char *path, const char *key, float *out,
-                      gl_error *err)
-{
-    const char *v = st_meta_get(f, key);
-    if (!v)
-        return gl_fail(err, "%s: metadata has no \"%s\"", path, key);
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end)
-        return gl_fail(err, "%s: metadata \"%s\" = \"%s\" is not a number", path, key, v);
-    *out = (float)x;
-    return 0;
-}
-
 int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *info,
                          gl_error *err)
 {
@@ -188,37 +150,19 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
     if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
         return gl_fail(err, "%s: not a gatelab checkpoint (metadata format is %s%s%s)", path,
                        fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "");
-    model_config *c = &info->model;
-    const char *preset = st_meta_get(f, "preset");
-    snprintf(c->preset, sizeof c->preset, "%s", preset ? preset : "");
-    size_t seed = 0;
-    if (meta_size(f, path, "V", &c->V, err) || meta_size(f, path, "T", &c->T, err) ||
-        meta_size(f, path, "d", &c->d, err) || meta_size(f, path, "layers", &c->layers, err) ||
-        meta_size(f, path, "heads", &c->heads, err) || meta_size(f, path, "mlp", &c->mlp, err) ||
-        meta_size(f, path, "r", &c->r, err) || meta_size(f, path, "batch", &c->batch, err) ||
-        meta_size(f, path, "k", &c->k, err) || meta_size(f, path, "seed", &seed, err) ||
-        meta_size(f, path, "step", &info->step, err) ||
-        meta_float(f, path, "gate_temp", &c->gate_temp, err))
+    /* the rows of the run-spec table: the model's, then (resumable files)
+     * the optimiser's; what older files lack keeps its default */
+    train_config tc;
+    runspec_defaults("tiny", &tc);
+    memset(&tc.model, 0, sizeof tc.model);   /* no preset: "" */
+    tc.model.moe_aux = 0.01f;                /* absent with a dense FFN */
+    const char *res = st_meta_get(f, "resumable");
+    info->resumable = res && strcmp(res, "1") == 0;
+    if (runspec_meta_read(f, path, info->resumable, &tc, err) ||
+        meta_size(f, path, "step", &info->step, err))
         return -1;
-    c->seed = seed;
-    const char *frozen = st_meta_get(f, "gate_frozen");
-    c->gate_frozen = frozen && strcmp(frozen, "1") == 0;
-    /* experts, router and moe_aux arrived with the MoE FFN: absent means dense */
-    c->moe_aux = 0.01f;
-    if (st_meta_get(f, "experts")) {
-        const char *router = st_meta_get(f, "router");
-        if (meta_size(f, path, "experts", &c->experts, err) ||
-            meta_float(f, path, "moe_aux", &c->moe_aux, err))
-            return -1;
-        if (!router || (strcmp(router, "learned") && strcmp(router, "random")))
-            return gl_fail(err, "%s: metadata router \"%s\" is not learned or random", path,
-                           router ? router : "(missing)");
-        c->router_frozen = strcmp(router, "random") == 0;
-    }
-    const char *mode = st_meta_get(f, "gate_mode");
-    if (!mode || gate_mode_parse(mode, &c->mode))
-        return gl_fail(err, "%s: metadata gate_mode \"%s\" is not one of %s", path,
-                       mode ? mode : "(missing)", gate_mode_list());
+    info->model = tc.model;
+    model_config *c = &info->model;
     gl_error why;
     if (model_config_check(c, &why))
         return gl_fail(err, "%s: config in metadata is invalid: %s", path, why.msg);
@@ -242,21 +186,12 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
     }
     const char *data = st_meta_get(f, "data");
     snprintf(info->data, sizeof info->data, "%s", data ? data : "");
-    const char *res = st_meta_get(f, "resumable");
-    info->resumable = res && strcmp(res, "1") == 0;
     if (!info->resumable)
         return 0;
-    optim_default_config(&info->optim);
-    optim_config *oc = &info->optim;
+    info->optim = tc.optim;
+    const optim_config *oc = &info->optim;
     size_t pos = 0, batches = 0;
-    if (meta_float(f, path, "lr", &oc->lr, err) ||
-        meta_float(f, path, "gate_lr", &oc->gate_lr, err) ||
-        meta_float(f, path, "min_lr_frac", &oc->min_lr_frac, err) ||
-        meta_float(f, path, "weight_decay", &oc->weight_decay, err) ||
-        meta_float(f, path, "clip", &oc->clip, err) ||
-        meta_size(f, path, "warmup", &oc->warmup, err) ||
-        meta_size(f, path, "total_steps", &oc->total_steps, err) ||
-        meta_size(f, path, "adam_t", &info->adam_t, err) ||
+    if (meta_size(f, path, "adam_t", &info->adam_t, err) ||
         meta_size(f, path, "data_position", &pos, err) ||
         meta_size(f, path, "data_batches", &batches, err))
         return -1;

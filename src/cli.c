@@ -26,6 +26,7 @@
 #include "gate.h"
 #include "model.h"
 #include "progress.h"
+#include "runspec.h"
 #include "safetensors.h"
 #include "experiment.h"
 #include "live.h"
@@ -166,13 +167,8 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
             ra->preset = argv[i + 1];
         }
     train_config *tc = &ra->tc;
-    if (model_preset(ra->preset, &tc->model))
+    if (runspec_defaults(ra->preset, tc))
         return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", ra->preset);
-    optim_default_config(&tc->optim);
-    tc->steps = 2000;
-    tc->eval_every = 100;
-    tc->eval_windows = 64;
-    tc->save_every = 1000;
     tc->threads = args_default_threads();
     ra->db_path = "sessions/gatelab.db";
     ra->telemetry = 1;
@@ -216,17 +212,14 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
                 return gl_fail(e, "--out %.40s...: path longer than 100 bytes", v);
             ra->out_dir = v;
             keep = 0;
-        } else if (strcmp(f, "--seed") == 0) {
-            size_t s;
-            rc = args_size(f, v, 0, SIZE_MAX, &s, e);
-            mc->seed = s;
+        } else if (strcmp(f, "--seed") == 0 || strcmp(f, "--moe-aux") == 0 ||
+                   strcmp(f, "--save-every") == 0) {
+            /* run options of `run` alone (the run-spec table's rows) */
+            rc = runspec_parse(runspec_find_flag(f), v, tc, e);
+            save_set |= strcmp(f, "--save-every") == 0;
         } else if (strcmp(f, "--experts") == 0) {
-            rc = args_size(f, v, 2, 64, &ra->experts, e);
-        } else if (strcmp(f, "--moe-aux") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &mc->moe_aux, e);
-        } else if (strcmp(f, "--save-every") == 0) {
-            rc = args_size(f, v, 0, 100000000, &tc->save_every, e);
-            save_set = 1;
+            /* per arm: the +moe arms get it (live.c) */
+            rc = runspec_parse_into(runspec_find_flag(f), v, &ra->experts, e);
         } else if (strcmp(f, "--headless") == 0) {
             ra->headless = 1;
             takes = 0;

@@ -14,8 +14,10 @@
 #include "cli.h"
 #include "distill.h"
 #include "gate.h"
+#include "json.h"
 #include "metrics.h"
 #include "record.h"
+#include "runspec.h"
 #include "safetensors.h"
 #include "store.h"
 
@@ -32,21 +34,47 @@ int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
 {
     const distill_result *r = d->res;
     const distill_config *c = d->cfg;
-    char name[64], src[512], out[512], data[512], cfgjson[2560];
+    char name[64];
     snprintf(name, sizeof name, "%.40s>distilled", d->source_name);
-    experiment_json_str(src, sizeof src, d->source_ckpt);
-    experiment_json_str(out, sizeof out, d->out_ckpt);
-    experiment_json_str(data, sizeof data, d->data_path ? d->data_path : "");
-    snprintf(cfgjson, sizeof cfgjson,
-             "{\"name\":\"%s\",\"mode\":\"distilled\",\"source_run\":%lld,"
-             "\"source_mode\":\"%s\",\"source_step\":%zu,\"source_checkpoint\":\"%s\","
-             "\"steps\":%zu,\"batch\":%zu,\"lr\":%.9g,\"warmup\":%zu,\"weight_decay\":%.9g,"
-             "\"clip\":%.9g,\"forward\":\"%s\",\"seed\":%llu,\"data\":%s%s%s,"
-             "\"eval_windows\":%zu,\"checkpoint\":\"%s\"}",
-             name, (long long)d->source_run, r->source_mode, r->source_step, src, c->steps,
-             c->batch, (double)c->lr, c->warmup, (double)c->weight_decay, (double)c->clip,
-             gate_mode_name(c->forward), (unsigned long long)c->seed, d->data_path ? "\"" : "",
-             d->data_path ? data : "null", d->data_path ? "\"" : "", d->eval_windows, out);
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    json_key(&b, "name");
+    json_string(&b, name);
+    json_key(&b, "mode");
+    json_string(&b, "distilled");
+    json_key(&b, "source_run");
+    json_int(&b, d->source_run);
+    json_key(&b, "source_mode");
+    json_string(&b, r->source_mode);
+    json_key(&b, "source_step");
+    json_uint(&b, r->source_step);
+    json_key(&b, "source_checkpoint");
+    json_string(&b, d->source_ckpt);
+    json_key(&b, "steps");
+    json_uint(&b, c->steps);
+    json_key(&b, "batch");
+    json_uint(&b, c->batch);
+    json_key(&b, "lr");
+    json_float(&b, c->lr);
+    json_key(&b, "warmup");
+    json_uint(&b, c->warmup);
+    json_key(&b, "weight_decay");
+    json_float(&b, c->weight_decay);
+    json_key(&b, "clip");
+    json_float(&b, c->clip);
+    json_key(&b, "forward");
+    json_string(&b, gate_mode_name(c->forward));
+    json_key(&b, "seed");
+    json_uint(&b, c->seed);
+    json_key(&b, "data");
+    json_string(&b, d->data_path);
+    json_key(&b, "eval_windows");
+    json_uint(&b, d->eval_windows);
+    json_key(&b, "checkpoint");
+    json_string(&b, d->out_ckpt);
+    json_object_end(&b);
+    char *cfgjson = json_take(&b);
     const metrics_state *ms = &r->deployed;
     store_run_desc desc = {.arm = (uint32_t)arm,
                            .name = name,
@@ -56,9 +84,12 @@ int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
                            .config_json = cfgjson,
                            .parent_run = d->source_run,
                            .start_step = r->source_step};
-    if (store_begin(st, err))
+    if (store_begin(st, err)) {
+        free(cfgjson);
         return -1;
+    }
     int64_t run = store_run_begin(st, session, &desc, err);
+    free(cfgjson);
     if (run < 0) {
         store_abort(st);
         return -1;
@@ -241,9 +272,9 @@ int distill_main(int argc, char **argv)
             steps_flag = f;
             rc = args_size(f, v, 1, 10000000, &dc.steps, &e);
         } else if (strcmp(f, "--threads") == 0) {
-            rc = args_size(f, v, 1, 256, &threads, &e);
+            rc = runspec_parse_into(runspec_find_flag(f), v, &threads, &e);
         } else if (strcmp(f, "--eval-windows") == 0) {
-            rc = args_size(f, v, 0, 1000000, &windows, &e);
+            rc = runspec_parse_into(runspec_find_flag(f), v, &windows, &e);
             windows_set = 1;
         } else if (strcmp(f, "--lr") == 0) {
             rc = args_float(f, v, 0.0, 10.0, &dc.lr, &e);
@@ -251,9 +282,7 @@ int distill_main(int argc, char **argv)
             rc = args_size(f, v, 0, 10000000, &dc.warmup, &e);
             warmup_set = 1;
         } else if (strcmp(f, "--seed") == 0) {
-            size_t s;
-            rc = args_size(f, v, 0, SIZE_MAX, &s, &e);
-            dc.seed = s;
+            rc = runspec_parse_into(runspec_find_flag(f), v, &dc.seed, &e);
             seed_set = 1;
         } else if (strcmp(f, "--forward") == 0) {
             gate_mode m;

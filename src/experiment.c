@@ -24,6 +24,7 @@
 #include "live.h"
 #include "model.h"
 #include "rng.h"
+#include "runspec.h"
 #include "store.h"
 #include "trainer.h"
 
@@ -36,18 +37,6 @@ const float absorb_probe_eps[ABSORB_PROBE_NEPS] = {1e-3f, 1e-6f};
 
 /* ---- shared helpers ---- */
 
-
-void experiment_json_str(char *out, size_t n, const char *s)
-{
-    size_t o = 0;
-    for (; s && *s && o + 3 < n; s++) {
-        if (*s == '"' || *s == '\\')
-            out[o++] = '\\';
-        if ((unsigned char)*s >= 0x20)
-            out[o++] = *s;
-    }
-    out[o] = 0;
-}
 
 /* ---- checkpoints: evaluation and the top-k probe ---- */
 
@@ -447,19 +436,10 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
 }
 
 /* the plan's config_json */
-static void config_json_of(const experiment_args *a, char *out, size_t n)
+static void config_json_of(const experiment_args *a, json_buf *b)
 {
-    const model_config *m = &a->tc.model;
-    const train_config *tc = &a->tc;
-    snprintf(out, n,
-             "{\"kind\":\"absorption\",\"preset\":\"%s\",\"seeds\":%zu,\"steps\":%zu,"
-             "\"distill_steps\":%zu,\"arms\":[\"dense\",\"soft\",\"random\",\"sigmoid\",\"topk\","
-             "\"stochastic\"],\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,\"heads\":%zu,"
-             "\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%.9g,\"lr\":%.9g,"
-             "\"gate_lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,",
-             a->preset, a->seeds, tc->steps, a->distill_steps, m->V, m->T, m->d, m->layers,
-             m->heads, m->mlp, m->r, m->batch, m->k, (double)m->gate_temp, (double)tc->optim.lr,
-             (double)tc->optim.gate_lr, tc->optim.warmup, tc->eval_every, tc->eval_windows);
+    json_key(b, "distill_steps");
+    json_uint(b, a->distill_steps);
 }
 
 int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
@@ -491,18 +471,26 @@ int experiment_open(experiment_args *a, data_source **data, store **st, size_t *
 
 /* ---- one experiment: the seed loop, the experiment row and the table ---- */
 
-/* the settings stored with the experiment: the kind's, then threads and data */
+/* the settings stored with the experiment: its kind and seeds, the kind's
+ * own, the arms, then the run-spec table's rows every arm shares */
 static char *config_json(const experiment_plan *plan, const experiment_args *a)
 {
-    const train_config *tc = &a->tc;
-    char head[1536], data[512];
-    plan->config_json(a, head, sizeof head);
-    experiment_json_str(data, sizeof data, tc->data_path);
-    const size_t n = strlen(head) + strlen(data) + 64;
-    char *s = xmalloc(n);
-    snprintf(s, n, "%s\"threads\":%zu,\"data\":%s%s%s}", head, tc->threads,
-             tc->data_path ? "\"" : "", tc->data_path ? data : "null", tc->data_path ? "\"" : "");
-    return s;
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    json_key(&b, "kind");
+    json_string(&b, plan->kind);
+    json_key(&b, "seeds");
+    json_uint(&b, a->seeds);
+    plan->config_json(a, &b);
+    json_key(&b, "arms");
+    json_array_begin(&b);
+    for (size_t i = 0; i < plan->narms; i++)
+        json_string(&b, plan->names[i]);
+    json_array_end(&b);
+    runspec_write_json(&b, &a->tc, RUNSPEC_EXPERIMENT);
+    json_object_end(&b);
+    return json_take(&b);
 }
 
 int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv)

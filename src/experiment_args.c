@@ -10,6 +10,7 @@
 #include "experiment.h"
 #include "model.h"
 #include "optim.h"
+#include "runspec.h"
 
 int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e)
 {
@@ -25,11 +26,9 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
         }
     train_config *tc = &a->tc;
     model_config *mc = &tc->model;
-    if (model_preset(a->preset, mc))
+    if (runspec_defaults(a->preset, tc))
         return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", a->preset);
-    optim_default_config(&tc->optim);
-    tc->steps = 1000;
-    tc->eval_windows = 64;
+    tc->steps = 1000;       /* an experiment trains seeds x arms runs: shorter */
     tc->threads = args_default_threads();
     a->db = EXPERIMENT_DEFAULT_DB;
     a->seeds = 3;
@@ -49,9 +48,9 @@ int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a
             rc = args_size(f, v, 1, 10000000, &a->distill_steps, e);
             pass = 0;
         } else if (strcmp(f, "--experts") == 0 && moe) {
-            rc = args_size(f, v, 2, 64, &a->experts, e);
+            rc = runspec_parse_into(runspec_find_flag(f), v, &a->experts, e);
         } else if (strcmp(f, "--moe-aux") == 0 && moe) {
-            rc = args_float(f, v, 0.0, 10.0, &mc->moe_aux, e);
+            rc = runspec_parse(runspec_find_flag(f), v, tc, e);
         } else if (strcmp(f, "--db") == 0) {
             if (!v || !*v)
                 return gl_fail(e, "--db: missing value");

@@ -20,6 +20,7 @@
 #include "gate.h"
 #include "live.h"
 #include "model.h"
+#include "runspec.h"
 #include "store.h"
 #include "trainer.h"
 
@@ -222,18 +223,11 @@ static void build_table(void *ctx, const experiment_env *env, experiment_table *
 }
 
 /* the plan's config_json */
-static void config_json_of(const experiment_args *a, char *out, size_t n)
+static void config_json_of(const experiment_args *a, json_buf *b)
 {
-    const model_config *m = &a->tc.model;
-    const train_config *tc = &a->tc;
-    snprintf(out, n,
-             "{\"kind\":\"moe\",\"preset\":\"%s\",\"seeds\":%zu,\"steps\":%zu,\"experts\":%zu,"
-             "\"moe_aux\":%.9g,\"arms\":[\"dense\",\"dense+moe\",\"dense+moe-random\"],"
-             "\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,\"heads\":%zu,\"mlp\":%zu,"
-             "\"batch\":%zu,\"lr\":%.9g,\"warmup\":%zu,\"eval_every\":%zu,\"eval_windows\":%zu,",
-             a->preset, a->seeds, tc->steps, a->experts, (double)m->moe_aux, m->V, m->T, m->d,
-             m->layers, m->heads, m->mlp, m->batch, (double)tc->optim.lr, tc->optim.warmup,
-             tc->eval_every, tc->eval_windows);
+    json_key(b, "experts");
+    json_uint(b, a->experts);
+    runspec_write_field(b, runspec_find("moe_aux"), &a->tc);
 }
 
 static void moe_header(const experiment_env *env)

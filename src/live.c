@@ -20,7 +20,9 @@
 #include "checkpoint.h"
 #include "floatfmt.h"
 #include "gate.h"
+#include "json.h"
 #include "ring.h"
+#include "runspec.h"
 #include "store.h"
 
 #define STORE_RING 65536
@@ -54,103 +56,35 @@ struct live {
 
 /* ---- configuration as JSON (for people with sqlite3, and for resume) ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-} text;
-
-static void put(text *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(text *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        GL_ASSERT(n >= 0);
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap : 512);
-        while (cap <= b->len + (size_t)n)
-            cap *= 2;
-        char *np = xmalloc(cap);
-        if (b->p)
-            memcpy(np, b->p, b->len + 1);
-        else
-            np[0] = 0;
-        free(b->p);
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void put_string(text *b, const char *s)
-{
-    put(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            put(b, "\\%c", *c);
-        else if (*c < 0x20)
-            put(b, "\\u%04x", *c);
-        else
-            put(b, "%c", *c);
-    }
-    put(b, "\"");
-}
-
 static char *config_json(const live *lv, const trainer *t, const char *name, gate_mode mode,
                          const scripted_command *script, size_t nscript, const char *ckpt_dir)
 {
     const live_config *cfg = lv->cfg;
-    const model_config *m = &t->m.cfg;
-    const optim_config *o = &t->o.cfg;
-    const train_config *tc = &t->cfg;
-    /* floats as the user typed them (0.003, not %.9g's 0.00300000003): the
-     * params view reads them back */
-    char temp[FLOATFMT_SIZE], lr[FLOATFMT_SIZE], gate_lr[FLOATFMT_SIZE], wd[FLOATFMT_SIZE],
-        clip[FLOATFMT_SIZE];
-    text b = {0};
-    put(&b, "{\"name\":");
-    put_string(&b, name);
-    put(&b, ",\"mode\":\"%s\",\"preset\":\"%s\",\"V\":%zu,\"T\":%zu,\"d\":%zu,\"layers\":%zu,"
-            "\"heads\":%zu,\"mlp\":%zu,\"r\":%zu,\"batch\":%zu,\"k\":%zu,\"gate_temp\":%s,"
-            "\"seed\":%llu,\"steps\":%zu,\"lr\":%s,\"gate_lr\":%s,\"warmup\":%zu,"
-            "\"weight_decay\":%s,\"clip\":%s,\"eval_every\":%zu,\"eval_windows\":%zu,"
-            "\"save_every\":%zu,\"threads\":%zu,\"data\":",
-        gate_mode_name(mode), m->preset, m->V, m->T, m->d, m->layers, m->heads, m->mlp, m->r,
-        m->batch, m->k, floatfmt_shortest(m->gate_temp, temp, sizeof temp),
-        (unsigned long long)m->seed, tc->steps, floatfmt_shortest(o->lr, lr, sizeof lr),
-        floatfmt_shortest(o->gate_lr, gate_lr, sizeof gate_lr), o->warmup,
-        floatfmt_shortest(o->weight_decay, wd, sizeof wd),
-        floatfmt_shortest(o->clip, clip, sizeof clip), tc->eval_every, tc->eval_windows,
-        tc->save_every, pool_threads(t->m.pool));
-    if (tc->data_path)
-        put_string(&b, tc->data_path);
-    else
-        put(&b, "null");
-    if (m->experts) {
-        char aux[FLOATFMT_SIZE];
-        put(&b, ",\"experts\":%zu,\"router\":\"%s\",\"moe_aux\":%s", m->experts,
-            m->router_frozen ? "random" : "learned", floatfmt_shortest(m->moe_aux, aux, sizeof aux));
-    }
-    put(&b, ",\"ckpt_dir\":");
-    if (ckpt_dir)
-        put_string(&b, ckpt_dir);
-    else
-        put(&b, "null");
+    /* the run-spec table's JSON rows, with the arm's mode and the threads
+     * its pool really has */
+    train_config tc = t->cfg;
+    tc.model = t->m.cfg;
+    tc.model.mode = mode;
+    tc.optim = t->o.cfg;
+    tc.threads = pool_threads(t->m.pool);
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    json_key(&b, "name");
+    json_string(&b, name);
+    runspec_write_json(&b, &tc, RUNSPEC_JSON);
+    json_key(&b, "ckpt_dir");
+    json_string(&b, ckpt_dir);
     /* argv: what `gatelab resume` parses again; the arm's own scripted
      * commands are kept without their arm selector */
-    put(&b, ",\"argv\":[");
-    for (int i = 0; i < cfg->run_argc; i++) {
-        put(&b, i ? "," : "");
-        put_string(&b, cfg->run_argv[i]);
-    }
+    json_key(&b, "argv");
+    json_array_begin(&b);
+    for (int i = 0; i < cfg->run_argc; i++)
+        json_string(&b, cfg->run_argv[i]);
     char arm_word[48];
-    live_arm_spec(m, arm_word, sizeof arm_word);
-    put(&b, "%s\"--arms\",\"%s\"", cfg->run_argc ? "," : "", arm_word);
+    live_arm_spec(&t->m.cfg, arm_word, sizeof arm_word);
+    json_string(&b, "--arms");
+    json_string(&b, arm_word);
     for (size_t i = 0; i < nscript; i++) {
         char spec[96], arg[32] = "";
         const cmd_record *c = &script[i].cmd;
@@ -162,11 +96,12 @@ static char *config_json(const live *lv, const trainer *t, const char *name, gat
             snprintf(arg, sizeof arg, ":%.9g", c->seconds);
         snprintf(spec, sizeof spec, "%llu:%s%s", (unsigned long long)script[i].step,
                  cmd_kind_name((cmd_kind)c->kind), arg);
-        put(&b, ",\"--at\",");
-        put_string(&b, spec);
+        json_string(&b, "--at");
+        json_string(&b, spec);
     }
-    put(&b, "]}");
-    return b.p;
+    json_array_end(&b);
+    json_object_end(&b);
+    return json_take(&b);
 }
 
 /* ---- the store thread ---- */

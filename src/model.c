@@ -13,32 +13,15 @@
 
 #include "layers.h"
 #include "rng.h"
+#include "runspec.h"
 
 #define GATE_STREAM 0x67617465ULL   /* "gate": the learned gate's init stream */
 #define RANDOM_GATE_STREAM 0x72616e64ULL   /* "rand": the frozen random gate */
 
 int model_preset(const char *name, model_config *cfg)
 {
-    memset(cfg, 0, sizeof *cfg);
-    if (strcmp(name, "tiny") == 0) {
-        *cfg = (model_config){.V = 256, .T = 128, .d = 128, .layers = 4, .heads = 4, .r = 8,
-                              .batch = 16, .k = 16};
-    } else if (strcmp(name, "small") == 0) {
-        *cfg = (model_config){.V = 256, .T = 256, .d = 256, .layers = 6, .heads = 8, .r = 8,
-                              .batch = 16, .k = 32};
-    } else if (strcmp(name, "paper") == 0) {
-        *cfg = (model_config){.V = 256, .T = 512, .d = 384, .layers = 6, .heads = 6, .r = 16,
-                              .batch = 16, .k = 64};
-    } else {
-        return -1;
-    }
-    snprintf(cfg->preset, sizeof cfg->preset, "%s", name);
-    cfg->mlp = 4 * cfg->d;
-    cfg->mode = GATE_SOFT;
-    cfg->gate_temp = 0.25f;
-    cfg->moe_aux = 0.01f;
-    cfg->seed = 1;
-    return 0;
+    /* the preset values are rows of the run-spec table (runspec.c) */
+    return runspec_preset(name, cfg);
 }
 
 int model_config_check(const model_config *c, gl_error *err)

@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "json.h"
 #include "st_header.h"
 #include "st_util.h"
 
@@ -80,39 +81,6 @@ static size_t numel_of(const size_t *shape, int ndim, int *ok)
 
 /* ---------------------------------------------------------------- writer */
 
-static void sb_str(st_strbuf *b, const char *s)
-{
-    st_sb_put(b, s, strlen(s));
-}
-
-/* Appends s as a JSON string literal: quotes, backslashes and control
- * characters escaped; other bytes (already checked to be UTF-8) raw. */
-static void sb_json_string(st_strbuf *b, const char *s)
-{
-    st_sb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        switch (c) {
-        case '"': st_sb_put(b, "\\\"", 2); break;
-        case '\\': st_sb_put(b, "\\\\", 2); break;
-        case '\n': st_sb_put(b, "\\n", 2); break;
-        case '\r': st_sb_put(b, "\\r", 2); break;
-        case '\t': st_sb_put(b, "\\t", 2); break;
-        case '\b': st_sb_put(b, "\\b", 2); break;
-        case '\f': st_sb_put(b, "\\f", 2); break;
-        default:
-            if (c < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", c);
-                st_sb_put(b, esc, 6);
-            } else {
-                st_sb_put(b, (const char *)&c, 1);
-            }
-        }
-    }
-    st_sb_put(b, "\"", 1);
-}
-
 static int check_write_args(const char *path, const st_tensor_out *tensors, size_t ntensors,
                             const st_meta *meta, size_t nmeta, gl_error *err)
 {
@@ -156,44 +124,51 @@ static int check_write_args(const char *path, const st_tensor_out *tensors, size
     return 0;
 }
 
-/* Builds "<N><json, space-padded so 8+N is a multiple of 8>" into b. */
+/* Builds "<N><json, space-padded so 8+N is a multiple of 8>" into b; the
+ * JSON comes from the project's writer (json.h). */
 static void build_header(st_strbuf *b, const st_tensor_out *tensors, size_t ntensors,
                          const st_meta *meta, size_t nmeta)
 {
-    char num[64];
-    st_sb_put(b, "\0\0\0\0\0\0\0\0", 8); /* length, filled in below */
-    sb_str(b, "{");
+    json_buf j;
+    json_init(&j);
+    json_object_begin(&j);
     if (nmeta) {
-        sb_str(b, "\"__metadata__\":{");
+        json_key(&j, "__metadata__");
+        json_object_begin(&j);
         for (size_t i = 0; i < nmeta; i++) {
-            if (i)
-                sb_str(b, ",");
-            sb_json_string(b, meta[i].key);
-            sb_str(b, ":");
-            sb_json_string(b, meta[i].value);
+            json_key(&j, meta[i].key);
+            json_string(&j, meta[i].value);
         }
-        sb_str(b, "}");
+        json_object_end(&j);
     }
     size_t off = 0;
     for (size_t i = 0; i < ntensors; i++) {
         const st_tensor_out *t = &tensors[i];
         int ok;
         size_t bytes = numel_of(t->shape, t->ndim, &ok) * 4;
-        if (nmeta || i)
-            sb_str(b, ",");
-        sb_json_string(b, t->name);
-        sb_str(b, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < t->ndim; d++) {
-            snprintf(num, sizeof num, "%s%zu", d ? "," : "", t->shape[d]);
-            sb_str(b, num);
-        }
-        snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + bytes);
-        sb_str(b, num);
+        json_key(&j, t->name);
+        json_object_begin(&j);
+        json_key(&j, "dtype");
+        json_string(&j, "F32");
+        json_key(&j, "shape");
+        json_array_begin(&j);
+        for (int d = 0; d < t->ndim; d++)
+            json_uint(&j, t->shape[d]);
+        json_array_end(&j);
+        json_key(&j, "data_offsets");
+        json_array_begin(&j);
+        json_uint(&j, off);
+        json_uint(&j, off + bytes);
+        json_array_end(&j);
+        json_object_end(&j);
         off += bytes;
     }
-    sb_str(b, "}");
+    json_object_end(&j);
+    st_sb_put(b, "\0\0\0\0\0\0\0\0", 8); /* length, filled in below */
+    st_sb_put(b, j.p, j.len);
+    json_free(&j);
     while (b->len % 8)
-        sb_str(b, " ");
+        st_sb_put(b, " ", 1);
     uint64_t n = (uint64_t)(b->len - 8);
     for (int i = 0; i < 8; i++)
         b->p[i] = (char)(unsigned char)(n >> (8 * i));

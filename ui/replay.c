@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "gate.h"
+#include "runspec_read.h"
 #include "store.h"
 #include "ui_screen.h"
 
@@ -55,18 +56,6 @@ typedef struct {
 } replay;
 
 /* ---- loading ---- */
-
-static double json_number(const char *json, const char *key, double dflt)
-{
-    char pat[48];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p)
-        return dflt;
-    char *end;
-    double v = strtod(p + strlen(pat), &end);
-    return end == p + strlen(pat) ? dflt : v;
-}
 
 typedef struct {
     store_run_row rows[LIVE_MAX_ARMS];
@@ -173,9 +162,11 @@ static int load(replay *rp, int64_t session, gl_error *err)
     }
     qsort(l->rows, l->n, sizeof l->rows[0], cmp_arm);
     const char *cfg = l->rows[0].config_json;
-    ui_state_init(&rp->st, (size_t)json_number(cfg, "layers", 1), (size_t)json_number(cfg, "heads", 1),
-                  (size_t)json_number(cfg, "T", 1), (size_t)json_number(cfg, "batch", 1),
-                  (size_t)json_number(cfg, "steps", 0));
+    /* the run's shape from its config JSON, read through the run-spec
+     * table's rows (a distilled run's config has none: the defaults) */
+    ui_state_init(&rp->st, runspec_json_size(cfg, "layers", 1), runspec_json_size(cfg, "heads", 1),
+                  runspec_json_size(cfg, "T", 1), runspec_json_size(cfg, "batch", 1),
+                  runspec_json_size(cfg, "steps", 0));
     rp->st.session = session;
     size_t nsteps_cap = 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
