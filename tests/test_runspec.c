@@ -1,0 +1,281 @@
+/* test_runspec: the run-spec table (every default and preset value within
+ * its row's range, the presets as README's table has them, the defaults the
+ * optimiser had), the round trips it drives (config JSON and checkpoint
+ * metadata back to the same struct), floats written as typed, a value out
+ * of range refused naming the flag, and the JSON writer's escaping read back
+ * by the reader. */
+#include "runspec.h"
+
+#include "check.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "args.h"
+#include "json.h"
+#include "optim.h"
+
+static void test_rows(void)
+{
+    int bad = 0;
+    for (size_t i = 0; i < runspec_nrows; i++) {
+        const runspec_row *r = &runspec_rows[i];
+        for (int p = -1; p < RUNSPEC_NPRESETS; p++) {
+            const char *s = p < 0 ? r->def : r->preset[p];
+            if (!s || ((r->where & RUNSPEC_ZERO_OFF) && strcmp(s, "0") == 0))
+                continue;
+            char dst[64];
+            gl_error e;
+            if (runspec_parse_into(r, s, dst, &e)) {
+                printf("    row %s value %s: %s\n", r->name, s, e.msg);
+                bad++;
+            }
+        }
+        if (runspec_find(r->name) != r || (r->flag && runspec_find_flag(r->flag) != r))
+            bad++;
+    }
+    CHECK(bad == 0, "every row's default and preset values parse within its range (%zu rows)",
+          runspec_nrows);
+    for (int p = 0; p < RUNSPEC_NPRESETS; p++) {
+        train_config tc;
+        gl_error e;
+        int rc = runspec_defaults(runspec_preset_names[p], &tc);
+        tc.threads = 1;   /* the command's: the online cores */
+        CHECK(rc == 0 && runspec_check(&tc, &e) == 0,
+              "preset %s: every field within its range", runspec_preset_names[p]);
+    }
+    model_config c;
+    CHECK(runspec_preset("huge", &c) == -1, "an unknown preset is refused");
+}
+
+static void test_presets(void)
+{
+    /* README, "The model": V T d layers heads MLP r batch k */
+    static const size_t want[RUNSPEC_NPRESETS][9] = {
+        {256, 128, 128, 4, 4, 512, 8, 16, 16},
+        {256, 256, 256, 6, 8, 1024, 8, 16, 32},
+        {256, 512, 384, 6, 6, 1536, 16, 16, 64},
+    };
+    for (int p = 0; p < RUNSPEC_NPRESETS; p++) {
+        model_config c;
+        GL_ASSERT(model_preset(runspec_preset_names[p], &c) == 0);
+        const size_t got[9] = {c.V, c.T, c.d, c.layers, c.heads, c.mlp, c.r, c.batch, c.k};
+        CHECK(memcmp(got, want[p], sizeof got) == 0 && strcmp(c.preset, runspec_preset_names[p]) == 0 &&
+                  c.mode == GATE_SOFT && c.gate_temp == 0.25f && c.moe_aux == 0.01f &&
+                  c.seed == 1 && c.experts == 0 && !c.router_frozen && !c.gate_frozen,
+              "preset %s as README's table: V=%zu T=%zu d=%zu L=%zu H=%zu mlp=%zu r=%zu B=%zu k=%zu",
+              runspec_preset_names[p], c.V, c.T, c.d, c.layers, c.heads, c.mlp, c.r, c.batch,
+              c.k);
+    }
+    train_config tc;
+    runspec_defaults("tiny", &tc);
+    optim_config o;
+    optim_default_config(&o);
+    CHECK(memcmp(&o, &tc.optim, sizeof o) == 0, "the table's optimiser defaults are optim.c's");
+    CHECK(tc.steps == 2000 && tc.eval_every == 100 && tc.eval_windows == 64 &&
+              tc.save_every == 1000 && tc.threads == 0 && !tc.data_path,
+          "run's defaults: 2000 steps, eval every 100 over 64 windows, save every 1000");
+}
+
+/* Every field a value unlike its default, so a row read into the wrong
+ * member or not at all shows. */
+static void odd_config(train_config *tc)
+{
+    runspec_defaults("small", tc);
+    model_config *m = &tc->model;
+    m->mode = GATE_TOPK_RANDOM;
+    m->V = 300, m->T = 96, m->d = 72, m->layers = 3, m->heads = 6, m->mlp = 100, m->r = 5;
+    m->batch = 7, m->k = 11, m->gate_temp = 0.3f, m->gate_frozen = 1, m->seed = 1ULL << 60;
+    m->experts = 5, m->router_frozen = 1, m->moe_aux = 0.002f;
+    tc->steps = 1234, tc->eval_every = 17, tc->eval_windows = 9, tc->save_every = 99;
+    tc->threads = 3, tc->data_path = "dir/with \"quotes\"\n and \\ backslash";
+    optim_config *o = &tc->optim;
+    o->lr = 0.003f, o->gate_lr = 1e-5f, o->min_lr_frac = 0.05f, o->warmup = 33;
+    o->total_steps = 1234, o->weight_decay = 0.01f, o->clip = 0.7f;
+}
+
+static int same_row(const runspec_row *r, const train_config *a, const train_config *b)
+{
+    char x[RUNSPEC_META_VALUE], y[RUNSPEC_META_VALUE];
+    return strcmp(runspec_format(r, a, x, sizeof x), runspec_format(r, b, y, sizeof y)) == 0;
+}
+
+static void test_json(void)
+{
+    train_config tc;
+    odd_config(&tc);
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    runspec_write_json(&b, &tc, RUNSPEC_JSON);
+    json_object_end(&b);
+    char *json = json_take(&b);
+    train_config back;
+    runspec_defaults("tiny", &back);
+    gl_error e;
+    int rc = runspec_read_json(json, &back, &e);
+    int bad = 0, n = 0;
+    for (size_t i = 0; i < runspec_nrows; i++) {
+        const runspec_row *r = &runspec_rows[i];
+        if (!(r->where & RUNSPEC_JSON) || r->type == RUNSPEC_PATH)
+            continue;
+        n++;
+        if (!same_row(r, &tc, &back)) {
+            printf("    %s differs after the round trip\n", r->name);
+            bad++;
+        }
+    }
+    char data[128];
+    CHECK(rc == 0 && bad == 0 && json_get_string(json, "data", data, sizeof data) == 0 &&
+              strcmp(data, tc.data_path) == 0,
+          "config JSON -> struct: all %d JSON rows and the data path come back equal", n + 1);
+    CHECK(strstr(json, "\"lr\":0.003,") && strstr(json, "\"gate_lr\":1e-05,") &&
+              strstr(json, "\"moe_aux\":0.002"),
+          "floats written as typed: lr 0.003, gate_lr 1e-05, moe_aux 0.002");
+    CHECK(strncmp(json, "{\"mode\":\"topk-random\",\"preset\":\"small\",\"V\":300,", 46) == 0,
+          "keys in the order the params view lists them: %.60s...", json);
+    CHECK(runspec_json_size(json, "layers", 1) == 3 && runspec_json_size(json, "steps", 0) == 1234 &&
+              runspec_json_size(json, "gate_temp", 7) == 7 &&
+              runspec_json_size("{\"layers\":0}", "layers", 1) == 1 &&
+              runspec_json_size("{\"layers\":\"4\"}", "layers", 1) == 4 &&
+              runspec_json_size("not json", "layers", 2) == 2,
+          "runspec_json_size: a count row's value, the default for a float row, out of range "
+          "or no JSON");
+    free(json);
+
+    /* a dense model leaves the MoE rows out; the experiment's JSON the
+     * run-only ones */
+    tc.model.experts = 0;
+    json_init(&b);
+    json_object_begin(&b);
+    runspec_write_json(&b, &tc, RUNSPEC_EXPERIMENT);
+    json_object_end(&b);
+    json = json_take(&b);
+    CHECK(!strstr(json, "experts") && !strstr(json, "router") && !strstr(json, "\"seed\"") &&
+              !strstr(json, "\"mode\"") && strstr(json, "\"r\":5") && strstr(json, "\"k\":11") &&
+              strstr(json, "\"gate_temp\":0.3"),
+          "experiment JSON: r, k and gate_temp, no seed, mode or MoE rows of a dense model");
+    free(json);
+}
+
+static void test_meta(void)
+{
+    train_config tc;
+    odd_config(&tc);
+    st_meta meta[64];
+    char vals[64][RUNSPEC_META_VALUE];
+    size_t n = 0;
+    meta[n++] = (st_meta){"format", CHECKPOINT_FORMAT};
+    runspec_meta_write(&tc, 1, meta, vals, &n, 64);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_runspec.%d.safetensors", (int)getpid());
+    float w = 1.0f;
+    st_tensor_out t = {.name = "w", .data = &w, .ndim = 1, .shape = {1, 0}};
+    gl_error e;
+    st_file f;
+    int rc = st_write(path, &t, 1, meta, n, &e) || st_read(path, &f, &e);
+    CHECK(rc == 0, "metadata written and read (%zu keys)", n);
+    if (rc)
+        return;
+    train_config back;
+    runspec_defaults("tiny", &back);
+    rc = runspec_meta_read(&f, path, 1, &back, &e);
+    int bad = 0, count = 0;
+    for (size_t i = 0; i < runspec_nrows; i++) {
+        const runspec_row *r = &runspec_rows[i];
+        if (!(r->where & (RUNSPEC_META | RUNSPEC_META_RESUME)))
+            continue;
+        count++;
+        if (!same_row(r, &tc, &back)) {
+            printf("    %s differs after the round trip\n", r->name);
+            bad++;
+        }
+    }
+    CHECK(rc == 0 && bad == 0, "metadata -> struct: all %d metadata rows come back equal", count);
+    CHECK(strcmp(st_meta_get(&f, "gate_mode"), "topk-random") == 0 &&
+              strcmp(st_meta_get(&f, "lr"), "0.003") == 0 &&
+              strcmp(st_meta_get(&f, "router"), "random") == 0,
+          "metadata keys as before: gate_mode, lr \"0.003\", router \"random\"");
+    st_free(&f);
+    unlink(path);
+}
+
+static void test_ranges(void)
+{
+    train_config tc;
+    runspec_defaults("tiny", &tc);
+    args_set set = {.eval_every_min = 1};
+    gl_error e;
+    int rc = args_model_option("--ctx", "5000", &tc, &set, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--ctx 5000: must be between 2 and 4096") == 0,
+          "--ctx 5000 refused: %s", e.msg);
+    rc = args_model_option("--lr", "11", &tc, &set, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--lr 11: must be between 0 and 10") == 0,
+          "--lr 11 refused: %s", e.msg);
+    rc = args_model_option("--gate-temp", "abc", &tc, &set, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--gate-temp abc: not a number") == 0,
+          "--gate-temp abc refused: %s", e.msg);
+    rc = args_model_option("--eval-every", "0", &tc, &set, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--eval-every 0: must be between 1 and 100000000") == 0,
+          "an experiment's --eval-every 0 refused: %s", e.msg);
+    rc = args_model_option("--steps", "-3", &tc, &set, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--steps -3: not a whole number") == 0,
+          "--steps -3 refused: %s", e.msg);
+    rc = args_model_option("--lr", "0.004", &tc, &set, &e);
+    CHECK(rc == 1 && tc.optim.lr == 0.004f, "--lr 0.004 taken");
+    CHECK(args_model_option("--seed", "3", &tc, &set, &e) == 0,
+          "--seed is run's own, not a shared option");
+    rc = runspec_parse(runspec_find_flag("--seed"), "18446744073709551615", &tc, &e);
+    CHECK(rc == 0 && tc.model.seed == UINT64_MAX, "--seed takes any 64-bit value");
+    tc.model.heads = 65;
+    CHECK(runspec_check(&tc, &e) == -1 && strcmp(e.msg, "--heads 65: must be between 1 and 64") == 0,
+          "runspec_check names the flag: %s", e.msg);
+}
+
+static void test_writer(void)
+{
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    json_key(&b, "s");
+    json_string(&b, "a\"b\\c\nd\te\x01" "f");
+    json_key(&b, "n");
+    json_null(&b);
+    json_key(&b, "a");
+    json_array_begin(&b);
+    json_int(&b, -3);
+    json_uint(&b, 18446744073709551615ULL);
+    json_float(&b, NAN);
+    json_object_begin(&b);
+    json_object_end(&b);
+    json_array_end(&b);
+    json_key(&b, "after");
+    json_float(&b, 1e-8f);
+    json_object_end(&b);
+    char *j = json_take(&b);
+    CHECK(strcmp(j, "{\"s\":\"a\\\"b\\\\c\\nd\\te\\u0001f\",\"n\":null,"
+                    "\"a\":[-3,18446744073709551615,null,{}],\"after\":1e-08}") == 0,
+          "writer: commas, escapes, null for NaN: %s", j);
+    char s[64];
+    double x;
+    CHECK(json_get_string(j, "s", s, sizeof s) == 0 && strcmp(s, "a\"b\\c\nd\te\x01" "f") == 0 &&
+              json_get_string(j, "n", s, sizeof s) == 1 && json_get_number(j, "after", &x) == 0 &&
+              x == (double)strtod("1e-08", NULL) && !json_member(j, "missing") &&
+              json_get_string(j, "s", s, 4) == -1,
+          "reader: the escaped string back, null, a member after a nested array, a short buffer");
+    free(j);
+}
+
+int main(void)
+{
+    test_rows();
+    test_presets();
+    test_json();
+    test_meta();
+    test_ranges();
+    test_writer();
+    return check_finish();
+}
