@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "floatfmt.h"
 #include "generator.h"
 #include "runspec.h"
 

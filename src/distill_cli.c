@@ -277,7 +277,7 @@ int distill_main(int argc, char **argv)
             rc = runspec_parse_into(runspec_find_flag(f), v, &windows, &e);
             windows_set = 1;
         } else if (strcmp(f, "--lr") == 0) {
-            rc = args_float(f, v, 0.0, 10.0, &dc.lr, &e);
+            rc = runspec_parse_into(runspec_find_flag(f), v, &dc.lr, &e);
         } else if (strcmp(f, "--warmup") == 0) {
             rc = args_size(f, v, 0, 10000000, &dc.warmup, &e);
             warmup_set = 1;

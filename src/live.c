@@ -18,7 +18,6 @@
 
 #include "args.h"
 #include "checkpoint.h"
-#include "floatfmt.h"
 #include "gate.h"
 #include "json.h"
 #include "ring.h"

@@ -369,8 +369,8 @@ int runspec_read_json(const char *json, train_config *tc, gl_error *e)
             json_text(json, r->name, text, sizeof text) != 0)
             continue;
         if (parse_text(r, text, member(r, tc), 0) != PARSE_OK)
-            return gl_fail(e, "config JSON: \"%s\" = %s is not a valid %s", r->name, text,
-                           r->name);
+            return gl_fail(e, "config JSON: \"%s\" = %s is not a value of its kind", r->name,
+                           text);
     }
     return 0;
 }

@@ -269,6 +269,56 @@ static void test_writer(void)
     free(j);
 }
 
+/* Stored config JSON is a database's text, which anyone can edit: the
+ * reader must stop at every cut and never read past the end (run under
+ * MODE=asan). */
+static void test_hostile(void)
+{
+    train_config tc;
+    odd_config(&tc);
+    json_buf b;
+    json_init(&b);
+    json_object_begin(&b);
+    runspec_write_json(&b, &tc, RUNSPEC_JSON);
+    json_key(&b, "argv");
+    json_array_begin(&b);
+    json_string(&b, "--lr");
+    json_string(&b, "{[\"");
+    json_array_end(&b);
+    json_object_end(&b);
+    char *json = json_take(&b);
+    const size_t n = strlen(json);
+    char *buf = xmalloc(n + 1);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    static const char alphabet[] = "{}[]\",:\\u0 e-.9";
+    size_t runs = 0;
+    for (size_t cut = 0; cut <= n; cut++, runs++) {
+        /* every prefix, in an allocation of its own length */
+        char *p = xmalloc(cut + 1);
+        memcpy(p, json, cut);
+        p[cut] = '\0';
+        train_config t = tc;
+        gl_error e;
+        (void)runspec_read_json(p, &t, &e);
+        (void)runspec_json_size(p, "layers", 1);
+        free(p);
+    }
+    for (int i = 0; i < 3000; i++, runs++) {
+        memcpy(buf, json, n + 1);
+        for (int k = 0; k < 4; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[x % n] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        }
+        train_config t = tc;
+        gl_error e;
+        (void)runspec_read_json(buf, &t, &e);
+        (void)runspec_json_size(buf, "T", 1);
+    }
+    CHECK(1, "the reader survives %zu cut or mutated config JSONs", runs);
+    free(buf);
+    free(json);
+}
+
 int main(void)
 {
     test_rows();
@@ -277,5 +327,6 @@ int main(void)
     test_meta();
     test_ranges();
     test_writer();
+    test_hostile();
     return check_finish();
 }
