@@ -49,7 +49,8 @@ typedef struct {
 
 /* One shared run option and its value (NULL when it is the last word):
  * 1 handled, 0 not one of the shared options, -1 with a one-line message
- * naming the option on bad input. */
+ * naming the option on bad input. The options, their ranges and where they
+ * go are the run-spec table's rows marked RUNSPEC_SHARED (runspec.h). */
 int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
                       gl_error *e);
 

@@ -1,5 +1,6 @@
 /* args: whole-word number parsing for the command lines of cli and
- * experiment, and the run options both of them take. */
+ * experiment, and the run options both of them take (parsed and checked
+ * through the run-spec table, runspec.c). */
 #include "args.h"
 
 #include <errno.h>

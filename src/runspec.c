@@ -81,6 +81,12 @@ const runspec_row runspec_rows[] = {
     {"threads", NULL, RUNSPEC_SIZE, R(threads), "--threads", 1, 256, NULL, NONE, J | SH | EXP},
     /* NULL: the embedded generator */
     {"data", NULL, RUNSPEC_PATH, R(data_path), "--data", 0, 0, NULL, NONE, J | SH | EXP},
+    /* set by the commands, stored nowhere: run's --out (checked there),
+     * whether a .bin file sets V (no --vocab), whether evaluations draw
+     * heatmaps (the screen or --heatmap-every) */
+    {"out_dir", NULL, RUNSPEC_PATH, R(out_dir), NULL, 0, 0, NULL, NONE, 0},
+    {"vocab_from_data", NULL, RUNSPEC_BOOL, R(vocab_from_data), NULL, 0, 1, "0", NONE, 0},
+    {"heatmaps", NULL, RUNSPEC_BOOL, R(heatmaps), NULL, 0, 1, "0", NONE, 0},
     /* per arm: 0 (dense FFN) unless the arm is +moe; run's --experts (default 4) */
     {"experts", NULL, RUNSPEC_SIZE, M(experts), "--experts", 2, 64, "0", NONE,
      J | META | MOE | OFF},

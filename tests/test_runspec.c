@@ -51,6 +51,43 @@ static void test_rows(void)
     CHECK(runspec_preset("huge", &c) == -1, "an unknown preset is refused");
 }
 
+/* Bytes of a struct that no row covers: padding, or a member someone added
+ * without its row. */
+static size_t uncovered(runspec_struct in, size_t size, size_t *longest)
+{
+    unsigned char covered[1024] = {0};
+    GL_ASSERT(size <= sizeof covered);
+    for (size_t i = 0; i < runspec_nrows; i++)
+        if (runspec_rows[i].in == in)
+            memset(covered + runspec_rows[i].offset, 1, runspec_rows[i].size);
+    if (in == RUNSPEC_TRAIN) {   /* the two configs inside, covered by their own rows */
+        memset(covered + offsetof(train_config, model), 1, sizeof(model_config));
+        memset(covered + offsetof(train_config, optim), 1, sizeof(optim_config));
+    }
+    size_t n = 0, run = 0;
+    *longest = 0;
+    for (size_t b = 0; b < size; b++) {
+        run = covered[b] ? 0 : run + 1;
+        n += !covered[b];
+        if (run > *longest)
+            *longest = run;
+    }
+    return n;
+}
+
+static void test_coverage(void)
+{
+    size_t lm, lo, lt;
+    size_t um = uncovered(RUNSPEC_MODEL, sizeof(model_config), &lm);
+    size_t uo = uncovered(RUNSPEC_OPTIM, sizeof(optim_config), &lo);
+    size_t ut = uncovered(RUNSPEC_TRAIN, sizeof(train_config), &lt);
+    /* the only padding today: 4 bytes after model_config.mode (before k);
+     * a member added without its row changes one of these counts */
+    CHECK(um == 4 && lm == 4 && uo == 0 && ut == 0 && lo == 0 && lt == 0,
+          "every member of model_config, optim_config and train_config is a row (uncovered "
+          "bytes %zu, %zu, %zu: the padding after mode)", um, uo, ut);
+}
+
 static void test_presets(void)
 {
     /* README, "The model": V T d layers heads MLP r batch k */
@@ -322,6 +359,7 @@ static void test_hostile(void)
 int main(void)
 {
     test_rows();
+    test_coverage();
     test_presets();
     test_json();
     test_meta();
