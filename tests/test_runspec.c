@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "cli_help.h"
 #include "json.h"
 #include "optim.h"
 
@@ -86,6 +87,27 @@ static void test_coverage(void)
     CHECK(um == 4 && lm == 4 && uo == 0 && ut == 0 && lo == 0 && lt == 0,
           "every member of model_config, optim_config and train_config is a row (uncovered "
           "bytes %zu, %zu, %zu: the padding after mode)", um, uo, ut);
+}
+
+/* The usage table (cli_help.c) lists every shared option for run and
+ * experiment, so --opt=value splits and the help shows it. */
+static void test_help(void)
+{
+    const char *cmds[] = {"run", "experiment absorption", "experiment moe"};
+    int bad = 0;
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        const void *cmd = cli_help_named(cmds[c]);
+        for (size_t i = 0; cmd && i < runspec_nrows; i++) {
+            const runspec_row *r = &runspec_rows[i];
+            if ((r->where & RUNSPEC_SHARED) &&
+                cli_help_takes_value(cmd, r->flag, strlen(r->flag)) != 1) {
+                printf("    %s: %s is not in the usage table\n", cmds[c], r->flag);
+                bad++;
+            }
+        }
+        bad += !cmd;
+    }
+    CHECK(bad == 0, "every shared row's flag is in the usage table of run and experiment");
 }
 
 static void test_presets(void)
@@ -360,6 +382,7 @@ int main(void)
 {
     test_rows();
     test_coverage();
+    test_help();
     test_presets();
     test_json();
     test_meta();
