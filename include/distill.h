@@ -121,12 +121,6 @@ typedef struct {
 
 void distill_result_free(distill_result *r);
 
-/* Mean val loss of m in its current mode over the first `windows` val
- * windows of data, stochastic masks drawn from the trainer's fixed eval
- * salt; metrics (may be NULL) gets the first batch's agreement, as in
- * trainer_eval. Allocates its window buffers (not a training step). */
-double distill_eval(model *m, const data_source *data, size_t windows, metrics_state *metrics);
-
 typedef void (*distill_progress_fn)(void *ctx, size_t step, size_t steps, double loss);
 
 /* Loads ckpt (any gate mode), distils a fresh gate on the train stream of

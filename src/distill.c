@@ -14,11 +14,11 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "evaluate.h"
 #include "layers.h"
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
-#include "trainer.h"
 
 #define DISTILL_STREAM 0x64697374ULL   /* "dist": the fresh gate's draw */
 
@@ -436,34 +436,14 @@ void distill_result_free(distill_result *r)
         metrics_free(&r->deployed);
 }
 
-double distill_eval(model *m, const data_source *data, size_t windows, metrics_state *metrics)
+/* evaluate's batch for the held-out agreement: the distillation forward */
+static double held_out_batch(void *ctx, model *m, const int32_t *inputs, const int32_t *targets,
+                             size_t nb, size_t w0)
 {
-    const size_t T = m->cfg.T, B = m->cfg.batch;
-    int32_t *win = xcalloc(T + 1, sizeof *win);
-    int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
-    uint64_t salt = m->step_salt;
-    m->step_salt = TRAINER_EVAL_SALT;
-    if (metrics)
-        metrics_reset(metrics, m->cfg.k);
-    double total = 0.0;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            data_val_window(data, w0 + b, win);
-            memcpy(in + b * T, win, T * sizeof(int32_t));
-            memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
-        }
-        m->metrics = w0 == 0 ? metrics : NULL;
-        total += model_forward(m, in, tg, nb) * (double)nb;
-    }
-    m->metrics = NULL;
-    if (metrics)
-        metrics_finish(metrics);
-    m->step_salt = salt;
-    free(win);
-    free(in);
-    free(tg);
-    return total / (double)windows;
+    (void)m;
+    (void)targets;
+    (void)w0;
+    return distill_forward(ctx, inputs, nb);
 }
 
 int distill_checkpoint(const char *ckpt, const char *data_path, const distill_config *cfg,
@@ -488,7 +468,7 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     int model_ready = 0, rc = -1;
     distill d;
     int distill_ready = 0;
-    int32_t *win = NULL, *in = NULL, *tg = NULL;
+    int32_t *in = NULL;
 
     data = data_open(data_path, mc.T, cfg->seed, err);
     if (!data)
@@ -504,17 +484,14 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     if (checkpoint_load_weights(&f, ckpt, &m, err))
         goto out;
     const size_t T = mc.T, B = mc.batch, L = mc.layers;
-    size_t windows = data_val_windows(data);
-    if (eval_windows && eval_windows < windows)
-        windows = eval_windows;
-    win = xcalloc(T + 1, sizeof *win);
+    evaluate_spec val = {.data = data, .windows = evaluate_window_count(data, eval_windows),
+                         .weight = EVALUATE_PER_WINDOW};
     in = xcalloc(B * T, sizeof *in);
-    tg = xcalloc(B * T, sizeof *tg);
     int32_t *batch = xcalloc(B * (T + 1), sizeof *batch);
     snprintf(res->source_mode, sizeof res->source_mode, "%s", gate_mode_name(mc.mode));
     res->source_step = info.step;
     /* the checkpoint as trained, before its gate is replaced */
-    res->source_val_ppl = exp(distill_eval(&m, data, windows, NULL));
+    res->source_val_ppl = exp(evaluate_windows(&m, &val));
 
     if (distill_init(&d, &m, cfg, err)) {
         free(batch);
@@ -552,21 +529,18 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     /* held-out agreement in the distillation forward */
     distill_agree_reset(&d);
     d.agree_on = 1;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            data_val_window(data, w0 + b, win);
-            memcpy(in + b * T, win, T * sizeof(int32_t));
-        }
-        distill_forward(&d, in, nb);
-    }
+    evaluate_spec held_out = val;
+    held_out.batch = held_out_batch;
+    held_out.ctx = &d;
+    evaluate_windows(&m, &held_out);
     d.agree_on = 0;
     distill_agree_mean(&d, 0, L, &res->held_out);
 
     /* deployed: hard top-k on the distilled gate's scores */
     model_set_mode(&m, GATE_DISTILLED);
     metrics_init(&res->deployed, L, mc.heads, T);
-    res->val_loss = distill_eval(&m, data, windows, &res->deployed);
+    val.metrics = &res->deployed;
+    res->val_loss = evaluate_windows(&m, &val);
     res->val_ppl = exp(res->val_loss);
     const metrics_state *ms = &res->deployed;
     res->precision = metrics_model_value(ms, L, METRIC_PRECISION);
@@ -588,9 +562,7 @@ out:
     if (model_ready)
         model_free(&m);
     data_close(data);
-    free(win);
     free(in);
-    free(tg);
     st_free(&f);
     return rc;
 }

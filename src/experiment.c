@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "data.h"
 #include "distill.h"
+#include "evaluate.h"
 #include "experiment_absorption.h"
 #include "gate.h"
 #include "live.h"
@@ -60,7 +61,9 @@ int experiment_eval_ckpt(const char *path, int mode, const data_source *data, si
         return -1;
     if (ms)
         metrics_init(ms, info.model.layers, info.model.heads, info.model.T);
-    *ppl = exp(distill_eval(&m, data, windows, ms));
+    const evaluate_spec spec = {.data = data, .windows = windows, .weight = EVALUATE_PER_WINDOW,
+                                .metrics = ms};
+    *ppl = exp(evaluate_windows(&m, &spec));
     model_free(&m);
     return 0;
 }
@@ -82,13 +85,10 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
         nb = PROBE_WINDOWS;
     if (nb > m.cfg.batch)
         nb = m.cfg.batch;
-    int32_t *win = xcalloc(T + 1, sizeof *win);
+    int32_t *win = xcalloc(nb * (T + 1), sizeof *win);
     int32_t *in = xcalloc(nb * T, sizeof *in), *tg = xcalloc(nb * T, sizeof *tg);
-    for (size_t b = 0; b < nb; b++) {
-        data_val_window(data, b, win);
-        memcpy(in + b * T, win, T * sizeof(int32_t));
-        memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
-    }
+    const evaluate_spec first = {.data = data};
+    evaluate_load(&first, T, 0, nb, win, in, tg);
     /* stochastic masks (none here) would need a fixed salt to compare losses */
     m.step_salt = 0;
     double base = model_forward(&m, in, tg, nb);
@@ -483,9 +483,7 @@ int experiment_open(experiment_args *a, data_source **data, store **st, size_t *
         data_close(*data);
         return -1;
     }
-    *windows = data_val_windows(*data);
-    if (tc->eval_windows && tc->eval_windows < *windows)
-        *windows = tc->eval_windows;
+    *windows = evaluate_window_count(*data, tc->eval_windows);
     return 0;
 }
 
