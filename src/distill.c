@@ -63,11 +63,16 @@ int distill_init(distill *d, model *m, const distill_config *cfg, gl_error *err)
     d->loss_part = xcalloc(B * H, sizeof(double));
     d->dbias = xcalloc(B * H, sizeof(float));
     d->agree_part = xcalloc(B * H, sizeof(distill_agree));
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].is_gate)
-            d->gate_numel += m->tensors[i].numel;
-    d->am = xcalloc(d->gate_numel, sizeof(float));
-    d->av = xcalloc(d->gate_numel, sizeof(float));
+    /* AdamW over the gate alone: lr and weight decay are distill's own, the
+     * betas, eps and the schedule's floor the trainer's defaults */
+    optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = oc.gate_lr = cfg->lr;
+    oc.weight_decay = cfg->weight_decay;
+    oc.clip = cfg->clip;
+    oc.warmup = cfg->warmup;
+    oc.total_steps = cfg->steps;
+    optim_init_gate(&d->o, &oc, m);
     distill_reset_gate(d);
     return 0;
 }
@@ -85,8 +90,7 @@ void distill_free(distill *d)
     free(d->loss_part);
     free(d->dbias);
     free(d->agree_part);
-    free(d->am);
-    free(d->av);
+    optim_free(&d->o);
     memset(d, 0, sizeof *d);
 }
 
@@ -103,9 +107,7 @@ void distill_reset_gate(distill *d)
         for (size_t j = 0; j < t->numel; j++)
             w[j] = t->ndim == 2 ? 0.02f * rng_normal(&r) : 0.0f;
     }
-    memset(d->am, 0, d->gate_numel * sizeof(float));
-    memset(d->av, 0, d->gate_numel * sizeof(float));
-    d->t = 0;
+    optim_reset(&d->o);
 }
 
 /* ---- one (sequence, head) pair ---- */
@@ -353,46 +355,7 @@ void distill_backward(distill *d)
 
 double distill_update(distill *d)
 {
-    model *m = d->m;
-    const distill_config *c = &d->cfg;
-    double sum = 0.0;
-    for (size_t i = 0; i < m->ntensors; i++) {
-        const model_tensor *t = &m->tensors[i];
-        if (!t->is_gate)
-            continue;
-        const float *g = m->grads + t->offset;
-        for (size_t j = 0; j < t->numel; j++)
-            sum += (double)g[j] * g[j];
-    }
-    double norm = sqrt(sum);
-    if (!isfinite(norm))
-        return norm;
-    optim_config oc;
-    optim_default_config(&oc);
-    oc.warmup = c->warmup;
-    oc.total_steps = c->steps;
-    const float lr = c->lr * optim_schedule(&oc, d->t);
-    const float clip = c->clip > 0.0f && norm > c->clip ? (float)(c->clip / norm) : 1.0f;
-    d->t++;
-    const float b1c = 1.0f - powf(oc.beta1, (float)d->t);
-    const float b2c = 1.0f - powf(oc.beta2, (float)d->t);
-    size_t at = 0;
-    for (size_t i = 0; i < m->ntensors; i++) {
-        const model_tensor *t = &m->tensors[i];
-        if (!t->is_gate)
-            continue;
-        const float wd = t->ndim == 2 ? c->weight_decay : 0.0f;
-        float *p = m->params + t->offset, *g = m->grads + t->offset;
-        float *am = d->am + at, *av = d->av + at;
-        for (size_t j = 0; j < t->numel; j++) {
-            float gj = g[j] * clip;
-            am[j] = oc.beta1 * am[j] + (1.0f - oc.beta1) * gj;
-            av[j] = oc.beta2 * av[j] + (1.0f - oc.beta2) * gj * gj;
-            p[j] -= lr * (am[j] / b1c / (sqrtf(av[j] / b2c) + oc.eps) + wd * p[j]);
-        }
-        at += t->numel;
-    }
-    return norm;
+    return optim_step(&d->o, d->m, d->o.t);
 }
 
 void distill_agree_reset(distill *d)
