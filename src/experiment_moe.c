@@ -7,6 +7,8 @@
  * router is put back to its initial weights after training: how many tokens
  * change expert, and what that costs the experts that co-adapted to it.
  * Every number comes from a stored run or a checkpoint. */
+#include "experiment_moe.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,22 +192,22 @@ static void build_table(void *ctx, const experiment_env *env, experiment_table *
     for (size_t a = 0; a < MOE_NARMS; a++) {
         for (size_t i = 0; i < n; i++)
             v[a][i] = s[i].ppl[a];
-        experiment_stats(v[a], n, &mean[a], &sd);
+        experiment_table_stats(v[a], n, &mean[a], &sd);
     }
-    experiment_add_stat(t, "5", "dense FFN: final val ppl", v[MOE_DENSE], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", "dense FFN: final val ppl", v[MOE_DENSE], n, 3, "-", "n/a");
     char q[96];
     snprintf(q, sizeof q, "MoE %zu experts top-1, learned router: final val ppl", experts);
-    experiment_add_stat(t, "5", q, v[MOE_LEARNED], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", q, v[MOE_LEARNED], n, 3, "-", "n/a");
     snprintf(q, sizeof q, "MoE %zu experts top-1, frozen random router: ppl", experts);
-    experiment_add_stat(t, "5", q, v[MOE_RANDOM], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", q, v[MOE_RANDOM], n, 3, "-", "n/a");
     for (size_t i = 0; i < n; i++)
         w[i] = s[i].ppl[MOE_RANDOM] - s[i].ppl[MOE_LEARNED];
-    store_result_row *r = experiment_add_stat(
-        t, "5", "random - learned ppl (within 2% of learned: match)", w, n, 3, "~0 (match)",
-        "");
+    store_result_row *r = experiment_table_add_stat(
+        t, "5", "random - learned ppl (within 2% of learned: match)", w, n, 3, "~0 (match)", "");
     snprintf(r->same_direction, sizeof r->same_direction, "%s",
-             experiment_yes_no(fabs(r->value) < MOE_MATCH * mean[MOE_LEARNED]));
-    r = experiment_add_row(t, "5", "routing benefit (R - L) / (R - D) of the means", "-", "n/a");
+             experiment_table_yes_no(fabs(r->value) < MOE_MATCH * mean[MOE_LEARNED]));
+    r = experiment_table_add_row(t, "5", "routing benefit (R - L) / (R - D) of the means", "-",
+                                 "n/a");
     r->value = (mean[MOE_RANDOM] - mean[MOE_LEARNED]) / (mean[MOE_RANDOM] - mean[MOE_DENSE]);
     snprintf(r->gatelab, sizeof r->gatelab, "%.3f", r->value);
     for (size_t a = MOE_LEARNED; a <= MOE_RANDOM; a++) {
@@ -213,20 +215,20 @@ static void build_table(void *ctx, const experiment_env *env, experiment_table *
             w[i] = s[i].balance[a];
         snprintf(q, sizeof q, "expert balance E sum f^2 (1 = even), %s router",
                  a == MOE_LEARNED ? "learned" : "random");
-        experiment_add_stat(t, "5", q, w, n, 3, "-", "n/a");
+        experiment_table_add_stat(t, "5", q, w, n, 3, "-", "n/a");
     }
     for (size_t i = 0; i < n; i++)
         w[i] = 100.0 * s[i].rerouted;
-    experiment_add_stat(t, "5", "learned router reset to its init: % routings changed", w, n, 1,
-                        "-", "n/a");
+    experiment_table_add_stat(t, "5", "learned router reset to its init: % routings changed", w, n,
+                              1, "-", "n/a");
     for (size_t i = 0; i < n; i++)
         w[i] = s[i].reset_ppl;
-    r = experiment_add_stat(t, "5", "learned router reset to its init: val ppl", w, n, 3,
-                            "> random (line 3)", "");
+    r = experiment_table_add_stat(t, "5", "learned router reset to its init: val ppl", w, n, 3,
+                                  "> random (line 3)", "");
     /* like line 3: routing changed after training hurts more than a random
      * router the experts trained with */
     snprintf(r->same_direction, sizeof r->same_direction, "%s",
-             experiment_yes_no(r->value > mean[MOE_RANDOM]));
+             experiment_table_yes_no(r->value > mean[MOE_RANDOM]));
 }
 
 /* the plan's config_json */
