@@ -1587,6 +1587,10 @@ static void test_mkdir_p(void)
     errno = 0;
     CHECK(gl_mkdir_p(file, &e) == -1 && errno == ENOTDIR, "the path itself a file: ENOTDIR");
     CHECK(gl_mkdir_p("", &e) == -1 && errno == ENOENT, "an empty path: ENOENT");
+    free(deep);
+    free(slash);
+    free(file);
+    free(under);
 }
 
 int main(void)
