@@ -46,6 +46,12 @@ void gl_stop_signal_set(sigset_t *set);
 /* "SIGINT", "SIGHUP", ...: for the one line that says what stopped us. */
 const char *gl_signal_name(int sig);
 
+/* mkdir -p dir: every missing directory of the path is created (mode 0777
+ * less the umask). -1 with errno set and a message naming the directory
+ * that could not be made (ENOTDIR when a part is not a directory,
+ * ENAMETOOLONG past PATH_MAX). */
+int gl_mkdir_p(const char *dir, gl_error *err);
+
 /* Monotonic wall clock in seconds. */
 double gl_now(void);
 /* Unix time in milliseconds, for records people read later. */

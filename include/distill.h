@@ -30,6 +30,7 @@
 #include "data.h"
 #include "metrics.h"
 #include "model.h"
+#include "optim.h"
 
 #define DISTILL_MAX_LAYERS 64
 
@@ -72,10 +73,7 @@ typedef struct {
     distill_agree *agree_part; /* [batch*H] */
     int agree_on;              /* distill_forward accumulates agreement */
     distill_agree agree[DISTILL_MAX_LAYERS];
-    /* AdamW over the gate tensors, in tensor-table order */
-    float *am, *av;            /* [gate_numel] */
-    size_t gate_numel;
-    size_t t;                  /* updates done */
+    optim o;                   /* OPTIM_GATE: AdamW over the gate tensors */
 } distill;
 
 /* Allocates for the model's batch; draws a fresh gate (distill_reset_gate). */
@@ -94,7 +92,8 @@ double distill_forward(distill *d, const int32_t *inputs, size_t B);
  * written into m->grads at their offsets (zeroed first); every other
  * gradient is left untouched. */
 void distill_backward(distill *d);
-/* Clip + AdamW on the gate tensors with the schedule at update d->t.
+/* Clip + AdamW on the gate tensors (optim_step) with the schedule at update
+ * d->o.t.
  * Returns the pre-clip gate gradient norm; nothing moves when it is not
  * finite. */
 double distill_update(distill *d);
@@ -120,12 +119,6 @@ typedef struct {
 } distill_result;
 
 void distill_result_free(distill_result *r);
-
-/* Mean val loss of m in its current mode over the first `windows` val
- * windows of data, stochastic masks drawn from the trainer's fixed eval
- * salt; metrics (may be NULL) gets the first batch's agreement, as in
- * trainer_eval. Allocates its window buffers (not a training step). */
-double distill_eval(model *m, const data_source *data, size_t windows, metrics_state *metrics);
 
 typedef void (*distill_progress_fn)(void *ctx, size_t step, size_t steps, double loss);
 

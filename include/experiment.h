@@ -1,20 +1,16 @@
-/* experiment: the headless experiments of DESIGN §7 and `gatelab distill`.
- * `experiment absorption` trains, for each seed, one live session of the
- * arms dense, soft, random, sigmoid, topk and stochastic (ordinary stored
- * runs), then measures the paper's four lines of evidence on their
- * checkpoints (gate gradient of topk, finite-difference probe, distillation
- * onto the frozen dense/random/soft models, dense evaluation of every gated
- * model) and prints and stores a table beside the paper's figures.
- * Like cli.c these entry points print: progress to stdout, one line
- * "gatelab: ..." per error to stderr.
+/* experiment: what every headless experiment of DESIGN §7 runs through —
+ * the dispatch of `gatelab experiment KIND`, one live session per seed with
+ * its progress lines (ordinary stored runs), the experiment row, and a
+ * kind's plan (experiment_plan) of what it measures per seed and the table
+ * it builds. Like cli.c these entry points print: progress to stdout, one
+ * line "gatelab: ..." per error to stderr.
  *
- * Files: experiment.c (the absorption run, the shared helpers, the seed
- * loop and experiment_run, which every kind runs through), experiment_moe.c
- * (`experiment moe`), experiment_args.c (the command line),
- * experiment_table.c (result tables, their printing and storage, `--from`
- * reprints), distill_cli.c (`gatelab distill` and storing a
- * distillation as a run). The second half of this header is what those
- * files, and any further experiment, share. */
+ * The kinds and their parts, one module each: experiment_absorption
+ * (`experiment absorption`: the paper's four lines of evidence),
+ * experiment_moe (`experiment moe`), experiment_args (the command line of
+ * every kind), experiment_table (result tables, their printing and storage,
+ * `--from` reprints); distill_cli (`gatelab distill`, and a distillation
+ * stored as a run, which absorption's line 3 uses too). */
 #ifndef GATELAB_EXPERIMENT_H
 #define GATELAB_EXPERIMENT_H
 
@@ -23,7 +19,8 @@
 
 #include "common.h"
 #include "data.h"
-#include "distill.h"
+#include "experiment_args.h"
+#include "experiment_table.h"
 #include "gate.h"
 #include "json.h"
 #include "live.h"
@@ -38,18 +35,7 @@
  * 128 + signal when SIGINT/SIGTERM stopped the training. */
 int experiment_main(int argc, char **argv);
 
-/* `gatelab distill RUN [--db PATH] [--steps N] ...`: argv[0] is RUN.
- * Distils a fresh gate onto the run's last checkpoint, saves it next to that
- * checkpoint as distilled-stepNNNNNN.safetensors (gate mode distilled) and
- * stores the result as a new run. Same exit statuses. */
-int distill_main(int argc, char **argv);
-
-/* ---- shared by the experiment files ---- */
-
-#define EXPERIMENT_DEFAULT_DB "sessions/gatelab.db"
-#define EXPERIMENT_MAX_SEEDS 16
-#define EXPERIMENT_MAX_ROWS 64
-#define EXPERIMENT_MAX_PASS 96     /* run options handed on to every seed's arms */
+/* ---- shared by the experiment kinds ---- */
 
 /* Errors are printed with cli_usage_error / cli_runtime_error (cli.h), which
  * return the exit status. */
@@ -60,36 +46,10 @@ int distill_main(int argc, char **argv);
 int experiment_eval_ckpt(const char *path, int mode, const data_source *data, size_t windows,
                          size_t threads, double *ppl, metrics_state *ms, gl_error *err);
 
-/* -- the command line (experiment_args.c) -- */
-
-typedef struct {
-    const char *kind;            /* absorption | moe */
-    train_config tc;             /* shared by the arms; the model seed is set per seed */
-    const char *preset, *db, *from;
-    size_t seeds;
-    size_t distill_steps;        /* absorption */
-    size_t experts;              /* moe: experts of the MoE arms */
-    char *pass[EXPERIMENT_MAX_PASS];   /* the run options as given, for the arms' `resume` */
-    int npass;
-    /* --name and --note of every seed's session, --tag of every run (the
-     * distillations' too), as for `run` */
-    const char *name, *note;
-    live_tag tags[LIVE_MAX_TAGS];
-    size_t ntags;
-    size_t heatmap_every;        /* --heatmap-every (0: every evaluation) */
-} experiment_args;
-
-/* argv holds the options after KIND; -1 with a one-line message naming the
- * option on bad input. */
-int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e);
-
 /* Opens the data (checking its tokens against V, which a .bin file sets)
  * and the database, and counts the val windows an evaluation uses. */
 int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
                     gl_error *e);
-
-/* `gatelab experiment moe` (experiment_moe.c): same exit statuses. */
-int experiment_moe_run(experiment_args *a, int argc, char **argv);
 
 /* -- the seed loop: one live session per seed, progress lines as they train -- */
 
@@ -135,33 +95,6 @@ typedef struct {
 int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_progress *p,
                           live_result *res, gl_error *e);
 
-/* -- result tables (experiment_table.c) -- */
-
-typedef struct {
-    store_result_row row[EXPERIMENT_MAX_ROWS];
-    size_t n;
-} experiment_table;
-
-/* mean and sample standard deviation over seeds (sd NAN for one seed) */
-void experiment_stats(const double *v, size_t n, double *mean, double *sd);
-/* a new row with value and spread NAN; the caller fills in the value */
-store_result_row *experiment_add_row(experiment_table *t, const char *line,
-                                     const char *quantity, const char *paper,
-                                     const char *direction);
-/* a value over seeds: "mean +- sd" (just the mean for one seed) */
-store_result_row *experiment_add_stat(experiment_table *t, const char *line,
-                                      const char *quantity, const double *v, size_t n,
-                                      int decimals, const char *paper, const char *direction);
-const char *experiment_yes_no(int cond);
-/* the column header and every row */
-void experiment_print_table(const experiment_table *t);
-/* every row as the experiment's results */
-int experiment_store_table(store *st, int64_t experiment, const experiment_table *t,
-                           gl_error *e);
-/* `--from ID`: reprints a stored experiment (ID an experiment or session id)
- * of this kind; another kind's is a usage error naming both */
-int experiment_from(const char *db, const char *from, const char *kind);
-
 /* -- one experiment from start to end (experiment.c) -- */
 
 /* What experiment_run has opened, for the plan's callbacks. */
@@ -201,37 +134,5 @@ typedef struct {
  * session and is marked finished or failed. Returns the exit status of
  * experiment_main. */
 int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv);
-
-/* -- distillations (distill_cli.c) -- */
-
-typedef struct {
-    int64_t source_run;
-    const char *source_name, *source_ckpt, *out_ckpt, *data_path;
-    size_t eval_windows;
-    const distill_config *cfg;
-    const distill_result *res;
-} experiment_distill_record;
-
-/* Stores a distillation as a new run in `session` (arm index `arm`);
- * returns its id, or -1 (nothing stored). */
-int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
-                                      const experiment_distill_record *d, gl_error *err);
-void experiment_print_distill(const char *indent, const distill_result *r);
-
-/* progress callback of distill_checkpoint, called after every update: ctx
- * is an experiment_distill_progress; a line every `every` updates (and at
- * the last) with percent and time left, the stderr bar in between */
-typedef struct {
-    const char *prefix;
-    size_t every;             /* 0 counts as 1 */
-    double t0;                /* gl_now() when the distillation started */
-    progress_bar bar;         /* set up on the first call */
-    int bar_ready;
-} experiment_distill_progress;
-void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double loss);
-
-/* where the distilled gate of ckpt is saved (the settings are in the name) */
-int experiment_distilled_path(const char *ckpt, size_t step, const distill_config *dc,
-                              char *out, size_t n, gl_error *err);
 
 #endif

@@ -74,7 +74,6 @@ typedef struct {
 
 heatmap_snapshot *heatmap_snapshot_new(uint32_t layers, uint32_t heads, uint32_t T);
 void heatmap_snapshot_free(heatmap_snapshot *h);
-void heatmap_snapshot_copy(heatmap_snapshot *dst, const heatmap_snapshot *src);
 
 #define REC_TEXT 160
 

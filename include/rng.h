@@ -13,8 +13,6 @@ void rng_seed(rng_state *r, uint64_t seed);
 uint64_t rng_next(rng_state *r);
 /* Uniform in [0, n). n > 0. */
 uint64_t rng_below(rng_state *r, uint64_t n);
-/* Uniform float in [0, 1). */
-float rng_uniform(rng_state *r);
 /* Standard normal (Box-Muller, one value per call). */
 float rng_normal(rng_state *r);
 /* Derive an independent stream seed from a base seed and a stream tag. */

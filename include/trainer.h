@@ -15,9 +15,6 @@
 #include "optim.h"
 #include "record.h"
 
-/* The stochastic-mask salt of every evaluation: the same masks each time. */
-#define TRAINER_EVAL_SALT 0xe7a1e7a1e7a1ULL
-
 typedef struct {
     model_config model;
     optim_config optim;
@@ -65,9 +62,9 @@ void trainer_free(trainer *t);
  * finite (the arm has diverged; the weights are left as they were). */
 int trainer_step(trainer *t);
 
-/* Val loss over the fixed split, and per-layer/head gate metrics of the
- * first val batch (in t->metrics) plus the gate gradient norms of the last
- * step. */
+/* Val loss over the fixed split (evaluate.h, per token), and per-layer/head
+ * gate metrics of the first val batch (in t->metrics) plus the gate gradient
+ * norms of the last step. */
 void trainer_eval(trainer *t, eval_result *out);
 
 /* A new trainer continuing from src: same config, weights, Adam moments,

@@ -60,27 +60,12 @@ static const char *source_name(const cmd_record *c)
     return c->scripted == 1 ? "scripted" : c->scripted == 2 ? "shutdown" : "key";
 }
 
-static int make_dirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 int arm_check_dir(const arm *a, gl_error *err)
 {
     const char *dir = a->cfg.ckpt_dir;
     if (!dir)
         return 0;
-    if (make_dirs(dir))
+    if (gl_mkdir_p(dir, NULL))
         return gl_fail(err, "checkpoint directory %s: %s", dir, strerror(errno));
     /* a probe file: root passes access(2) checks that a read-only mount fails */
     char probe[2100];
@@ -177,7 +162,7 @@ static int save_checkpoint(arm *a, const char *why)
         push_event(a, EV_ERROR, "checkpoint: path under %.60s is too long", a->cfg.ckpt_dir);
         return -1;
     }
-    if (make_dirs(a->cfg.ckpt_dir)) {
+    if (gl_mkdir_p(a->cfg.ckpt_dir, NULL)) {
         push_event(a, EV_ERROR, "checkpoint: cannot create %.100s: %s", a->cfg.ckpt_dir,
                    strerror(errno));
         return -1;

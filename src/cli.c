@@ -28,6 +28,7 @@
 #include "progress.h"
 #include "runspec.h"
 #include "safetensors.h"
+#include "distill_cli.h"
 #include "experiment.h"
 #include "live.h"
 #include "store.h"
@@ -803,7 +804,7 @@ static int dispatch(int argc, char **argv)
     if (strcmp(cmd, "experiment") == 0)
         return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)
-        return distill_main(argc - 2, argv + 2);
+        return distill_cli_main(argc - 2, argv + 2);
     /* names, tags, notes and housekeeping (cli_store.c) */
     if (strcmp(cmd, "tag") == 0)
         return cli_tag(argc - 2, argv + 2);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "evaluate.h"
 #include "progress.h"
 #include "experiment.h"
 
@@ -153,32 +154,14 @@ int cli_eval(int argc, char **argv)
         model_free(&m);
         goto fail;
     }
-    const size_t T = mc.T, B = mc.batch;
-    double loss;
-    size_t ntok;
-    if (gen) {
-        size_t windows = data_val_windows(gen);
-        loss = distill_eval(&m, gen, windows, NULL);   /* the trainer's val loop */
-        ntok = windows * T;
-    } else {
-        /* window w = tokens w*T .. w*T+T: inputs its first T, targets its last T */
-        const size_t windows = (count - 1) / T;
-        int32_t *in = xmalloc(B * T * sizeof *in), *tg = xmalloc(B * T * sizeof *tg);
-        double total = 0.0;
-        m.step_salt = TRAINER_EVAL_SALT;
-        for (size_t w0 = 0; w0 < windows; w0 += B) {
-            size_t nb = windows - w0 < B ? windows - w0 : B;
-            for (size_t b = 0; b < nb; b++) {
-                memcpy(in + b * T, tokens + (w0 + b) * T, T * sizeof(int32_t));
-                memcpy(tg + b * T, tokens + (w0 + b) * T + 1, T * sizeof(int32_t));
-            }
-            total += model_forward(&m, in, tg, nb) * (double)(nb * T);
-        }
-        loss = total / (double)(windows * T);
-        ntok = windows * T;
-        free(in);
-        free(tg);
-    }
+    /* the generator's val split (added per window, as distill and the
+     * experiments do), or a file's windows w = tokens w*T .. w*T+T */
+    const evaluate_spec spec = {
+        .data = gen, .tokens = tokens,
+        .windows = gen ? data_val_windows(gen) : (count - 1) / mc.T,
+        .weight = gen ? EVALUATE_PER_WINDOW : EVALUATE_PER_TOKEN};
+    const double loss = evaluate_windows(&m, &spec);
+    const size_t ntok = spec.windows * mc.T;
     if (run)
         printf("run %lld step %zu (%s) on %s: ", (long long)run, info.step,
                gate_mode_name(mc.mode), generator ? "generator val split" : data);

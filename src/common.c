@@ -1,13 +1,17 @@
-/* common: error formatting, allocation wrappers, the fatal path, and where
- * the signals that stop a session (SIGINT, SIGTERM, SIGHUP) are delivered. */
+/* common: error formatting, allocation wrappers, the fatal path, where the
+ * signals that stop a session (SIGINT, SIGTERM, SIGHUP) are delivered, and
+ * mkdir -p. */
 #include "common.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #ifndef GL_GIT_REV
@@ -43,6 +47,41 @@ int gl_fail(gl_error *e, const char *fmt, ...)
                 *c = ' ';
     }
     return -1;
+}
+
+/* gl_fail keeping errno as the failure left it (for callers that print it) */
+static int mkdir_fail(gl_error *err, int e, const char *dir, const char *why)
+{
+    gl_fail(err, "cannot create directory %s: %s", dir, why);
+    errno = e;
+    return -1;
+}
+
+int gl_mkdir_p(const char *dir, gl_error *err)
+{
+    char buf[PATH_MAX];
+    if (!*dir)
+        return mkdir_fail(err, ENOENT, "''", "empty path");
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
+        return mkdir_fail(err, ENAMETOOLONG, dir, "path too long");
+    /* each prefix that ends at a '/' (the leading one of an absolute path
+     * aside), then the whole path */
+    for (char *p = buf + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        const char c = *p;
+        *p = '\0';
+        struct stat st;
+        if (stat(buf, &st) != 0) {
+            if (errno != ENOENT || (mkdir(buf, 0777) != 0 && errno != EEXIST))
+                return mkdir_fail(err, errno, buf, strerror(errno));
+        } else if (!S_ISDIR(st.st_mode)) {
+            return mkdir_fail(err, ENOTDIR, buf, "not a directory");
+        }
+        *p = c;
+        if (c == '\0')
+            return 0;
+    }
 }
 
 void *xmalloc(size_t n)

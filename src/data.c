@@ -478,6 +478,15 @@ void data_next_batch(data_source *d, int32_t *tokens, size_t B)
     d->cur.batches++;
 }
 
+void data_split_windows(const int32_t *windows, int32_t *inputs, int32_t *targets, size_t B,
+                        size_t T)
+{
+    for (size_t b = 0; b < B; b++) {
+        memcpy(inputs + b * T, windows + b * (T + 1), T * sizeof(int32_t));
+        memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
+    }
+}
+
 size_t data_val_windows(const data_source *d)
 {
     return d->val_windows;

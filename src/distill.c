@@ -14,11 +14,11 @@
 
 #include "checkpoint.h"
 #include "data.h"
+#include "evaluate.h"
 #include "layers.h"
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
-#include "trainer.h"
 
 #define DISTILL_STREAM 0x64697374ULL   /* "dist": the fresh gate's draw */
 
@@ -63,11 +63,16 @@ int distill_init(distill *d, model *m, const distill_config *cfg, gl_error *err)
     d->loss_part = xcalloc(B * H, sizeof(double));
     d->dbias = xcalloc(B * H, sizeof(float));
     d->agree_part = xcalloc(B * H, sizeof(distill_agree));
-    for (size_t i = 0; i < m->ntensors; i++)
-        if (m->tensors[i].is_gate)
-            d->gate_numel += m->tensors[i].numel;
-    d->am = xcalloc(d->gate_numel, sizeof(float));
-    d->av = xcalloc(d->gate_numel, sizeof(float));
+    /* AdamW over the gate alone: lr and weight decay are distill's own, the
+     * betas, eps and the schedule's floor the trainer's defaults */
+    optim_config oc;
+    optim_default_config(&oc);
+    oc.lr = oc.gate_lr = cfg->lr;
+    oc.weight_decay = cfg->weight_decay;
+    oc.clip = cfg->clip;
+    oc.warmup = cfg->warmup;
+    oc.total_steps = cfg->steps;
+    optim_init_gate(&d->o, &oc, m);
     distill_reset_gate(d);
     return 0;
 }
@@ -85,8 +90,7 @@ void distill_free(distill *d)
     free(d->loss_part);
     free(d->dbias);
     free(d->agree_part);
-    free(d->am);
-    free(d->av);
+    optim_free(&d->o);
     memset(d, 0, sizeof *d);
 }
 
@@ -103,9 +107,7 @@ void distill_reset_gate(distill *d)
         for (size_t j = 0; j < t->numel; j++)
             w[j] = t->ndim == 2 ? 0.02f * rng_normal(&r) : 0.0f;
     }
-    memset(d->am, 0, d->gate_numel * sizeof(float));
-    memset(d->av, 0, d->gate_numel * sizeof(float));
-    d->t = 0;
+    optim_reset(&d->o);
 }
 
 /* ---- one (sequence, head) pair ---- */
@@ -353,46 +355,7 @@ void distill_backward(distill *d)
 
 double distill_update(distill *d)
 {
-    model *m = d->m;
-    const distill_config *c = &d->cfg;
-    double sum = 0.0;
-    for (size_t i = 0; i < m->ntensors; i++) {
-        const model_tensor *t = &m->tensors[i];
-        if (!t->is_gate)
-            continue;
-        const float *g = m->grads + t->offset;
-        for (size_t j = 0; j < t->numel; j++)
-            sum += (double)g[j] * g[j];
-    }
-    double norm = sqrt(sum);
-    if (!isfinite(norm))
-        return norm;
-    optim_config oc;
-    optim_default_config(&oc);
-    oc.warmup = c->warmup;
-    oc.total_steps = c->steps;
-    const float lr = c->lr * optim_schedule(&oc, d->t);
-    const float clip = c->clip > 0.0f && norm > c->clip ? (float)(c->clip / norm) : 1.0f;
-    d->t++;
-    const float b1c = 1.0f - powf(oc.beta1, (float)d->t);
-    const float b2c = 1.0f - powf(oc.beta2, (float)d->t);
-    size_t at = 0;
-    for (size_t i = 0; i < m->ntensors; i++) {
-        const model_tensor *t = &m->tensors[i];
-        if (!t->is_gate)
-            continue;
-        const float wd = t->ndim == 2 ? c->weight_decay : 0.0f;
-        float *p = m->params + t->offset, *g = m->grads + t->offset;
-        float *am = d->am + at, *av = d->av + at;
-        for (size_t j = 0; j < t->numel; j++) {
-            float gj = g[j] * clip;
-            am[j] = oc.beta1 * am[j] + (1.0f - oc.beta1) * gj;
-            av[j] = oc.beta2 * av[j] + (1.0f - oc.beta2) * gj * gj;
-            p[j] -= lr * (am[j] / b1c / (sqrtf(av[j] / b2c) + oc.eps) + wd * p[j]);
-        }
-        at += t->numel;
-    }
-    return norm;
+    return optim_step(&d->o, d->m, d->o.t);
 }
 
 void distill_agree_reset(distill *d)
@@ -436,34 +399,14 @@ void distill_result_free(distill_result *r)
         metrics_free(&r->deployed);
 }
 
-double distill_eval(model *m, const data_source *data, size_t windows, metrics_state *metrics)
+/* evaluate's batch for the held-out agreement: the distillation forward */
+static double held_out_batch(void *ctx, model *m, const int32_t *inputs, const int32_t *targets,
+                             size_t nb, size_t w0)
 {
-    const size_t T = m->cfg.T, B = m->cfg.batch;
-    int32_t *win = xcalloc(T + 1, sizeof *win);
-    int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
-    uint64_t salt = m->step_salt;
-    m->step_salt = TRAINER_EVAL_SALT;
-    if (metrics)
-        metrics_reset(metrics, m->cfg.k);
-    double total = 0.0;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            data_val_window(data, w0 + b, win);
-            memcpy(in + b * T, win, T * sizeof(int32_t));
-            memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
-        }
-        m->metrics = w0 == 0 ? metrics : NULL;
-        total += model_forward(m, in, tg, nb) * (double)nb;
-    }
-    m->metrics = NULL;
-    if (metrics)
-        metrics_finish(metrics);
-    m->step_salt = salt;
-    free(win);
-    free(in);
-    free(tg);
-    return total / (double)windows;
+    (void)m;
+    (void)targets;
+    (void)w0;
+    return distill_forward(ctx, inputs, nb);
 }
 
 int distill_checkpoint(const char *ckpt, const char *data_path, const distill_config *cfg,
@@ -488,7 +431,7 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     int model_ready = 0, rc = -1;
     distill d;
     int distill_ready = 0;
-    int32_t *win = NULL, *in = NULL, *tg = NULL;
+    int32_t *in = NULL;
 
     data = data_open(data_path, mc.T, cfg->seed, err);
     if (!data)
@@ -504,17 +447,14 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     if (checkpoint_load_weights(&f, ckpt, &m, err))
         goto out;
     const size_t T = mc.T, B = mc.batch, L = mc.layers;
-    size_t windows = data_val_windows(data);
-    if (eval_windows && eval_windows < windows)
-        windows = eval_windows;
-    win = xcalloc(T + 1, sizeof *win);
+    evaluate_spec val = {.data = data, .windows = evaluate_window_count(data, eval_windows),
+                         .weight = EVALUATE_PER_WINDOW};
     in = xcalloc(B * T, sizeof *in);
-    tg = xcalloc(B * T, sizeof *tg);
     int32_t *batch = xcalloc(B * (T + 1), sizeof *batch);
     snprintf(res->source_mode, sizeof res->source_mode, "%s", gate_mode_name(mc.mode));
     res->source_step = info.step;
     /* the checkpoint as trained, before its gate is replaced */
-    res->source_val_ppl = exp(distill_eval(&m, data, windows, NULL));
+    res->source_val_ppl = exp(evaluate_windows(&m, &val));
 
     if (distill_init(&d, &m, cfg, err)) {
         free(batch);
@@ -552,21 +492,18 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     /* held-out agreement in the distillation forward */
     distill_agree_reset(&d);
     d.agree_on = 1;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            data_val_window(data, w0 + b, win);
-            memcpy(in + b * T, win, T * sizeof(int32_t));
-        }
-        distill_forward(&d, in, nb);
-    }
+    evaluate_spec held_out = val;
+    held_out.batch = held_out_batch;
+    held_out.ctx = &d;
+    evaluate_windows(&m, &held_out);
     d.agree_on = 0;
     distill_agree_mean(&d, 0, L, &res->held_out);
 
     /* deployed: hard top-k on the distilled gate's scores */
     model_set_mode(&m, GATE_DISTILLED);
     metrics_init(&res->deployed, L, mc.heads, T);
-    res->val_loss = distill_eval(&m, data, windows, &res->deployed);
+    val.metrics = &res->deployed;
+    res->val_loss = evaluate_windows(&m, &val);
     res->val_ppl = exp(res->val_loss);
     const metrics_state *ms = &res->deployed;
     res->precision = metrics_model_value(ms, L, METRIC_PRECISION);
@@ -588,9 +525,7 @@ out:
     if (model_ready)
         model_free(&m);
     data_close(data);
-    free(win);
     free(in);
-    free(tg);
     st_free(&f);
     return rc;
 }

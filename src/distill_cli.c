@@ -1,7 +1,7 @@
 /* distill_cli: `gatelab distill RUN`, and storing a distillation as an
  * ordinary run (its metrics, checkpoint and events) for it and for line 3 of
  * `experiment absorption`. The distillation itself is distill.c. */
-#include "experiment.h"
+#include "distill_cli.h"
 
 #include <libgen.h>
 #include <math.h>
@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "distill.h"
+#include "experiment.h"
 #include "gate.h"
 #include "json.h"
 #include "metrics.h"
@@ -29,8 +30,8 @@
  * layer_metrics) plus the distillation's own figures (distill_loss_first /
  * _last, precision, recall, chance_f1, heldout_topk_f1, heldout_thr_*,
  * source_val_ppl); the distilled file is its checkpoint. */
-int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
-                                      const experiment_distill_record *d, gl_error *err)
+int64_t distill_cli_store(store *st, int64_t session, int64_t arm, const distill_cli_record *d,
+                          gl_error *err)
 {
     const distill_result *r = d->res;
     const distill_config *c = d->cfg;
@@ -172,7 +173,7 @@ int64_t experiment_store_distillation(store *st, int64_t session, int64_t arm,
     return run;
 }
 
-void experiment_print_distill(const char *indent, const distill_result *r)
+void distill_cli_print(const char *indent, const distill_result *r)
 {
     printf("%sdistillation BCE %.4f -> %.4f over %zu updates (%.1f s)\n", indent, r->loss_first,
            r->loss_last, r->steps, r->seconds);
@@ -188,9 +189,9 @@ void experiment_print_distill(const char *indent, const distill_result *r)
     fflush(stdout);
 }
 
-void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double loss)
+void distill_cli_on_progress(void *ctx, size_t step, size_t steps, double loss)
 {
-    experiment_distill_progress *p = ctx;
+    distill_cli_progress *p = ctx;
     if (!p->bar_ready) {
         progress_bar_init(&p->bar);
         p->bar_ready = 1;
@@ -216,8 +217,8 @@ void experiment_on_distill_progress(void *ctx, size_t step, size_t steps, double
 /* dirname(ckpt)/distilled-stepNNNNNN-seedS-uU[-dense].safetensors: the
  * settings that decide the distilled gate are in the name, so another
  * distillation of the same checkpoint never overwrites this one */
-int experiment_distilled_path(const char *ckpt, size_t step, const distill_config *dc, char *out,
-                              size_t n, gl_error *err)
+int distill_cli_out_path(const char *ckpt, size_t step, const distill_config *dc, char *out,
+                         size_t n, gl_error *err)
 {
     char dir[1024];
     if (snprintf(dir, sizeof dir, "%s", ckpt) >= (int)sizeof dir)
@@ -234,7 +235,7 @@ int experiment_distilled_path(const char *ckpt, size_t step, const distill_confi
 }
 /* ---- gatelab distill RUN ---- */
 
-int distill_main(int argc, char **argv)
+int distill_cli_main(int argc, char **argv)
 {
     const char *db = EXPERIMENT_DEFAULT_DB, *run_word = NULL, *data = NULL;
     size_t threads = args_default_threads(), windows = 0;
@@ -337,7 +338,7 @@ int distill_main(int argc, char **argv)
         dc.seed = row.seed;
     char out[1024];
     if (!rc)
-        rc = experiment_distilled_path(ck.path, ck.step, &dc, out, sizeof out, &e);
+        rc = distill_cli_out_path(ck.path, ck.step, &dc, out, sizeof out, &e);
     int status = 0;
     distill_result res;
     memset(&res, 0, sizeof res);
@@ -348,9 +349,9 @@ int distill_main(int argc, char **argv)
                dc.steps, dc.batch, (double)dc.lr, gate_mode_name(dc.forward),
                data ? data : "generator", windows);
         fflush(stdout);
-        experiment_distill_progress pr = {.prefix = "",
-                                          .every = dc.steps >= 10 ? dc.steps / 10 : 1,
-                                          .t0 = gl_now()};
+        distill_cli_progress pr = {.prefix = "",
+                                   .every = dc.steps >= 10 ? dc.steps / 10 : 1,
+                                   .t0 = gl_now()};
         /* the model's own batch caps the distillation batch */
         st_file f;
         checkpoint_info info;
@@ -363,21 +364,21 @@ int distill_main(int argc, char **argv)
             dc.batch = info.model.batch;
         if (!rc)
             rc = distill_checkpoint(ck.path, data, &dc, windows, threads, out,
-                                    experiment_on_distill_progress, &pr, 1, &res, &e);
+                                    distill_cli_on_progress, &pr, 1, &res, &e);
         if (pr.bar_ready)
             progress_bar_clear(&pr.bar);
     }
     if (!rc) {
-        experiment_print_distill("", &res);
+        distill_cli_print("", &res);
         printf("checkpoint %s (gate mode distilled; gatelab eval %s --data FILE)\n", out, out);
         char *cmd = cli_join_words("gatelab distill", argc, argv);
         int64_t session = store_session_begin(st, cmd, &e);
         free(cmd);
-        experiment_distill_record d = {.source_run = row.id, .source_name = row.name,
-                                       .source_ckpt = ck.path, .out_ckpt = out,
-                                       .data_path = data, .eval_windows = windows,
-                                       .cfg = &dc, .res = &res};
-        int64_t run = session < 0 ? -1 : experiment_store_distillation(st, session, 0, &d, &e);
+        distill_cli_record d = {.source_run = row.id, .source_name = row.name,
+                                .source_ckpt = ck.path, .out_ckpt = out,
+                                .data_path = data, .eval_windows = windows,
+                                .cfg = &dc, .res = &res};
+        int64_t run = session < 0 ? -1 : distill_cli_store(st, session, 0, &d, &e);
         if (run >= 0 && (name || note) &&
             store_session_set_name_note(st, session, name, note, &e))
             run = -1;

@@ -3,16 +3,17 @@
  * seed's arms (so that `gatelab resume` can rebuild each arm; args.c parses
  * them, as for `run`), and the few options that belong to one kind
  * (--distill-steps for absorption, --experts and --moe-aux for moe). */
+#include "experiment_args.h"
+
 #include <stdint.h>
 #include <string.h>
 
 #include "args.h"
-#include "experiment.h"
 #include "model.h"
 #include "optim.h"
 #include "runspec.h"
 
-int experiment_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e)
+int experiment_args_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e)
 {
     memset(a, 0, sizeof *a);
     a->kind = kind;

@@ -7,6 +7,8 @@
  * router is put back to its initial weights after training: how many tokens
  * change expert, and what that costs the experts that co-adapted to it.
  * Every number comes from a stored run or a checkpoint. */
+#include "experiment_moe.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "common.h"
 #include "data.h"
+#include "evaluate.h"
 #include "experiment.h"
 #include "gate.h"
 #include "live.h"
@@ -77,6 +80,36 @@ static void copy_routers(model *dst, const model *src)
                dst->cfg.experts * dst->cfg.d * sizeof(float));
 }
 
+/* router_reset's batch: the trained router's choices, then the loss and
+ * the choices with the initial router */
+typedef struct {
+    const model *init;
+    const float *trained;     /* [L,E,d] the trained routers */
+    int32_t *chosen;          /* [L,B*T] the trained router's experts */
+    double changed, routed;
+} reset_job;
+
+static double reset_batch(void *ctx, model *m, const int32_t *inputs, const int32_t *targets,
+                          size_t nb, size_t w0)
+{
+    (void)w0;
+    reset_job *j = ctx;
+    const size_t T = m->cfg.T, B = m->cfg.batch, L = m->cfg.layers;
+    const size_t rsize = m->cfg.experts * m->cfg.d;
+    for (size_t l = 0; l < L; l++)
+        memcpy(m->p.layer[l].routerw, j->trained + l * rsize, rsize * sizeof(float));
+    model_forward(m, inputs, targets, nb);
+    for (size_t l = 0; l < L; l++)
+        memcpy(j->chosen + l * B * T, m->la[l].route.expert, nb * T * sizeof(int32_t));
+    copy_routers(m, j->init);
+    double loss = model_forward(m, inputs, targets, nb);
+    for (size_t l = 0; l < L; l++)
+        for (size_t n = 0; n < nb * T; n++)
+            j->changed += m->la[l].route.expert[n] != j->chosen[l * B * T + n];
+    j->routed += (double)(L * nb * T);
+    return loss;
+}
+
 /* The learned MoE of `path` evaluated with its router put back to its
  * initial weights (a fresh model of the same config and seed); rerouted is
  * the share of (token, layer) routings that differ from the trained router's. */
@@ -98,37 +131,14 @@ static int router_reset(const char *path, const data_source *data, size_t window
     float *trained = xmalloc(rsize * sizeof *trained);
     for (size_t l = 0; l < L; l++)
         memcpy(trained + l * E * m.cfg.d, m.p.layer[l].routerw, E * m.cfg.d * sizeof(float));
-    int32_t *win = xcalloc(T + 1, sizeof *win), *chosen = xcalloc(L * B * T, sizeof *chosen);
-    int32_t *in = xcalloc(B * T, sizeof *in), *tg = xcalloc(B * T, sizeof *tg);
-    m.step_salt = TRAINER_EVAL_SALT;
-    double loss = 0.0, changed = 0.0, routed = 0.0;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++) {
-            data_val_window(data, w0 + b, win);
-            memcpy(in + b * T, win, T * sizeof(int32_t));
-            memcpy(tg + b * T, win + 1, T * sizeof(int32_t));
-        }
-        for (size_t l = 0; l < L; l++)
-            memcpy(m.p.layer[l].routerw, trained + l * E * m.cfg.d,
-                   E * m.cfg.d * sizeof(float));
-        model_forward(&m, in, tg, nb);
-        for (size_t l = 0; l < L; l++)
-            memcpy(chosen + l * B * T, m.la[l].route.expert, nb * T * sizeof(int32_t));
-        copy_routers(&m, &init);
-        loss += model_forward(&m, in, tg, nb) * (double)nb;
-        for (size_t l = 0; l < L; l++)
-            for (size_t n = 0; n < nb * T; n++)
-                changed += m.la[l].route.expert[n] != chosen[l * B * T + n];
-        routed += (double)(L * nb * T);
-    }
-    *ppl = exp(loss / (double)windows);
-    *rerouted = routed > 0.0 ? changed / routed : NAN;
+    reset_job job = {.init = &init, .trained = trained,
+                     .chosen = xcalloc(L * B * T, sizeof *job.chosen)};
+    const evaluate_spec spec = {.data = data, .windows = windows, .weight = EVALUATE_PER_WINDOW,
+                                .batch = reset_batch, .ctx = &job};
+    *ppl = exp(evaluate_windows(&m, &spec));
+    *rerouted = job.routed > 0.0 ? job.changed / job.routed : NAN;
     free(trained);
-    free(win);
-    free(chosen);
-    free(in);
-    free(tg);
+    free(job.chosen);
     model_free(&init);
     model_free(&m);
     return 0;
@@ -183,22 +193,22 @@ static void build_table(void *ctx, const experiment_env *env, experiment_table *
     for (size_t a = 0; a < MOE_NARMS; a++) {
         for (size_t i = 0; i < n; i++)
             v[a][i] = s[i].ppl[a];
-        experiment_stats(v[a], n, &mean[a], &sd);
+        experiment_table_stats(v[a], n, &mean[a], &sd);
     }
-    experiment_add_stat(t, "5", "dense FFN: final val ppl", v[MOE_DENSE], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", "dense FFN: final val ppl", v[MOE_DENSE], n, 3, "-", "n/a");
     char q[96];
     snprintf(q, sizeof q, "MoE %zu experts top-1, learned router: final val ppl", experts);
-    experiment_add_stat(t, "5", q, v[MOE_LEARNED], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", q, v[MOE_LEARNED], n, 3, "-", "n/a");
     snprintf(q, sizeof q, "MoE %zu experts top-1, frozen random router: ppl", experts);
-    experiment_add_stat(t, "5", q, v[MOE_RANDOM], n, 3, "-", "n/a");
+    experiment_table_add_stat(t, "5", q, v[MOE_RANDOM], n, 3, "-", "n/a");
     for (size_t i = 0; i < n; i++)
         w[i] = s[i].ppl[MOE_RANDOM] - s[i].ppl[MOE_LEARNED];
-    store_result_row *r = experiment_add_stat(
-        t, "5", "random - learned ppl (within 2% of learned: match)", w, n, 3, "~0 (match)",
-        "");
+    store_result_row *r = experiment_table_add_stat(
+        t, "5", "random - learned ppl (within 2% of learned: match)", w, n, 3, "~0 (match)", "");
     snprintf(r->same_direction, sizeof r->same_direction, "%s",
-             experiment_yes_no(fabs(r->value) < MOE_MATCH * mean[MOE_LEARNED]));
-    r = experiment_add_row(t, "5", "routing benefit (R - L) / (R - D) of the means", "-", "n/a");
+             experiment_table_yes_no(fabs(r->value) < MOE_MATCH * mean[MOE_LEARNED]));
+    r = experiment_table_add_row(t, "5", "routing benefit (R - L) / (R - D) of the means", "-",
+                                 "n/a");
     r->value = (mean[MOE_RANDOM] - mean[MOE_LEARNED]) / (mean[MOE_RANDOM] - mean[MOE_DENSE]);
     snprintf(r->gatelab, sizeof r->gatelab, "%.3f", r->value);
     for (size_t a = MOE_LEARNED; a <= MOE_RANDOM; a++) {
@@ -206,20 +216,20 @@ static void build_table(void *ctx, const experiment_env *env, experiment_table *
             w[i] = s[i].balance[a];
         snprintf(q, sizeof q, "expert balance E sum f^2 (1 = even), %s router",
                  a == MOE_LEARNED ? "learned" : "random");
-        experiment_add_stat(t, "5", q, w, n, 3, "-", "n/a");
+        experiment_table_add_stat(t, "5", q, w, n, 3, "-", "n/a");
     }
     for (size_t i = 0; i < n; i++)
         w[i] = 100.0 * s[i].rerouted;
-    experiment_add_stat(t, "5", "learned router reset to its init: % routings changed", w, n, 1,
-                        "-", "n/a");
+    experiment_table_add_stat(t, "5", "learned router reset to its init: % routings changed", w, n,
+                              1, "-", "n/a");
     for (size_t i = 0; i < n; i++)
         w[i] = s[i].reset_ppl;
-    r = experiment_add_stat(t, "5", "learned router reset to its init: val ppl", w, n, 3,
-                            "> random (line 3)", "");
+    r = experiment_table_add_stat(t, "5", "learned router reset to its init: val ppl", w, n, 3,
+                                  "> random (line 3)", "");
     /* like line 3: routing changed after training hurts more than a random
      * router the experts trained with */
     snprintf(r->same_direction, sizeof r->same_direction, "%s",
-             experiment_yes_no(r->value > mean[MOE_RANDOM]));
+             experiment_table_yes_no(r->value > mean[MOE_RANDOM]));
 }
 
 /* the plan's config_json */

@@ -18,9 +18,27 @@ void optim_default_config(optim_config *c)
 void optim_init(optim *o, const optim_config *cfg, size_t num_params)
 {
     o->cfg = *cfg;
+    o->scope = OPTIM_MODEL;
     o->num_params = num_params;
     o->m = xcalloc(num_params, sizeof(float));
     o->v = xcalloc(num_params, sizeof(float));
+    o->t = 0;
+}
+
+void optim_init_gate(optim *o, const optim_config *cfg, const model *mdl)
+{
+    size_t n = 0;
+    for (size_t t = 0; t < mdl->ntensors; t++)
+        if (mdl->tensors[t].is_gate)
+            n += mdl->tensors[t].numel;
+    optim_init(o, cfg, n);
+    o->scope = OPTIM_GATE;
+}
+
+void optim_reset(optim *o)
+{
+    memset(o->m, 0, o->num_params * sizeof(float));
+    memset(o->v, 0, o->num_params * sizeof(float));
     o->t = 0;
 }
 
@@ -44,9 +62,12 @@ float optim_schedule(const optim_config *c, size_t step)
     return (float)(c->min_lr_frac + (1.0 - c->min_lr_frac) * cosine);
 }
 
-/* A frozen gate or router is neither updated nor counted in the clip norm. */
-static int tensor_trains(const model *mdl, const model_tensor *tt)
+/* A frozen gate or router is neither updated nor counted in the clip norm;
+ * OPTIM_GATE takes the gate tensors alone. */
+static int tensor_trains(const optim *o, const model *mdl, const model_tensor *tt)
 {
+    if (o->scope == OPTIM_GATE)
+        return tt->is_gate;
     if (tt->is_gate)
         return model_gate_trains(mdl);
     if (tt->is_router)
@@ -54,12 +75,12 @@ static int tensor_trains(const model *mdl, const model_tensor *tt)
     return 1;
 }
 
-double optim_grad_norm(const model *mdl)
+static double grad_norm(const optim *o, const model *mdl)
 {
     double sum = 0.0;
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
-        if (!tensor_trains(mdl, tt))
+        if (!tensor_trains(o, mdl, tt))
             continue;
         const float *g = mdl->grads + tt->offset;
         for (size_t i = 0; i < tt->numel; i++)
@@ -71,7 +92,7 @@ double optim_grad_norm(const model *mdl)
 double optim_step(optim *o, model *mdl, size_t step)
 {
     const optim_config *c = &o->cfg;
-    double norm = optim_grad_norm(mdl);
+    double norm = grad_norm(o, mdl);
     if (!isfinite(norm))
         return norm; /* a non-finite gradient would poison every weight: no update */
     float clip = (c->clip > 0.0f && norm > c->clip) ? (float)(c->clip / norm) : 1.0f;
@@ -79,14 +100,18 @@ double optim_step(optim *o, model *mdl, size_t step)
     o->t++;
     const float b1c = 1.0f - powf(c->beta1, (float)o->t);
     const float b2c = 1.0f - powf(c->beta2, (float)o->t);
+    size_t packed = 0;   /* OPTIM_GATE's moments: the tensors in scope back to back */
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
-        if (!tensor_trains(mdl, tt))
+        if (!tensor_trains(o, mdl, tt))
             continue;
+        const size_t at = o->scope == OPTIM_MODEL ? tt->offset : packed;
+        packed += tt->numel;
+        GL_ASSERT(at + tt->numel <= o->num_params);
         const float lr = (tt->is_gate ? c->gate_lr : c->lr) * mult;
         const float wd = tt->decay ? c->weight_decay : 0.0f;
         float *p = mdl->params + tt->offset, *g = mdl->grads + tt->offset;
-        float *m = o->m + tt->offset, *v = o->v + tt->offset;
+        float *m = o->m + at, *v = o->v + at;
         for (size_t i = 0; i < tt->numel; i++) {
             float gi = g[i] * clip;
             m[i] = c->beta1 * m[i] + (1.0f - c->beta1) * gi;

@@ -67,13 +67,3 @@ void heatmap_snapshot_free(heatmap_snapshot *h)
     free(h->attn);
     free(h);
 }
-
-void heatmap_snapshot_copy(heatmap_snapshot *dst, const heatmap_snapshot *src)
-{
-    GL_ASSERT(dst->layers == src->layers && dst->heads == src->heads && dst->T == src->T);
-    size_t n = (size_t)src->layers * src->heads * src->T * src->T;
-    dst->step = src->step;
-    memcpy(dst->gate, src->gate, n);
-    memcpy(dst->oracle, src->oracle, n);
-    memcpy(dst->attn, src->attn, n);
-}

@@ -48,11 +48,6 @@ uint64_t rng_below(rng_state *r, uint64_t n)
     return x % n;
 }
 
-float rng_uniform(rng_state *r)
-{
-    return (float)(rng_next(r) >> 40) * (1.0f / 16777216.0f);
-}
-
 float rng_normal(rng_state *r)
 {
     double u1 = ((double)(rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "evaluate.h"
 #include "safetensors.h"
 
 int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
@@ -68,16 +69,6 @@ void trainer_free(trainer *t)
     memset(t, 0, sizeof *t);
 }
 
-/* windows[B][T+1] -> inputs[B][T], targets[B][T] */
-static void split_windows(const int32_t *windows, int32_t *inputs, int32_t *targets, size_t B,
-                          size_t T)
-{
-    for (size_t b = 0; b < B; b++) {
-        memcpy(inputs + b * T, windows + b * (T + 1), T * sizeof(int32_t));
-        memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
-    }
-}
-
 /* Per-head gate gradient norms: head h owns rows h*r..h*r+r-1 of gate.q and
  * gate.k and entry h of gate.bias. */
 static void gate_head_norms(const model *m, double *out)
@@ -100,7 +91,7 @@ int trainer_step(trainer *t)
     const size_t B = m->cfg.batch, T = m->cfg.T;
     double start = gl_now();
     data_next_batch(t->data, t->batch, B);
-    split_windows(t->batch, t->inputs, t->targets, B, T);
+    data_split_windows(t->batch, t->inputs, t->targets, B, T);
     m->step_salt = t->step;
     double loss = model_forward(m, t->inputs, t->targets, B);
     t->last_loss = loss;
@@ -132,34 +123,28 @@ static void draw_attention_heat(const model *m, heatmap_snapshot *heat)
     }
 }
 
+/* evaluate's batch: the forward, and sequence 0's attention of the first
+ * val batch drawn as the heatmap */
+static double eval_batch(void *ctx, model *m, const int32_t *inputs, const int32_t *targets,
+                         size_t nb, size_t w0)
+{
+    trainer *t = ctx;
+    double loss = model_forward(m, inputs, targets, nb);
+    if (w0 == 0 && t->heat)
+        draw_attention_heat(m, t->heat);
+    return loss;
+}
+
 void trainer_eval(trainer *t, eval_result *out)
 {
     model *m = &t->m;
-    const size_t B = m->cfg.batch, T = m->cfg.T;
-    size_t windows = data_val_windows(t->data);
-    if (t->cfg.eval_windows && t->cfg.eval_windows < windows)
-        windows = t->cfg.eval_windows;
-    uint64_t salt = m->step_salt;
-    m->step_salt = TRAINER_EVAL_SALT;
-    metrics_reset(&t->metrics, m->cfg.k);
+    const size_t T = m->cfg.T;
+    const evaluate_spec spec = {
+        .data = t->data, .windows = evaluate_window_count(t->data, t->cfg.eval_windows),
+        .weight = EVALUATE_PER_TOKEN, .metrics = &t->metrics, .batch = eval_batch, .ctx = t,
+        .buf = t->batch, .inputs = t->inputs, .targets = t->targets};
     model_reset_expert_load(m);
-    double total = 0.0;
-    size_t tokens = 0;
-    for (size_t w0 = 0; w0 < windows; w0 += B) {
-        size_t nb = windows - w0 < B ? windows - w0 : B;
-        for (size_t b = 0; b < nb; b++)
-            data_val_window(t->data, w0 + b, t->batch + b * (T + 1));
-        split_windows(t->batch, t->inputs, t->targets, nb, T);
-        /* agreement from the first val batch: enough rows, bounded cost */
-        m->metrics = w0 == 0 ? &t->metrics : NULL;
-        double loss = model_forward(m, t->inputs, t->targets, nb);
-        if (w0 == 0 && t->heat)
-            draw_attention_heat(m, t->heat);
-        total += loss * (double)(nb * T);
-        tokens += nb * T;
-    }
-    m->metrics = NULL;
-    metrics_finish(&t->metrics);
+    const double loss = evaluate_windows(m, &spec);
     /* the gradients of the last step are still in place: eval never
      * backpropagates, so the gate norms are read here, off the step path */
     gate_head_norms(m, t->metrics.grad_norm);
@@ -167,12 +152,11 @@ void trainer_eval(trainer *t, eval_result *out)
     for (size_t i = 0; i < m->cfg.layers * m->cfg.heads; i++)
         sum += t->metrics.grad_norm[i] * t->metrics.grad_norm[i];
     t->gate_grad_norm = sqrt(sum);
-    m->step_salt = salt;
     if (t->heat)
         t->heat->step = t->step;
-    out->loss = tokens ? total / (double)tokens : NAN;
+    out->loss = loss;
     out->ppl = exp(out->loss);
-    out->tokens = tokens;
+    out->tokens = spec.windows * T;
     out->expert_balance = model_expert_balance(m);
     /* tokens are bytes for text and the generator */
     out->bits_per_byte = data_kind_of(t->data) == DATA_BIN ? NAN : out->loss / log(2.0);

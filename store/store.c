@@ -137,31 +137,6 @@ static const char *parent_dir(const char *path, char *out, size_t size)
     return out;
 }
 
-/* mkdir -p dir */
-static int make_dirs(const char *path, const char *dir, gl_error *err)
-{
-    char buf[PATH_MAX];
-    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf)
-        return gl_fail(err, "%s: path too long", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        struct stat st;
-        if (stat(buf, &st) != 0) {
-            if (errno != ENOENT || (mkdir(buf, 0777) != 0 && errno != EEXIST))
-                return gl_fail(err, "%s: cannot create directory %s: %s", path, buf,
-                               strerror(errno));
-        } else if (!S_ISDIR(st.st_mode)) {
-            return gl_fail(err, "%s: cannot create directory %s: not a directory", path, buf);
-        }
-        *p = c;
-        if (c == '\0')
-            return 0;
-    }
-}
-
 static uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -494,7 +469,12 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         return NULL;
     }
-    if (exists ? check_header(path, st.st_size, err) : make_dirs(path, dir, err))
+    gl_error mk;
+    if (!exists && gl_mkdir_p(dir, &mk)) {
+        gl_fail(err, "%s: %s", path, mk.msg);
+        return NULL;
+    }
+    if (exists && check_header(path, st.st_size, err))
         return NULL;
     int readonly = 0;
     if (check_writable(path, dir, exists, mode == STORE_BROWSE ? NULL : err)) {

@@ -6,7 +6,8 @@
  * resume, the bad files it must refuse without changing a byte, the
  * migration of a version-3 file to version 4 and of a version-4 file to 5
  * (every row kept, or nothing changed), names, tags and notes, another connection holding the write lock while a batch waits,
- * and readers that may not write leaving no file behind. The views of
+ * readers that may not write leaving no file behind, and gl_mkdir_p, which
+ * makes a new database's directories. The views of
  * schema 3 and sessions/queries.sql are test_store_views.c. */
 #include "store_fixture.h"
 
@@ -1563,6 +1564,35 @@ static void test_readers(void)
     free(dir);
 }
 
+/* gl_mkdir_p (common.c): what store_open makes a new database's directory
+ * with, and the arms their checkpoint directories */
+static void test_mkdir_p(void)
+{
+    gl_error e;
+    char *deep = tmp_path("mk/a/b/c");
+    CHECK(gl_mkdir_p(deep, &e) == 0, "mkdir -p of three new levels");
+    struct stat st;
+    CHECK(stat(deep, &st) == 0 && S_ISDIR(st.st_mode), "... and the last one is a directory");
+    CHECK(gl_mkdir_p(deep, &e) == 0, "again: every level exists, nothing to do");
+    char *slash = tmp_path("mk/a/b/c/");
+    CHECK(gl_mkdir_p(slash, &e) == 0, "a trailing slash is the same directory");
+    char *file = tmp_path("mk/file");
+    write_bytes(file, "x", 1);
+    char *under = tmp_path("mk/file/d");
+    errno = 0;
+    int rc = gl_mkdir_p(under, &e);
+    CHECK(rc == -1 && errno == ENOTDIR && strstr(e.msg, "not a directory") &&
+              strstr(e.msg, file),
+          "a file in the path: ENOTDIR, naming it (%s)", e.msg);
+    errno = 0;
+    CHECK(gl_mkdir_p(file, &e) == -1 && errno == ENOTDIR, "the path itself a file: ENOTDIR");
+    CHECK(gl_mkdir_p("", &e) == -1 && errno == ENOENT, "an empty path: ENOENT");
+    free(deep);
+    free(slash);
+    free(file);
+    free(under);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_store_XXXXXX");
@@ -1580,6 +1610,7 @@ int main(void)
     test_absent_and_diverged();
     test_busy();
     test_readers();
+    test_mkdir_p();
 
     rm_tree(tmpdir);
     return check_finish();

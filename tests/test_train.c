@@ -1,7 +1,8 @@
 /* test_train: the training loop end to end on the embedded corpus —
  * learning below the unigram entropy, bit-identical determinism (also across
  * thread counts, for training, evaluation and distillation), a resumed run
- * continuing exactly, and no heap allocation inside a step. */
+ * continuing exactly, no heap allocation inside a step, the one val loop
+ * (evaluate.c) and the gate-only AdamW that distill uses. */
 #include <malloc.h>
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "check.h"
 #include "distill.h"
+#include "evaluate.h"
 #include "rng.h"
 #include "trainer.h"
 
@@ -316,6 +318,100 @@ static void test_nonfinite_gradient_keeps_weights(void)
     trainer_free(&t);
 }
 
+/* evaluate.c, the loop every evaluation shares: the trainer's eval is a
+ * plain evaluate_windows of its model, a token array laid out as the val
+ * split gives the split's loss, the two summations agree to the bit when T
+ * is a power of two, and the model's salt and metrics come back as they
+ * were. */
+static void test_evaluate(void)
+{
+    train_config tc = small_config(GATE_STOCHASTIC, 3);
+    tc.eval_windows = 10;   /* batches of 4, 4 and 2 */
+    trainer t;
+    gl_error e;
+    if (trainer_init(&t, &tc, &e)) {
+        CHECK(0, "trainer_init: %s", e.msg);
+        return;
+    }
+    for (size_t i = 0; i < tc.steps; i++)
+        trainer_step(&t);
+    const size_t all = data_val_windows(t.data), T = t.m.cfg.T;
+    const size_t W = evaluate_window_count(t.data, tc.eval_windows);
+    CHECK(W == 10 && evaluate_window_count(t.data, 0) == all &&
+              evaluate_window_count(t.data, all + 1) == all,
+          "window count: the limit when below the split (%zu), else all %zu", W, all);
+    t.m.step_salt = 12345;
+    eval_result r;
+    trainer_eval(&t, &r);
+    CHECK(t.m.step_salt == 12345 && t.m.metrics == NULL && r.tokens == W * T,
+          "trainer_eval leaves the salt and metrics pointer as they were, counts %zu tokens",
+          r.tokens);
+    evaluate_spec s = {.data = t.data, .windows = W, .weight = EVALUATE_PER_TOKEN};
+    const double tok = evaluate_windows(&t.m, &s);
+    CHECK(tok == r.loss, "trainer_eval is evaluate_windows per token (%.17g vs %.17g)", r.loss,
+          tok);
+    s.weight = EVALUATE_PER_WINDOW;
+    const double win = evaluate_windows(&t.m, &s);
+    CHECK(win == tok, "T = 32: the per-window sum is the per-token one to the bit (%.17g)", win);
+    /* the split as a token file: window w = tokens[w*T .. w*T+T] */
+    int32_t *tokens = xcalloc(W * T + 1, sizeof *tokens);
+    for (size_t w = 0; w < W; w++)
+        data_val_window(t.data, w, tokens + w * T);
+    evaluate_spec f = {.tokens = tokens, .windows = W, .weight = EVALUATE_PER_TOKEN};
+    const double file = evaluate_windows(&t.m, &f);
+    CHECK(file == tok, "a token array holding the split evaluates the same (%.17g)", file);
+    f.windows = 0;
+    CHECK(isnan(evaluate_windows(&t.m, &f)), "no windows: NaN");
+    free(tokens);
+    trainer_free(&t);
+}
+
+/* optim's OPTIM_GATE (distill's AdamW): the gate tensors move, every other
+ * parameter stays to the bit even with a gradient in place, and the moments
+ * are the gate's size. */
+static void test_optim_gate_scope(void)
+{
+    train_config tc = small_config(GATE_DENSE, 1);
+    model m;
+    gl_error e;
+    if (model_init(&m, &tc.model, 1, &e)) {
+        CHECK(0, "model_init: %s", e.msg);
+        return;
+    }
+    size_t gate = 0;
+    for (size_t i = 0; i < m.ntensors; i++)
+        gate += m.tensors[i].is_gate ? m.tensors[i].numel : 0;
+    for (size_t i = 0; i < m.num_params; i++)
+        m.grads[i] = 0.01f * (float)((i % 7) + 1);
+    float *before = xmalloc(m.num_params * sizeof *before);
+    memcpy(before, m.params, m.num_params * sizeof *before);
+    optim o;
+    optim_init_gate(&o, &tc.optim, &m);
+    double norm = optim_step(&o, &m, 0);
+    size_t moved = 0, other = 0;
+    for (size_t i = 0; i < m.ntensors; i++) {
+        const model_tensor *tt = &m.tensors[i];
+        for (size_t j = 0; j < tt->numel; j++) {
+            int same = m.params[tt->offset + j] == before[tt->offset + j];
+            if (tt->is_gate)
+                moved += !same;
+            else
+                other += !same;
+        }
+    }
+    CHECK(o.num_params == gate && o.t == 1 && isfinite(norm) && moved > 0 && other == 0,
+          "OPTIM_GATE: %zu moments, %zu gate weights moved, %zu others moved (0)",
+          o.num_params, moved, other);
+    optim_reset(&o);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < o.num_params; i++)
+        nonzero += o.m[i] != 0.0f || o.v[i] != 0.0f;
+    CHECK(o.t == 0 && nonzero == 0, "optim_reset zeroes the moments and the update count");
+    optim_free(&o);
+    free(before);
+    model_free(&m);
+}
+
 int main(void)
 {
     openblas_set_num_threads(1);
@@ -325,6 +421,8 @@ int main(void)
     test_resume();
     test_no_allocation_in_step();
     test_nonfinite_gradient_keeps_weights();
+    test_evaluate();
+    test_optim_gate_scope();
     test_learning();
     return check_finish();
 }
