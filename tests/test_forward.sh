@@ -70,18 +70,19 @@ else fail "forward_ref.py redraws the weights (exit $rc)" "$(head -n 1 "$ERR")";
 # 65 bytes: 8 windows of T+1 = 9 (window w = bytes 8w .. 8w+8)
 printf 'The code of Selma is 9562. Selma, an architect, lives in Accra.\n' >"$TMP/eval.txt"
 
-# gatelab's loss on FILE under MODE, from `eval`'s one line
+# gatelab's loss on WEIGHTS under MODE with K keys (0: the checkpoint's k),
+# from `eval`'s one line
 gl_loss() {
-    "$BIN" eval "$1" --data "$TMP/eval.txt" --gate "$2" --threads 1 2>"$ERR" |
-        sed -n 's/^loss \([0-9.]*\) ppl .*/\1/p'
+    set -- "$1" --data "$TMP/eval.txt" --gate "$2" --threads 1 ${3:+--k "$3"}
+    "$BIN" eval "$@" 2>"$ERR" | sed -n 's/^loss \([0-9.]*\) ppl .*/\1/p'
 }
 
-# compare WEIGHTS MODE LABEL [REFERENCE OPTIONS...]: the reference agrees
+# compare WEIGHTS MODE LABEL [K]: the reference agrees with gatelab
 compare() {
-    w=$1; mode=$2; label=$3; shift 3
-    L=$(gl_loss "$w" "$mode")
+    w=$1; mode=$2; label=$3; k=${4:-}
+    L=$(gl_loss "$w" "$mode" "$k")
     if [ -z "$L" ]; then fail "$label: gatelab eval --gate $mode gave no loss" "$(head -n 1 "$ERR")"; return; fi
-    if "$PY" "$REF" "$w" "$TMP/eval.txt" --gate "$mode" --expect "$L" "$@" >"$OUT" 2>"$ERR"; then
+    if "$PY" "$REF" "$w" "$TMP/eval.txt" --gate "$mode" ${k:+--k "$k"} --expect "$L" >"$OUT" 2>"$ERR"; then
         ok "$label: gatelab $L, reference $(sed -n 's/^loss \([^ ]*\).*/\1/p' "$OUT") (|diff| <= 1e-5)"
     else
         fail "$label: gatelab $L vs the reference" "$(head -n 1 "$ERR")"
@@ -94,6 +95,10 @@ echo "# redrawn weights: every constant and mask moves the loss"
 for mode in dense oracle topk soft sigmoid; do
     compare "$TMP/redrawn.safetensors" "$mode" "$mode"
 done
+# eval --k overrides the checkpoint's k=3: k=1 masks rows 1-7, k=5 rows 5-7
+compare "$TMP/redrawn.safetensors" oracle "oracle, --k 1" 1
+compare "$TMP/redrawn.safetensors" soft "soft, --k 5" 5
+compare "$TMP/redrawn.safetensors" topk "topk, --k 5" 5
 
 echo "# the comparison can fail: a reference with a wrong constant disagrees"
 # mismatch LABEL REFERENCE OPTIONS...: the reference, so changed, must differ

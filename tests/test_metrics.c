@@ -9,7 +9,7 @@
  *   none), entropy the mean binary entropy in bits of the soft mask,
  *   flip rate the share of G (sequence 0 only) not in the previous
  *   evaluation's G; only rows with n > k count.
- * Contents are logarithms of small integers so the softmax masses are
+ * Content logits are logarithms of small integers so the softmax masses are
  * fractions: c = ln{1,2,3,4} gives masses {1,2,3,4}/10. Tolerance 1e-6
  * (the logits are floats), exact where no float rounding is involved. */
 #include <math.h>
