@@ -65,6 +65,13 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
     totals
     exit 1
 fi
+if ! command -v "$PY" >/dev/null 2>&1; then
+    # the test data, tamper.py and the checkpoint reader are Python: without
+    # it the checks cannot run, which is a failure here (make deps installs it)
+    fail "$PY is needed by these tests (make deps installs it)"
+    totals
+    exit 1
+fi
 ABS_BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 # Address-space caps (ulimit -v) guard the checks below against a binary that
 # would slurp /dev/zero or allocate an absurd model; a sanitizer build reserves

@@ -1,0 +1,246 @@
+/* test_units: small modules against answers worked out by hand —
+ * command_parse / command_describe (include/command.h, the `--at` words),
+ * optim_schedule (include/optim.h, warm-up then cosine), and pool_run's
+ * split (include/pool.h: blocks that depend only on n and the grain and
+ * cover [0, n) exactly once, whatever the thread count). */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "command.h"
+#include "gate.h"
+#include "optim.h"
+#include "pool.h"
+
+/* ---- command_parse ---- */
+
+static void parse_ok(const char *spec, uint64_t step, cmd_kind kind, uint32_t arg,
+                     double seconds, const char *arm)
+{
+    scripted_command sc;
+    gl_error e = {{0}};
+    int rc = command_parse(spec, &sc, &e);
+    CHECK(rc == 0 && sc.step == step && sc.cmd.kind == (uint32_t)kind && sc.cmd.arg == arg &&
+              sc.cmd.seconds == seconds && sc.cmd.scripted == 1 && strcmp(sc.arm, arm) == 0,
+          "'%s' -> step %llu %s arg %u seconds %g arm '%s' (rc %d%s%s)", spec,
+          (unsigned long long)step, cmd_kind_name(kind), arg, seconds, arm, rc,
+          rc ? ": " : "", rc ? e.msg : "");
+}
+
+static void parse_bad(const char *spec, const char *why)
+{
+    scripted_command sc;
+    gl_error e = {{0}};
+    int rc = command_parse(spec, &sc, &e);
+    CHECK(rc == -1 && e.msg[0] && strstr(e.msg, "--at"), "'%.40s' refused (%s): %s", spec, why,
+          e.msg);
+}
+
+static void describe_is(const char *spec, const char *want)
+{
+    scripted_command sc;
+    gl_error e;
+    char buf[64] = "";
+    if (command_parse(spec, &sc, &e) == 0)
+        command_describe(&sc.cmd, buf, sizeof buf);
+    CHECK(strcmp(buf, want) == 0, "describe '%s' = '%s' (want '%s')", spec, buf, want);
+}
+
+static void test_command(void)
+{
+    printf("# command_parse: every command\n");
+    parse_ok("500:swap:random", 500, CMD_SWAP, GATE_RANDOM, 0.0, "");
+    parse_ok("100:pause:2.5", 100, CMD_PAUSE, 0, 2.5, "");
+    parse_ok("100:pause", 100, CMD_PAUSE, 0, 0.0, "");
+    parse_ok("100:pause:86400", 100, CMD_PAUSE, 0, 86400.0, "");
+    parse_ok("300:k:8@soft", 300, CMD_SET_K, 8, 0.0, "soft");
+    parse_ok("1:k:1", 1, CMD_SET_K, 1, 0.0, "");
+    parse_ok("1:k:4096", 1, CMD_SET_K, 4096, 0.0, "");
+    parse_ok("0:freeze@1", 0, CMD_FREEZE, 0, 0.0, "1");
+    parse_ok("7:unfreeze", 7, CMD_UNFREEZE, 0, 0.0, "");
+    parse_ok("7:resume", 7, CMD_RESUME, 0, 0.0, "");
+    parse_ok("9:checkpoint@dense", 9, CMD_CHECKPOINT, 0, 0.0, "dense");
+    parse_ok("18446744073709551615:stop", UINT64_MAX, CMD_STOP, 0, 0.0, "");
+    parse_ok("12:fork:topk-random@0", 12, CMD_FORK, GATE_TOPK_RANDOM, 0.0, "0");
+    parse_ok("12:swap:oracle", 12, CMD_SWAP, GATE_ORACLE, 0.0, "");
+    /* an arm name of 31 bytes fits arm[32] */
+    parse_ok("5:stop@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 5, CMD_STOP, 0, 0.0,
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+
+    printf("# command_parse: bad words\n");
+    parse_bad("", "empty");
+    parse_bad("swap:random", "no step");
+    parse_bad("500", "no command");
+    parse_bad(":stop", "empty step");
+    parse_bad("x:stop", "step not a number");
+    parse_bad("-1:stop", "negative step");
+    parse_bad("+1:stop", "signed step");
+    parse_bad("1x:stop", "step with a tail");
+    parse_bad("18446744073709551616:stop", "step beyond 64 bits");
+    parse_bad("1:bogus", "unknown command");
+    parse_bad("1:swap", "swap without a mode");
+    parse_bad("1:swap:", "swap with an empty mode");
+    parse_bad("1:swap:bogus", "unknown mode");
+    parse_bad("1:swap:distilled", "distilled is eval-only");
+    parse_bad("1:fork", "fork without a mode");
+    parse_bad("1:k", "k without a value");
+    parse_bad("1:k:0", "k below 1");
+    parse_bad("1:k:4097", "k above 4096");
+    parse_bad("1:k:-3", "negative k");
+    parse_bad("1:k:8x", "k with a tail");
+    parse_bad("1:pause:0", "pause of 0 s");
+    parse_bad("1:pause:-1", "negative pause");
+    parse_bad("1:pause:86401", "pause over a day");
+    parse_bad("1:pause:nan", "pause NaN");
+    parse_bad("1:pause:inf", "pause infinite");
+    parse_bad("1:pause:", "pause with an empty length");
+    parse_bad("1:stop:now", "stop takes no argument");
+    parse_bad("1:freeze:1", "freeze takes no argument");
+    parse_bad("1:stop@", "empty arm");
+    parse_bad("1:stop@aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "arm of 32 bytes");
+    char longspec[200];
+    memset(longspec, '1', sizeof longspec - 1);
+    longspec[sizeof longspec - 1] = 0;
+    memcpy(longspec + 150, ":stop", 6);
+    parse_bad(longspec, "longer than 127 bytes");
+
+    printf("# command_describe\n");
+    describe_is("1:swap:random", "swap random");
+    describe_is("1:fork:topk@0", "fork topk");
+    describe_is("1:k:8", "k 8");
+    describe_is("1:pause:2.5", "pause 2.5s");
+    describe_is("1:pause", "pause");
+    describe_is("1:freeze", "freeze");
+    describe_is("1:stop", "stop");
+}
+
+/* ---- optim_schedule ---- */
+
+static void schedule_is(const optim_config *c, size_t step, double want)
+{
+    float got = optim_schedule(c, step);
+    CHECK(fabs((double)got - want) <= 1e-6, "warmup %zu total %zu min %.2f: step %zu -> %.9f "
+          "(want %.9f)", c->warmup, c->total_steps, (double)c->min_lr_frac, step, (double)got,
+          want);
+}
+
+static void test_schedule(void)
+{
+    printf("# optim_schedule: warm-up 10, 110 steps, min_lr_frac 0.1\n");
+    optim_config c;
+    optim_default_config(&c);
+    c.warmup = 10;
+    c.total_steps = 110;
+    c.min_lr_frac = 0.1f;
+    /* warm-up: (step + 1) / warmup, so step 0 already moves and step 9, the
+     * last warm-up step, reaches 1 */
+    schedule_is(&c, 0, 0.1);
+    schedule_is(&c, 4, 0.5);
+    schedule_is(&c, 9, 1.0);
+    /* decay: progress p = (step - 10) / 100, 0.1 + 0.9 * (1 + cos(pi p)) / 2 */
+    schedule_is(&c, 10, 1.0);                 /* p = 0 */
+    schedule_is(&c, 35, 0.868198052);         /* p = 1/4: 0.1 + 0.45 (1 + 0.707106781) */
+    schedule_is(&c, 60, 0.55);                /* p = 1/2: 0.1 + 0.45 */
+    schedule_is(&c, 85, 0.231801948);         /* p = 3/4: 0.1 + 0.45 (1 - 0.707106781) */
+    schedule_is(&c, 109, 0.100222047);        /* last step, p = 0.99: 0.1 + 0.45 (1 - 0.999506560) */
+    schedule_is(&c, 110, 0.1);                /* p = 1 */
+    schedule_is(&c, 160, 0.1);                /* p = 1.5, past the end: held at min_lr_frac */
+    schedule_is(&c, 1000, 0.1);
+
+    printf("# optim_schedule: no warm-up; warm-up as long as the run\n");
+    c.warmup = 0;
+    c.total_steps = 100;
+    c.min_lr_frac = 0.0f;
+    schedule_is(&c, 0, 1.0);                  /* p = 0 */
+    schedule_is(&c, 50, 0.5);                 /* p = 1/2: (1 + 0) / 2 */
+    schedule_is(&c, 100, 0.0);
+    c.warmup = 100;
+    schedule_is(&c, 0, 0.01);
+    schedule_is(&c, 99, 1.0);
+    schedule_is(&c, 100, 1.0);                /* total <= warmup: no decay */
+}
+
+/* ---- pool_run's split ---- */
+
+typedef struct {
+    size_t n, threads;
+    _Atomic unsigned *cover;       /* [n] times index i was run */
+    _Atomic size_t *end_at;        /* [n] end of the block that began at i, 0 if none */
+    _Atomic size_t calls;
+    _Atomic int bad_worker;
+} split_ctx;
+
+static void split_fn(void *ctx, size_t worker, size_t begin, size_t end)
+{
+    split_ctx *s = ctx;
+    if (worker >= s->threads || begin >= end || end > s->n) {
+        atomic_store(&s->bad_worker, 1);
+        return;
+    }
+    atomic_fetch_add(&s->calls, 1);
+    atomic_store(&s->end_at[begin], end);
+    for (size_t i = begin; i < end; i++)
+        atomic_fetch_add(&s->cover[i], 1);
+}
+
+/* One job of n items: the blocks are exactly pool_blocks(n, grain) ranges
+ * [n i / B, n (i + 1) / B), each index is run once, each block holds grain
+ * to 2 grain - 1 items when n >= grain, and no worker index is out of range. */
+static void check_split(pool *p, size_t threads, size_t n, size_t grain)
+{
+    split_ctx s = {.n = n, .threads = threads};
+    s.cover = calloc(n ? n : 1, sizeof *s.cover);
+    s.end_at = calloc(n ? n : 1, sizeof *s.end_at);
+    atomic_init(&s.calls, 0);
+    atomic_init(&s.bad_worker, 0);
+    pool_run(p, split_fn, &s, n, grain);
+
+    const size_t blocks = n / grain ? n / grain : 1;
+    int ok = !atomic_load(&s.bad_worker) && pool_blocks(n, grain) == blocks;
+    ok = ok && atomic_load(&s.calls) == (n ? blocks : 0);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = atomic_load(&s.cover[i]) == 1;
+    for (size_t b = 0; ok && n && b < blocks; b++) {
+        size_t begin = n * b / blocks, end = n * (b + 1) / blocks;
+        ok = atomic_load(&s.end_at[begin]) == end;
+        if (ok && n >= grain)
+            ok = end - begin >= grain && end - begin <= 2 * grain - 1;
+    }
+    CHECK(ok, "threads %zu, n %zu, grain %zu: %zu block%s, each index once", threads, n, grain,
+          n ? blocks : 0, n && blocks == 1 ? "" : "s");
+    free(s.cover);
+    free(s.end_at);
+}
+
+static void test_pool(void)
+{
+    printf("# pool_run: blocks depend only on n and the grain\n");
+    for (size_t threads = 1; threads <= 4; threads++) {
+        pool *p = pool_create(threads);
+        CHECK(p && pool_threads(p) == threads, "pool_create(%zu)", threads);
+        if (!p)
+            continue;
+        const size_t grains[] = {1, 16, 128};
+        for (size_t g = 0; g < sizeof grains / sizeof *grains; g++) {
+            const size_t gr = grains[g];
+            const size_t sizes[] = {0, 1, gr - 1, gr, gr + 1, 2 * gr - 1, 2 * gr, 10007};
+            for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
+                check_split(p, threads, sizes[k], gr);
+        }
+        pool_destroy(p);
+    }
+    CHECK(pool_blocks(0, 16) == 1 && pool_blocks(15, 16) == 1 && pool_blocks(16, 16) == 1 &&
+              pool_blocks(31, 16) == 1 && pool_blocks(32, 16) == 2 && pool_blocks(100, 0) == 100,
+          "pool_blocks: 0/15/16/31 -> 1, 32 -> 2, grain 0 read as 1");
+}
+
+int main(void)
+{
+    test_command();
+    test_schedule();
+    test_pool();
+    return check_finish();
+}
