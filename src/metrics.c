@@ -61,7 +61,11 @@ void metrics_finish(metrics_state *m)
     unsigned char *t = m->prev_mask;
     m->prev_mask = m->cur_mask;
     m->cur_mask = t;
-    m->have_prev = 1;
+    /* an evaluation without a gate (dense) recorded no mask: the next one
+     * has nothing to compare with, as after the first */
+    m->have_prev = 0;
+    for (size_t i = 0; i < m->L * m->H; i++)
+        m->have_prev |= m->heads[i].has_gate;
 }
 
 static double binary_entropy_bits(double p)

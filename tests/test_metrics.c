@@ -285,16 +285,14 @@ static void test_flip_rate(void)
     metrics_free(&f.m);
 }
 
-/* KNOWN BUG (found by this test, reported with issue 12; not fixed here, src/
- * belongs to other work): metrics_finish marks the masks as a reference
- * (have_prev = 1) even when the evaluation recorded none, as under dense.
- * metrics.h says the flip rate needs "an earlier mask"; after an evaluation
- * without a gate there is none, yet the next gated evaluation compares with
- * a zeroed (or two-evaluations-old) buffer and reports a flip rate of 1.
- * Through the binary: `gatelab run --ctx 32 --dim 32 --layers 1 --heads 2
- * --batch 4 --eval-windows 4 --arms dense --steps 200 --eval-every 50
- * --at 100:swap:soft --threads 1` stores flip_rate 1.0 at step 150 (the
- * first evaluation after the swap) for both heads in layer_metrics. */
+/* Regression: metrics_finish used to mark the masks as a reference
+ * (have_prev = 1) even when the evaluation recorded none, as under dense, so
+ * the first gated evaluation after a dense one compared with a zeroed (or
+ * two-evaluations-old) buffer and reported a flip rate of 1. Through the
+ * binary: `gatelab run --ctx 32 --dim 32 --layers 1 --heads 2 --batch 4
+ * --eval-windows 4 --arms dense --steps 200 --eval-every 50
+ * --at 100:swap:soft --threads 1` stored flip_rate 1.0 at step 150 (the first
+ * evaluation after the swap) for both heads in layer_metrics. */
 static void test_flip_after_dense(void)
 {
     printf("# flip rate after an evaluation without a gate (dense)\n");
@@ -311,13 +309,12 @@ static void test_flip_after_dense(void)
     metrics_reset(&f.m, 2);
     row(&f, 0, 4, c, a4, NULL, NULL, 5, 1);
     CHECK(!metrics_exists(&f.m, 0, 0, METRIC_FLIP_RATE),
-          "KNOWN BUG: dense then gated: flip rate absent (got %g, exists %d)",
+          "dense then gated: flip rate absent (got %g, exists %d)",
           val(&f, 0, METRIC_FLIP_RATE), metrics_exists(&f.m, 0, 0, METRIC_FLIP_RATE));
     metrics_free(&f.m);
 
     /* gated G = {0,1}, then dense, then gated G = {0,1} again: the last
-     * evaluation had no mask, so again no flip rate (today it compares with
-     * whatever the swapped buffer holds, here zeros: a rate of 1) */
+     * evaluation had no mask, so again no flip rate */
     fx_init(&f, 1, 2);
     row(&f, 0, 4, c, a4, NULL, NULL, 5, 1);
     metrics_finish(&f.m);
@@ -327,7 +324,7 @@ static void test_flip_after_dense(void)
     metrics_reset(&f.m, 2);
     row(&f, 0, 4, c, a4, NULL, NULL, 5, 1);
     CHECK(!metrics_exists(&f.m, 0, 0, METRIC_FLIP_RATE),
-          "KNOWN BUG: gated, dense, gated: flip rate absent (got %g, exists %d)",
+          "gated, dense, gated: flip rate absent (got %g, exists %d)",
           val(&f, 0, METRIC_FLIP_RATE), metrics_exists(&f.m, 0, 0, METRIC_FLIP_RATE));
     metrics_free(&f.m);
 }
