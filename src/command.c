@@ -10,6 +10,36 @@
 
 #include "gate.h"
 
+/* Whole numbers and seconds as a person writes them: strtoull and strtod
+ * alone would also take " 5", "+5", "0x10" (16) and "1e2" for a step. */
+static int all_digits(const char *s)
+{
+    return *s && s[strspn(s, "0123456789")] == '\0';
+}
+
+/* digits with at most one '.', then an optional exponent (1.5, .5, 2e-3) */
+static int decimal_number(const char *s)
+{
+    size_t i = strspn(s, "0123456789"), digits = i;
+    if (s[i] == '.') {
+        size_t f = strspn(s + i + 1, "0123456789");
+        digits += f;
+        i += 1 + f;
+    }
+    if (!digits)
+        return 0;
+    if (s[i] == 'e' || s[i] == 'E') {
+        i++;
+        if (s[i] == '+' || s[i] == '-')
+            i++;
+        size_t x = strspn(s + i, "0123456789");
+        if (!x)
+            return 0;
+        i += x;
+    }
+    return s[i] == '\0';
+}
+
 static int parse_mode(const char *spec, const char *word, uint32_t *out, gl_error *err)
 {
     gate_mode m;
@@ -45,7 +75,7 @@ int command_parse(const char *spec, scripted_command *out, gl_error *err)
     char *end;
     errno = 0;
     unsigned long long s = strtoull(step, &end, 10);
-    if (!*step || *step == '-' || *step == '+' || *end || errno)
+    if (!all_digits(step) || *end || errno)
         return gl_fail(err, "--at %s: step '%s' is not a whole number", spec, step);
     out->step = s;
     out->cmd.scripted = 1;
@@ -57,7 +87,7 @@ int command_parse(const char *spec, scripted_command *out, gl_error *err)
         if (arg) {
             errno = 0;
             c->seconds = strtod(arg, &end);
-            if (!*arg || *end || errno || !isfinite(c->seconds) || c->seconds <= 0.0 ||
+            if (!decimal_number(arg) || *end || errno || !isfinite(c->seconds) || c->seconds <= 0.0 ||
                 c->seconds > 86400.0)
                 return gl_fail(err, "--at %s: pause length '%s' must be seconds in (0, 86400]",
                                spec, arg);
@@ -83,7 +113,7 @@ int command_parse(const char *spec, scripted_command *out, gl_error *err)
         needs_arg = 1;
         errno = 0;
         unsigned long v = arg ? strtoul(arg, &end, 10) : 0;
-        if (!arg || !*arg || *arg == '-' || *end || errno || v < 1 || v > 4096)
+        if (!arg || !all_digits(arg) || *end || errno || v < 1 || v > 4096)
             return gl_fail(err, "--at %s: k '%s' must be a whole number from 1 to 4096", spec,
                            arg ? arg : "");
         c->arg = (uint32_t)v;

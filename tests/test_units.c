@@ -58,6 +58,8 @@ static void test_command(void)
     parse_ok("100:pause:86400", 100, CMD_PAUSE, 0, 86400.0, "");
     parse_ok("300:k:8@soft", 300, CMD_SET_K, 8, 0.0, "soft");
     parse_ok("1:k:1", 1, CMD_SET_K, 1, 0.0, "");
+    parse_ok("1:pause:.5", 1, CMD_PAUSE, 0, 0.5, "");
+    parse_ok("1:pause:2e-1", 1, CMD_PAUSE, 0, 0.2, "");
     parse_ok("1:k:4096", 1, CMD_SET_K, 4096, 0.0, "");
     parse_ok("0:freeze@1", 0, CMD_FREEZE, 0, 0.0, "1");
     parse_ok("7:unfreeze", 7, CMD_UNFREEZE, 0, 0.0, "");
@@ -97,6 +99,17 @@ static void test_command(void)
     parse_bad("1:pause:nan", "pause NaN");
     parse_bad("1:pause:inf", "pause infinite");
     parse_bad("1:pause:", "pause with an empty length");
+    /* strtoull/strtod alone take these: a number is written as digits */
+    parse_bad(" 5:stop", "step after a space");
+    parse_bad("1e2:stop", "step with an exponent");
+    parse_bad("1:k:+5", "signed k");
+    parse_bad("1:k: 7", "k after a space");
+    parse_bad("1:k:0x8", "hexadecimal k");
+    parse_bad("1:pause:0x10", "hexadecimal pause");
+    parse_bad("1:pause: 2", "pause after a space");
+    parse_bad("1:pause:+2", "signed pause");
+    parse_bad("1:pause:.", "pause of a lone point");
+    parse_bad("1:pause:2e", "pause with an empty exponent");
     parse_bad("1:stop:now", "stop takes no argument");
     parse_bad("1:freeze:1", "freeze takes no argument");
     parse_bad("1:stop@", "empty arm");
