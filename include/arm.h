@@ -5,14 +5,12 @@
 #ifndef GATELAB_ARM_H
 #define GATELAB_ARM_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "command.h"
 #include "record.h"
-#include "ring.h"
 #include "trainer.h"
 
 typedef struct {
