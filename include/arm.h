@@ -5,14 +5,12 @@
 #ifndef GATELAB_ARM_H
 #define GATELAB_ARM_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "command.h"
 #include "record.h"
-#include "ring.h"
 #include "trainer.h"
 
 typedef struct {
@@ -25,33 +23,17 @@ typedef struct {
     size_t heatmap_every;      /* --heatmap-every: 0 or 1 stores every evaluation's
                                   heatmaps, N every Nth (arm_heat_stored) */
     _Atomic int64_t *run_id;   /* the store's id of the run (0 until numbered), for
-                                  checkpoint owners; written by the store thread */
+                                  checkpoint owners: stored (release) by the store
+                                  thread's begin_run, loaded (acquire) by the arm
+                                  thread in save_checkpoint */
 } arm_config;
 
-typedef struct arm {
-    uint32_t index;
-    char name[64];
-    trainer t;                     /* owned; touched only by the arm thread once started */
-    arm_config cfg;
-    ring *tel;                     /* arm -> main, tel_record */
-    ring *cmd;                     /* main -> arm, cmd_record */
-    latest_slot *heat;             /* arm -> main, the last evaluation's heatmaps */
-    uint8_t *heat_flat;            /* staging for heat: step + gate + oracle + attn */
-    size_t heat_bytes;
-    scripted_command *script;      /* sorted by step; owned */
-    size_t nscript, next_script;
-    pthread_t thread;
-    int started;
-    pthread_mutex_t mu;            /* guards the pause wait only */
-    pthread_cond_t cv;
-    atomic_int done;               /* the thread has pushed its last record */
-    atomic_ullong backpressure;    /* pushes that found the telemetry ring full */
-    atomic_ullong step;            /* steps done, for the screen */
-    double tok_since, time_since;  /* throughput since the last evaluation */
-    int temps_swept;               /* stale .tmp files of the checkpoint dir removed */
-} arm;
+/* The arm itself is private to arm.c: the session reaches it through the
+ * functions below, and ui/ and store/ never see it (DESIGN §1). */
+typedef struct arm arm;
 
-/* Takes ownership of *t (moved in). script entries are copied. */
+/* Takes ownership of *t (moved in). script entries and cfg->ckpt_dir are
+ * copied. */
 arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *cfg,
                 const scripted_command *script, size_t nscript);
 void arm_destroy(arm *a);
@@ -64,6 +46,31 @@ void arm_join(arm *a);
 /* Main thread: queue a command and wake the arm if it is paused. -1 when the
  * command ring is full. */
 int arm_send(arm *a, const cmd_record *c);
+/* Main thread: the next telemetry record of the arm, decoded; -1 when there
+ * is none waiting. */
+int arm_poll(arm *a, tel_record *r);
+/* Main thread, on a REC_FORKED record of this arm: the trainer the fork made
+ * (the caller owns it). The arm hands one over per REC_FORKED, in order. */
+trainer *arm_take_fork(arm *a);
+
+/* What the session reads of an arm. name, index and the config are fixed at
+ * creation; step, done and backpressure are the arm thread's counters. */
+uint32_t arm_index(const arm *a);
+const char *arm_name(const arm *a);
+const arm_config *arm_cfg(const arm *a);
+uint64_t arm_step(const arm *a);        /* steps done, for the screen (may lag) */
+int arm_done(const arm *a);             /* the thread has pushed its last record */
+void arm_mark_done(arm *a);             /* main thread: an arm whose thread never started */
+uint64_t arm_backpressure(const arm *a);
+
+/* The arm's last evaluation's heatmaps, as a heatmap payload (record.h).
+ * arm_heat_bytes: the payload's size, 0 when the arm makes none.
+ * arm_heat_read (main thread only): copies the newest payload into
+ * out[arm_heat_bytes] and returns its version, 0 when none yet.
+ * arm_heat_version: the newest version, without copying. */
+size_t arm_heat_bytes(const arm *a);
+uint64_t arm_heat_read(arm *a, uint8_t *out);
+uint64_t arm_heat_version(const arm *a);
 
 /* Whether the heatmaps of the evaluation at `step` are stored: every one
  * with heatmap_every <= 1; else the scheduled evaluations at multiples of
@@ -79,10 +86,5 @@ int arm_heat_stored(const arm *a, uint64_t step);
  * below both. arm_eval_count: how many evaluations a whole run makes. */
 int arm_eval_due(size_t step, size_t eval_every, size_t steps);
 size_t arm_eval_count(size_t eval_every, size_t steps);
-
-/* Size of the flat heatmap payload: 8-byte step, then gate, oracle, attn. */
-size_t arm_heat_bytes(const trainer *t);
-/* Unpacks a flat payload read from a->heat into a new snapshot. */
-heatmap_snapshot *arm_heat_unpack(const arm *a, const uint8_t *flat);
 
 #endif

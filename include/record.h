@@ -1,7 +1,10 @@
 /* record: the fixed-size messages that cross threads. Telemetry records go
  * trainer -> main thread (one SPSC ring per arm) and main -> store thread (one
  * SPSC ring); commands go main thread -> trainer (one SPSC ring per arm).
- * The trainer, the screen and the store know each other only through these. */
+ * The trainer, the screen and the store know each other only through these.
+ * Records are plain data (no pointers), and every ring carries them as the
+ * bytes record_encode / command_encode make (below), so what crosses a
+ * thread today can cross a process (MPI, a watcher) with the same codec. */
 #ifndef GATELAB_RECORD_H
 #define GATELAB_RECORD_H
 
@@ -55,8 +58,10 @@ typedef enum {
     REC_EVENT,
     REC_STATUS,
     REC_CHECKPOINT,
-    REC_HEATMAP,     /* carries a heatmap_snapshot the receiver then owns */
-    REC_FORKED,      /* trainer -> main only: carries the new arm's trainer */
+    REC_HEATMAP,     /* the header of one heatmap payload (the planes travel beside it) */
+    REC_FORKED,      /* trainer -> main only: a fork's trainer waits in the parent arm's
+                        handoff slot (arm_take_fork); the record names only its mode */
+    REC_SESSION_END, /* main -> store only: the session is over, nothing follows */
     REC_KIND_COUNT
 } rec_kind;
 
@@ -74,6 +79,24 @@ typedef struct {
 
 heatmap_snapshot *heatmap_snapshot_new(uint32_t layers, uint32_t heads, uint32_t T);
 void heatmap_snapshot_free(heatmap_snapshot *h);
+
+/* The heatmap payload, the one codec for heatmaps wherever they travel (the
+ * arm's latest-value slot, the store's byte channel, a REC_HEATMAP record
+ * encoded with its payload). Little-endian:
+ *   u64 step, u32 layers, u32 heads, u32 T, then the gate, oracle and attn
+ *   planes, layers * heads * T * T bytes each, laid out as in the snapshot.
+ * heatmap_payload_size: its bytes for a shape (0 when that overflows).
+ * heatmap_encode: the bytes written, 0 when cap is too small.
+ * heatmap_decode_head: the step and shape of a payload, -1 when n is short or
+ *   does not match the shape it states.
+ * heatmap_decode: into out, whose shape must be the payload's; -1 otherwise
+ *   (out untouched). Never reads past buf[n]. */
+#define HEATMAP_HEAD_BYTES 20
+size_t heatmap_payload_size(uint32_t layers, uint32_t heads, uint32_t T);
+size_t heatmap_encode(const heatmap_snapshot *h, uint8_t *buf, size_t cap);
+int heatmap_decode_head(const uint8_t *buf, size_t n, uint64_t *step, uint32_t *layers,
+                        uint32_t *heads, uint32_t *T);
+int heatmap_decode(const uint8_t *buf, size_t n, heatmap_snapshot *out);
 
 #define REC_TEXT 160
 
@@ -94,17 +117,23 @@ enum {
     REC_EVAL_EXPERT_BALANCE = 1u << 6,
 };
 
+#define REC_NAME 64
+
 typedef struct {
     uint32_t kind;        /* rec_kind */
     uint32_t arm;         /* arm index in the session, 0.. */
     uint64_t step;        /* steps done when the record was made */
     double wall_ms;       /* Unix time in milliseconds */
+    uint32_t payload;     /* bytes that travel beside the record: the heatmap payload
+                             (REC_HEATMAP), the run's config JSON text without a NUL
+                             (REC_RUN_BEGIN); 0 for every other kind */
     union {
         struct {
-            uint32_t mode, k, frozen;
+            uint32_t mode, k, frozen;   /* gate in force when the run begins */
             uint32_t parent_arm;        /* UINT32_MAX: none */
             uint64_t seed;
-        } run;
+            char name[REC_NAME];        /* the arm's name */
+        } run;                          /* r.step: the step it begins at */
         struct {
             double loss, grad_norm, lr;
         } step;
@@ -136,11 +165,11 @@ typedef struct {
             char path[REC_TEXT];
         } checkpoint;
         struct {
-            heatmap_snapshot *snap;
+            uint32_t layers, heads, T;     /* r.step: the evaluation's step */
         } heatmap;
         struct {
-            void *trainer;                 /* trainer *, handed over to main */
-            uint32_t mode;
+            uint32_t mode;                 /* gate_mode of the new arm, whose trainer the
+                                              main thread takes with arm_take_fork */
         } forked;
     } u;
 } tel_record;
@@ -166,5 +195,35 @@ typedef struct {
     uint32_t scripted;    /* from --at rather than a key */
     double seconds;
 } cmd_record;
+
+/* ---- the codec ----
+ * Every record is encoded to a fixed layout per kind, little-endian whatever
+ * the host, floats as their IEEE-754 binary64 bits (a NaN keeps its bits):
+ *   u8 RECORD_VERSION, u8 kind, u16 zero, u32 arm, u64 step, f64 wall_ms,
+ *   u32 payload, then the kind's fields in the order tel_record declares
+ *   them (u32 and u64 as declared, double as f64, char arrays as their full
+ *   length with the bytes past the NUL zeroed).
+ * record_encode writes the fixed part into buf[cap] and, when payload is not
+ * NULL, r->payload bytes of it right after; NULL leaves the payload to
+ * travel beside the record (the rings do so: DESIGN §5 keeps large payloads
+ * out of them). It returns the bytes written, 0 when cap is too small or
+ * the kind is unknown.
+ * record_decode reads one record from buf[n]: the bytes it used (its fixed
+ * part, plus r->payload when payload is not NULL, *payload then pointing at
+ * them inside buf), or -1 — wrong version, unknown kind, a short buffer, a
+ * text field without its NUL, nonzero padding — with *r unspecified. It
+ * never reads past buf[n].
+ * RECORD_WIRE_MAX bounds the fixed part of every kind (a ring slot). */
+#define RECORD_VERSION 1
+#define RECORD_WIRE_MAX 256
+size_t record_wire_size(uint32_t kind);     /* fixed part of a kind, 0: unknown */
+size_t record_encode(const tel_record *r, const void *payload, uint8_t *buf, size_t cap);
+long record_decode(const uint8_t *buf, size_t n, tel_record *r, const uint8_t **payload);
+
+/* Commands alike: u8 RECORD_VERSION, u8 kind, u16 zero, u32 arg, u32 arg2,
+ * u32 scripted, f64 seconds — COMMAND_WIRE_SIZE bytes. */
+#define COMMAND_WIRE_SIZE 24
+size_t command_encode(const cmd_record *c, uint8_t *buf, size_t cap);
+long command_decode(const uint8_t *buf, size_t n, cmd_record *c);
 
 #endif

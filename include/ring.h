@@ -1,8 +1,10 @@
 /* ring: a lock-free single-producer / single-consumer queue of fixed-size
  * records (C11 atomics, acquire/release; producer and consumer indices on
- * their own cache lines), and a latest-value slot (triple buffer) for payloads
- * too large for a ring, such as heatmaps. Exactly one thread pushes (writes)
- * and exactly one thread pops (reads); neither ever blocks. */
+ * their own cache lines), a latest-value slot (triple buffer) for payloads
+ * too large for a ring, such as heatmaps, and a byte ring (an SPSC stream of
+ * bytes) that carries such payloads beside a record ring when none may be
+ * lost. Exactly one thread pushes (writes) and exactly one thread pops
+ * (reads); neither ever blocks. */
 #ifndef GATELAB_RING_H
 #define GATELAB_RING_H
 
@@ -38,5 +40,21 @@ void latest_write(latest_slot *s, const void *value);
 uint64_t latest_read(latest_slot *s, void *out);
 /* Version of the newest published value (0: none yet), for either side. */
 uint64_t latest_version(const latest_slot *s);
+
+/* Byte ring: the SPSC queue of bytes. A write or read moves as many bytes
+ * as there are room or data for and says how many, so a payload larger than
+ * the ring passes in pieces (the caller waits and retries). */
+typedef struct byte_ring byte_ring;
+
+/* capacity is rounded up to a power of two; NULL if it is 0 or too large. */
+byte_ring *byte_ring_create(size_t capacity);
+void byte_ring_destroy(byte_ring *b);
+size_t byte_ring_capacity(const byte_ring *b);
+/* Producer side: writes min(n, room) bytes of data; returns how many. */
+size_t byte_ring_write(byte_ring *b, const void *data, size_t n);
+/* Consumer side: reads min(n, waiting) bytes into out; returns how many. */
+size_t byte_ring_read(byte_ring *b, void *out, size_t n);
+/* Bytes waiting: a lower bound for the consumer, an upper bound for the producer. */
+size_t byte_ring_count(const byte_ring *b);
 
 #endif

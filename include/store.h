@@ -120,11 +120,14 @@ int store_in_transaction(const store *s);
  *                   segment, when the status is final: every status but
  *                   running and paused, `failed` included)
  *   REC_CHECKPOINT  checkpoints row (dropped: deletes the row of that path)
- *   REC_HEATMAP     heatmaps rows: one per (layer, head, kind) with a T*T
- *                   uint8 blob; the snapshot is not freed here
- * REC_RUN_BEGIN and REC_FORKED are not stored here. Rows keyed on
+ * REC_HEATMAP is an error here: the record is only the header of its
+ * payload, written with store_write_heatmap once decoded. REC_RUN_BEGIN,
+ * REC_FORKED and REC_SESSION_END are not stored here. Rows keyed on
  * (run, key, step) replace an existing row. */
 int store_write(store *s, int64_t run, const tel_record *r, gl_error *err);
+/* The heatmaps of run `run` at h->step (inside a transaction): one heatmaps
+ * row per (layer, head, kind) with a T*T uint8 blob. */
+int store_write_heatmap(store *s, int64_t run, const heatmap_snapshot *h, gl_error *err);
 
 /* ---- reading (ls, show, resume, export) ---- */
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 
 #include "common.h"
-#include "live.h"
+#include "session_view.h"
 #include "ui_state.h"
 
 typedef struct {
@@ -26,8 +26,9 @@ typedef struct {
 typedef struct ui_live ui_live;
 
 /* Reads the --compare runs; nothing touches the terminal yet, so a bad run id
- * is reported like any other bad input. NULL with a message. */
-ui_live *ui_live_create(const live_config *cfg, const ui_options *o, gl_error *err);
+ * is reported like any other bad input. NULL with a message. The shape is
+ * copied (live_shape makes it from a session's configuration). */
+ui_live *ui_live_create(const session_shape *shape, const ui_options *o, gl_error *err);
 /* Opens the screen. -1 with a message: *fallback is set when there is simply
  * no usable terminal (run headless instead), clear when the terminal is too
  * small (a bad input). */

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "live.h"
 #include "metrics.h"
 #include "record.h"
+#include "session_view.h"
 
 /* A loss curve. Points are kept at full resolution up to UI_SERIES_CAP; past
  * that, neighbours are merged pairwise (stride doubles) so memory stays
@@ -66,8 +66,7 @@ typedef struct {
     double *layer;               /* [L*H*METRIC_COUNT], NaN = none */
     uint64_t layer_step;
     int have_layer;
-    uint8_t *heat;               /* 8-byte step, gate, oracle, attn: [L][H][T][T] each */
-    size_t heat_bytes;
+    heatmap_snapshot *heat;      /* the session's shape; NULL until first used */
     uint64_t heat_version, heat_step;
     int have_heat;
     size_t color;                /* palette index */
@@ -144,8 +143,9 @@ void ui_state_log_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind
 /* Event i counted back from the newest (0 = newest); NULL past the end. */
 const ui_event *ui_state_event_back(const ui_state *st, size_t i);
 
-/* Arm a's heat buffer, sized for the session's shape (allocated on first use). */
-uint8_t *ui_state_heat_buffer(ui_state *st, size_t a);
+/* Arm a's heatmaps, of the session's shape (allocated on first use); NULL
+ * past the arms. */
+heatmap_snapshot *ui_state_heat(ui_state *st, size_t a);
 /* Pointers to the (layer, head) maps of arm a's heat, T*T bytes each; 0 when
  * the arm has no heatmap yet. */
 int ui_state_heat_maps(const ui_state *st, size_t a, size_t layer, size_t head,

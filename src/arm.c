@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,48 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "ring.h"
 #include "safetensors.h"
+
+struct arm {
+    uint32_t index;
+    char name[64];
+    trainer t;                     /* owned; touched only by the arm thread once started */
+    arm_config cfg;                /* cfg.ckpt_dir: an owned copy */
+    ring *tel;                     /* arm -> main, tel_record as record_encode makes it */
+    ring *cmd;                     /* main -> arm, cmd_record as command_encode makes it */
+    latest_slot *heat;             /* arm -> main, the last evaluation's heatmap payload */
+    uint8_t *heat_flat;            /* staging for heat: heatmap_encode's bytes */
+    size_t heat_bytes;
+    scripted_command *script;      /* sorted by step; owned */
+    size_t nscript, next_script;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;            /* guards the pause wait only */
+    pthread_cond_t cv;
+    /* The trainer a fork made, on its way to the main thread. Stored
+     * (release) by the arm thread in apply(CMD_FORK) before it pushes the
+     * REC_FORKED record; taken by the main thread's exchange (acq_rel) in
+     * arm_take_fork once it has popped that record, the acquire half making
+     * the trainer's bytes ours. Before storing the next one the arm thread
+     * waits, with an acquire load partnered by that exchange's release half,
+     * until the slot is empty again: no fork is ever overwritten. */
+    _Atomic(trainer *) fork_child;
+    /* Stored (release) by the arm thread after its last push; loaded
+     * (acquire) by arm_done on the main thread, which then drains the ring
+     * once more and sees every record pushed before it. arm_mark_done stores
+     * it on the main thread for an arm whose thread never started. */
+    atomic_int done;
+    /* Relaxed both sides: a count of pushes that found the telemetry ring
+     * full, read for the summary after the thread is joined. */
+    atomic_ullong backpressure;
+    /* Relaxed both sides: the screen's step counter (stored by the arm
+     * thread after each step, loaded by arm_step); nothing else is read
+     * through it, so it needs no ordering. */
+    atomic_ullong step;
+    double tok_since, time_since;  /* throughput since the last evaluation */
+    int temps_swept;               /* stale .tmp files of the checkpoint dir removed */
+};
 
 /* The telemetry ring is sized so this never happens in normal use; when the
  * main thread falls behind the trainer waits (counted), it never drops. */
@@ -24,7 +66,10 @@ static void push(arm *a, tel_record *r)
 {
     r->arm = a->index;
     r->wall_ms = gl_wall_ms();
-    while (ring_push(a->tel, r)) {
+    uint8_t slot[RECORD_WIRE_MAX];
+    size_t n = record_encode(r, NULL, slot, sizeof slot);
+    GL_ASSERT(n > 0);
+    while (ring_push(a->tel, slot)) {
         atomic_fetch_add_explicit(&a->backpressure, 1, memory_order_relaxed);
         nanosleep(&(struct timespec){0, 200000}, NULL);
     }
@@ -174,7 +219,8 @@ static int save_checkpoint(arm *a, const char *why)
     }
     /* the store numbers a forked arm's run on its own thread: take the id
      * as it is now (0 until then; the session and arm still name the run) */
-    a->t.owner.run = a->cfg.run_id ? atomic_load(a->cfg.run_id) : 0;
+    a->t.owner.run =
+        a->cfg.run_id ? atomic_load_explicit(a->cfg.run_id, memory_order_acquire) : 0;
     if (trainer_save(&a->t, r.u.checkpoint.path, &e)) {
         push_event(a, EV_ERROR, "checkpoint: %.150s", e.msg);
         return -1;
@@ -194,36 +240,10 @@ int arm_heat_stored(const arm *a, uint64_t step)
     return (step / eval) % every == 0;
 }
 
-size_t arm_heat_bytes(const trainer *t)
-{
-    const model_config *c = &t->m.cfg;
-    return sizeof(uint64_t) + 3 * c->layers * c->heads * c->T * c->T;
-}
-
-heatmap_snapshot *arm_heat_unpack(const arm *a, const uint8_t *flat)
-{
-    const model_config *c = &a->t.m.cfg;
-    heatmap_snapshot *h =
-        heatmap_snapshot_new((uint32_t)c->layers, (uint32_t)c->heads, (uint32_t)c->T);
-    size_t n = c->layers * c->heads * c->T * c->T;
-    memcpy(&h->step, flat, sizeof h->step);
-    flat += sizeof(uint64_t);
-    memcpy(h->gate, flat, n);
-    memcpy(h->oracle, flat + n, n);
-    memcpy(h->attn, flat + 2 * n, n);
-    return h;
-}
-
 static void publish_heat(arm *a)
 {
-    const heatmap_snapshot *h = a->t.heat;
-    size_t n = (size_t)h->layers * h->heads * h->T * h->T;
-    uint8_t *p = a->heat_flat;
-    memcpy(p, &h->step, sizeof h->step);
-    p += sizeof(uint64_t);
-    memcpy(p, h->gate, n);
-    memcpy(p + n, h->oracle, n);
-    memcpy(p + 2 * n, h->attn, n);
+    size_t n = heatmap_encode(a->t.heat, a->heat_flat, a->heat_bytes);
+    GL_ASSERT(n == a->heat_bytes);
     latest_write(a->heat, a->heat_flat);
 }
 
@@ -371,8 +391,12 @@ static void apply(arm *a, const cmd_record *c, arm_state *st)
             return;
         }
         push_event(a, EV_FORK, "as %s (%s)", gate_mode_name((gate_mode)c->arg), src);
+        /* the main thread takes the previous fork on its REC_FORKED, which
+         * it pops in order, so this wait ends (see fork_child) */
+        while (atomic_load_explicit(&a->fork_child, memory_order_acquire))
+            nanosleep(&(struct timespec){0, 200000}, NULL);
+        atomic_store_explicit(&a->fork_child, child, memory_order_release);
         tel_record r = {.kind = REC_FORKED, .step = t->step};
-        r.u.forked.trainer = child;
         r.u.forked.mode = c->arg;
         push(a, &r);
         return;
@@ -391,9 +415,11 @@ static void apply(arm *a, const cmd_record *c, arm_state *st)
 
 static void apply_ring(arm *a, arm_state *st)
 {
+    uint8_t slot[COMMAND_WIRE_SIZE];
     cmd_record c;
-    while (ring_pop(a->cmd, &c) == 0)
-        apply(a, &c, st);
+    while (ring_pop(a->cmd, slot) == 0)
+        if (command_decode(slot, sizeof slot, &c) > 0)   /* arm_send encoded it */
+            apply(a, &c, st);
 }
 
 /* Blocks (no spinning) until resumed, stopped, or a timed pause runs out. */
@@ -505,7 +531,7 @@ static void *arm_main(void *arg)
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
                        t->last_grad_norm, t->step + 1);
             push_status(a, RUN_DIVERGED);
-            atomic_store(&a->done, 1);
+            atomic_store_explicit(&a->done, 1, memory_order_release);
             return NULL;
         }
         atomic_store_explicit(&a->step, t->step, memory_order_relaxed);
@@ -551,7 +577,7 @@ static void *arm_main(void *arg)
         push_event(a, EV_FINISH, "%zu steps", t->step);
         push_status(a, RUN_FINISHED);
     }
-    atomic_store(&a->done, 1);
+    atomic_store_explicit(&a->done, 1, memory_order_release);
     return NULL;
 }
 
@@ -564,11 +590,14 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
     a->t = *t;
     memset(t, 0, sizeof *t);
     a->cfg = *cfg;
-    a->tel = ring_create(16384, sizeof(tel_record));
-    a->cmd = ring_create(256, sizeof(cmd_record));
+    a->cfg.ckpt_dir = cfg->ckpt_dir ? xstrdup(cfg->ckpt_dir) : NULL;
+    a->tel = ring_create(16384, RECORD_WIRE_MAX);
+    a->cmd = ring_create(256, COMMAND_WIRE_SIZE);
     GL_ASSERT(a->tel && a->cmd);
     if (a->t.heat) {
-        a->heat_bytes = arm_heat_bytes(&a->t);
+        const heatmap_snapshot *h = a->t.heat;
+        a->heat_bytes = heatmap_payload_size(h->layers, h->heads, h->T);
+        GL_ASSERT(a->heat_bytes);
         a->heat = latest_create(a->heat_bytes);
         a->heat_flat = xmalloc(a->heat_bytes);
     }
@@ -583,6 +612,7 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
     pthread_cond_init(&a->cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&a->mu, NULL);
+    atomic_init(&a->fork_child, NULL);
     atomic_init(&a->done, 0);
     atomic_init(&a->backpressure, 0);
     atomic_init(&a->step, a->t.step);
@@ -594,6 +624,13 @@ void arm_destroy(arm *a)
     if (!a)
         return;
     trainer_free(&a->t);
+    /* a fork the main thread never took (the session ended first) */
+    trainer *child = atomic_exchange_explicit(&a->fork_child, NULL, memory_order_acquire);
+    if (child) {
+        trainer_free(child);
+        free(child);
+    }
+    free((char *)a->cfg.ckpt_dir);
     ring_destroy(a->tel);
     ring_destroy(a->cmd);
     latest_destroy(a->heat);
@@ -623,7 +660,8 @@ void arm_join(arm *a)
 
 int arm_send(arm *a, const cmd_record *c)
 {
-    if (ring_push(a->cmd, c))
+    uint8_t slot[COMMAND_WIRE_SIZE];
+    if (command_encode(c, slot, sizeof slot) != sizeof slot || ring_push(a->cmd, slot))
         return -1;
     /* under the mutex, so a paused arm cannot miss the wake-up between its
      * emptiness check and its wait */
@@ -631,4 +669,61 @@ int arm_send(arm *a, const cmd_record *c)
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
     return 0;
+}
+
+int arm_poll(arm *a, tel_record *r)
+{
+    uint8_t slot[RECORD_WIRE_MAX];
+    if (ring_pop(a->tel, slot))
+        return -1;
+    /* push encoded it: a record that does not decode is a broken invariant */
+    long n = record_decode(slot, sizeof slot, r, NULL);
+    GL_ASSERT(n > 0);
+    return 0;
+}
+
+trainer *arm_take_fork(arm *a)
+{
+    /* partner: the release store in apply(CMD_FORK); our release half lets
+     * the arm thread store the next fork (see fork_child) */
+    return atomic_exchange_explicit(&a->fork_child, NULL, memory_order_acq_rel);
+}
+
+uint32_t arm_index(const arm *a) { return a->index; }
+const char *arm_name(const arm *a) { return a->name; }
+const arm_config *arm_cfg(const arm *a) { return &a->cfg; }
+
+uint64_t arm_step(const arm *a)
+{
+    return atomic_load_explicit(&a->step, memory_order_relaxed);   /* see arm.step */
+}
+
+int arm_done(const arm *a)
+{
+    return atomic_load_explicit(&a->done, memory_order_acquire);   /* see arm.done */
+}
+
+void arm_mark_done(arm *a)
+{
+    atomic_store_explicit(&a->done, 1, memory_order_release);
+}
+
+uint64_t arm_backpressure(const arm *a)
+{
+    return atomic_load_explicit(&a->backpressure, memory_order_relaxed);
+}
+
+size_t arm_heat_bytes(const arm *a)
+{
+    return a->heat ? a->heat_bytes : 0;
+}
+
+uint64_t arm_heat_read(arm *a, uint8_t *out)
+{
+    return a->heat ? latest_read(a->heat, out) : 0;
+}
+
+uint64_t arm_heat_version(const arm *a)
+{
+    return a->heat ? latest_version(a->heat) : 0;
 }

@@ -95,7 +95,7 @@ static int parse_arms(const char *v, run_args *ra, gl_error *e)
     for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
         if (ra->narms == LIVE_MAX_ARMS)
             return gl_fail(e, "--arms %s: at most %d arms", v, LIVE_MAX_ARMS);
-        int bad = live_parse_arm(w, &ra->modes[ra->narms], &ra->ffn[ra->narms]);
+        int bad = args_parse_arm(w, &ra->modes[ra->narms], &ra->ffn[ra->narms]);
         if (bad == -2)
             return gl_fail(e, "--arms %s: unknown FFN '%s' in arm '%s' (+moe or +moe-random)", v,
                            strchr(w, '+'), w);
@@ -228,7 +228,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if (strcmp(f, "--compare") == 0) {
             rc = parse_compare(v, ra, e);
             keep = 0;
-        } else if ((rc = live_label_option(f, v, &ra->name, &ra->note, ra->tags, &ra->ntags,
+        } else if ((rc = args_label_option(f, v, &ra->name, &ra->note, ra->tags, &ra->ntags,
                                            e)) != 0) {
             rc = rc < 0 ? -1 : 0;   /* --name, --note, --tag: the session's, not resume's */
             keep = 0;
@@ -346,9 +346,9 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         for (size_t i = h->narms; i <= r->arm; i++) {
             h->arms[i].best = INFINITY;
             h->arms[i].status = RUN_RUNNING;
-            snprintf(h->arms[i].name, sizeof h->arms[i].name, "%s", live_arm(lv, i)->name);
+            snprintf(h->arms[i].name, sizeof h->arms[i].name, "%s", live_arm_label(lv, i));
             /* fixed before the arm's thread started, like its name */
-            h->arms[i].target = live_arm(lv, i)->cfg.steps;
+            h->arms[i].target = live_arm_target(lv, i);
         }
         h->narms = r->arm + 1;
     }
@@ -420,7 +420,7 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         a->ended = a->status != RUN_RUNNING && a->status != RUN_PAUSED;
         break;
     case REC_RUN_BEGIN:
-        printf("arm %u %s | forked from arm %u at step %llu\n", r->arm, live_arm(lv, r->arm)->name,
+        printf("arm %u %s | forked from arm %u at step %llu\n", r->arm, live_arm_label(lv, r->arm),
                r->u.run.parent_arm, (unsigned long long)r->step);
         break;
     default:
@@ -538,7 +538,9 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
         ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
                          .ncompare = ra->ncompare};
         int fallback;
-        if (!(ui = ui_live_create(lc, &uo, &e)))
+        session_shape shape;
+        live_shape(lc, &shape);
+        if (!(ui = ui_live_create(&shape, &uo, &e)))
             return cli_runtime_error(&e);
         if (ui_live_start(ui, &fallback, &e)) {
             ui_live_free(ui);
@@ -611,7 +613,7 @@ static int cmd_run(int argc, char **argv)
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
     memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
     lc.experts = ra.experts;
-    if (live_check_script(&lc, &e))
+    if (args_check_script(&lc, &e))
         return cli_usage_error("%s", e.msg);
     if (!ra.telemetry && (ra.name || ra.note || ra.ntags))
         return cli_usage_error("--name, --note and --tag are stored with the runs; "
@@ -630,7 +632,7 @@ int cli_check_run_args(int argc, char **argv, gl_error *e)
                       .nscript = ra.nscript, .experts = ra.experts};
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
     memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
-    return live_check_script(&lc, e);
+    return args_check_script(&lc, e);
 }
 
 /* ---- resume ---- */

@@ -409,7 +409,7 @@ int cli_tag(int argc, char **argv)
     live_tag tags[60];
     gl_error e;
     for (int i = 0; i < nrest; i++)   /* every word checked before anything is written */
-        if (live_parse_tag(rest[i], &tags[i], &e))
+        if (args_parse_tag(rest[i], &tags[i], &e))
             return cli_usage_error("tag: %s", e.msg);
     store *st = store_open(db, STORE_EXISTING, &e);
     if (!st)
@@ -445,7 +445,7 @@ int cli_note(int argc, char **argv)
         return cli_usage_error("note: missing TEXT (gatelab note RUN TEXT)");
     char *text = cli_join_words(rest[0], nrest - 1, rest + 1);
     gl_error e;
-    if (text[0] && live_check_label("note", text, 1000, &e)) {
+    if (text[0] && args_check_label("note", text, 1000, &e)) {
         free(text);
         return cli_usage_error("%s", e.msg);
     }

@@ -252,7 +252,7 @@ int distill_cli_main(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int rc = 0;
-        if ((rc = live_label_option(f, v, &name, &note, tags, &ntags, &e)) != 0) {
+        if ((rc = args_label_option(f, v, &name, &note, tags, &ntags, &e)) != 0) {
             rc = rc < 0 ? -1 : 0;
         } else if (strcmp(f, "--db") == 0) {
             if (!v || !*v)

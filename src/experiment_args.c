@@ -62,7 +62,7 @@ int experiment_args_parse(const char *kind, int argc, char **argv, experiment_ar
                 return gl_fail(e, "--from: missing value (a session or experiment id)");
             a->from = v;
             pass = 0;
-        } else if ((rc = live_label_option(f, v, &a->name, &a->note, a->tags, &a->ntags, e)) !=
+        } else if ((rc = args_label_option(f, v, &a->name, &a->note, a->tags, &a->ntags, e)) !=
                    0) {
             rc = rc < 0 ? -1 : 0;
             pass = 0;

@@ -1,5 +1,6 @@
-/* record: names of the statuses, events and commands that cross threads, and
- * the heatmap snapshot's buffers. */
+/* record: names of the statuses, events and commands that cross threads, the
+ * heatmap snapshot's buffers, and the one codec of records, commands and
+ * heatmap payloads (byte order and layouts in record.h). */
 #include "record.h"
 
 #include <stdlib.h>
@@ -66,4 +67,328 @@ void heatmap_snapshot_free(heatmap_snapshot *h)
     free(h->oracle);
     free(h->attn);
     free(h);
+}
+
+/* ---- little-endian cursors ----
+ * A writer or reader that stops at the end of its buffer: a short buffer sets
+ * `bad` instead of touching a byte past it, so every field can be written or
+ * read in a row and the result checked once. */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, at;
+    int bad;
+} wcur;
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, at;
+    int bad;
+} rcur;
+
+static void put_uint(wcur *w, uint64_t v, size_t bytes)
+{
+    if (w->bad || w->n - w->at < bytes) {
+        w->bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < bytes; i++)
+        w->p[w->at + i] = (uint8_t)(v >> (8 * i));
+    w->at += bytes;
+}
+
+static void put_f64(wcur *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    put_uint(w, bits, 8);
+}
+
+/* The array's full length; what follows the NUL is written as zeros, so one
+ * record always encodes to the same bytes. */
+static void put_text(wcur *w, const char *s, size_t size)
+{
+    if (w->bad || w->n - w->at < size) {
+        w->bad = 1;
+        return;
+    }
+    size_t len = strnlen(s, size);
+    memcpy(w->p + w->at, s, len);
+    memset(w->p + w->at + len, 0, size - len);
+    w->at += size;
+}
+
+static uint64_t get_uint(rcur *r, size_t bytes)
+{
+    if (r->bad || r->n - r->at < bytes) {
+        r->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; i++)
+        v |= (uint64_t)r->p[r->at + i] << (8 * i);
+    r->at += bytes;
+    return v;
+}
+
+static uint32_t get_u32(rcur *r)
+{
+    return (uint32_t)get_uint(r, 4);
+}
+
+static double get_f64(rcur *r)
+{
+    uint64_t bits = get_uint(r, 8);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* Refuses a field without its NUL: a C string must end inside its array. */
+static void get_text(rcur *r, char *s, size_t size)
+{
+    if (r->bad || r->n - r->at < size) {
+        r->bad = 1;
+        return;
+    }
+    if (!memchr(r->p + r->at, 0, size)) {
+        r->bad = 1;
+        return;
+    }
+    memcpy(s, r->p + r->at, size);
+    r->at += size;
+}
+
+/* ---- telemetry records ---- */
+
+#define REC_HEAD_BYTES 28   /* version, kind, pad, arm, step, wall_ms, payload */
+
+/* One function walks every field in both directions, so the encoder and the
+ * decoder cannot disagree on a layout: w set encodes r, rd set decodes into
+ * r. Returns the fixed size of the kind (also with both NULL). */
+#define FIELD_U32(x) (w ? put_uint(w, (x), 4) : rd ? (void)((x) = get_u32(rd)) : (void)0, sz += 4)
+#define FIELD_U64(x) (w ? put_uint(w, (x), 8) : rd ? (void)((x) = get_uint(rd, 8)) : (void)0, sz += 8)
+#define FIELD_F64(x) (w ? put_f64(w, (x)) : rd ? (void)((x) = get_f64(rd)) : (void)0, sz += 8)
+#define FIELD_TEXT(x) (w ? put_text(w, (x), sizeof(x)) : rd ? get_text(rd, (x), sizeof(x)) : (void)0, \
+                       sz += sizeof(x))
+
+static size_t rec_body(tel_record *r, wcur *w, rcur *rd)
+{
+    size_t sz = 0;
+    switch ((rec_kind)r->kind) {
+    case REC_RUN_BEGIN:
+        FIELD_U32(r->u.run.mode);
+        FIELD_U32(r->u.run.k);
+        FIELD_U32(r->u.run.frozen);
+        FIELD_U32(r->u.run.parent_arm);
+        FIELD_U64(r->u.run.seed);
+        FIELD_TEXT(r->u.run.name);
+        break;
+    case REC_STEP:
+        FIELD_F64(r->u.step.loss);
+        FIELD_F64(r->u.step.grad_norm);
+        FIELD_F64(r->u.step.lr);
+        break;
+    case REC_EVAL:
+        FIELD_F64(r->u.eval.val_loss);
+        FIELD_F64(r->u.eval.val_ppl);
+        FIELD_F64(r->u.eval.bits_per_byte);
+        FIELD_F64(r->u.eval.f1);
+        FIELD_F64(r->u.eval.mass_kept);
+        FIELD_F64(r->u.eval.oracle_mass);
+        FIELD_F64(r->u.eval.gate_grad_norm);
+        FIELD_F64(r->u.eval.tokens_per_s);
+        FIELD_F64(r->u.eval.train_loss);
+        FIELD_F64(r->u.eval.expert_balance);
+        FIELD_U32(r->u.eval.diverged);
+        break;
+    case REC_LAYER:
+        FIELD_U32(r->u.layer.layer);
+        FIELD_U32(r->u.layer.head);
+        for (int k = 0; k < METRIC_COUNT; k++)
+            FIELD_F64(r->u.layer.value[k]);
+        FIELD_U32(r->u.layer.diverged);
+        break;
+    case REC_EVENT:
+        FIELD_U32(r->u.event.kind);
+        FIELD_U32(r->u.event.mode);
+        FIELD_U32(r->u.event.k);
+        FIELD_U32(r->u.event.frozen);
+        FIELD_TEXT(r->u.event.detail);
+        break;
+    case REC_STATUS:
+        FIELD_U32(r->u.status.status);
+        break;
+    case REC_CHECKPOINT:
+        FIELD_U32(r->u.checkpoint.resumable);
+        FIELD_U32(r->u.checkpoint.dropped);
+        FIELD_TEXT(r->u.checkpoint.path);
+        break;
+    case REC_HEATMAP:
+        FIELD_U32(r->u.heatmap.layers);
+        FIELD_U32(r->u.heatmap.heads);
+        FIELD_U32(r->u.heatmap.T);
+        break;
+    case REC_FORKED:
+        FIELD_U32(r->u.forked.mode);
+        break;
+    case REC_SESSION_END:
+    case REC_KIND_COUNT:
+        break;
+    }
+    return sz;
+}
+
+size_t record_wire_size(uint32_t kind)
+{
+    if (kind >= REC_KIND_COUNT)
+        return 0;
+    tel_record r = {.kind = kind};
+    return REC_HEAD_BYTES + rec_body(&r, NULL, NULL);
+}
+
+size_t record_encode(const tel_record *r, const void *payload, uint8_t *buf, size_t cap)
+{
+    size_t fixed = record_wire_size(r->kind);
+    if (!fixed)
+        return 0;
+    wcur w = {.p = buf, .n = cap};
+    put_uint(&w, RECORD_VERSION, 1);
+    put_uint(&w, r->kind, 1);
+    put_uint(&w, 0, 2);
+    put_uint(&w, r->arm, 4);
+    put_uint(&w, r->step, 8);
+    put_f64(&w, r->wall_ms);
+    put_uint(&w, r->payload, 4);
+    /* rec_body walks a non-const record for the decoder; it only reads here */
+    rec_body((tel_record *)r, &w, NULL);
+    if (!w.bad && payload && r->payload) {
+        if (cap - w.at < r->payload)
+            return 0;
+        memcpy(buf + w.at, payload, r->payload);
+        w.at += r->payload;
+    }
+    return w.bad ? 0 : w.at;
+}
+
+long record_decode(const uint8_t *buf, size_t n, tel_record *r, const uint8_t **payload)
+{
+    rcur rd = {.p = buf, .n = n};
+    memset(r, 0, sizeof *r);
+    uint64_t version = get_uint(&rd, 1);
+    r->kind = (uint32_t)get_uint(&rd, 1);
+    uint64_t pad = get_uint(&rd, 2);
+    if (rd.bad || version != RECORD_VERSION || pad != 0 || r->kind >= REC_KIND_COUNT)
+        return -1;
+    r->arm = get_u32(&rd);
+    r->step = get_uint(&rd, 8);
+    r->wall_ms = get_f64(&rd);
+    r->payload = get_u32(&rd);
+    rec_body(r, NULL, &rd);
+    if (rd.bad)
+        return -1;
+    if (payload) {
+        if (n - rd.at < r->payload)
+            return -1;
+        *payload = buf + rd.at;
+        rd.at += r->payload;
+    }
+    return (long)rd.at;
+}
+
+/* ---- commands ---- */
+
+size_t command_encode(const cmd_record *c, uint8_t *buf, size_t cap)
+{
+    if (c->kind >= CMD_KIND_COUNT)
+        return 0;
+    wcur w = {.p = buf, .n = cap};
+    put_uint(&w, RECORD_VERSION, 1);
+    put_uint(&w, c->kind, 1);
+    put_uint(&w, 0, 2);
+    put_uint(&w, c->arg, 4);
+    put_uint(&w, c->arg2, 4);
+    put_uint(&w, c->scripted, 4);
+    put_f64(&w, c->seconds);
+    return w.bad ? 0 : w.at;
+}
+
+long command_decode(const uint8_t *buf, size_t n, cmd_record *c)
+{
+    rcur rd = {.p = buf, .n = n};
+    memset(c, 0, sizeof *c);
+    uint64_t version = get_uint(&rd, 1);
+    c->kind = (uint32_t)get_uint(&rd, 1);
+    uint64_t pad = get_uint(&rd, 2);
+    if (rd.bad || version != RECORD_VERSION || pad != 0 || c->kind >= CMD_KIND_COUNT)
+        return -1;
+    c->arg = get_u32(&rd);
+    c->arg2 = get_u32(&rd);
+    c->scripted = get_u32(&rd);
+    c->seconds = get_f64(&rd);
+    return rd.bad ? -1 : (long)rd.at;
+}
+
+/* ---- heatmap payloads ---- */
+
+size_t heatmap_payload_size(uint32_t layers, uint32_t heads, uint32_t T)
+{
+    size_t n = (size_t)layers * heads;
+    if (layers && n / layers != heads)
+        return 0;
+    if (T && (size_t)T * T / T != T)
+        return 0;
+    size_t cells = (size_t)T * T;
+    if (cells && n > (SIZE_MAX / 3 - HEATMAP_HEAD_BYTES) / cells)
+        return 0;
+    return HEATMAP_HEAD_BYTES + 3 * n * cells;
+}
+
+size_t heatmap_encode(const heatmap_snapshot *h, uint8_t *buf, size_t cap)
+{
+    size_t size = heatmap_payload_size(h->layers, h->heads, h->T);
+    if (!size || cap < size)
+        return 0;
+    size_t n = (size - HEATMAP_HEAD_BYTES) / 3;
+    wcur w = {.p = buf, .n = cap};
+    put_uint(&w, h->step, 8);
+    put_uint(&w, h->layers, 4);
+    put_uint(&w, h->heads, 4);
+    put_uint(&w, h->T, 4);
+    memcpy(buf + w.at, h->gate, n);
+    memcpy(buf + w.at + n, h->oracle, n);
+    memcpy(buf + w.at + 2 * n, h->attn, n);
+    return size;
+}
+
+int heatmap_decode_head(const uint8_t *buf, size_t n, uint64_t *step, uint32_t *layers,
+                        uint32_t *heads, uint32_t *T)
+{
+    rcur rd = {.p = buf, .n = n};
+    uint64_t s = get_uint(&rd, 8);
+    uint32_t l = get_u32(&rd), h = get_u32(&rd), t = get_u32(&rd);
+    size_t size = heatmap_payload_size(l, h, t);
+    if (rd.bad || !size || n < size)
+        return -1;
+    *step = s;
+    *layers = l;
+    *heads = h;
+    *T = t;
+    return 0;
+}
+
+int heatmap_decode(const uint8_t *buf, size_t n, heatmap_snapshot *out)
+{
+    uint64_t step;
+    uint32_t l, h, t;
+    if (heatmap_decode_head(buf, n, &step, &l, &h, &t) || l != out->layers || h != out->heads ||
+        t != out->T)
+        return -1;
+    size_t planes = (heatmap_payload_size(l, h, t) - HEATMAP_HEAD_BYTES) / 3;
+    const uint8_t *p = buf + HEATMAP_HEAD_BYTES;
+    out->step = step;
+    memcpy(out->gate, p, planes);
+    memcpy(out->oracle, p + planes, planes);
+    memcpy(out->attn, p + 2 * planes, planes);
+    return 0;
 }

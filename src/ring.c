@@ -1,5 +1,6 @@
-/* ring: owns the SPSC record queue (its slots and both indices) and the
- * latest-value triple buffer. No locks, no allocation after *_create. */
+/* ring: owns the SPSC record queue (its slots and both indices), the
+ * latest-value triple buffer and the SPSC byte ring. No locks, no allocation
+ * after *_create. */
 #include "ring.h"
 
 #include <stdalign.h>
@@ -228,4 +229,108 @@ uint64_t latest_read(latest_slot *s, void *out)
 uint64_t latest_version(const latest_slot *s)
 {
     return atomic_load_explicit(&s->published, memory_order_acquire);
+}
+
+/* ---- byte ring ----
+ * The record ring's indices, counted in bytes: head and tail only grow, the
+ * bytes of [tail, head) are waiting, and a copy that crosses the end of the
+ * buffer is split in two. */
+
+struct byte_ring {
+    alignas(RING_CACHE_LINE) size_t mask;   /* capacity - 1 */
+    unsigned char *buf;
+
+    /* Bytes written so far; only grows. Stored (release) by byte_ring_write
+     * after the bytes are copied in; its partner is the acquire load in
+     * byte_ring_read (and byte_ring_count). */
+    alignas(RING_CACHE_LINE) _Atomic size_t head;
+    size_t tail_cache;       /* producer's last view of tail */
+
+    /* Bytes read so far; only grows. Stored (release) by byte_ring_read
+     * after the bytes are copied out; its partner is the acquire load in
+     * byte_ring_write, which lets the producer overwrite them. */
+    alignas(RING_CACHE_LINE) _Atomic size_t tail;
+    size_t head_cache;       /* consumer's last view of head */
+};
+
+byte_ring *byte_ring_create(size_t capacity)
+{
+    if (capacity == 0 || capacity > RING_MAX_CAPACITY)
+        return NULL;
+    size_t cap = 1;
+    while (cap < capacity)
+        cap <<= 1;
+    byte_ring *b = ring_xalloc(sizeof *b);
+    memset(b, 0, sizeof *b);
+    b->mask = cap - 1;
+    b->buf = ring_xalloc(cap);
+    atomic_init(&b->head, 0);
+    atomic_init(&b->tail, 0);
+    return b;
+}
+
+void byte_ring_destroy(byte_ring *b)
+{
+    if (!b)
+        return;
+    free(b->buf);
+    free(b);
+}
+
+size_t byte_ring_capacity(const byte_ring *b)
+{
+    return b->mask + 1;
+}
+
+size_t byte_ring_write(byte_ring *b, const void *data, size_t n)
+{
+    /* Only this thread stores head. */
+    size_t head = atomic_load_explicit(&b->head, memory_order_relaxed);
+    size_t cap = b->mask + 1;
+    if (cap - (head - b->tail_cache) < n)
+        /* Acquire: the consumer's copy out of the bytes we may overwrite
+         * happened before it published this tail. */
+        b->tail_cache = atomic_load_explicit(&b->tail, memory_order_acquire);
+    size_t room = cap - (head - b->tail_cache);
+    if (n > room)
+        n = room;
+    if (!n)
+        return 0;
+    size_t at = head & b->mask, first = cap - at < n ? cap - at : n;
+    memcpy(b->buf + at, data, first);
+    memcpy(b->buf, (const unsigned char *)data + first, n - first);
+    /* Release: the bytes are visible before head says they are there. */
+    atomic_store_explicit(&b->head, head + n, memory_order_release);
+    return n;
+}
+
+size_t byte_ring_read(byte_ring *b, void *out, size_t n)
+{
+    /* Only this thread stores tail. */
+    size_t tail = atomic_load_explicit(&b->tail, memory_order_relaxed);
+    if (b->head_cache - tail < n)
+        /* Acquire: pairs with the release in byte_ring_write, so the bytes
+         * up to head are complete. */
+        b->head_cache = atomic_load_explicit(&b->head, memory_order_acquire);
+    size_t have = b->head_cache - tail;
+    if (n > have)
+        n = have;
+    if (!n)
+        return 0;
+    size_t cap = b->mask + 1, at = tail & b->mask, first = cap - at < n ? cap - at : n;
+    memcpy(out, b->buf + at, first);
+    memcpy((unsigned char *)out + first, b->buf, n - first);
+    /* Release only after the copy: once tail moves the producer may
+     * overwrite these bytes (STYLE "known traps"). */
+    atomic_store_explicit(&b->tail, tail + n, memory_order_release);
+    return n;
+}
+
+size_t byte_ring_count(const byte_ring *b)
+{
+    /* tail first, as ring_count: head only grows */
+    size_t tail = atomic_load_explicit(&b->tail, memory_order_acquire);
+    size_t head = atomic_load_explicit(&b->head, memory_order_acquire);
+    size_t n = head - tail;
+    return n > b->mask + 1 ? b->mask + 1 : n;
 }

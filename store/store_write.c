@@ -733,12 +733,8 @@ static int write_checkpoint(store *s, int64_t run, const tel_record *r, gl_error
     return store_exec(s, st, rc, err, "write checkpoint");
 }
 
-static int write_heatmap(store *s, int64_t run, const tel_record *r, gl_error *err)
+static int write_heatmap(store *s, int64_t run, const heatmap_snapshot *h, gl_error *err)
 {
-    const heatmap_snapshot *h = r->u.heatmap.snap;
-    if (!h)
-        return gl_fail(err, "%s: run %lld: heatmap record without a snapshot", s->path,
-                       (long long)run);
     if (h->T == 0)
         return 0;
     const struct {
@@ -775,9 +771,12 @@ static int write_record(store *s, int64_t run, const tel_record *r, gl_error *er
     case REC_EVENT: return write_event(s, run, r, err);
     case REC_STATUS: return write_status(s, run, r, err);
     case REC_CHECKPOINT: return write_checkpoint(s, run, r, err);
-    case REC_HEATMAP: return write_heatmap(s, run, r, err);
+    case REC_HEATMAP:
+        return gl_fail(err, "%s: run %lld: a heatmap record is written with its payload "
+                            "(store_write_heatmap)", s->path, (long long)run);
     case REC_RUN_BEGIN:
-    case REC_FORKED: return 0;   /* runs are begun through store_run_begin */
+    case REC_FORKED:
+    case REC_SESSION_END: return 0;   /* runs are begun through store_run_begin */
     case REC_KIND_COUNT: break;
     }
     return gl_fail(err, "%s: run %lld: record kind %u cannot be stored", s->path, (long long)run,
@@ -790,6 +789,14 @@ int store_write(store *s, int64_t run, const tel_record *r, gl_error *err)
     if (tx_enter(s, &opened, err))
         return -1;
     return tx_leave(s, opened, write_record(s, run, r, err), err);
+}
+
+int store_write_heatmap(store *s, int64_t run, const heatmap_snapshot *h, gl_error *err)
+{
+    int opened;
+    if (tx_enter(s, &opened, err))
+        return -1;
+    return tx_leave(s, opened, write_heatmap(s, run, h, err), err);
 }
 
 /* ---- resume ---- */

@@ -431,9 +431,10 @@ static inline int64_t fill_arm(store *s, int64_t session, uint32_t arm, gate_mod
         hm->oracle[i] = (uint8_t)(255 - i);
         hm->attn[i] = (uint8_t)(3 * i);
     }
-    tel_record hr = rec(REC_HEATMAP, STEPS);
-    hr.u.heatmap.snap = hm;
-    int rc = write_or_die(s, run, &hr);
+    gl_error herr = {{0}};
+    int rc = store_write_heatmap(s, run, hm, &herr);
+    if (rc)
+        fprintf(stderr, "store_write_heatmap: %s\n", herr.msg);
     heatmap_snapshot_free(hm);
     if (rc)
         return -1;

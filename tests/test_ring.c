@@ -1,7 +1,9 @@
 /* test_ring: the SPSC ring (bounds, capacity rounding, full/empty, FIFO
- * across many wrap-arounds, two threaded stress runs) and the latest-value
+ * across many wrap-arounds, two threaded stress runs), the latest-value
  * slot (single-thread semantics, a threaded run that checks for torn values
- * and versions going backwards). GATELAB_QUICK=1 cuts the threaded counts
+ * and versions going backwards) and the byte ring (bounds, partial writes
+ * and reads at full and empty, wrap-around in odd pieces, a threaded stream
+ * larger than the ring, checked byte by byte). GATELAB_QUICK=1 cuts the threaded counts
  * by 10x for the sanitizer builds. */
 #include "ring.h"
 
@@ -350,6 +352,130 @@ static void test_latest_threaded(void)
     latest_destroy(l.s);
 }
 
+/* ---- byte ring ------------------------------------------------------------ */
+
+static uint8_t stream_byte(uint64_t i)
+{
+    return (uint8_t)(mix(i >> 3) >> (8 * (i & 7)));
+}
+
+static void test_bytes_single(void)
+{
+    CHECK(byte_ring_create(0) == NULL, "byte ring of capacity 0 is refused");
+    CHECK(byte_ring_create(((size_t)1 << 30) + 1) == NULL, "byte ring past 2^30 is refused");
+    byte_ring_destroy(NULL);
+    byte_ring *b = byte_ring_create(100);
+    GL_ASSERT(b);
+    CHECK(byte_ring_capacity(b) == 128, "capacity 100 rounds up to 128 (got %zu)",
+          byte_ring_capacity(b));
+    uint8_t in[300], out[300];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = stream_byte(i);
+    memset(out, 0xEE, sizeof out);
+    CHECK(byte_ring_read(b, out, 10) == 0 && out[0] == 0xEE && byte_ring_count(b) == 0,
+          "a read from an empty ring takes nothing, out untouched");
+    CHECK(byte_ring_write(b, in, 300) == 128 && byte_ring_count(b) == 128,
+          "a write larger than the room writes what fits (128 of 300)");
+    CHECK(byte_ring_write(b, in, 1) == 0, "a write to a full ring writes nothing");
+    CHECK(byte_ring_read(b, out, 50) == 50 && memcmp(out, in, 50) == 0 &&
+              byte_ring_count(b) == 78,
+          "a read takes the oldest bytes first (50, 78 left)");
+    CHECK(byte_ring_write(b, in + 128, 60) == 50, "the room a read made is written again (50)");
+    CHECK(byte_ring_read(b, out + 50, 300) == 128 && memcmp(out, in, 178) == 0,
+          "across the end of the buffer the bytes come back in order (178 in all)");
+    /* odd pieces wrapping many times */
+    uint64_t w = 0, r = 0;
+    int same = 1;
+    for (size_t round = 0; round < 5000; round++) {
+        uint8_t piece[97];
+        size_t want = 1 + (round * 37) % 97;
+        for (size_t i = 0; i < want; i++)
+            piece[i] = stream_byte(w + i);
+        w += byte_ring_write(b, piece, want);
+        size_t got = byte_ring_read(b, piece, 1 + (round * 53) % 97);
+        for (size_t i = 0; i < got; i++)
+            same &= piece[i] == stream_byte(r + i);
+        r += got;
+    }
+    while (r < w) {
+        uint8_t piece[64];
+        size_t got = byte_ring_read(b, piece, sizeof piece);
+        for (size_t i = 0; i < got; i++)
+            same &= piece[i] == stream_byte(r + i);
+        r += got;
+    }
+    CHECK(same && r == w && w > 100000, "%llu bytes in odd pieces come back in order",
+          (unsigned long long)w);
+    byte_ring_destroy(b);
+}
+
+typedef struct {
+    byte_ring *b;
+    uint64_t total;
+    size_t full_waits, empty_waits;   /* each owned by one thread, read after join */
+    uint64_t wrong;
+} byte_stream;
+
+static void *bytes_producer(void *arg)
+{
+    byte_stream *s = arg;
+    uint8_t piece[4096];
+    for (uint64_t at = 0, n = 0; at < s->total; n++) {
+        size_t want = 1 + (size_t)(mix(n) % sizeof piece);
+        if (want > s->total - at)
+            want = (size_t)(s->total - at);
+        for (size_t i = 0; i < want; i++)
+            piece[i] = stream_byte(at + i);
+        for (size_t done = 0; done < want;) {
+            size_t wr = byte_ring_write(s->b, piece + done, want - done);
+            done += wr;
+            if (!wr) {
+                s->full_waits++;
+                sched_yield();
+            }
+        }
+        at += want;
+    }
+    return NULL;
+}
+
+static void *bytes_consumer(void *arg)
+{
+    byte_stream *s = arg;
+    uint8_t piece[3000];
+    for (uint64_t at = 0, n = 0; at < s->total; n++) {
+        size_t got = byte_ring_read(s->b, piece, 1 + (size_t)(mix(~n) % sizeof piece));
+        if (!got) {
+            s->empty_waits++;
+            sched_yield();
+            continue;
+        }
+        for (size_t i = 0; i < got; i++)
+            s->wrong += piece[i] != stream_byte(at + i);
+        at += got;
+    }
+    return NULL;
+}
+
+static void test_bytes_threaded(size_t capacity, uint64_t total)
+{
+    byte_stream s = {.b = byte_ring_create(capacity), .total = total};
+    GL_ASSERT(s.b);
+    double t0 = gl_now();
+    pthread_t prod, cons;
+    GL_ASSERT(pthread_create(&cons, NULL, bytes_consumer, &s) == 0);
+    GL_ASSERT(pthread_create(&prod, NULL, bytes_producer, &s) == 0);
+    pthread_join(prod, NULL);
+    pthread_join(cons, NULL);
+    uint8_t extra;
+    CHECK(s.wrong == 0 && byte_ring_read(s.b, &extra, 1) == 0,
+          "byte ring of %zu: %llu bytes streamed in pieces up to 4096, every byte right "
+          "(wrong %llu; full waits %zu, empty waits %zu; %.2f s)",
+          byte_ring_capacity(s.b), (unsigned long long)total, (unsigned long long)s.wrong,
+          s.full_waits, s.empty_waits, gl_now() - t0);
+    byte_ring_destroy(s.b);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -360,5 +486,8 @@ int main(void)
     stress(4, scaled(4000000));
     test_latest_single();
     test_latest_threaded();
+    test_bytes_single();
+    test_bytes_threaded(1024, scaled(20000000));
+    test_bytes_threaded(1 << 16, scaled(20000000));
     return check_finish();
 }

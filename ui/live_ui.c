@@ -4,20 +4,18 @@
  * the selected arm's heatmap from its latest-value slot only when its version
  * moved, and redraws at most 10 times a second. The trainer's own fields are
  * never read: an arm's gate comes from its event records, the model shape
- * from the session's configuration, and the step counter is the arm's atomic. */
+ * from the session's shape, and the step counter and heatmaps from the
+ * session's functions (session_view.h). */
 #include "ui.h"
 
 #include <math.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "arm.h"
 #include "gate.h"
 #include "progress.h"
-#include "ring.h"
 #include "store.h"
 #include "ui_screen.h"
 
@@ -26,7 +24,7 @@
 #define NO_MODE UINT32_MAX
 
 struct ui_live {
-    const live_config *cfg;
+    session_shape shape;
     ui_options opt;
     ui_screen *scr;
     ui_state st;
@@ -72,8 +70,8 @@ static int load_ghosts(ui_live *u, gl_error *err)
         ui_ghost *g = ui_state_add_ghost(&u->st, row.name, row.id);
         if (g) {
             /* a ghost takes the colour of the live arm that starts in its mode */
-            for (size_t a = 0; a < u->cfg->narms; a++)
-                if (strcmp(gate_mode_name(u->cfg->modes[a]), row.mode) == 0) {
+            for (size_t a = 0; a < u->shape.narms; a++)
+                if (strcmp(gate_mode_name((gate_mode)u->shape.modes[a]), row.mode) == 0) {
                     g->color = a;
                     break;
                 }
@@ -88,22 +86,20 @@ static int load_ghosts(ui_live *u, gl_error *err)
     return rc;
 }
 
-ui_live *ui_live_create(const live_config *cfg, const ui_options *o, gl_error *err)
+ui_live *ui_live_create(const session_shape *shape, const ui_options *o, gl_error *err)
 {
     ui_live *u = xcalloc(1, sizeof *u);
-    u->cfg = cfg;
+    u->shape = *shape;
     u->opt = *o;
-    const model_config *m = &cfg->tc.model;
-    ui_state_init(&u->st, m->layers, m->heads, m->T, m->batch, cfg->tc.steps);
-    u->st.db_path = cfg->db_path;
-    for (size_t i = 0; i < cfg->narms; i++) {
-        char name[64];
-        live_arm_name(cfg, i, name, sizeof name);
-        ui_arm *a = ui_state_arm(&u->st, i, name);
+    const session_shape *sh = &u->shape;
+    ui_state_init(&u->st, sh->layers, sh->heads, sh->T, sh->batch, sh->steps);
+    u->st.db_path = sh->db_path;
+    for (size_t i = 0; i < sh->narms; i++) {
+        ui_arm *a = ui_state_arm(&u->st, i, sh->names[i]);
         /* the configured gate until the arm's start event says otherwise */
-        a->mode = cfg->modes[i];
-        a->k = (uint32_t)m->k;
-        a->frozen = (uint32_t)m->gate_frozen;
+        a->mode = sh->modes[i];
+        a->k = sh->k;
+        a->frozen = sh->frozen;
         a->have_gate = 1;
     }
     for (size_t i = 0; i < LIVE_MAX_ARMS; i++)
@@ -279,11 +275,9 @@ static void on_key(ui_live *u, live *lv, int ch)
 static void on_record(void *ctx, live *lv, const tel_record *r)
 {
     ui_live *u = ctx;
-    if (r->arm >= u->st.narms) {
-        arm *a = live_arm(lv, r->arm);
-        /* the name is written before the arm's thread starts, never after */
-        ui_state_arm(&u->st, r->arm, a ? a->name : NULL);
-    }
+    if (r->arm >= u->st.narms)
+        /* the name is fixed before the arm's thread starts, never after */
+        ui_state_arm(&u->st, r->arm, live_arm_label(lv, r->arm));
     if (r->kind == REC_EVENT && r->arm < LIVE_MAX_ARMS) {
         event_kind k = (event_kind)r->u.event.kind;
         if (k == EV_SWAP || k == EV_ERROR)
@@ -297,22 +291,18 @@ static void on_record(void *ctx, live *lv, const tel_record *r)
 static void poll_heat(ui_live *u, live *lv)
 {
     size_t i = u->view.sel;
-    arm *a = live_arm(lv, i);
-    if (!a || !a->heat || i >= u->st.narms)
+    if (i >= u->st.narms || i >= live_arm_count(lv))
         return;
     ui_arm *ua = &u->st.arms[i];
-    uint64_t ver = latest_version(a->heat);
-    if (!ver || ver == ua->heat_version)
-        return;
-    uint8_t *buf = ui_state_heat_buffer(&u->st, i);
-    /* the slot holds this session's shape; anything else is not ours to read */
-    if (a->heat_bytes != ua->heat_bytes)
-        return;
-    ver = latest_read(a->heat, buf);
+    uint64_t newest = live_heat_version(lv, i);
+    if (!newest || newest == ua->heat_version)
+        return;   /* nothing new (or no heatmaps at all): nothing allocated */
+    heatmap_snapshot *heat = ui_state_heat(&u->st, i);
+    uint64_t ver = live_heat_read(lv, i, ua->heat_version, heat);
     if (!ver)
         return;
     ua->heat_version = ver;
-    memcpy(&ua->heat_step, buf, sizeof ua->heat_step);
+    ua->heat_step = heat->step;
     ua->have_heat = 1;
     u->dirty |= UI_DIRTY_HEAT;
 }
@@ -325,10 +315,9 @@ static void update_rates(ui_live *u, live *lv, double now)
     double total = 0.0;
     size_t tokens_per_step = u->st.B * u->st.T;
     for (size_t i = 0; i < u->st.narms; i++) {
-        arm *a = live_arm(lv, i);
-        if (!a)
+        if (i >= live_arm_count(lv))
             continue;
-        uint64_t step = atomic_load_explicit(&a->step, memory_order_relaxed);
+        uint64_t step = live_arm_step(lv, i);
         ui_arm *ua = &u->st.arms[i];
         double rate = step >= u->rate_step[i]
                           ? (double)(step - u->rate_step[i]) * (double)tokens_per_step / dt

@@ -174,7 +174,7 @@ static void arm_free(ui_arm *a)
     ui_series_free(&a->train);
     ui_series_free(&a->val);
     free(a->layer);
-    free(a->heat);
+    heatmap_snapshot_free(a->heat);
 }
 
 void ui_state_free(ui_state *st)
@@ -378,15 +378,13 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
     }
 }
 
-uint8_t *ui_state_heat_buffer(ui_state *st, size_t i)
+heatmap_snapshot *ui_state_heat(ui_state *st, size_t i)
 {
     if (i >= st->narms)
         return NULL;
     ui_arm *a = &st->arms[i];
-    if (!a->heat) {
-        a->heat_bytes = sizeof(uint64_t) + 3 * st->L * st->H * st->T * st->T;
-        a->heat = xcalloc(a->heat_bytes, 1);
-    }
+    if (!a->heat)
+        a->heat = heatmap_snapshot_new((uint32_t)st->L, (uint32_t)st->H, (uint32_t)st->T);
     return a->heat;
 }
 
@@ -398,11 +396,10 @@ int ui_state_heat_maps(const ui_state *st, size_t i, size_t layer, size_t head,
     const ui_arm *a = &st->arms[i];
     if (!a->heat || !a->have_heat)
         return 0;
-    size_t cells = st->T * st->T, n = st->L * st->H * cells;
-    const uint8_t *base = a->heat + sizeof(uint64_t) + (layer * st->H + head) * cells;
-    *gate = base;
-    *oracle = base + n;
-    *attn = base + 2 * n;
+    size_t at = (layer * st->H + head) * st->T * st->T;
+    *gate = a->heat->gate + at;
+    *oracle = a->heat->oracle + at;
+    *attn = a->heat->attn + at;
     return 1;
 }
 

@@ -343,7 +343,7 @@ static void train_config_of(train_config *tc, const char *preset, const char *mo
     memset(tc, 0, sizeof *tc);
     GL_ASSERT(model_preset(preset, &tc->model) == 0);
     live_ffn ffn;
-    GL_ASSERT(live_parse_arm(mode, &tc->model.mode, &ffn) == 0);
+    GL_ASSERT(args_parse_arm(mode, &tc->model.mode, &ffn) == 0);
     tc->model.experts = ffn == LIVE_FFN_DENSE ? 0 : 4;
     tc->model.router_frozen = ffn == LIVE_FFN_MOE_RANDOM;
     optim_default_config(&tc->optim);
@@ -578,7 +578,7 @@ static int bench_one(char **argv)
     live_ffn ffn;
     gate_mode mode;
     if (*end || threads < 1 || threads > 256 || steps < 1 || model_preset(argv[0], &c) ||
-        live_parse_arm(argv[1], &mode, &ffn)) {
+        args_parse_arm(argv[1], &mode, &ffn)) {
         fprintf(stderr, "bench_train: --one PRESET MODE THREADS STEPS (e.g. tiny soft 2 30)\n");
         return 2;
     }

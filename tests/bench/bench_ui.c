@@ -158,15 +158,19 @@ static void synthetic(void)
             if (s % 100 == 0)
                 feed_eval(&st, a, s, &seed);
         }
-        uint8_t *heat = ui_state_heat_buffer(&st, a);
-        for (size_t i = 8; i < st.arms[a].heat_bytes; i++)
-            heat[i] = (uint8_t)rand_r(&seed);
+        heatmap_snapshot *heat = ui_state_heat(&st, a);
+        size_t cells = (size_t)heat->layers * heat->heads * heat->T * heat->T;
+        for (size_t i = 0; i < cells; i++) {
+            heat->gate[i] = (uint8_t)rand_r(&seed);
+            heat->oracle[i] = (uint8_t)rand_r(&seed);
+            heat->attn[i] = (uint8_t)rand_r(&seed);
+        }
         st.arms[a].have_heat = 1;
     }
-    /* what latest_read copies per evaluation */
-    size_t heat_bytes = st.arms[0].heat_bytes;
+    /* what latest_read copies per evaluation, decoded as live_heat_read does */
+    size_t heat_bytes = heatmap_payload_size((uint32_t)st.L, (uint32_t)st.H, (uint32_t)st.T);
     uint8_t *slot = xmalloc(heat_bytes);
-    memset(slot, 7, heat_bytes);
+    GL_ASSERT(heatmap_encode(ui_state_heat(&st, 0), slot, heat_bytes) == heat_bytes);
 
     ui_view v;
     ui_view_init(&v, UI_LIVE);
@@ -196,7 +200,7 @@ static void synthetic(void)
                 if ((step + 1) % 100 == 0) {
                     dirty |= feed_eval(&st, a, step + 1, &seed);
                     records += 17;
-                    memcpy(ui_state_heat_buffer(&st, a), slot, heat_bytes);
+                    GL_ASSERT(heatmap_decode(slot, heat_bytes, ui_state_heat(&st, a)) == 0);
                     dirty |= UI_DIRTY_HEAT;
                 }
             }
@@ -296,7 +300,9 @@ static int run_once(int screen, const char *dir, int idx, double *tok, double *c
             return -1;
         ui_options o = {.out = p.out, .in = p.in, .term = "xterm-256color", .allow_small = 1};
         int fallback;
-        u = ui_live_create(&lc, &o, &e);
+        session_shape shape;
+        live_shape(&lc, &shape);
+        u = ui_live_create(&shape, &o, &e);
         if (!u || ui_live_start(u, &fallback, &e)) {
             printf("screen: %s\n", e.msg);
             ui_live_free(u);

@@ -1,0 +1,79 @@
+/* live_int: the session's own state, shared by its three files — live.c
+ * (the session loop), live_store.c (the store thread) and live_arms.c (the
+ * arm registry). Nothing else includes it. */
+#ifndef GATELAB_LIVE_INT_H
+#define GATELAB_LIVE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "live.h"
+#include "ring.h"
+#include "store.h"
+
+typedef struct {
+    char *config_json;             /* the run's configuration: REC_RUN_BEGIN's payload,
+                                      and what a resume with a new --steps stores */
+    tel_record begin;              /* the arm's REC_RUN_BEGIN, made from its trainer by
+                                      the main thread before the arm's thread starts */
+} arm_info;
+
+struct live {
+    const live_config *cfg;
+    arm *arms[LIVE_MAX_ARMS];      /* main thread only, like everything not atomic here */
+    arm_info info[LIVE_MAX_ARMS];
+    /* The store's id of each arm's run, 0 until numbered. Stored (release)
+     * by begin_run: on the main thread before the store thread starts (the
+     * first arms), else on the store thread (forks). Its partners are the
+     * acquire loads in live_run_id (main thread), in save_checkpoint (the
+     * arm thread, through arm_config.run_id) and in write_batch (a fork's
+     * parent run, the store thread's own or the main thread's store before
+     * pthread_create). */
+    _Atomic int64_t run_ids[LIVE_MAX_ARMS];
+    size_t narms;
+    /* store side */
+    store *st;
+    int64_t session;
+    ring *store_ring;              /* main -> store thread: record_encode's bytes */
+    byte_ring *store_bytes;        /* main -> store thread: the records' payloads, in
+                                      the same order, each right after its record */
+    pthread_t store_thread;
+    int store_started;
+    /* Stored (release) by the store thread in store_fail after it wrote
+     * store_error; loaded (acquire) by the main thread (live_run), which may
+     * then read store_error. The store thread's own loads are relaxed. */
+    atomic_int store_failed;
+    char store_error[sizeof(gl_error)];
+    uint64_t store_backpressure;
+    char ckpt_root[2048];
+    size_t threads_per_arm;
+    uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
+    size_t heat_cap;
+};
+
+/* live_store.c: the database side. open: the session's row (or the resumed
+ * run's session); begin_run: a run's row from its REC_RUN_BEGIN record and
+ * its config JSON (main thread before start, the store thread after);
+ * start: the rings and the thread; put: one record (and r->payload bytes of
+ * payload) to the store thread, waiting when full, never dropping; finish:
+ * the session's end, then joins the thread; close: frees the rest. */
+int live_store_open(live *lv, gl_error *e);
+int live_store_begin_run(live *lv, const tel_record *r, const char *config_json, gl_error *e);
+int live_store_start(live *lv, gl_error *e);
+void live_store_put(live *lv, const tel_record *r, const void *payload);
+void live_store_finish(live *lv);
+void live_store_close(live *lv);
+
+/* live_arms.c: the arm registry. checkpoint_root: where the session's
+ * checkpoints go; make: the configured arms; adopt_fork: a forked trainer
+ * (owned from here on) becomes the next arm, with its run and thread;
+ * free: arm i and what the registry keeps of it. */
+int live_arms_checkpoint_root(live *lv, const char *cwd, gl_error *e);
+int live_arms_make(live *lv, gl_error *e);
+void live_arms_adopt_fork(live *lv, trainer *child, const tel_record *r,
+                          const live_observer *obs);
+void live_arms_free(live *lv, size_t i);
+
+#endif
