@@ -1,7 +1,9 @@
 /* model: the gated GPT of DESIGN §2-3. One flat buffer per kind (parameters,
- * gradients, activations, activation-gradient scratch), one tensor table that
- * drives sizes, pointers and checkpoint names. Everything is allocated in
- * model_init; forward and backward never allocate. */
+ * gradients, activations, activation-gradient scratch); a parameter table
+ * drives the sizes, pointers, initialisation and checkpoint names, and an
+ * activation table the activation layout (model_tensors.c). Everything is
+ * allocated in model_init (model.c); forward and backward (model_net.c)
+ * never allocate. */
 #ifndef GATELAB_MODEL_H
 #define GATELAB_MODEL_H
 
@@ -44,6 +46,8 @@ typedef struct {
     int is_gate;     /* gate.q / gate.k / gate.bias */
     int is_router;   /* mlp.router.weight */
     int layer;       /* -1 for global tensors */
+    int expert;      /* mlp.experts.E.*: E; -1 for every other tensor */
+    int row;         /* its row in the parameter table (model_tensors.c) */
 } model_tensor;
 
 /* Pointers into the flat parameter (or gradient) buffer. With experts the
