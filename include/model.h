@@ -1,7 +1,9 @@
 /* model: the gated GPT of DESIGN §2-3. One flat buffer per kind (parameters,
- * gradients, activations, activation-gradient scratch), one tensor table that
- * drives sizes, pointers and checkpoint names. Everything is allocated in
- * model_init; forward and backward never allocate. */
+ * gradients, activations, activation-gradient scratch); a parameter table
+ * drives the sizes, pointers, initialisation and checkpoint names, and an
+ * activation table the activation layout (model_tensors.c). Everything is
+ * allocated in model_init (model.c); forward and backward (model_net.c)
+ * never allocate. */
 #ifndef GATELAB_MODEL_H
 #define GATELAB_MODEL_H
 
@@ -44,10 +46,14 @@ typedef struct {
     int is_gate;     /* gate.q / gate.k / gate.bias */
     int is_router;   /* mlp.router.weight */
     int layer;       /* -1 for global tensors */
+    int expert;      /* mlp.experts.E.*: E; -1 for every other tensor */
+    int row;         /* its row in the parameter table (model_tensors.c) */
 } model_tensor;
 
-/* Pointers into the flat parameter (or gradient) buffer. With experts the
- * four MLP pointers are expert 0's; expert e's follow at e times their size. */
+/* Pointers into the flat parameter (or gradient) buffer, set from the
+ * parameter table (model_tensors.c), which gives their names and shapes. With
+ * experts the four MLP pointers are expert 0's; expert e's follow at e times
+ * their size. */
 typedef struct {
     float *ln1w, *ln1b, *qkvw, *qkvb, *projw, *projb, *ln2w, *ln2b;
     float *fcw, *fcb, *fcprojw, *fcprojb, *gqw, *gkw, *gb;
@@ -59,6 +65,8 @@ typedef struct {
     model_layer_params *layer;   /* [L] */
 } model_params;
 
+/* One layer's activations, pointers into the activation buffer set from the
+ * activation table (model_tensors.c), which gives their shapes. */
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *s, *att, *atty;
     gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
@@ -105,7 +113,7 @@ typedef struct {
     metrics_state *metrics;       /* when set, forward accumulates gate metrics */
 } model;
 
-/* Grains of the model's pool_run calls (pool.h): how many items each block
+/* Grains of the model's pool_run calls (model_par.c, pool.h): how many items each block
  * holds at least, so how every range is cut, whatever the thread count. They
  * are about the smallest blocks that keep OpenBLAS efficient, since a row
  * block repacks the whole weight and a weight-gradient block the whole input
@@ -115,7 +123,7 @@ typedef struct {
  * rows up to 20%. Smaller grains balance many threads better, larger ones
  * waste less at one. They fix the rounding of every result: changing one
  * changes the bits (for all thread counts alike). distill.c runs its gate
- * projections with the same grains. */
+ * projections through model_par.c and its pairs with the same grains. */
 #define MODEL_GRAIN_ROWS 128      /* rows of a linear's forward and input gradient, LayerNorm */
 #define MODEL_GRAIN_OUT_ROWS 64   /* output rows of a weight gradient */
 #define MODEL_GRAIN_ELEMS 4096    /* GELU elements */

@@ -1,7 +1,7 @@
 /* moe: the routing half of the mixture-of-experts FFN (top-1, Switch style).
  * A router picks one expert per token; the tokens of each expert are gathered
  * into one contiguous block so that the expert's two linears run as plain
- * GEMMs (model.c drives those); the expert's output comes back scaled by the
+ * GEMMs (model_net.c drives those); the expert's output comes back scaled by the
  * router probability of the chosen expert, which is what gives the router a
  * gradient. An auxiliary load-balancing loss (coef * E * sum_e f_e P_e) keeps
  * a learned router from sending every token to one expert. Each op has its

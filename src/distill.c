@@ -15,7 +15,7 @@
 #include "checkpoint.h"
 #include "data.h"
 #include "evaluate.h"
-#include "layers.h"
+#include "model_par.h"
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
@@ -249,28 +249,6 @@ static void pair_backward(void *ctx, size_t w, size_t p0, size_t p1)
     }
 }
 
-/* ---- the gate projections: rows (or output rows) split over the pool ---- */
-
-typedef struct {
-    float *out, *dw;
-    const float *inp, *w, *dout;
-    size_t N, C, OC;
-} proj_job;
-
-static void proj_fwd_chunk(void *ctx, size_t w, size_t n0, size_t n1)
-{
-    (void)w;
-    proj_job *j = ctx;
-    linear_forward(j->out + n0 * j->OC, j->inp + n0 * j->C, j->w, NULL, n1 - n0, j->C, j->OC);
-}
-
-static void proj_dw_chunk(void *ctx, size_t w, size_t o0, size_t o1)
-{
-    (void)w;
-    proj_job *j = ctx;
-    linear_backward_weight(j->dw, NULL, j->dout, j->inp, j->N, j->C, j->OC, o0, o1);
-}
-
 /* ---- forward / backward over the layers ---- */
 
 /* inputs[B,T] -> the frozen model's activations (mode cfg.forward), then per
@@ -298,13 +276,11 @@ double distill_forward(distill *d, const int32_t *inputs, size_t B)
     double total = 0.0;
     for (size_t l = 0; l < c->layers; l++) {
         const model_layer_params *p = &m->p.layer[l];
-        proj_job q = {.out = d->gq + l * c->batch * T * Hr, .inp = m->la[l].ln1, .w = p->gqw,
-                      .C = c->d, .OC = Hr};
-        pool_run(m->pool, proj_fwd_chunk, &q, B * T, MODEL_GRAIN_ROWS);
-        proj_job k = q;
-        k.out = d->gk + l * c->batch * T * Hr;
-        k.w = p->gkw;
-        pool_run(m->pool, proj_fwd_chunk, &k, B * T, MODEL_GRAIN_ROWS);
+        /* the gate projections, over the pool as the model runs them */
+        model_par_linear_forward(m->pool, d->gq + l * c->batch * T * Hr, m->la[l].ln1, p->gqw,
+                                 NULL, B * T, c->d, Hr);
+        model_par_linear_forward(m->pool, d->gk + l * c->batch * T * Hr, m->la[l].ln1, p->gkw,
+                                 NULL, B * T, c->d, Hr);
         pair_job pj = {.d = d, .layer = l, .B = B};
         pool_run(m->pool, pair_forward, &pj, B * H, MODEL_GRAIN_PAIRS);
         /* the pairs' sums, added in pair order */
@@ -336,6 +312,7 @@ void distill_backward(distill *d)
         if (m->tensors[i].is_gate)
             memset(m->grads + m->tensors[i].offset, 0, m->tensors[i].numel * sizeof(float));
     for (size_t l = 0; l < c->layers; l++) {
+        const model_layer_params *p = &m->p.layer[l];
         model_layer_params *g = &m->g.layer[l];
         pair_job pj = {.d = d, .layer = l, .B = B};
         pool_run(m->pool, pair_backward, &pj, B * H, MODEL_GRAIN_PAIRS);
@@ -343,13 +320,11 @@ void distill_backward(distill *d)
         for (size_t b = 0; b < B; b++)
             for (size_t h = 0; h < H; h++)
                 g->gb[h] += d->dbias[b * H + h];
-        proj_job q = {.dw = g->gqw, .dout = d->dgq, .inp = m->la[l].ln1, .N = B * T, .C = c->d,
-                      .OC = Hr};
-        pool_run(m->pool, proj_dw_chunk, &q, Hr, MODEL_GRAIN_OUT_ROWS);
-        proj_job k = q;
-        k.dw = g->gkw;
-        k.dout = d->dgk;
-        pool_run(m->pool, proj_dw_chunk, &k, Hr, MODEL_GRAIN_OUT_ROWS);
+        /* weight gradients only: ln1 is frozen */
+        model_par_linear_backward(m->pool, NULL, g->gqw, NULL, d->dgq, m->la[l].ln1, p->gqw,
+                                  B * T, c->d, Hr);
+        model_par_linear_backward(m->pool, NULL, g->gkw, NULL, d->dgk, m->la[l].ln1, p->gkw,
+                                  B * T, c->d, Hr);
     }
 }
 

@@ -1,6 +1,6 @@
 /* moe: top-1 routing, gather/combine and the load-balancing loss of the
  * mixture-of-experts FFN. The experts' linears are ordinary layers (layers.c)
- * run by model.c on each expert's block of gathered rows. */
+ * run by model_net.c on each expert's block of gathered rows. */
 #include "moe.h"
 
 #include <math.h>
