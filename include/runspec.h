@@ -87,6 +87,8 @@ const char *runspec_format(const runspec_row *r, const train_config *tc, char *o
 /* Every row's value within its range (0 allowed for RUNSPEC_ZERO_OFF);
  * -1 naming the first flag (or name) that is not. */
 int runspec_check(const train_config *tc, gl_error *e);
+/* The model rows only (model_config_check adds the checks across rows). */
+int runspec_check_model(const model_config *m, gl_error *e);
 
 /* Appends the members of the rows with any bit of `where` set, in table
  * order (RUNSPEC_MOE rows only when tc->model.experts). */

@@ -16,8 +16,6 @@ typedef struct {
 
 /* After initscr: utf8 = the locale's codeset is UTF-8, color = has_colors(). */
 void ui_draw_setup(int utf8, int color);
-int ui_draw_utf8(void);
-int ui_draw_color(void);
 
 typedef enum {
     UI_ATTR_NORMAL,

@@ -37,7 +37,6 @@ typedef struct {
 
 void ui_series_init(ui_series *s);
 void ui_series_free(ui_series *s);
-void ui_series_clear(ui_series *s);
 /* Non-finite or non-positive values are skipped (log space needs v > 0). */
 void ui_series_add(ui_series *s, uint64_t step, double v);
 /* Number of points including the one being filled, and point i of them. */

@@ -22,32 +22,13 @@ int model_preset(const char *name, model_config *cfg)
 
 int model_config_check(const model_config *c, gl_error *err)
 {
-    if (c->V < 2 || c->V > 1u << 20)
-        return gl_fail(err, "--vocab %zu: must be between 2 and 1048576", c->V);
-    if (c->T < 2 || c->T > 4096)
-        return gl_fail(err, "--ctx %zu: must be between 2 and 4096", c->T);
-    if (c->heads < 1 || c->heads > 64)
-        return gl_fail(err, "--heads %zu: must be between 1 and 64", c->heads);
-    if (c->d < 1 || c->d > 8192 || c->d % c->heads)
-        return gl_fail(err, "--dim %zu: must be a positive multiple of --heads %zu (at most 8192)",
-                       c->d, c->heads);
-    if (c->layers < 1 || c->layers > 64)
-        return gl_fail(err, "--layers %zu: must be between 1 and 64", c->layers);
-    if (c->mlp < 1 || c->mlp > 65536)
-        return gl_fail(err, "--mlp %zu: must be between 1 and 65536", c->mlp);
-    if (c->r < 1 || c->r > 1024)
-        return gl_fail(err, "--gate-rank %zu: must be between 1 and 1024", c->r);
-    if (c->batch < 1 || c->batch > 4096)
-        return gl_fail(err, "--batch %zu: must be between 1 and 4096", c->batch);
-    if (c->k < 1 || c->k > c->T)
+    /* each field's range is its run-spec row's; what is left relates two */
+    if (runspec_check_model(c, err))
+        return -1;
+    if (c->d % c->heads)
+        return gl_fail(err, "--dim %zu: must be a multiple of --heads %zu", c->d, c->heads);
+    if (c->k > c->T)
         return gl_fail(err, "--k %zu: must be between 1 and the context length %zu", c->k, c->T);
-    if (!(c->gate_temp > 0.0f) || !isfinite(c->gate_temp))
-        return gl_fail(err, "--gate-temp %g: must be a positive number", (double)c->gate_temp);
-    if (c->experts == 1 || c->experts > 64)
-        return gl_fail(err, "--experts %zu: must be 0 (a dense FFN) or between 2 and 64",
-                       c->experts);
-    if (!(c->moe_aux >= 0.0f && c->moe_aux <= 10.0f))
-        return gl_fail(err, "--moe-aux %g: must be between 0 and 10", (double)c->moe_aux);
     return 0;
 }
 

@@ -299,12 +299,15 @@ int runspec_defaults(const char *preset, train_config *tc)
     return 0;
 }
 
-int runspec_check(const train_config *tc, gl_error *e)
+/* Every row of the structs in `which` (bits 1 << runspec_struct) within its
+ * flag's range, by formatting the value and parsing it back as the flag
+ * would. */
+static int check_rows(const train_config *tc, unsigned which, gl_error *e)
 {
     for (size_t i = 0; i < runspec_nrows; i++) {
         const runspec_row *r = &runspec_rows[i];
-        if (r->type == RUNSPEC_MODE || r->type == RUNSPEC_ROUTER || r->type == RUNSPEC_TEXT ||
-            r->type == RUNSPEC_PATH)
+        if (!(which & 1u << r->in) || r->type == RUNSPEC_MODE || r->type == RUNSPEC_ROUTER ||
+            r->type == RUNSPEC_TEXT || r->type == RUNSPEC_PATH)
             continue;
         char text[RUNSPEC_META_VALUE], scratch[16];
         runspec_format(r, tc, text, sizeof text);
@@ -314,6 +317,17 @@ int runspec_check(const train_config *tc, gl_error *e)
             return -1;
     }
     return 0;
+}
+
+int runspec_check(const train_config *tc, gl_error *e)
+{
+    return check_rows(tc, 1u << RUNSPEC_MODEL | 1u << RUNSPEC_OPTIM | 1u << RUNSPEC_TRAIN, e);
+}
+
+int runspec_check_model(const model_config *m, gl_error *e)
+{
+    train_config tc = {.model = *m};
+    return check_rows(&tc, 1u << RUNSPEC_MODEL, e);
 }
 
 /* ---- config JSON ---- */

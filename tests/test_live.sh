@@ -275,7 +275,12 @@ awk -v final="$final" '
     }' "$TMP/reads" >"$TMP/read_errors"
 nmid=$(grep -c '^mid' "$TMP/read_errors")
 nend=$(grep -c '^end' "$TMP/read_errors")
-check "the reader made many reads while the run wrote ($nreads)" [ "$nreads" -ge 20 ]
+# reads that saw the run part-way (fewer rows than at the end): what the
+# checks below are about; a count of them, not of all reads, so a slow
+# machine that spawns sqlite3 slowly still passes when the reads overlapped
+nduring=$(awk -v final="$final" '$1 == "ok" && $2 + 0 < final + 0' "$TMP/reads" | wc -l)
+check "the reader read while the run wrote ($nduring of $nreads reads saw it part-way)" \
+    [ "$nduring" -ge 5 ]
 if [ "$nmid" -eq 0 ]; then ok "the reader saw no error while the run was writing ($nreads reads)"
 else fail "the reader saw $nmid errors while the run was writing" "$(grep '^mid' "$TMP/read_errors" | head -n 2 | tr '\n' '|')"; fi
 if [ "$nend" -eq 0 ]; then ok "the reader saw no error while gatelab closed the database"

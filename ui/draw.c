@@ -38,9 +38,6 @@ void ui_draw_setup(int utf8, int color)
     init_pair(PAIR_KEY, COLOR_BLACK, COLOR_CYAN);
 }
 
-int ui_draw_utf8(void) { return term_utf8; }
-int ui_draw_color(void) { return term_color; }
-
 attr_t ui_attr(ui_attr_role r)
 {
     switch (r) {

@@ -30,11 +30,6 @@ void ui_series_free(ui_series *s)
     ui_series_init(s);
 }
 
-void ui_series_clear(ui_series *s)
-{
-    ui_series_free(s);
-}
-
 static void series_grow(ui_series *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 256;
