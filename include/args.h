@@ -11,7 +11,6 @@
 #include "trainer.h"
 
 int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out, gl_error *e);
-int args_float(const char *flag, const char *s, double lo, double hi, float *out, gl_error *e);
 /* Online cores, at least 1: the default --threads. */
 size_t args_default_threads(void);
 /* Bytes this process may allocate: physical memory, or less under a

@@ -54,9 +54,6 @@ void json_escape(json_buf *b, const char *s);
 const char *json_member(const char *json, const char *key);
 /* The member as a number: 0, or -1 when absent or not a number. */
 int json_get_number(const char *json, const char *key, double *out);
-/* The member as an unsigned integer written in full (no sign, fraction or
- * exponent): 0, or -1 when absent or not one. */
-int json_get_uint(const char *json, const char *key, uint64_t *out);
 /* The member as a string, unescaped into out[n]: 0; 1 when it is null; -1
  * when absent, not a string, or too long. */
 int json_get_string(const char *json, const char *key, char *out, size_t n);

@@ -53,7 +53,6 @@ size_t live_arm_count(const live *lv);
 const char *live_arm_label(const live *lv, size_t i);
 size_t live_arm_target(const live *lv, size_t i);    /* the steps it trains to */
 uint64_t live_arm_step(const live *lv, size_t i);    /* steps done, may lag its records */
-int live_arm_done(const live *lv, size_t i);         /* its thread has ended */
 /* Arm i's newest heatmaps into out (the session's shape) when their version
  * is not `seen`: returns that version, 0 when there is none newer.
  * live_heat_version: the newest version without reading it, 0: none yet. */

@@ -32,21 +32,6 @@ int args_size(const char *flag, const char *s, size_t lo, size_t hi, size_t *out
     return 0;
 }
 
-int args_float(const char *flag, const char *s, double lo, double hi, float *out, gl_error *e)
-{
-    if (!s)
-        return gl_fail(e, "%s: missing value", flag);
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v))
-        return gl_fail(e, "%s %s: not a number", flag, s);
-    if (v < lo || v > hi)
-        return gl_fail(e, "%s %s: must be between %g and %g", flag, s, lo, hi);
-    *out = (float)v;
-    return 0;
-}
-
 size_t args_default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

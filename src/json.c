@@ -313,20 +313,6 @@ int json_get_number(const char *json, const char *key, double *out)
     return 0;
 }
 
-int json_get_uint(const char *json, const char *key, uint64_t *out)
-{
-    const char *v = json_member(json, key);
-    if (!v || *v < '0' || *v > '9')
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    if (errno || *end == '.' || *end == 'e' || *end == 'E')
-        return -1;
-    *out = x;
-    return 0;
-}
-
 int json_get_string(const char *json, const char *key, char *out, size_t n)
 {
     const char *v = json_member(json, key);

@@ -35,11 +35,6 @@ uint64_t live_arm_step(const live *lv, size_t i)
     return i < lv->narms ? arm_step(lv->arms[i]) : 0;
 }
 
-int live_arm_done(const live *lv, size_t i)
-{
-    return i < lv->narms ? arm_done(lv->arms[i]) : 1;
-}
-
 int64_t live_run_id(const live *lv, size_t i)
 {
     /* partners: the release stores in begin_run and live_run (resume) */
