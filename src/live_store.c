@@ -87,11 +87,7 @@ static uint8_t *pending_room(pending *p, size_t n)
         size_t cap = p->bytes_cap ? p->bytes_cap : 65536;
         while (cap - p->nbytes < n)
             cap *= 2;
-        uint8_t *nb = xmalloc(cap);
-        if (p->nbytes)
-            memcpy(nb, p->bytes, p->nbytes);
-        free(p->bytes);
-        p->bytes = nb;
+        p->bytes = gl_grow(p->bytes, p->nbytes, cap, 1);
         p->bytes_cap = cap;
     }
     return p->bytes + p->nbytes;
@@ -101,11 +97,7 @@ static void pending_push(pending *p, const tel_record *r)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 1024;
-        tel_record *np = xmalloc(p->cap * sizeof *np);
-        if (p->n)
-            memcpy(np, p->r, p->n * sizeof *np);
-        free(p->r);
-        p->r = np;
+        p->r = gl_grow(p->r, p->n, p->cap, sizeof *p->r);
     }
     p->r[p->n++] = *r;
     p->nbytes += r->payload;   /* pending_room's bytes, read in already */
