@@ -27,6 +27,7 @@ static void store_fail(live *lv, const gl_error *e)
 int live_store_begin_run(live *lv, const tel_record *r, const char *config_json, gl_error *e)
 {
     uint32_t idx = r->arm, parent_arm = r->u.run.parent_arm;
+    GL_ASSERT(idx < LIVE_MAX_ARMS);   /* record_decode refuses others */
     /* a parent's id: stored by begin_run before (this thread, or the main
      * thread before this one started) */
     int64_t parent = parent_arm == UINT32_MAX || parent_arm >= LIVE_MAX_ARMS
@@ -151,6 +152,7 @@ static int write_batch(live *lv, pending *p, int end, gl_error *e)
         const tel_record *r = &p->r[i];
         /* this thread's own store (begin_run), or the main thread's before
          * this thread started */
+        GL_ASSERT(r->arm < LIVE_MAX_ARMS);   /* record_decode refuses others */
         int64_t run = atomic_load_explicit(&lv->run_ids[r->arm], memory_order_acquire);
         if (r->kind == REC_RUN_BEGIN)
             rc = live_store_begin_run(lv, r, text_of(p, r, payload), e);
