@@ -102,8 +102,7 @@ static int add_segment(void *ctx, const store_segment_row *row)
     gate_mode m;
     if (gate_mode_parse(row->mode, &m))
         m = GATE_DENSE;
-    r->segs = realloc(r->segs, (r->nsegs + 1) * sizeof *r->segs);
-    GL_ASSERT(r->segs);
+    r->segs = gl_grow(r->segs, r->nsegs, r->nsegs + 1, sizeof *r->segs);
     r->segs[r->nsegs++] = (rp_segment){row->from_step, (uint32_t)m, row->k, (uint32_t)row->frozen};
     return 0;
 }
