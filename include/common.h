@@ -28,6 +28,22 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 char *xstrdup(const char *s);
 
+/* Growing an array: a new allocation of newcap elements of elem bytes
+ * holding the first n elements of old, which is freed. The caller picks
+ * newcap (doubling, from a first size of its own). */
+void *gl_grow(void *old, size_t n, size_t newcap, size_t elem);
+
+/* A growable byte buffer, NUL-terminated once anything was put ({0} is
+ * empty; the caller frees p). The JSON writer and the safetensors header
+ * parser build on it. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} gl_strbuf;
+
+/* Appends s[0..n) (doubling the room from 256 bytes). */
+void gl_strbuf_put(gl_strbuf *b, const char *s, size_t n);
+
 /* Called before a fatal exit so a curses screen can restore the terminal. */
 typedef void (*gl_fatal_hook)(void);
 void gl_set_fatal_hook(gl_fatal_hook hook);

@@ -48,7 +48,8 @@ const char *data_describe(const data_source *d);
 /* Fills tokens[B*(T+1)] with B training windows; no allocation. */
 void data_next_batch(data_source *d, int32_t *tokens, size_t B);
 /* windows [B][T+1] -> inputs [B][T] (each window's first T tokens) and
- * targets [B][T] (its last T: the next token of each input) */
+ * targets [B][T] (its last T: the next token of each input); targets NULL:
+ * the inputs only (distillation predicts no tokens) */
 void data_split_windows(const int32_t *windows, int32_t *inputs, int32_t *targets, size_t B,
                         size_t T);
 

@@ -95,6 +95,18 @@ typedef struct {
 int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_progress *p,
                           live_result *res, gl_error *e);
 
+/* What experiment_session_runs matches names[arm] against: the run's name
+ * (arms named by the kind) or its gate mode's name (arms that are modes,
+ * whatever --name the user gave). */
+typedef enum { EXPERIMENT_BY_NAME, EXPERIMENT_BY_MODE } experiment_match;
+
+/* The runs a seed's session trained, one per arm: the first-generation run
+ * (not a fork) at arm index a whose name or mode is names[a] sets run[a]
+ * and ppl[a] (its final val ppl). run[] must start zeroed; -1 with "session
+ * S has no NAME run" when an arm has none. */
+int experiment_session_runs(store *st, int64_t session, const char *const *names, size_t narms,
+                            experiment_match by, int64_t *run, double *ppl, gl_error *e);
+
 /* -- one experiment from start to end (experiment.c) -- */
 
 /* What experiment_run has opened, for the plan's callbacks. */

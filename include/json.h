@@ -14,11 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 #define JSON_MAX_DEPTH 16
 
 typedef struct {
-    char *p;                 /* NUL-terminated once anything was written */
-    size_t len, cap;
+    gl_strbuf s;             /* the text: s.p NUL-terminated once anything was written */
     int depth;
     unsigned char first[JSON_MAX_DEPTH];   /* no member written yet at this depth */
     int after_key;           /* a key was written: the next value takes no comma */

@@ -118,6 +118,10 @@ enum {
 };
 
 #define REC_NAME 64
+/* Arms in one session: a record's arm (and a run's parent_arm) is below
+ * this, and record_decode refuses one that is not, so an index read from
+ * another process's bytes cannot run past a per-arm table. */
+#define REC_MAX_ARMS 16
 
 typedef struct {
     uint32_t kind;        /* rec_kind */
@@ -211,8 +215,11 @@ typedef struct {
  * record_decode reads one record from buf[n]: the bytes it used (its fixed
  * part, plus r->payload when payload is not NULL, *payload then pointing at
  * them inside buf), or -1 — wrong version, unknown kind, a short buffer, a
- * text field without its NUL, nonzero padding — with *r unspecified. It
- * never reads past buf[n].
+ * text field without its NUL, nonzero padding, an arm (or a run's
+ * parent_arm other than UINT32_MAX) >= REC_MAX_ARMS, an event kind, run
+ * status or gate mode (run, event, forked) out of its enum — with *r
+ * unspecified. It never reads past buf[n]; what it accepts indexes no
+ * table out of bounds.
  * RECORD_WIRE_MAX bounds the fixed part of every kind (a ring slot). */
 #define RECORD_VERSION 1
 #define RECORD_WIRE_MAX 256

@@ -13,7 +13,7 @@
 #include "common.h"
 #include "record.h"
 
-#define LIVE_MAX_ARMS 16
+#define LIVE_MAX_ARMS REC_MAX_ARMS   /* record.h: the codec refuses arms past it */
 
 typedef struct live live;
 

@@ -1,7 +1,8 @@
 /* st_util: small helpers shared by the safetensors writer/reader
  * (src/safetensors.c) and the header parser (src/st_header.c): UTF-8
- * validation, safe display of hostile names, a growable string buffer and
- * table growth. Internal to the safetensors modules. */
+ * validation and safe display of hostile names (the string buffer and
+ * table growth are common.h's gl_strbuf and gl_grow). Internal to the
+ * safetensors modules. */
 #ifndef GATELAB_ST_UTIL_H
 #define GATELAB_ST_UTIL_H
 
@@ -17,17 +18,5 @@ int st_utf8_valid(const unsigned char *s, size_t n);
  * ST_NAME_SHOWN bytes, control characters replaced so the message stays one
  * line. Returns buf. */
 const char *st_shown(char buf[ST_NAME_SHOWN + 4], const char *name);
-
-/* Growable byte buffer, always NUL-terminated once anything was put. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} st_strbuf;
-
-void st_sb_put(st_strbuf *b, const char *s, size_t n);
-
-/* Returns a new allocation of newcap elements of elem bytes holding the first
- * n elements of old, which is freed. */
-void *st_grow(void *old, size_t n, size_t newcap, size_t elem);
 
 #endif

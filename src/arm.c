@@ -161,11 +161,7 @@ static void drop_old_checkpoints(arm *a)
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 16;
-            ckpt_file *p = xmalloc(cap * sizeof *p);
-            if (n)
-                memcpy(p, files, n * sizeof *p);
-            free(files);
-            files = p;
+            files = gl_grow(files, n, cap, sizeof *files);
         }
         files[n].step = (size_t)step;
         memcpy(files[n].name, nm, strlen(nm) + 1);   /* fits: checked above */

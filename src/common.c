@@ -114,6 +114,33 @@ char *xstrdup(const char *s)
     return p;
 }
 
+void *gl_grow(void *old, size_t n, size_t newcap, size_t elem)
+{
+    GL_ASSERT(newcap >= n && newcap > 0 && newcap <= SIZE_MAX / elem);
+    (void)n;   /* realloc keeps every old byte, so the first n elements too */
+    void *p = realloc(old, newcap * elem);
+    if (!p) {
+        run_fatal_hook();
+        fprintf(stderr, "gatelab: out of memory (%zu bytes)\n", newcap * elem);
+        abort();
+    }
+    return p;
+}
+
+void gl_strbuf_put(gl_strbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->p = gl_grow(b->p, b->len, cap, 1);
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
 void gl_set_fatal_hook(gl_fatal_hook hook)
 {
     fatal_hook = hook;

@@ -191,11 +191,7 @@ static int load_text_dir(const char *dir, token_store *ts, gl_error *err)
         }
         if (count == cap) {
             cap = cap ? 2 * cap : 16;
-            char **np = xmalloc(cap * sizeof *np);
-            if (count)
-                memcpy(np, paths, count * sizeof *np);
-            free(paths);
-            paths = np;
+            paths = gl_grow(paths, count, cap, sizeof *paths);
         }
         paths[count++] = p;
     }
@@ -483,7 +479,8 @@ void data_split_windows(const int32_t *windows, int32_t *inputs, int32_t *target
 {
     for (size_t b = 0; b < B; b++) {
         memcpy(inputs + b * T, windows + b * (T + 1), T * sizeof(int32_t));
-        memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
+        if (targets)
+            memcpy(targets + b * T, windows + b * (T + 1) + 1, T * sizeof(int32_t));
     }
 }
 

@@ -440,8 +440,7 @@ int distill_checkpoint(const char *ckpt, const char *data_path, const distill_co
     res->layers = L;
     for (size_t step = 0; step < cfg->steps; step++) {
         data_next_batch(data, batch, cfg->batch);
-        for (size_t b = 0; b < cfg->batch; b++)
-            memcpy(in + b * T, batch + b * (T + 1), T * sizeof(int32_t));
+        data_split_windows(batch, in, NULL, cfg->batch, T);
         double loss = distill_forward(&d, in, cfg->batch);
         if (!isfinite(loss)) {
             gl_fail(err, "distill: loss is %g at update %zu", loss, step + 1);

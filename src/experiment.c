@@ -206,6 +206,37 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
     return live_run(&lc, &obs, res, e);
 }
 
+typedef struct {
+    const char *const *names;
+    size_t narms;
+    experiment_match by;
+    int64_t *run;
+    double *ppl;
+} session_runs_ctx;
+
+static int collect_run(void *ctx, const store_run_row *row)
+{
+    session_runs_ctx *c = ctx;
+    const char *what = c->by == EXPERIMENT_BY_MODE ? row->mode : row->name;
+    if (row->parent_run == 0 && row->arm < c->narms && strcmp(what, c->names[row->arm]) == 0) {
+        c->run[row->arm] = row->id;
+        c->ppl[row->arm] = row->final_val_ppl;
+    }
+    return 0;
+}
+
+int experiment_session_runs(store *st, int64_t session, const char *const *names, size_t narms,
+                            experiment_match by, int64_t *run, double *ppl, gl_error *e)
+{
+    session_runs_ctx c = {.names = names, .narms = narms, .by = by, .run = run, .ppl = ppl};
+    if (store_list_runs(st, session, collect_run, &c, e))
+        return -1;
+    for (size_t a = 0; a < narms; a++)
+        if (!run[a])
+            return gl_fail(e, "session %lld has no %s run", (long long)session, names[a]);
+    return 0;
+}
+
 int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
                     gl_error *e)
 {

@@ -154,22 +154,6 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
 
 /* ---- one seed: its session, runs, checkpoints and measurements ---- */
 
-typedef struct {
-    absorb_seed *s;
-} runs_ctx;
-
-static int collect_run(void *ctx, const store_run_row *row)
-{
-    runs_ctx *c = ctx;
-    for (size_t a = 0; a < ABSORB_NARMS; a++)
-        if (row->parent_run == 0 && row->arm == a &&
-            strcmp(row->mode, gate_mode_name(absorb_mode[a])) == 0) {
-            c->s->run[a] = row->id;
-            c->s->ppl[a] = row->final_val_ppl;
-        }
-    return 0;
-}
-
 /* the plan's measure: ctx is the absorb_seed array */
 static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, int64_t session,
                         gl_error *e)
@@ -179,13 +163,13 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     s->session = session;
     const experiment_args *a = x->a;
     const size_t threads = a->tc.threads;
-    runs_ctx rc_ctx = {.s = s};
-    if (store_list_runs(x->st, s->session, collect_run, &rc_ctx, e))
+    const char *names[ABSORB_NARMS];
+    for (size_t i = 0; i < ABSORB_NARMS; i++)
+        names[i] = gate_mode_name(absorb_mode[i]);
+    if (experiment_session_runs(x->st, s->session, names, ABSORB_NARMS, EXPERIMENT_BY_MODE,
+                                s->run, s->ppl, e))
         return -1;
     for (size_t i = 0; i < ABSORB_NARMS; i++) {
-        if (!s->run[i])
-            return gl_fail(e, "session %lld has no %s run", (long long)s->session,
-                           gate_mode_name(absorb_mode[i]));
         store_checkpoint_row ck;
         if (store_find_checkpoint(x->st, s->run[i], UINT64_MAX, 0, &ck, e))
             return -1;

@@ -46,21 +46,6 @@ typedef struct {
 } moe_seed;
 
 typedef struct {
-    moe_seed *s;
-} runs_ctx;
-
-static int collect_run(void *ctx, const store_run_row *row)
-{
-    runs_ctx *c = ctx;
-    if (row->parent_run == 0 && row->arm < MOE_NARMS &&
-        strcmp(row->name, moe_names[row->arm]) == 0) {
-        c->s->run[row->arm] = row->id;
-        c->s->ppl[row->arm] = row->final_val_ppl;
-    }
-    return 0;
-}
-
-typedef struct {
     double *value;
 } summary_ctx;
 
@@ -151,14 +136,11 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     moe_seed *s = (moe_seed *)ctx + seed_index;
     s->seed = seed_index + 1;
     s->session = session;
-    runs_ctx rc_ctx = {.s = s};
-    if (store_list_runs(x->st, s->session, collect_run, &rc_ctx, e))
+    if (experiment_session_runs(x->st, s->session, moe_names, MOE_NARMS, EXPERIMENT_BY_NAME,
+                                s->run, s->ppl, e))
         return -1;
     char ckpt[REC_TEXT] = "";
     for (size_t i = 0; i < MOE_NARMS; i++) {
-        if (!s->run[i])
-            return gl_fail(e, "session %lld has no %s run", (long long)s->session,
-                           moe_names[i]);
         s->balance[i] = NAN;
         summary_ctx sc = {.value = &s->balance[i]};
         if (store_list_summaries(x->st, s->run[i], collect_balance, &sc, e))

@@ -20,34 +20,21 @@ void json_init(json_buf *b)
 
 void json_free(json_buf *b)
 {
-    free(b->p);
+    free(b->s.p);
     json_init(b);
 }
 
 char *json_take(json_buf *b)
 {
-    char *p = b->p ? b->p : xstrdup("");
-    b->p = NULL;
+    char *p = b->s.p ? b->s.p : xstrdup("");
+    b->s.p = NULL;
     json_init(b);
     return p;
 }
 
 void json_raw(json_buf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = xmalloc(cap);
-        if (b->p)
-            memcpy(p, b->p, b->len);
-        free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    gl_strbuf_put(&b->s, s, n);
 }
 
 static void put(json_buf *b, const char *s)

@@ -27,6 +27,7 @@ static void store_fail(live *lv, const gl_error *e)
 int live_store_begin_run(live *lv, const tel_record *r, const char *config_json, gl_error *e)
 {
     uint32_t idx = r->arm, parent_arm = r->u.run.parent_arm;
+    GL_ASSERT(idx < LIVE_MAX_ARMS);   /* record_decode refuses others */
     /* a parent's id: stored by begin_run before (this thread, or the main
      * thread before this one started) */
     int64_t parent = parent_arm == UINT32_MAX || parent_arm >= LIVE_MAX_ARMS
@@ -87,11 +88,7 @@ static uint8_t *pending_room(pending *p, size_t n)
         size_t cap = p->bytes_cap ? p->bytes_cap : 65536;
         while (cap - p->nbytes < n)
             cap *= 2;
-        uint8_t *nb = xmalloc(cap);
-        if (p->nbytes)
-            memcpy(nb, p->bytes, p->nbytes);
-        free(p->bytes);
-        p->bytes = nb;
+        p->bytes = gl_grow(p->bytes, p->nbytes, cap, 1);
         p->bytes_cap = cap;
     }
     return p->bytes + p->nbytes;
@@ -101,11 +98,7 @@ static void pending_push(pending *p, const tel_record *r)
 {
     if (p->n == p->cap) {
         p->cap = p->cap ? 2 * p->cap : 1024;
-        tel_record *np = xmalloc(p->cap * sizeof *np);
-        if (p->n)
-            memcpy(np, p->r, p->n * sizeof *np);
-        free(p->r);
-        p->r = np;
+        p->r = gl_grow(p->r, p->n, p->cap, sizeof *p->r);
     }
     p->r[p->n++] = *r;
     p->nbytes += r->payload;   /* pending_room's bytes, read in already */
@@ -159,6 +152,7 @@ static int write_batch(live *lv, pending *p, int end, gl_error *e)
         const tel_record *r = &p->r[i];
         /* this thread's own store (begin_run), or the main thread's before
          * this thread started */
+        GL_ASSERT(r->arm < LIVE_MAX_ARMS);   /* record_decode refuses others */
         int64_t run = atomic_load_explicit(&lv->run_ids[r->arm], memory_order_acquire);
         if (r->kind == REC_RUN_BEGIN)
             rc = live_store_begin_run(lv, r, text_of(p, r, payload), e);

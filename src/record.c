@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "gate.h"
 
 static const char *const status_names[RUN_STATUS_COUNT] = {
     "running", "paused", "finished", "stopped", "diverged", "crashed", "failed",
@@ -239,6 +240,27 @@ static size_t rec_body(tel_record *r, wcur *w, rcur *rd)
     return sz;
 }
 
+/* The decoder's range checks: every index and enum a reader may use to
+ * index a table (another process's bytes are not trusted). */
+static int rec_valid(const tel_record *r)
+{
+    if (r->arm >= REC_MAX_ARMS)
+        return 0;
+    switch ((rec_kind)r->kind) {
+    case REC_RUN_BEGIN:
+        return r->u.run.mode < GATE_MODE_COUNT &&
+               (r->u.run.parent_arm == UINT32_MAX || r->u.run.parent_arm < REC_MAX_ARMS);
+    case REC_EVENT:
+        return r->u.event.kind < EV_KIND_COUNT && r->u.event.mode < GATE_MODE_COUNT;
+    case REC_STATUS:
+        return r->u.status.status < RUN_STATUS_COUNT;
+    case REC_FORKED:
+        return r->u.forked.mode < GATE_MODE_COUNT;
+    default:
+        return 1;
+    }
+}
+
 size_t record_wire_size(uint32_t kind)
 {
     if (kind >= REC_KIND_COUNT)
@@ -285,7 +307,7 @@ long record_decode(const uint8_t *buf, size_t n, tel_record *r, const uint8_t **
     r->wall_ms = get_f64(&rd);
     r->payload = get_u32(&rd);
     rec_body(r, NULL, &rd);
-    if (rd.bad)
+    if (rd.bad || !rec_valid(r))
         return -1;
     if (payload) {
         if (n - rd.at < r->payload)

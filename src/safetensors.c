@@ -126,7 +126,7 @@ static int check_write_args(const char *path, const st_tensor_out *tensors, size
 
 /* Builds "<N><json, space-padded so 8+N is a multiple of 8>" into b; the
  * JSON comes from the project's writer (json.h). */
-static void build_header(st_strbuf *b, const st_tensor_out *tensors, size_t ntensors,
+static void build_header(gl_strbuf *b, const st_tensor_out *tensors, size_t ntensors,
                          const st_meta *meta, size_t nmeta)
 {
     json_buf j;
@@ -164,11 +164,11 @@ static void build_header(st_strbuf *b, const st_tensor_out *tensors, size_t nten
         off += bytes;
     }
     json_object_end(&j);
-    st_sb_put(b, "\0\0\0\0\0\0\0\0", 8); /* length, filled in below */
-    st_sb_put(b, j.p, j.len);
+    gl_strbuf_put(b, "\0\0\0\0\0\0\0\0", 8); /* length, filled in below */
+    gl_strbuf_put(b, j.s.p, j.s.len);
     json_free(&j);
     while (b->len % 8)
-        st_sb_put(b, " ", 1);
+        gl_strbuf_put(b, " ", 1);
     uint64_t n = (uint64_t)(b->len - 8);
     for (int i = 0; i < 8; i++)
         b->p[i] = (char)(unsigned char)(n >> (8 * i));
@@ -217,7 +217,7 @@ int st_write(const char *path, const st_tensor_out *tensors, size_t ntensors,
     if (check_write_args(path, tensors, ntensors, meta, nmeta, err))
         return -1;
 
-    st_strbuf hdr = {0};
+    gl_strbuf hdr = {0};
     build_header(&hdr, tensors, ntensors, meta, nmeta);
 
     size_t tlen = strlen(path) + 32;
@@ -377,7 +377,7 @@ static int read_file(const char *path, unsigned char **buf, size_t *size, gl_err
     for (;;) {
         if (n == cap) {
             cap *= 2;
-            p = st_grow(p, n, cap, 1);
+            p = gl_grow(p, n, cap, 1);
         }
         ssize_t r = read(fd, p + n, cap - n);
         if (r < 0) {

@@ -80,7 +80,7 @@ static int jhex4(jparser *p, uint32_t *out)
     return 0;
 }
 
-static void put_utf8(st_strbuf *b, uint32_t cp)
+static void put_utf8(gl_strbuf *b, uint32_t cp)
 {
     char u[4];
     size_t n;
@@ -103,7 +103,7 @@ static void put_utf8(st_strbuf *b, uint32_t cp)
         u[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    st_sb_put(b, u, n);
+    gl_strbuf_put(b, u, n);
 }
 
 /* Parses a string literal into a new NUL-terminated buffer (*out, owned by
@@ -116,8 +116,8 @@ static int jstring(jparser *p, char **out)
     if (p->i >= p->n || p->s[p->i] != '"')
         return jfail(p, "expected string");
     p->i++;
-    st_strbuf b = {0};
-    st_sb_put(&b, "", 0);
+    gl_strbuf b = {0};
+    gl_strbuf_put(&b, "", 0);
     for (;;) {
         if (p->i >= p->n) {
             free(b.p);
@@ -131,7 +131,7 @@ static int jstring(jparser *p, char **out)
             free(b.p);
             return jfail(p, "invalid UTF-8 in string");
         }
-        st_sb_put(&b, (const char *)p->s + run, p->i - run);
+        gl_strbuf_put(&b, (const char *)p->s + run, p->i - run);
         if (p->i >= p->n)
             continue;
         unsigned char c = p->s[p->i];
@@ -153,14 +153,14 @@ static int jstring(jparser *p, char **out)
         c = p->s[p->i++];
         uint32_t cp = 0;
         switch (c) {
-        case '"': st_sb_put(&b, "\"", 1); break;
-        case '\\': st_sb_put(&b, "\\", 1); break;
-        case '/': st_sb_put(&b, "/", 1); break;
-        case 'b': st_sb_put(&b, "\b", 1); break;
-        case 'f': st_sb_put(&b, "\f", 1); break;
-        case 'n': st_sb_put(&b, "\n", 1); break;
-        case 'r': st_sb_put(&b, "\r", 1); break;
-        case 't': st_sb_put(&b, "\t", 1); break;
+        case '"': gl_strbuf_put(&b, "\"", 1); break;
+        case '\\': gl_strbuf_put(&b, "\\", 1); break;
+        case '/': gl_strbuf_put(&b, "/", 1); break;
+        case 'b': gl_strbuf_put(&b, "\b", 1); break;
+        case 'f': gl_strbuf_put(&b, "\f", 1); break;
+        case 'n': gl_strbuf_put(&b, "\n", 1); break;
+        case 'r': gl_strbuf_put(&b, "\r", 1); break;
+        case 't': gl_strbuf_put(&b, "\t", 1); break;
         case 'u':
             if (jhex4(p, &cp)) {
                 free(b.p);
@@ -301,7 +301,7 @@ static int parse_metadata(jparser *p, st_header *h)
         }
         if (h->nmeta == h->metacap) {
             h->metacap = h->metacap ? h->metacap * 2 : 16;
-            h->meta = st_grow(h->meta, h->nmeta, h->metacap, sizeof *h->meta);
+            h->meta = gl_grow(h->meta, h->nmeta, h->metacap, sizeof *h->meta);
         }
         h->meta[h->nmeta].key = key;
         h->meta[h->nmeta].value = val;
@@ -398,9 +398,9 @@ static int parse_header(jparser *p, st_header *h)
             }
             if (h->n == h->cap) {
                 h->cap = h->cap ? h->cap * 2 : 64;
-                h->t = st_grow(h->t, h->n, h->cap, sizeof *h->t);
-                h->begin = st_grow(h->begin, h->n, h->cap, sizeof *h->begin);
-                h->end = st_grow(h->end, h->n, h->cap, sizeof *h->end);
+                h->t = gl_grow(h->t, h->n, h->cap, sizeof *h->t);
+                h->begin = gl_grow(h->begin, h->n, h->cap, sizeof *h->begin);
+                h->end = gl_grow(h->end, h->n, h->cap, sizeof *h->end);
             }
             memset(&h->t[h->n], 0, sizeof h->t[h->n]);
             h->t[h->n].name = key;

@@ -55,30 +55,3 @@ const char *st_shown(char buf[ST_NAME_SHOWN + 4], const char *name)
     buf[i] = '\0';
     return buf;
 }
-
-void st_sb_put(st_strbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = xmalloc(cap);
-        if (b->len)
-            memcpy(p, b->p, b->len);
-        free(b->p);
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-void *st_grow(void *old, size_t n, size_t newcap, size_t elem)
-{
-    void *p = xmalloc(newcap * elem);
-    if (n)
-        memcpy(p, old, n * elem);
-    free(old);
-    return p;
-}

@@ -179,11 +179,7 @@ static void push_id(int64_t **ids, size_t *n, size_t *cap, int64_t id)
 {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 16;
-        int64_t *p = xmalloc(*cap * sizeof *p);
-        if (*n)
-            memcpy(p, *ids, *n * sizeof *p);
-        free(*ids);
-        *ids = p;
+        *ids = gl_grow(*ids, *n, *cap, sizeof **ids);
     }
     (*ids)[(*n)++] = id;
 }
@@ -379,11 +375,7 @@ static int plan_paths(store *s, store_rm_plan *p, gl_error *err)
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             if (p->npaths == cap) {
                 cap = cap ? 2 * cap : 16;
-                char **np = xmalloc(cap * sizeof *np);
-                if (p->npaths)
-                    memcpy(np, p->paths, p->npaths * sizeof *np);
-                free(p->paths);
-                p->paths = np;
+                p->paths = gl_grow(p->paths, p->npaths, cap, sizeof *p->paths);
             }
             const unsigned char *t = sqlite3_column_text(st, 0);
             p->paths[p->npaths++] = xstrdup(t ? (const char *)t : "");

@@ -32,9 +32,7 @@ int store_json_argv(const char *json, char ***argv_out, int *argc_out, gl_error 
         }
         if (argc + 1 >= cap) {
             cap = cap ? 2 * cap : 32;
-            char **n = realloc(argv, (size_t)cap * sizeof *n);
-            GL_ASSERT(n);
-            argv = n;
+            argv = gl_grow(argv, (size_t)argc, (size_t)cap, sizeof *argv);
         }
         argv[argc++] = xstrdup(v);
     }

@@ -176,11 +176,7 @@ static void live_add(store *s, int64_t run)
             return;
     if (s->n_live == s->cap_live) {
         s->cap_live = s->cap_live ? 2 * s->cap_live : 8;
-        int64_t *p = xmalloc(s->cap_live * sizeof *p);
-        if (s->n_live)
-            memcpy(p, s->live, s->n_live * sizeof *p);
-        free(s->live);
-        s->live = p;
+        s->live = gl_grow(s->live, s->n_live, s->cap_live, sizeof *s->live);
     }
     s->live[s->n_live++] = run;
 }
@@ -324,11 +320,7 @@ int store_detect_crashes(store *s, gl_error *err)
                      (long long)c.pid, host, age);
         if (n == cap) {
             cap = cap ? 2 * cap : 4;
-            crash_candidate *p = xmalloc(cap * sizeof *p);
-            if (n)
-                memcpy(p, list, n * sizeof *p);
-            free(list);
-            list = p;
+            list = gl_grow(list, n, cap, sizeof *list);
         }
         list[n++] = c;
     }

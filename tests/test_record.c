@@ -2,7 +2,9 @@
  * command round-trip with distinctive values (NaN bits and text included),
  * the byte order checked against bytes written out by hand, and what decode
  * refuses: a wrong version, an unknown kind, nonzero padding, a text field
- * without its NUL, a buffer one byte short at every length; the heatmap
+ * without its NUL, a buffer one byte short at every length, an arm or
+ * parent arm past REC_MAX_ARMS and an enum field (event kind, run status,
+ * gate mode of a run, event or fork, command kind) out of range; the heatmap
  * payload codec round-trips and refuses a payload of another shape. */
 #include "record.h"
 
@@ -14,6 +16,7 @@
 
 #include "check.h"
 #include "common.h"
+#include "gate.h"
 
 static int same_double(double a, double b)
 {
@@ -94,7 +97,7 @@ static tel_record sample(uint32_t k)
     tel_record r;
     memset(&r, 0xA5, sizeof r);   /* stray bytes must not matter */
     r.kind = k;
-    r.arm = 0x01020300u + k;
+    r.arm = REC_MAX_ARMS - 1 - k % REC_MAX_ARMS;   /* the last arm included */
     r.step = 0x1122334455667700ull + k;
     r.wall_ms = 1764770000123.25 + k;
     r.payload = 0;
@@ -212,12 +215,12 @@ static void test_with_payload(void)
  * the status. wall_ms 1.5 is 0x3FF8000000000000. */
 static void test_byte_order(void)
 {
-    tel_record r = {.kind = REC_STATUS, .arm = 0x04030201u, .step = 0x0807060504030201ull,
+    tel_record r = {.kind = REC_STATUS, .arm = 0x0Bu, .step = 0x0807060504030201ull,
                     .wall_ms = 1.5};
     r.u.status.status = RUN_STOPPED;   /* 3 */
     static const uint8_t want[] = {
         RECORD_VERSION, REC_STATUS, 0, 0,                    /* version, kind, padding */
-        0x01, 0x02, 0x03, 0x04,                              /* arm */
+        0x0B, 0, 0, 0,                                       /* arm */
         0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,      /* step */
         0, 0, 0, 0, 0, 0, 0xF8, 0x3F,                        /* wall_ms */
         0, 0, 0, 0,                                          /* payload */
@@ -229,7 +232,7 @@ static void test_byte_order(void)
           "REC_STATUS encodes to the bytes written by hand (%zu bytes)", n);
     tel_record back;
     CHECK(record_decode(want, sizeof want, &back, NULL) == (long)sizeof want &&
-              back.arm == 0x04030201u && back.step == 0x0807060504030201ull &&
+              back.arm == 0x0Bu && back.step == 0x0807060504030201ull &&
               back.wall_ms == 1.5 && back.u.status.status == RUN_STOPPED,
           "the hand-written bytes decode to the record");
 
@@ -242,6 +245,68 @@ static void test_byte_order(void)
     uint8_t cb[COMMAND_WIRE_SIZE];
     CHECK(command_encode(&c, cb, sizeof cb) == sizeof cwant && memcmp(cb, cwant, sizeof cb) == 0,
           "a command encodes to the bytes written by hand");
+}
+
+/* r encoded (encode does not judge values), then decoded: 1 when refused. */
+static int refused(const tel_record *r)
+{
+    uint8_t buf[RECORD_WIRE_MAX];
+    tel_record back;
+    size_t n = record_encode(r, NULL, buf, sizeof buf);
+    GL_ASSERT(n > 0);
+    return record_decode(buf, n, &back, NULL) == -1;
+}
+
+/* Values another process could send that would index a table out of
+ * bounds (run_ids[arm], event_names[kind], gate_mode_name(mode), ...). */
+static void test_out_of_range(void)
+{
+    int ok = 1;
+    for (uint32_t k = 0; k < REC_KIND_COUNT; k++) {
+        tel_record r = sample(k);
+        r.arm = REC_MAX_ARMS;
+        ok &= refused(&r);
+        r.arm = UINT32_MAX;
+        ok &= refused(&r);
+        r.arm = REC_MAX_ARMS - 1;
+        ok &= !refused(&r);
+    }
+    CHECK(ok, "every kind: arm REC_MAX_ARMS (%d) and UINT32_MAX refused, the last arm taken",
+          REC_MAX_ARMS);
+
+    tel_record r = sample(REC_RUN_BEGIN);
+    r.u.run.parent_arm = REC_MAX_ARMS;
+    CHECK(refused(&r), "a run's parent_arm REC_MAX_ARMS is refused");
+    r.u.run.parent_arm = REC_MAX_ARMS - 1;
+    CHECK(!refused(&r), "a run's parent_arm REC_MAX_ARMS - 1 is taken (UINT32_MAX: none, too)");
+    r = sample(REC_RUN_BEGIN);
+    r.u.run.mode = GATE_MODE_COUNT;
+    CHECK(refused(&r), "a run's gate mode GATE_MODE_COUNT is refused");
+    r.u.run.mode = GATE_MODE_COUNT - 1;
+    CHECK(!refused(&r), "a run's last gate mode is taken");
+
+    r = sample(REC_EVENT);
+    r.u.event.kind = EV_KIND_COUNT;
+    CHECK(refused(&r), "an event kind EV_KIND_COUNT is refused");
+    r.u.event.kind = UINT32_MAX;
+    CHECK(refused(&r), "an event kind UINT32_MAX is refused");
+    r.u.event.kind = EV_KIND_COUNT - 1;
+    CHECK(!refused(&r), "the last event kind is taken");
+    r = sample(REC_EVENT);
+    r.u.event.mode = GATE_MODE_COUNT;
+    CHECK(refused(&r), "an event's gate mode GATE_MODE_COUNT is refused");
+
+    r = sample(REC_STATUS);
+    r.u.status.status = RUN_STATUS_COUNT;
+    CHECK(refused(&r), "a run status RUN_STATUS_COUNT is refused");
+    r.u.status.status = RUN_STATUS_COUNT - 1;
+    CHECK(!refused(&r), "the last run status is taken");
+
+    r = sample(REC_FORKED);
+    r.u.forked.mode = GATE_MODE_COUNT;
+    CHECK(refused(&r), "a fork's gate mode GATE_MODE_COUNT is refused");
+    r.u.forked.mode = UINT32_MAX;
+    CHECK(refused(&r), "a fork's gate mode UINT32_MAX is refused");
 }
 
 static void test_refused(void)
@@ -278,6 +343,8 @@ static void test_refused(void)
           "an unknown kind is not encoded");
     CHECK(record_decode(buf, 0, &back, NULL) == -1, "an empty buffer is refused");
 
+    test_out_of_range();
+
     cmd_record c = {.kind = CMD_FORK, .arg = 5, .arg2 = 3, .scripted = 2, .seconds = 2.5}, cback;
     uint8_t cb[COMMAND_WIRE_SIZE];
     CHECK(command_encode(&c, cb, sizeof cb) == COMMAND_WIRE_SIZE &&
@@ -294,6 +361,8 @@ static void test_refused(void)
     cb[0] = RECORD_VERSION;
     cb[1] = CMD_KIND_COUNT;
     CHECK(command_decode(cb, sizeof cb, &cback) == -1, "an unknown command is refused");
+    cb[1] = 0xFF;
+    CHECK(command_decode(cb, sizeof cb, &cback) == -1, "command kind 255 is refused");
     cmd_record cu = {.kind = CMD_KIND_COUNT};
     CHECK(command_encode(&cu, cb, sizeof cb) == 0, "an unknown command is not encoded");
 }

@@ -102,8 +102,7 @@ static int add_segment(void *ctx, const store_segment_row *row)
     gate_mode m;
     if (gate_mode_parse(row->mode, &m))
         m = GATE_DENSE;
-    r->segs = realloc(r->segs, (r->nsegs + 1) * sizeof *r->segs);
-    GL_ASSERT(r->segs);
+    r->segs = gl_grow(r->segs, r->nsegs, r->nsegs + 1, sizeof *r->segs);
     r->segs[r->nsegs++] = (rp_segment){row->from_step, (uint32_t)m, row->k, (uint32_t)row->frozen};
     return 0;
 }
@@ -125,8 +124,7 @@ static int add_event(void *ctx, const store_event_row *row)
         return 0;
     if (rp->nevents == rp->cap_events) {
         rp->cap_events = rp->cap_events ? 2 * rp->cap_events : 64;
-        rp->events = realloc(rp->events, rp->cap_events * sizeof *rp->events);
-        GL_ASSERT(rp->events);
+        rp->events = gl_grow(rp->events, rp->nevents, rp->cap_events, sizeof *rp->events);
     }
     rp_event *ev = &rp->events[rp->nevents++];
     ev->step = row->step;
@@ -202,8 +200,7 @@ static int load(replay *rp, int64_t session, gl_error *err)
         size_t np = ui_series_points(&a->val);
         if (rp->nsteps + np > nsteps_cap) {
             nsteps_cap = 2 * (rp->nsteps + np) + 16;
-            rp->steps = realloc(rp->steps, nsteps_cap * sizeof *rp->steps);
-            GL_ASSERT(rp->steps);
+            rp->steps = gl_grow(rp->steps, rp->nsteps, nsteps_cap, sizeof *rp->steps);
         }
         for (size_t p = 0; p < np; p++) {
             double v, lv;

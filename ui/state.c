@@ -35,23 +35,10 @@ static void series_grow(ui_series *s)
     size_t cap = s->cap ? s->cap * 2 : 256;
     if (cap > UI_SERIES_CAP)
         cap = UI_SERIES_CAP;
-    uint64_t *step = xmalloc(cap * sizeof *step);
-    double *v = xmalloc(cap * sizeof *v), *lv = xmalloc(cap * sizeof *lv);
-    uint32_t *n = xmalloc(cap * sizeof *n);
-    if (s->len) {
-        memcpy(step, s->step, s->len * sizeof *step);
-        memcpy(v, s->v, s->len * sizeof *v);
-        memcpy(lv, s->lv, s->len * sizeof *lv);
-        memcpy(n, s->n, s->len * sizeof *n);
-    }
-    free(s->step);
-    free(s->v);
-    free(s->lv);
-    free(s->n);
-    s->step = step;
-    s->v = v;
-    s->lv = lv;
-    s->n = n;
+    s->step = gl_grow(s->step, s->len, cap, sizeof *s->step);
+    s->v = gl_grow(s->v, s->len, cap, sizeof *s->v);
+    s->lv = gl_grow(s->lv, s->len, cap, sizeof *s->lv);
+    s->n = gl_grow(s->n, s->len, cap, sizeof *s->n);
     s->cap = cap;
 }
 
