@@ -116,9 +116,9 @@ ui_live *ui_live_create(const session_shape *shape, const ui_options *o, gl_erro
 int ui_live_start(ui_live *u, int *fallback, gl_error *err)
 {
     *fallback = 0;
-    u->scr = ui_screen_open(u->opt.out, u->opt.in, u->opt.term, u->opt.allow_small, err);
-    if (!u->scr) {
-        *fallback = strstr(err->msg, "too small") == NULL;
+    int rc = ui_screen_open(&u->scr, u->opt.out, u->opt.in, u->opt.term, u->opt.allow_small, err);
+    if (rc) {
+        *fallback = rc != UI_SCREEN_TOO_SMALL;
         return -1;
     }
     u->dirty = UI_DIRTY_ALL;

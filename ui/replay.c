@@ -427,9 +427,10 @@ int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fa
     ui_view_init(&rp->view, UI_REPLAY);
     if (set_cursor(rp, rp->nsteps ? rp->nsteps - 1 : 0))
         goto out;
-    rp->scr = ui_screen_open(o->out, o->in, o->term, o->allow_small, err);
-    if (!rp->scr) {
-        *fallback = strstr(err->msg, "too small") == NULL;
+    int open_rc = ui_screen_open(&rp->scr, o->out, o->in, o->term, o->allow_small, err);
+    if (open_rc) {
+        *fallback = open_rc != UI_SCREEN_TOO_SMALL;
+        rc = open_rc;
         goto out;
     }
     rc = run_loop(rp, signal_out);
