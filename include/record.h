@@ -186,7 +186,7 @@ typedef enum {
     CMD_UNFREEZE,
     CMD_SET_K,        /* arg: k */
     CMD_CHECKPOINT,
-    CMD_FORK,         /* arg: gate_mode of the new arm, arg2: its arm index */
+    CMD_FORK,         /* arg: gate_mode of the new arm (the arm registry picks its index) */
     CMD_STOP,
     CMD_KIND_COUNT
 } cmd_kind;
@@ -195,7 +195,7 @@ const char *cmd_kind_name(cmd_kind k);
 
 typedef struct {
     uint32_t kind;        /* cmd_kind */
-    uint32_t arg, arg2;
+    uint32_t arg, arg2;   /* arg2: reserved, no command reads it (sent as 0) */
     uint32_t scripted;    /* from --at rather than a key */
     double seconds;
 } cmd_record;

@@ -247,12 +247,14 @@ typedef int (*store_layer_fn)(void *ctx, const store_layer_row *row);
 int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_layer_fn fn,
                                 void *ctx, gl_error *err);
 
-/* The heatmap of (run, step, layer, head, kind) with kind "gate", "oracle" or
- * "attn", copied into buf[cap]. *found = 0 (and 0 returned) when there is no
- * such row; -1 with a message on an SQLite error or a blob larger than cap. */
-int store_get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint32_t head,
-                      const char *kind, uint8_t *buf, size_t cap, uint32_t *rows,
-                      uint32_t *cols, int *found, gl_error *err);
+/* The heatmaps of run `run` at `step`, as store_write_heatmap wrote them, into
+ * h, whose shape (layers, heads, T) is the caller's: h->step = step, every
+ * plane stored with that shape copied, the others zero. *found = 1 when at
+ * least one plane was there; *found = 0 (and 0 returned) when the run has no
+ * heatmap of that shape at that step. -1 with a message on an SQLite error or
+ * a stored plane larger than T x T. */
+int store_get_heatmaps(store *s, int64_t run, uint64_t step, heatmap_snapshot *h, int *found,
+                       gl_error *err);
 
 typedef struct {
     int64_t id;

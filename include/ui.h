@@ -25,6 +25,11 @@ typedef struct {
 
 typedef struct ui_live ui_live;
 
+/* The status of opening the screen on a terminal smaller than it needs (a bad
+ * input: exit 2), apart from -1 (no usable terminal: run headless instead).
+ * ui_screen_open and ui_replay return it. */
+#define UI_SCREEN_TOO_SMALL (-2)
+
 /* Reads the --compare runs; nothing touches the terminal yet, so a bad run id
  * is reported like any other bad input. NULL with a message. The shape is
  * copied (live_shape makes it from a session's configuration). */
@@ -44,9 +49,10 @@ const ui_state *ui_live_state(const ui_live *u);
 void ui_live_free(ui_live *u);
 
 /* Draws session (0: the newest) of the database on the screen; cursor keys,
- * ',' and '.' move through its evaluation steps, q quits. -1 with a message;
- * *fallback set when there is no usable terminal. *signal: the SIGINT, SIGTERM
- * or SIGHUP that ended it, or 0. */
+ * ',' and '.' move through its evaluation steps, q quits. -1 with a message
+ * (UI_SCREEN_TOO_SMALL when the terminal is too small); *fallback set when
+ * there is no usable terminal. *signal: the SIGINT, SIGTERM or SIGHUP that
+ * ended it, or 0. */
 int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fallback,
               int *signal, gl_error *err);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "common.h"
+#include "ui.h"
 #include "ui_draw.h"
 #include "ui_state.h"
 
@@ -78,13 +79,14 @@ void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
 typedef struct ui_screen ui_screen;
 
 /* Opens curses on out/in (NULL, NULL: stdout/stdin) with terminal type term
- * (NULL: $TERM). Sets the locale from the environment (numbers stay "C") and
- * picks UTF-8 or ASCII from its codeset, colours or monochrome from the
- * terminal. Installs the fatal hook and crash handlers that restore the
- * terminal. NULL with a message when there is no usable terminal or it is
- * smaller than UI_MIN_COLS x UI_MIN_LINES (unless allow_small). */
-ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small,
-                          gl_error *err);
+ * (NULL: $TERM) into *scr. Sets the locale from the environment (numbers stay
+ * "C") and picks UTF-8 or ASCII from its codeset, colours or monochrome from
+ * the terminal. Installs the fatal hook and crash handlers that restore the
+ * terminal. 0 when open; otherwise *scr is NULL, with a message, and the
+ * status is -1 when there is no usable terminal, UI_SCREEN_TOO_SMALL (ui.h)
+ * when it is smaller than UI_MIN_COLS x UI_MIN_LINES (unless allow_small). */
+int ui_screen_open(ui_screen **scr, FILE *out, FILE *in, const char *term, int allow_small,
+                   gl_error *err);
 /* Restores the terminal; safe to call twice. */
 void ui_screen_close(ui_screen *s);
 

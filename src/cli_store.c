@@ -701,11 +701,12 @@ int cli_replay(int argc, char **argv)
         ui_options uo = {.db_path = db};
         int fallback, sig;
         gl_error e;
-        if (ui_replay(db, session, &uo, &fallback, &sig, &e) == 0)
+        int rc = ui_replay(db, session, &uo, &fallback, &sig, &e);
+        if (rc == 0)
             return sig ? 128 + sig : 0;
         if (!fallback)
-            return strstr(e.msg, "too small") ? cli_usage_error("%s", e.msg)
-                                              : cli_runtime_error(&e);
+            return rc == UI_SCREEN_TOO_SMALL ? cli_usage_error("%s", e.msg)
+                                             : cli_runtime_error(&e);
         fprintf(stderr, "gatelab: %s: printing a summary instead\n", e.msg);
     }
     return replay_text(db, session);

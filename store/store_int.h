@@ -118,6 +118,13 @@ double store_col_f64(sqlite3_stmt *st, int i);
 /* wall_ms (Unix ms; <= 0 or non-finite: now) -> "YYYY-MM-DDTHH:MM:SS.mmmZ" */
 void store_iso_time(double wall_ms, char out[32]);
 
+/* The planes of a heatmap as the heatmaps table names them (its kind
+ * column), in the payload's order (record.h): one list for write_heatmap
+ * and store_get_heatmaps. Plane k of h is store_heat_plane(h, k). */
+#define STORE_HEAT_PLANES 3
+extern const char *const store_heat_kind[STORE_HEAT_PLANES];
+uint8_t *store_heat_plane(const heatmap_snapshot *h, size_t k);
+
 /* Ends the open transaction, if any, dropping what it wrote. */
 void store_rollback(store *s);
 /* Marks as crashed the running and paused runs whose owner is gone

@@ -282,9 +282,22 @@ int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_laye
     return finish_once(s, st, rc, err, "list layer metrics");
 }
 
-int store_get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint32_t head,
-                      const char *kind, uint8_t *buf, size_t cap, uint32_t *rows,
-                      uint32_t *cols, int *found, gl_error *err)
+/* ---- heatmaps: one row per (layer, head, plane), written by write_heatmap ---- */
+
+const char *const store_heat_kind[STORE_HEAT_PLANES] = {"gate", "oracle", "attn"};
+
+uint8_t *store_heat_plane(const heatmap_snapshot *h, size_t k)
+{
+    uint8_t *const planes[STORE_HEAT_PLANES] = {h->gate, h->oracle, h->attn};
+    return planes[k];
+}
+
+/* The heatmap of (run, step, layer, head, kind) copied into buf[cap].
+ * *found = 0 (and 0 returned) when there is no such row; -1 with a message
+ * on an SQLite error or a blob larger than cap. */
+static int get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint32_t head,
+                       const char *kind, uint8_t *buf, size_t cap, uint32_t *rows,
+                       uint32_t *cols, int *found, gl_error *err)
 {
     sqlite3_stmt *st;
     *found = 0;
@@ -320,6 +333,32 @@ int store_get_heatmap(store *s, int64_t run, uint64_t step, uint32_t layer, uint
         return gl_fail(err, "%s: heatmap of run %lld step %llu layer %u head %u (%s) does not "
                             "fit %zu bytes", s->path, (long long)run, (unsigned long long)step,
                        layer, head, kind, cap);
+    return 0;
+}
+
+int store_get_heatmaps(store *s, int64_t run, uint64_t step, heatmap_snapshot *h, int *found,
+                       gl_error *err)
+{
+    size_t cells = (size_t)h->T * h->T, n = (size_t)h->layers * h->heads * cells;
+    *found = 0;
+    h->step = step;
+    for (size_t k = 0; k < STORE_HEAT_PLANES; k++)
+        memset(store_heat_plane(h, k), 0, n);
+    for (uint32_t l = 0; l < h->layers; l++)
+        for (uint32_t hd = 0; hd < h->heads; hd++)
+            for (size_t k = 0; k < STORE_HEAT_PLANES; k++) {
+                uint8_t *dst = store_heat_plane(h, k) + ((size_t)l * h->heads + hd) * cells;
+                uint32_t rows, cols;
+                int got;
+                if (get_heatmap(s, run, step, l, hd, store_heat_kind[k], dst, cells, &rows,
+                                &cols, &got, err))
+                    return -1;
+                /* a plane of another shape is not this session's: left zero */
+                if (got && (rows != h->T || cols != h->T))
+                    memset(dst, 0, cells);
+                else
+                    *found |= got;
+            }
     return 0;
 }
 

@@ -729,25 +729,21 @@ static int write_heatmap(store *s, int64_t run, const heatmap_snapshot *h, gl_er
 {
     if (h->T == 0)
         return 0;
-    const struct {
-        const char *kind;
-        const uint8_t *data;
-    } maps[] = {{"gate", h->gate}, {"oracle", h->oracle}, {"attn", h->attn}};
     size_t cells = (size_t)h->T * h->T;
     sqlite3_stmt *st = s->sw[SW_HEATMAP_PUT];
     for (uint32_t l = 0; l < h->layers; l++)
         for (uint32_t hd = 0; hd < h->heads; hd++)
-            for (size_t m = 0; m < sizeof maps / sizeof maps[0]; m++) {
+            for (size_t m = 0; m < STORE_HEAT_PLANES; m++) {
                 size_t at = ((size_t)l * h->heads + hd) * cells;
                 int rc = SQLITE_OK;
                 store_bind_i64(st, 1, run, &rc);
                 store_bind_u64(st, 2, h->step, &rc);
                 store_bind_i64(st, 3, l, &rc);
                 store_bind_i64(st, 4, hd, &rc);
-                store_bind_text(st, 5, maps[m].kind, &rc);
+                store_bind_text(st, 5, store_heat_kind[m], &rc);
                 store_bind_i64(st, 6, h->T, &rc);
                 store_bind_i64(st, 7, h->T, &rc);
-                store_bind_blob(st, 8, maps[m].data + at, cells, &rc);
+                store_bind_blob(st, 8, store_heat_plane(h, m) + at, cells, &rc);
                 if (store_exec(s, st, rc, err, "write heatmap"))
                     return -1;
             }

@@ -261,6 +261,11 @@ tm send-keys -t replay x
 wait_until 30 sh -c "! tmux -f /dev/null -L $SOCK capture-pane -p -t replay | grep -q 'any key closes'"
 tm send-keys -t replay q
 check "replay: q exits 0" wait_until 50 sh -c "[ \"\$(cat $TMP/replay.rc 2>/dev/null)\" = 0 ]"
+start smallreplay 60 20 "$UTF8" "$BIN replay 1 --db $RDB"
+check "replay on a terminal too small: exit 2, one line naming the size" wait_until 100 sh -c \
+    "[ \"\$(cat $TMP/smallreplay.rc 2>/dev/null)\" = 2 ] &&
+     grep -q 'terminal too small: 60x20' $TMP/smallreplay.err &&
+     ! grep -q 'summary instead' $TMP/smallreplay.err"
 "$BIN" replay 1 --db "$RDB" >"$TMP/replay.txt" 2>&1
 check "replay without a terminal: a text summary" sh -c \
     "grep -q 'run 1 | arm 0 soft | finished | 200 steps | final val' $TMP/replay.txt &&

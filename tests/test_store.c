@@ -1566,6 +1566,66 @@ static void test_readers(void)
 
 /* gl_mkdir_p (common.c): what store_open makes a new database's directory
  * with, and the arms their checkpoint directories */
+/* store_get_heatmaps reads back what store_write_heatmap wrote, plane for
+ * plane; a step, run or shape with no heatmap is *found = 0, planes zero. */
+static void test_heatmaps(void)
+{
+    char *path = tmp_path("heat.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "gatelab run", &err);
+    int64_t run = fill_arm(s, session, 0, GATE_SOFT, 7, RUN_FINISHED);
+    GL_ASSERT(session > 0 && run > 0);
+    size_t n = (size_t)3 * 2 * T_HEAT * T_HEAT;
+    heatmap_snapshot *w = heatmap_snapshot_new(3, 2, T_HEAT);
+    w->step = 40;
+    for (size_t i = 0; i < n; i++) {
+        w->gate[i] = (uint8_t)(7 * i + 1);
+        w->oracle[i] = (uint8_t)(i & 1 ? 255 : 0);
+        w->attn[i] = (uint8_t)(251 - i);
+    }
+    CHECK(store_write_heatmap(s, run, w, &err) == 0, "a 3x2 heatmap written at step 40 (%s)",
+          err.msg);
+
+    heatmap_snapshot *r = heatmap_snapshot_new(3, 2, T_HEAT);
+    memset(r->gate, 0xAA, n);
+    int found = -1;
+    CHECK(store_get_heatmaps(s, run, 40, r, &found, &err) == 0 && found == 1 && r->step == 40,
+          "store_get_heatmaps finds step 40 (%s)", err.msg);
+    CHECK(memcmp(r->gate, w->gate, n) == 0 && memcmp(r->oracle, w->oracle, n) == 0 &&
+              memcmp(r->attn, w->attn, n) == 0,
+          "gate, oracle and attn planes read back byte for byte");
+
+    found = -1;
+    CHECK(store_get_heatmaps(s, run, 41, r, &found, &err) == 0 && found == 0 && r->step == 41,
+          "a step with no heatmap: 0 returned, *found = 0");
+    int zero = 1;
+    for (size_t i = 0; i < n; i++)
+        zero &= r->gate[i] == 0 && r->oracle[i] == 0 && r->attn[i] == 0;
+    CHECK(zero, "... and every plane zero, nothing left from the last read");
+    found = -1;
+    CHECK(store_get_heatmaps(s, run + 99, 40, r, &found, &err) == 0 && found == 0,
+          "a run with no heatmap: *found = 0");
+
+    /* another shape: fill_arm's 2x2 heatmap at STEPS fits a 3x2 snapshot
+     * (its missing layer stays zero); one of a larger T is an error */
+    found = -1;
+    CHECK(store_get_heatmaps(s, run, STEPS, r, &found, &err) == 0 && found == 1 &&
+              r->attn[(size_t)1 * T_HEAT * T_HEAT] == 3 * T_HEAT * T_HEAT &&
+              r->gate[(size_t)2 * 2 * T_HEAT * T_HEAT] == 0,
+          "fill_arm's 2x2 heatmap read into a 3x2 snapshot: its planes, the third layer zero");
+    heatmap_snapshot *small = heatmap_snapshot_new(3, 2, T_HEAT / 2);
+    CHECK(store_get_heatmaps(s, run, 40, small, &found, &err) == -1 &&
+              strstr(err.msg, "does not fit"),
+          "planes larger than the snapshot's T: -1 with a message (%s)", err.msg);
+    heatmap_snapshot_free(small);
+    heatmap_snapshot_free(r);
+    heatmap_snapshot_free(w);
+    store_close(s);
+    free(path);
+}
+
 static void test_mkdir_p(void)
 {
     gl_error e;
@@ -1610,6 +1670,7 @@ int main(void)
     test_absent_and_diverged();
     test_busy();
     test_readers();
+    test_heatmaps();
     test_mkdir_p();
 
     rm_tree(tmpdir);

@@ -116,9 +116,9 @@ ui_live *ui_live_create(const session_shape *shape, const ui_options *o, gl_erro
 int ui_live_start(ui_live *u, int *fallback, gl_error *err)
 {
     *fallback = 0;
-    u->scr = ui_screen_open(u->opt.out, u->opt.in, u->opt.term, u->opt.allow_small, err);
-    if (!u->scr) {
-        *fallback = strstr(err->msg, "too small") == NULL;
+    int rc = ui_screen_open(&u->scr, u->opt.out, u->opt.in, u->opt.term, u->opt.allow_small, err);
+    if (rc) {
+        *fallback = rc != UI_SCREEN_TOO_SMALL;
         return -1;
     }
     u->dirty = UI_DIRTY_ALL;
@@ -128,9 +128,9 @@ int ui_live_start(ui_live *u, int *fallback, gl_error *err)
 
 /* ---- commands ---- */
 
-static int send_cmd(ui_live *u, live *lv, size_t i, cmd_kind kind, uint32_t arg, uint32_t arg2)
+static int send_cmd(ui_live *u, live *lv, size_t i, cmd_kind kind, uint32_t arg)
 {
-    cmd_record c = {.kind = kind, .arg = arg, .arg2 = arg2, .scripted = 0};
+    cmd_record c = {.kind = kind, .arg = arg, .scripted = 0};
     if (live_send(lv, i, &c)) {
         const char *name = i < u->st.narms ? u->st.arms[i].name : "?";
         ui_view_message(&u->view, 1, 3.0, "%s: %s", name,
@@ -157,7 +157,7 @@ static void pause_resume(ui_live *u, live *lv)
     size_t sent = 0;
     for (size_t i = 0; i < u->st.narms; i++)
         if (!u->st.arms[i].done)
-            sent += send_cmd(u, lv, i, resume ? CMD_RESUME : CMD_PAUSE, 0, 0) == 0;
+            sent += send_cmd(u, lv, i, resume ? CMD_RESUME : CMD_PAUSE, 0) == 0;
     if (sent)
         ui_view_message(&u->view, 0, 2.0, "%s %zu arm%s", resume ? "resuming" : "pausing", sent,
                         sent == 1 ? "" : "s");
@@ -178,7 +178,7 @@ static void steer(ui_live *u, live *lv, ui_action act)
     switch (act) {
     case UI_ACT_SWAP: {
         gate_mode to = next_mode(mode);
-        if (send_cmd(u, lv, i, CMD_SWAP, to, 0) == 0) {
+        if (send_cmd(u, lv, i, CMD_SWAP, to) == 0) {
             u->pend_mode[i] = to;
             ui_view_message(&u->view, 0, 2.0, "%s: gate %s -> %s", a->name,
                             gate_mode_name((gate_mode)mode), gate_mode_name(to));
@@ -186,7 +186,7 @@ static void steer(ui_live *u, live *lv, ui_action act)
         return;
     }
     case UI_ACT_FREEZE:
-        if (send_cmd(u, lv, i, a->frozen ? CMD_UNFREEZE : CMD_FREEZE, 0, 0) == 0)
+        if (send_cmd(u, lv, i, a->frozen ? CMD_UNFREEZE : CMD_FREEZE, 0) == 0)
             ui_view_message(&u->view, 0, 2.0, "%s: %s the gate", a->name,
                             a->frozen ? "unfreezing" : "freezing");
         return;
@@ -197,7 +197,7 @@ static void steer(ui_live *u, live *lv, ui_action act)
             ui_view_message(&u->view, 1, 2.0, "k stays within 1..%zu", u->st.T);
             return;
         }
-        if (send_cmd(u, lv, i, CMD_SET_K, to, 0) == 0) {
+        if (send_cmd(u, lv, i, CMD_SET_K, to) == 0) {
             u->pend_k[i] = to;
             ui_view_message(&u->view, 0, 2.0, "%s: k %u -> %u", a->name, k, to);
         }
@@ -211,7 +211,7 @@ static void steer(ui_live *u, live *lv, ui_action act)
             return;
         }
         gate_mode to = next_mode(mode);
-        if (send_cmd(u, lv, i, CMD_FORK, to, (uint32_t)n) == 0)
+        if (send_cmd(u, lv, i, CMD_FORK, to) == 0)
             ui_view_message(&u->view, 0, 3.0, "forking %s as %s", a->name, gate_mode_name(to));
         return;
     }
@@ -253,7 +253,7 @@ static void on_key(ui_live *u, live *lv, int ch)
         size_t sent = 0;
         for (size_t i = 0; i < u->st.narms; i++)
             if (!u->st.arms[i].done)
-                sent += send_cmd(u, lv, i, CMD_CHECKPOINT, 0, 0) == 0;
+                sent += send_cmd(u, lv, i, CMD_CHECKPOINT, 0) == 0;
         if (sent)
             ui_view_message(v, 0, 3.0, "checkpointing %zu arm%s", sent, sent == 1 ? "" : "s");
         break;

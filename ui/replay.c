@@ -261,27 +261,9 @@ static int load_heat(replay *rp, size_t arm, uint64_t step)
         return 0;
     heatmap_snapshot *heat = ui_state_heat(st, arm);
     ui_arm *a = &st->arms[arm];
-    size_t cells = st->T * st->T, n = st->L * st->H * cells;
-    static const char *const kinds[3] = {"gate", "oracle", "attn"};
-    uint8_t *planes[3] = {heat->gate, heat->oracle, heat->attn};
-    int any = 0;
-    for (size_t k = 0; k < 3; k++)
-        memset(planes[k], 0, n);
-    heat->step = step;
-    for (size_t l = 0; l < st->L; l++)
-        for (size_t h = 0; h < st->H; h++)
-            for (size_t k = 0; k < 3; k++) {
-                uint8_t *dst = planes[k] + (l * st->H + h) * cells;
-                uint32_t rows, cols;
-                int found;
-                if (store_get_heatmap(rp->s, a->run, step, (uint32_t)l, (uint32_t)h, kinds[k],
-                                      dst, cells, &rows, &cols, &found, rp->err))
-                    return -1;
-                if (found && (rows != st->T || cols != st->T))
-                    memset(dst, 0, cells);
-                else
-                    any |= found;
-            }
+    int any;
+    if (store_get_heatmaps(rp->s, a->run, step, heat, &any, rp->err))
+        return -1;
     a->have_heat = any;
     a->heat_step = step;
     rp->heat_arm = arm;
@@ -442,9 +424,10 @@ int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fa
     ui_view_init(&rp->view, UI_REPLAY);
     if (set_cursor(rp, rp->nsteps ? rp->nsteps - 1 : 0))
         goto out;
-    rp->scr = ui_screen_open(o->out, o->in, o->term, o->allow_small, err);
-    if (!rp->scr) {
-        *fallback = strstr(err->msg, "too small") == NULL;
+    int open_rc = ui_screen_open(&rp->scr, o->out, o->in, o->term, o->allow_small, err);
+    if (open_rc) {
+        *fallback = open_rc != UI_SCREEN_TOO_SMALL;
+        rc = open_rc;
         goto out;
     }
     rc = run_loop(rp, signal_out);

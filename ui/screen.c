@@ -145,9 +145,10 @@ static int codeset_is_utf8(void)
     return cs && (strcasecmp(cs, "UTF-8") == 0 || strcasecmp(cs, "utf8") == 0);
 }
 
-ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small,
-                          gl_error *err)
+int ui_screen_open(ui_screen **scr, FILE *out, FILE *in, const char *term, int allow_small,
+                   gl_error *err)
 {
+    *scr = NULL;
     /* the person's locale for characters; numbers keep "." (JSON, the
      * database and the summary lines are parsed by programs) */
     setlocale(LC_ALL, "");
@@ -163,8 +164,7 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
     if (!s->term) {
         const char *t = term ? term : getenv("TERM");
         free(s);
-        return gl_fail(err, "cannot open the screen on terminal type '%s'", t ? t : "(unset)"),
-               NULL;
+        return gl_fail(err, "cannot open the screen on terminal type '%s'", t ? t : "(unset)");
     }
     set_term(s->term);
     /* a terminal that cannot move the cursor (TERM=dumb, emacs shells)
@@ -175,8 +175,7 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
         delscreen(s->term);
         free(s);
         const char *t = term ? term : getenv("TERM");
-        return gl_fail(err, "terminal type '%s' cannot address the cursor", t ? t : "(unset)"),
-               NULL;
+        return gl_fail(err, "terminal type '%s' cannot address the cursor", t ? t : "(unset)");
     }
     tty_reset_len = 0;
     reset_append("sgr0");
@@ -191,9 +190,9 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
     if (!allow_small && (LINES < UI_MIN_LINES || COLS < UI_MIN_COLS)) {
         int l = LINES, c = COLS;
         ui_screen_close(s);
-        return gl_fail(err, "terminal too small: %dx%d, the screen needs at least %dx%d "
-                            "(enlarge it, or use --headless)", c, l, UI_MIN_COLS, UI_MIN_LINES),
-               NULL;
+        gl_fail(err, "terminal too small: %dx%d, the screen needs at least %dx%d "
+                     "(enlarge it, or use --headless)", c, l, UI_MIN_COLS, UI_MIN_LINES);
+        return UI_SCREEN_TOO_SMALL;
     }
     cbreak();
     noecho();
@@ -205,7 +204,8 @@ ui_screen *ui_screen_open(FILE *out, FILE *in, const char *term, int allow_small
     ui_draw_setup(utf8, has_colors());
     ui_canvas_init(&s->loss.canvas);
     ui_layout_compute(&s->lay, LINES, COLS);
-    return s;
+    *scr = s;
+    return 0;
 }
 
 void ui_screen_close(ui_screen *s)

@@ -136,8 +136,8 @@ static void synthetic(void)
         return;
     }
     gl_error e;
-    ui_screen *scr = ui_screen_open(p.out, p.in, "xterm-256color", 1, &e);
-    if (!scr) {
+    ui_screen *scr;
+    if (ui_screen_open(&scr, p.out, p.in, "xterm-256color", 1, &e)) {
         printf("synthetic: %s\n", e.msg);
         pty_close(&p);
         return;
