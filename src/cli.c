@@ -671,7 +671,7 @@ static int cmd_resume(int argc, char **argv)
             db = v;
             i++;
         } else if (strcmp(f, "--steps") == 0 || strcmp(f, "--threads") == 0) {
-            if (args_size(f, v, 1, f[2] == 's' ? 100000000 : 256, &n, &e))
+            if (runspec_parse_into(runspec_find_flag(f), v, &n, &e))   /* run's ranges */
                 return cli_usage_error("%s", e.msg);
             *(f[2] == 's' ? &steps_word : &threads_word) = argv[++i];
         } else if (strcmp(f, "--headless") == 0) {
