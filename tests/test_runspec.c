@@ -294,6 +294,23 @@ static void test_ranges(void)
     tc.model.heads = 65;
     CHECK(runspec_check(&tc, &e) == -1 && strcmp(e.msg, "--heads 65: must be between 1 and 64") == 0,
           "runspec_check names the flag: %s", e.msg);
+
+    /* the preset first, as run and experiment find it; the last one counts */
+    const char *preset;
+    char *words[] = {"--steps", "5", "--preset", "paper", "--preset", "small"};
+    rc = args_preset_defaults(6, words, &preset, &tc, &e);
+    CHECK(rc == 0 && strcmp(preset, "small") == 0 && tc.model.d == 256 && tc.optim.lr == 0.003f,
+          "args_preset_defaults: the last --preset's defaults (%s)", rc ? e.msg : preset);
+    char *huge[] = {"--preset", "huge"};
+    rc = args_preset_defaults(2, huge, &preset, &tc, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--preset huge: unknown preset (tiny, small, paper)") == 0,
+          "an unknown preset refused, naming runspec_preset_names: %s", e.msg);
+    char *none[] = {"--preset"};
+    rc = args_preset_defaults(1, none, &preset, &tc, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--preset: missing value") == 0, "--preset at the end: %s",
+          e.msg);
+    rc = args_preset_defaults(0, NULL, &preset, &tc, &e);
+    CHECK(rc == 0 && strcmp(preset, "tiny") == 0 && tc.model.d == 128, "no --preset: tiny");
 }
 
 static void test_writer(void)
