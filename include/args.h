@@ -37,6 +37,13 @@ typedef int (*args_takes_value_fn)(const void *ctx, const char *opt, size_t len)
 int args_split_equals(int argc, char **argv, args_takes_value_fn takes_value, const void *ctx,
                       int *out_argc, char ***out, gl_error *e);
 
+/* The preset decides the defaults, so it is found before the other options:
+ * the last --preset NAME of argv (else "tiny") into *preset and its
+ * defaults into tc (runspec_defaults). -1 with a message for a --preset
+ * without a value or a name that is none of runspec_preset_names. */
+int args_preset_defaults(int argc, char **argv, const char **preset, train_config *tc,
+                         gl_error *e);
+
 /* Where the commands differ (set by the caller before the first option),
  * and which shared options were given (filled in by args_model_option). */
 typedef struct {

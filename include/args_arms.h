@@ -27,6 +27,11 @@ typedef struct {
 /* An arm as --arms spells it: MODE, MODE+moe or MODE+moe-random. -1: not a
  * gate mode, -2: an unknown +suffix. */
 int args_parse_arm(const char *word, gate_mode *mode, live_ffn *ffn);
+/* --arms M1,M2,...: each word as args_parse_arm reads it into modes[i] and
+ * ffn[i] (room for LIVE_MAX_ARMS), their count in *narms; -1 with a
+ * message naming the list (an unknown mode or FFN, too many arms, an empty
+ * arm). */
+int args_parse_arms(const char *v, gate_mode *modes, live_ffn *ffn, size_t *narms, gl_error *e);
 /* The --arms word of a model: its mode and, with experts, its router. */
 void args_arm_spec(const model_config *m, char *buf, size_t n);
 /* The name of arm i: its --arms word, numbered when one repeats (soft, soft2). */

@@ -26,7 +26,12 @@ typedef struct {
 
 /* 16 hex digits: FNV-1a of what a run never changes (shapes, experts, router,
  * seed, temperature, aux coefficient) — not the gate mode, k or frozen flag,
- * which commands change mid-run. */
+ * which commands change mid-run. The run-spec rows with RUNSPEC_HASH, in the
+ * frozen order of checkpoint_hash_rows (their names), each as little-endian
+ * bytes: integers 8, floats 4 (their bits); RUNSPEC_MOE rows 0 without
+ * experts. */
+extern const char *const checkpoint_hash_rows[];
+extern const size_t checkpoint_hash_nrows;
 void checkpoint_config_hash(const model_config *c, char out[17]);
 
 /* What a checkpoint says besides its tensors. */

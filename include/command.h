@@ -21,6 +21,12 @@ typedef struct {
  * fork:MODE stop. k is checked against T later, by the caller. */
 int command_parse(const char *spec, scripted_command *out, gl_error *err);
 
+/* The --at word command_parse reads back to the same step and command,
+ * without an arm selector: "500:swap:random", "300:k:8", "100:pause:2.5"
+ * (the seconds as the shortest decimal that reads back to them), into buf
+ * (96 bytes hold any). */
+void command_format(uint64_t step, const cmd_record *c, char *buf, size_t size);
+
 /* "swap random", "k 8", "pause 2.5s", ... into buf. */
 void command_describe(const cmd_record *c, char *buf, size_t size);
 

@@ -15,4 +15,10 @@
  * A NaN or infinity is written as %g writes it ("nan", "inf"). */
 const char *floatfmt_shortest(float v, char *out, size_t size);
 
+/* The same for a double (seconds of a pause): the first of %.1g .. %.17g
+ * that strtod reads back to exactly v, into out[size] (size >=
+ * FLOATFMT_DOUBLE_SIZE). */
+#define FLOATFMT_DOUBLE_SIZE 32
+const char *floatfmt_shortest_double(double v, char *out, size_t size);
+
 #endif

@@ -43,6 +43,7 @@ enum {
     RUNSPEC_SHARED = 1u << 5,      /* a run option every training command takes */
     RUNSPEC_EXPERIMENT = 1u << 6,  /* an experiment's config JSON */
     RUNSPEC_ZERO_OFF = 1u << 7,    /* 0 means off (dense FFN), outside the flag's range */
+    RUNSPEC_HASH = 1u << 8,        /* in the checkpoint's config hash (checkpoint.c's order) */
 };
 
 #define RUNSPEC_NPRESETS 3

@@ -144,6 +144,25 @@ int args_split_equals(int argc, char **argv, args_takes_value_fn takes_value, co
     return 0;
 }
 
+int args_preset_defaults(int argc, char **argv, const char **preset, train_config *tc,
+                         gl_error *e)
+{
+    *preset = "tiny";
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--preset") == 0) {
+            if (i + 1 >= argc)
+                return gl_fail(e, "--preset: missing value");
+            *preset = argv[i + 1];
+        }
+    if (runspec_defaults(*preset, tc) == 0)
+        return 0;
+    char names[64] = "";
+    for (size_t p = 0; p < RUNSPEC_NPRESETS; p++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", p ? ", " : "",
+                 runspec_preset_names[p]);
+    return gl_fail(e, "--preset %s: unknown preset (%s)", *preset, names);
+}
+
 int args_model_option(const char *flag, const char *value, train_config *tc, args_set *set,
                       gl_error *e)
 {

@@ -96,6 +96,33 @@ int args_parse_tag(const char *word, live_tag *out, gl_error *e)
     return 0;
 }
 
+int args_parse_arms(const char *v, gate_mode *modes, live_ffn *ffn, size_t *narms, gl_error *e)
+{
+    char buf[512];
+    if (!v || !*v)
+        return gl_fail(e, "--arms: missing value");
+    if (strlen(v) >= sizeof buf)
+        return gl_fail(e, "--arms: too long");
+    strcpy(buf, v);
+    *narms = 0;
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (*narms == LIVE_MAX_ARMS)
+            return gl_fail(e, "--arms %s: at most %d arms", v, LIVE_MAX_ARMS);
+        int bad = args_parse_arm(w, &modes[*narms], &ffn[*narms]);
+        if (bad == -2)
+            return gl_fail(e, "--arms %s: unknown FFN '%s' in arm '%s' (+moe or +moe-random)", v,
+                           strchr(w, '+'), w);
+        if (bad)
+            return gl_fail(e, "--arms %s: unknown gate mode in arm '%s' (dense, soft, random, "
+                              "sigmoid, topk, topk-random, stochastic, oracle; +moe or "
+                              "+moe-random may follow)", v, w);
+        (*narms)++;
+    }
+    if (!*narms || v[strlen(v) - 1] == ',' || v[0] == ',' || strstr(v, ",,"))
+        return gl_fail(e, "--arms %s: empty arm in the list", v);
+    return 0;
+}
+
 void args_arm_spec(const model_config *m, char *buf, size_t n)
 {
     live_ffn f = !m->experts ? LIVE_FFN_DENSE

@@ -44,24 +44,49 @@ static void fnv(uint64_t *h, const void *p, size_t n)
     }
 }
 
+/* The RUNSPEC_HASH rows in the order the hash has always taken them (the
+ * integers, then the floats): frozen, because a checkpoint stores the hash
+ * and `resume` compares it. The table's order is the config JSON's and
+ * differs (seed comes before experts there). A new row that changes the
+ * network's shape gets RUNSPEC_HASH and is appended here (test_runspec
+ * checks both); it changes every hash from then on. */
+const char *const checkpoint_hash_rows[] = {
+    "V", "T", "d", "layers", "heads", "mlp", "r", "batch", "experts", "router", "seed",
+    "gate_temp", "moe_aux",
+};
+const size_t checkpoint_hash_nrows = sizeof checkpoint_hash_rows / sizeof checkpoint_hash_rows[0];
+
 void checkpoint_config_hash(const model_config *c, char out[17])
 {
-    uint64_t v[] = {c->V, c->T, c->d, c->layers, c->heads, c->mlp, c->r, c->batch,
-                    c->experts, (uint64_t)c->router_frozen, c->seed};
-    float f[] = {c->gate_temp, c->experts ? c->moe_aux : 0.0f};
     uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+    for (size_t i = 0; i < checkpoint_hash_nrows; i++) {
+        const runspec_row *r = runspec_find(checkpoint_hash_rows[i]);
+        GL_ASSERT(r && r->in == RUNSPEC_MODEL && (r->where & RUNSPEC_HASH));
+        const char *p = (const char *)c + r->offset;
+        /* a RUNSPEC_MOE row counts as 0 in a dense model (moe_aux keeps
+         * its default there; router is only set with experts) */
+        int off = (r->where & RUNSPEC_MOE) && !c->experts;
         uint8_t le[8];   /* little-endian, so the hash is the same on any host */
-        for (int b = 0; b < 8; b++)
-            le[b] = (uint8_t)(v[i] >> (8 * b));
-        fnv(&h, le, sizeof le);
-    }
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        uint32_t bits;
-        memcpy(&bits, &f[i], sizeof bits);
-        uint8_t le[4] = {(uint8_t)bits, (uint8_t)(bits >> 8), (uint8_t)(bits >> 16),
-                         (uint8_t)(bits >> 24)};
-        fnv(&h, le, sizeof le);
+        size_t n = 8;
+        uint64_t v = 0;
+        if (r->type == RUNSPEC_FLOAT) {
+            float f = off ? 0.0f : *(const float *)p;
+            uint32_t bits;
+            memcpy(&bits, &f, sizeof bits);
+            v = bits;
+            n = 4;
+        } else if (off) {
+            v = 0;
+        } else if (r->type == RUNSPEC_SIZE) {
+            v = *(const size_t *)p;
+        } else if (r->type == RUNSPEC_U64) {
+            v = *(const uint64_t *)p;
+        } else {   /* RUNSPEC_BOOL, RUNSPEC_ROUTER: int */
+            v = (uint64_t)*(const int *)p;
+        }
+        for (size_t b = 0; b < n; b++)
+            le[b] = (uint8_t)(v >> (8 * b));
+        fnv(&h, le, n);
     }
     snprintf(out, 17, "%016" PRIx64, h);
 }
@@ -153,8 +178,9 @@ int checkpoint_info_read(const st_file *f, const char *path, checkpoint_info *in
      * the optimiser's; what older files lack keeps its default */
     train_config tc;
     runspec_defaults("tiny", &tc);
+    float moe_aux = tc.model.moe_aux;        /* its row's default: absent when dense */
     memset(&tc.model, 0, sizeof tc.model);   /* no preset: "" */
-    tc.model.moe_aux = 0.01f;                /* absent with a dense FFN */
+    tc.model.moe_aux = moe_aux;
     const char *res = st_meta_get(f, "resumable");
     info->resumable = res && strcmp(res, "1") == 0;
     if (runspec_meta_read(f, path, info->resumable, &tc, err) ||

@@ -83,33 +83,6 @@ typedef struct {
     size_t keep_checkpoints, heatmap_every;   /* kept in run_argv: resume keeps them */
 } run_args;
 
-static int parse_arms(const char *v, run_args *ra, gl_error *e)
-{
-    char buf[512];
-    if (!v || !*v)
-        return gl_fail(e, "--arms: missing value");
-    if (strlen(v) >= sizeof buf)
-        return gl_fail(e, "--arms: too long");
-    strcpy(buf, v);
-    ra->narms = 0;
-    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-        if (ra->narms == LIVE_MAX_ARMS)
-            return gl_fail(e, "--arms %s: at most %d arms", v, LIVE_MAX_ARMS);
-        int bad = args_parse_arm(w, &ra->modes[ra->narms], &ra->ffn[ra->narms]);
-        if (bad == -2)
-            return gl_fail(e, "--arms %s: unknown FFN '%s' in arm '%s' (+moe or +moe-random)", v,
-                           strchr(w, '+'), w);
-        if (bad)
-            return gl_fail(e, "--arms %s: unknown gate mode in arm '%s' (dense, soft, random, "
-                              "sigmoid, topk, topk-random, stochastic, oracle; +moe or "
-                              "+moe-random may follow)", v, w);
-        ra->narms++;
-    }
-    if (!ra->narms || v[strlen(v) - 1] == ',' || v[0] == ',' || strstr(v, ",,"))
-        return gl_fail(e, "--arms %s: empty arm in the list", v);
-    return 0;
-}
-
 /* --compare RUN[,RUN]: stored runs drawn as ghost curves on the screen */
 static int parse_compare(const char *v, run_args *ra, gl_error *e)
 {
@@ -159,17 +132,9 @@ static int check_memory(const run_args *ra, gl_error *e)
 static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
 {
     memset(ra, 0, sizeof *ra);
-    /* the preset decides defaults, so find it first */
-    ra->preset = "tiny";
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--preset") == 0) {
-            if (i + 1 >= argc)
-                return gl_fail(e, "--preset: missing value");
-            ra->preset = argv[i + 1];
-        }
     train_config *tc = &ra->tc;
-    if (runspec_defaults(ra->preset, tc))
-        return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", ra->preset);
+    if (args_preset_defaults(argc, argv, &ra->preset, tc, e))
+        return -1;
     tc->threads = args_default_threads();
     ra->db_path = "sessions/gatelab.db";
     ra->telemetry = 1;
@@ -188,7 +153,7 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         if (strcmp(f, "--preset") == 0) {
             /* handled above */
         } else if (strcmp(f, "--arms") == 0) {
-            rc = parse_arms(v, ra, e);
+            rc = args_parse_arms(v, ra->modes, ra->ffn, &ra->narms, e);
             keep = 0;
         } else if (strcmp(f, "--at") == 0) {
             if (!v)
@@ -671,7 +636,7 @@ static int cmd_resume(int argc, char **argv)
             db = v;
             i++;
         } else if (strcmp(f, "--steps") == 0 || strcmp(f, "--threads") == 0) {
-            if (args_size(f, v, 1, f[2] == 's' ? 100000000 : 256, &n, &e))
+            if (runspec_parse_into(runspec_find_flag(f), v, &n, &e))   /* run's ranges */
                 return cli_usage_error("%s", e.msg);
             *(f[2] == 's' ? &steps_word : &threads_word) = argv[++i];
         } else if (strcmp(f, "--headless") == 0) {

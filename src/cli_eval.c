@@ -10,6 +10,7 @@
 #include "args.h"
 #include "evaluate.h"
 #include "progress.h"
+#include "runspec.h"
 #include "experiment.h"
 
 /* ---- eval ---- */
@@ -73,7 +74,8 @@ int cli_eval(int argc, char **argv)
             *(f[2] == 'd' ? (f[3] == 'a' ? &data : &db) : f[2] == 'g' ? &gate : &step_word) = v;
             i++;
         } else if (strcmp(f, "--k") == 0 || strcmp(f, "--threads") == 0) {
-            if (args_size(f, v, 1, f[2] == 'k' ? 4096 : 256, f[2] == 'k' ? &k : &threads, &e))
+            /* the run-spec rows' ranges, as run takes them */
+            if (runspec_parse_into(runspec_find_flag(f), v, f[2] == 'k' ? &k : &threads, &e))
                 return cli_usage_error("%s", e.msg);
             i++;
         } else if (f[0] == '-') {

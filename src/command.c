@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "floatfmt.h"
 #include "gate.h"
 
 /* Whole numbers and seconds as a person writes them: strtoull and strtod
@@ -128,6 +129,21 @@ int command_parse(const char *spec, scripted_command *out, gl_error *err)
     if (arg && !needs_arg && !takes_arg)
         return gl_fail(err, "--at %s: %s takes no argument", spec, name);
     return 0;
+}
+
+void command_format(uint64_t step, const cmd_record *c, char *buf, size_t size)
+{
+    char arg[FLOATFMT_DOUBLE_SIZE + 1] = "";
+    if (c->kind == CMD_SWAP || c->kind == CMD_FORK)
+        snprintf(arg, sizeof arg, ":%s", gate_mode_name((gate_mode)c->arg));
+    else if (c->kind == CMD_SET_K)
+        snprintf(arg, sizeof arg, ":%u", c->arg);
+    else if (c->kind == CMD_PAUSE && c->seconds > 0.0) {
+        char secs[FLOATFMT_DOUBLE_SIZE];
+        snprintf(arg, sizeof arg, ":%s", floatfmt_shortest_double(c->seconds, secs, sizeof secs));
+    }
+    snprintf(buf, size, "%llu:%s%s", (unsigned long long)step, cmd_kind_name((cmd_kind)c->kind),
+             arg);
 }
 
 void command_describe(const cmd_record *c, char *buf, size_t size)

@@ -18,17 +18,10 @@ int experiment_args_parse(const char *kind, int argc, char **argv, experiment_ar
     memset(a, 0, sizeof *a);
     a->kind = kind;
     const int moe = strcmp(kind, "moe") == 0;
-    a->preset = "tiny";
-    for (int i = 0; i < argc; i++)
-        if (strcmp(argv[i], "--preset") == 0) {
-            if (i + 1 >= argc)
-                return gl_fail(e, "--preset: missing value");
-            a->preset = argv[i + 1];
-        }
     train_config *tc = &a->tc;
     model_config *mc = &tc->model;
-    if (runspec_defaults(a->preset, tc))
-        return gl_fail(e, "--preset %s: unknown preset (tiny, small, paper)", a->preset);
+    if (args_preset_defaults(argc, argv, &a->preset, tc, e))
+        return -1;
     tc->steps = 1000;       /* an experiment trains seeds x arms runs: shorter */
     tc->threads = args_default_threads();
     a->db = EXPERIMENT_DEFAULT_DB;

@@ -20,3 +20,18 @@ const char *floatfmt_shortest(float v, char *out, size_t size)
     }
     return out;
 }
+
+const char *floatfmt_shortest_double(double v, char *out, size_t size)
+{
+    if (isnan(v)) {
+        snprintf(out, size, "%g", v);
+        return out;
+    }
+    /* seventeen significant digits identify every double (DBL_DECIMAL_DIG) */
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(out, size, "%.*g", digits, v);
+        if (strtod(out, NULL) == v)
+            return out;
+    }
+    return out;
+}

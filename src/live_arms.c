@@ -49,16 +49,8 @@ static char *config_json(const live *lv, const trainer *t, const char *name, gat
     json_string(&b, "--arms");
     json_string(&b, arm_word);
     for (size_t i = 0; i < nscript; i++) {
-        char spec[96], arg[32] = "";
-        const cmd_record *c = &script[i].cmd;
-        if (c->kind == CMD_SWAP || c->kind == CMD_FORK)
-            snprintf(arg, sizeof arg, ":%s", gate_mode_name((gate_mode)c->arg));
-        else if (c->kind == CMD_SET_K)
-            snprintf(arg, sizeof arg, ":%u", c->arg);
-        else if (c->kind == CMD_PAUSE && c->seconds > 0.0)
-            snprintf(arg, sizeof arg, ":%.9g", c->seconds);
-        snprintf(spec, sizeof spec, "%llu:%s%s", (unsigned long long)script[i].step,
-                 cmd_kind_name((cmd_kind)c->kind), arg);
+        char spec[96];
+        command_format(script[i].step, &script[i].cmd, spec, sizeof spec);
         json_string(&b, "--at");
         json_string(&b, spec);
     }

@@ -22,7 +22,7 @@ const char *const runspec_preset_names[RUNSPEC_NPRESETS] = {"tiny", "small", "pa
 enum {
     J = RUNSPEC_JSON, META = RUNSPEC_META, RES = RUNSPEC_META_RESUME, MOE = RUNSPEC_MOE,
     OPT = RUNSPEC_OPTIONAL, SH = RUNSPEC_SHARED, EXP = RUNSPEC_EXPERIMENT,
-    OFF = RUNSPEC_ZERO_OFF,
+    OFF = RUNSPEC_ZERO_OFF, H = RUNSPEC_HASH,
 };
 
 /* In the order of the run's config JSON (the params view lists it so).
@@ -32,28 +32,30 @@ const runspec_row runspec_rows[] = {
     {"mode", "gate_mode", RUNSPEC_MODE, M(mode), NULL, 0, 0, "soft", NONE, J | META},
     {"preset", NULL, RUNSPEC_TEXT, M(preset), "--preset", 0, 0, "tiny", {"tiny", "small", "paper"},
      J | META | OPT | EXP},
-    {"V", NULL, RUNSPEC_SIZE, M(V), "--vocab", 2, 1 << 20, "256", NONE, J | META | SH | EXP},
+    {"V", NULL, RUNSPEC_SIZE, M(V), "--vocab", 2, 1 << 20, "256", NONE,
+     J | META | SH | EXP | H},
     {"T", NULL, RUNSPEC_SIZE, M(T), "--ctx", 2, 4096, "128", {"128", "256", "512"},
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     {"d", NULL, RUNSPEC_SIZE, M(d), "--dim", 1, 8192, "128", {"128", "256", "384"},
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     {"layers", NULL, RUNSPEC_SIZE, M(layers), "--layers", 1, 64, "4", {"4", "6", "6"},
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     {"heads", NULL, RUNSPEC_SIZE, M(heads), "--heads", 1, 64, "4", {"4", "8", "6"},
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     /* 4 d unless given (args_finish_defaults) */
     {"mlp", NULL, RUNSPEC_SIZE, M(mlp), "--mlp", 1, 65536, "512", {"512", "1024", "1536"},
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     {"r", NULL, RUNSPEC_SIZE, M(r), "--gate-rank", 1, 1024, "8", {"8", "8", "16"},
-     J | META | SH | EXP},
-    {"batch", NULL, RUNSPEC_SIZE, M(batch), "--batch", 1, 4096, "16", NONE, J | META | SH | EXP},
+     J | META | SH | EXP | H},
+    {"batch", NULL, RUNSPEC_SIZE, M(batch), "--batch", 1, 4096, "16", NONE,
+     J | META | SH | EXP | H},
     /* T/8 unless given (args_finish_defaults) */
     {"k", NULL, RUNSPEC_SIZE, M(k), "--k", 1, 4096, "16", {"16", "32", "64"},
      J | META | SH | EXP},
     {"gate_temp", NULL, RUNSPEC_FLOAT, M(gate_temp), "--gate-temp", 1e-4, 100, "0.25", NONE,
-     J | META | SH | EXP},
+     J | META | SH | EXP | H},
     {"gate_frozen", NULL, RUNSPEC_BOOL, M(gate_frozen), NULL, 0, 1, "0", NONE, META | OPT},
-    {"seed", NULL, RUNSPEC_U64, M(seed), "--seed", 0, ANY_SEED, "1", NONE, J | META},
+    {"seed", NULL, RUNSPEC_U64, M(seed), "--seed", 0, ANY_SEED, "1", NONE, J | META | H},
     {"steps", NULL, RUNSPEC_SIZE, R(steps), "--steps", 1, 1e8, "2000", NONE, J | SH | EXP},
     {"lr", NULL, RUNSPEC_FLOAT, O(lr), "--lr", 0, 10, "0.003", NONE, J | RES | SH | EXP},
     /* lr unless given (args_finish_defaults) */
@@ -89,11 +91,11 @@ const runspec_row runspec_rows[] = {
     {"heatmaps", NULL, RUNSPEC_BOOL, R(heatmaps), NULL, 0, 1, "0", NONE, 0},
     /* per arm: 0 (dense FFN) unless the arm is +moe; run's --experts (default 4) */
     {"experts", NULL, RUNSPEC_SIZE, M(experts), "--experts", 2, 64, "0", NONE,
-     J | META | MOE | OFF},
+     J | META | MOE | OFF | H},
     {"router", NULL, RUNSPEC_ROUTER, M(router_frozen), NULL, 0, 1, "learned", NONE,
-     J | META | MOE},
+     J | META | MOE | H},
     {"moe_aux", NULL, RUNSPEC_FLOAT, M(moe_aux), "--moe-aux", 0, 10, "0.01", NONE,
-     J | META | MOE},
+     J | META | MOE | H},
 };
 const size_t runspec_nrows = sizeof runspec_rows / sizeof runspec_rows[0];
 

@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "checkpoint.h"
 #include "cli_help.h"
 #include "json.h"
+#include "model.h"
 #include "optim.h"
 
 static void test_rows(void)
@@ -292,6 +294,23 @@ static void test_ranges(void)
     tc.model.heads = 65;
     CHECK(runspec_check(&tc, &e) == -1 && strcmp(e.msg, "--heads 65: must be between 1 and 64") == 0,
           "runspec_check names the flag: %s", e.msg);
+
+    /* the preset first, as run and experiment find it; the last one counts */
+    const char *preset;
+    char *words[] = {"--steps", "5", "--preset", "paper", "--preset", "small"};
+    rc = args_preset_defaults(6, words, &preset, &tc, &e);
+    CHECK(rc == 0 && strcmp(preset, "small") == 0 && tc.model.d == 256 && tc.optim.lr == 0.003f,
+          "args_preset_defaults: the last --preset's defaults (%s)", rc ? e.msg : preset);
+    char *huge[] = {"--preset", "huge"};
+    rc = args_preset_defaults(2, huge, &preset, &tc, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--preset huge: unknown preset (tiny, small, paper)") == 0,
+          "an unknown preset refused, naming runspec_preset_names: %s", e.msg);
+    char *none[] = {"--preset"};
+    rc = args_preset_defaults(1, none, &preset, &tc, &e);
+    CHECK(rc == -1 && strcmp(e.msg, "--preset: missing value") == 0, "--preset at the end: %s",
+          e.msg);
+    rc = args_preset_defaults(0, NULL, &preset, &tc, &e);
+    CHECK(rc == 0 && strcmp(preset, "tiny") == 0 && tc.model.d == 128, "no --preset: tiny");
 }
 
 static void test_writer(void)
@@ -378,6 +397,84 @@ static void test_hostile(void)
     free(json);
 }
 
+/* The config hash stored checkpoints carry: the values the hand-listed
+ * hash gave before the table drove it (computed with that code), so files
+ * written then still resume. Every row that changes the parameter tensors
+ * is in the hash, and the frozen order names exactly the RUNSPEC_HASH rows. */
+static void test_config_hash(void)
+{
+    char h[17];
+    model_config c;
+    runspec_preset("tiny", &c);
+    checkpoint_config_hash(&c, h);
+    CHECK(strcmp(h, "c6602b9257b0c613") == 0, "tiny's config hash is the old one (%s)", h);
+    model_config m;
+    runspec_preset("small", &m);
+    m.experts = 4;
+    m.router_frozen = 1;
+    m.moe_aux = 0.02f;
+    m.gate_temp = 0.5f;
+    m.seed = 12345678901ULL;
+    m.batch = 8;
+    m.V = 300;
+    checkpoint_config_hash(&m, h);
+    CHECK(strcmp(h, "d6df2a6bb0dab592") == 0, "a MoE config's hash is the old one (%s)", h);
+    m.experts = 0;
+    m.router_frozen = 0;
+    checkpoint_config_hash(&m, h);
+    CHECK(strcmp(h, "56af1e076c8340af") == 0, "its dense twin's hash is the old one (%s)", h);
+
+    size_t nhash = 0, missing = 0;
+    for (size_t i = 0; i < runspec_nrows; i++) {
+        if (!(runspec_rows[i].where & RUNSPEC_HASH))
+            continue;
+        nhash++;
+        size_t j = 0;
+        while (j < checkpoint_hash_nrows && strcmp(checkpoint_hash_rows[j], runspec_rows[i].name))
+            j++;
+        if (j == checkpoint_hash_nrows) {
+            missing++;
+            printf("  row %s has RUNSPEC_HASH but is not in checkpoint_hash_rows\n",
+                   runspec_rows[i].name);
+        }
+    }
+    CHECK(!missing && nhash == checkpoint_hash_nrows,
+          "checkpoint_hash_rows names exactly the %zu RUNSPEC_HASH rows", nhash);
+
+    /* each numeric model row moved to another value in its range: if the
+     * parameter count moves, the row must be hashed */
+    size_t uncovered = 0, shaped = 0;
+    model_config base;
+    runspec_preset("tiny", &base);
+    base.experts = 4;
+    for (size_t i = 0; i < runspec_nrows; i++) {
+        const runspec_row *r = &runspec_rows[i];
+        if (r->in != RUNSPEC_MODEL)
+            continue;
+        model_config x = base;
+        void *p = (char *)&x + r->offset;
+        if (r->type == RUNSPEC_SIZE)
+            *(size_t *)p = *(size_t *)p == (size_t)r->min ? (size_t)r->min + 1 : (size_t)r->min;
+        else if (r->type == RUNSPEC_U64)
+            *(uint64_t *)p += 1;
+        else if (r->type == RUNSPEC_BOOL || r->type == RUNSPEC_ROUTER || r->type == RUNSPEC_MODE)
+            *(int *)p = !*(int *)p;
+        else if (r->type == RUNSPEC_FLOAT)
+            *(float *)p *= 2;
+        else
+            continue;
+        if (model_count_params(&x) == model_count_params(&base))
+            continue;
+        shaped++;
+        if (!(r->where & RUNSPEC_HASH)) {
+            uncovered++;
+            printf("  row %s changes the parameters but is not hashed\n", r->name);
+        }
+    }
+    CHECK(!uncovered && shaped >= 7, "the %zu model rows that change the parameters are hashed",
+          shaped);
+}
+
 int main(void)
 {
     test_rows();
@@ -389,5 +486,6 @@ int main(void)
     test_ranges();
     test_writer();
     test_hostile();
+    test_config_hash();
     return check_finish();
 }

@@ -1,5 +1,6 @@
 /* test_units: small modules against answers worked out by hand —
  * command_parse / command_describe (include/command.h, the `--at` words),
+ * command_format read back by command_parse for every command kind,
  * optim_schedule (include/optim.h, warm-up then cosine), and pool_run's
  * split (include/pool.h: blocks that depend only on n and the grain and
  * cover [0, n) exactly once, whatever the thread count). */
@@ -130,6 +131,51 @@ static void test_command(void)
     describe_is("1:stop", "stop");
 }
 
+/* command_format then command_parse gives the command back, and formatting
+ * that gives the same word: what `resume` relies on for an arm's --at. */
+static void round_trip(uint64_t step, cmd_kind kind, uint32_t arg, double seconds,
+                       const char *want)
+{
+    cmd_record c = {.kind = (uint32_t)kind, .arg = arg, .seconds = seconds, .scripted = 1};
+    char word[96], again[96] = "";
+    command_format(step, &c, word, sizeof word);
+    scripted_command sc;
+    gl_error e = {{0}};
+    int rc = command_parse(word, &sc, &e);
+    if (rc == 0)
+        command_format(sc.step, &sc.cmd, again, sizeof again);
+    CHECK(rc == 0 && sc.step == step && sc.cmd.kind == c.kind && sc.cmd.arg == c.arg &&
+              sc.cmd.seconds == c.seconds && sc.cmd.scripted == 1 && sc.arm[0] == 0 &&
+              strcmp(word, again) == 0 && (!want || strcmp(word, want) == 0),
+          "format %s -> '%s' parses back (rc %d%s%s)", cmd_kind_name(kind), word, rc,
+          rc ? ": " : "", rc ? e.msg : "");
+}
+
+static void test_command_format(void)
+{
+    printf("# command_format: parse(format(x)) == x\n");
+    round_trip(500, CMD_SWAP, GATE_RANDOM, 0.0, "500:swap:random");
+    round_trip(12, CMD_FORK, GATE_TOPK_RANDOM, 0.0, "12:fork:topk-random");
+    round_trip(300, CMD_SET_K, 8, 0.0, "300:k:8");
+    round_trip(100, CMD_PAUSE, 0, 2.5, "100:pause:2.5");
+    round_trip(100, CMD_PAUSE, 0, 0.0, "100:pause");
+    round_trip(1, CMD_PAUSE, 0, 0.003, "1:pause:0.003");
+    /* more digits than %.9g kept: the shortest exact decimal */
+    round_trip(1, CMD_PAUSE, 0, 1.0 / 3.0, "1:pause:0.3333333333333333");
+    /* %g's form, as floatfmt_shortest writes floats (parses back) */
+    round_trip(1, CMD_PAUSE, 0, 86400.0, "1:pause:8.64e+04");
+    round_trip(0, CMD_FREEZE, 0, 0.0, "0:freeze");
+    round_trip(7, CMD_UNFREEZE, 0, 0.0, "7:unfreeze");
+    round_trip(7, CMD_RESUME, 0, 0.0, "7:resume");
+    round_trip(9, CMD_CHECKPOINT, 0, 0.0, "9:checkpoint");
+    round_trip(UINT64_MAX, CMD_STOP, 0, 0.0, "18446744073709551615:stop");
+    for (uint32_t m = 0; m < GATE_MODE_COUNT; m++)
+        if (m != GATE_DISTILLED)
+            round_trip(42, CMD_SWAP, m, 0.0, NULL);
+    /* every kind above: a new kind must be added here */
+    CHECK(CMD_KIND_COUNT == 9, "the round trips cover all %d command kinds", CMD_KIND_COUNT);
+}
+
 /* ---- optim_schedule ---- */
 
 static void schedule_is(const optim_config *c, size_t step, double want)
@@ -253,6 +299,7 @@ static void test_pool(void)
 int main(void)
 {
     test_command();
+    test_command_format();
     test_schedule();
     test_pool();
     return check_finish();
