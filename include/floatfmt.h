@@ -12,7 +12,8 @@
 
 /* Writes into out[size] (size >= FLOATFMT_SIZE) the first of %.1g .. %.9g
  * that strtof reads back to exactly v (%.9g always does), and returns out.
- * A NaN or infinity is written as %g writes it ("nan", "inf"). */
+ * A whole number below 1e15 is written with its digits (86400, not
+ * 8.64e+04). A NaN or infinity is written as %g writes it ("nan", "inf"). */
 const char *floatfmt_shortest(float v, char *out, size_t size);
 
 /* The same for a double (seconds of a pause): the first of %.1g .. %.17g

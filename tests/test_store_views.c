@@ -142,13 +142,18 @@ static void test_aligned_comparisons(void)
 /* params: the run's configuration as typed */
 static void test_params(void)
 {
-    char fl[FLOATFMT_SIZE], tp[FLOATFMT_SIZE], ck[FLOATFMT_SIZE];
+    char fl[FLOATFMT_SIZE], tp[FLOATFMT_SIZE], ck[FLOATFMT_SIZE], wh[FLOATFMT_SIZE],
+        big[FLOATFMT_SIZE];
     CHECK(strcmp(floatfmt_shortest(3e-3f, fl, sizeof fl), "0.003") == 0 &&
               strcmp(floatfmt_shortest(1e-5f, tp, sizeof tp), "1e-05") == 0 &&
-              strcmp(floatfmt_shortest(1.0f, ck, sizeof ck), "1") == 0,
-          "floatfmt: 3e-3 -> %s, 1e-5 -> %s, 1 -> %s", fl, tp, ck);
+              strcmp(floatfmt_shortest(1.0f, ck, sizeof ck), "1") == 0 &&
+              strcmp(floatfmt_shortest(100.0f, wh, sizeof wh), "100") == 0 &&
+              strcmp(floatfmt_shortest(3.40282347e38f, big, sizeof big), "3.4028235e+38") == 0,
+          "floatfmt: 3e-3 -> %s, 1e-5 -> %s, 1 -> %s, 100 -> %s, FLT_MAX -> %s", fl, tp, ck,
+          wh, big);
     int exact = 1;
-    const float probe[] = {0.1f, 3e-4f, 1.17549435e-38f, 3.40282347e38f, 0.3333333f, -2.5e-7f};
+    const float probe[] = {0.1f,    3e-4f,   1.17549435e-38f, 3.40282347e38f, 0.3333333f,
+                           -2.5e-7f, 86400.f, 16777216.f,      -1e10f,         1e20f};
     for (size_t i = 0; i < sizeof probe / sizeof probe[0]; i++) {
         char b[FLOATFMT_SIZE];
         floatfmt_shortest(probe[i], b, sizeof b);
