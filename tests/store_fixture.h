@@ -27,8 +27,25 @@
 #include "../store/store_int.h"
 
 #define T_HEAT 4
+/* the uid a root test drops to where a permission must be refused */
+#define NOBODY 65534
 
 static char tmpdir[64];
+
+/* ---- walk callbacks ------------------------------------------------------ */
+
+/* counts the rows of a store_list_* walk into *(size_t *)ctx */
+static inline int count_row(void *ctx, const void *row)
+{
+    (void)row;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static inline int run_count(void *ctx, const store_run_row *row)
+{
+    return count_row(ctx, row);
+}
 
 /* ---- files ------------------------------------------------------------- */
 
