@@ -520,6 +520,7 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         }
         if (prepare_all(s, err) || (id.version >= 4 && read_id(s, err)))
             goto fail;
+        s->version = id.version;
         return s;
     }
     if (sqlite3_db_readonly(s->db, "main") == 1) {
@@ -537,6 +538,7 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         goto fail;   /* someone deleted the row: a new id, as for a new file */
     if (prepare_all(s, err) || store_detect_crashes(s, err))
         goto fail;
+    s->version = STORE_SCHEMA_VERSION;
     return s;
 fail:
     store_close(s);

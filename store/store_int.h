@@ -66,6 +66,8 @@ struct store {
     char host[256];
     int64_t pid;
     int readonly;                 /* opened read-only (STORE_BROWSE) */
+    int64_t version;              /* schema version as opened: a reader's file may be
+                                     older; a writer's is migrated to the current one */
     char db_id[33];               /* db_info 'id', "" when there is none */
     int last_rc;                  /* SQLite code of the last store_fail since
                                      store_begin: store_busy reads it */

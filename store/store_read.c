@@ -429,15 +429,11 @@ int store_list_comparisons(store *s, int64_t session, int64_t run, store_compari
         "  FROM router_learned_vs_random)\n"
         "WHERE (?1 = 0 OR session = ?1) AND (?2 = 0 OR ?2 IN (learned_run, random_run, dense_run))\n"
         "ORDER BY session, seed, what";
-    int version = 0;
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    if (version < 5)
+    /* a reader's older file has no comparison views: nothing to list */
+    if (s->version < 5)
         return 0;
     /* prepared per call: the statement names schema-5 views */
+    sqlite3_stmt *st;
     if (store_prepare(s, sql, &st, err))
         return -1;
     int rc = SQLITE_OK;
