@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 
@@ -333,6 +333,50 @@ int64_t store_next_arm(store *s, int64_t session, gl_error *err);
 /* Ends the open transaction, if any, dropping what it wrote (the way out of
  * a store_begin whose writes failed half way). */
 void store_abort(store *s);
+
+/* ---- steering from outside: the commands table (schema 6; store_command.c)
+ * DESIGN §12. Any process adds a pending row; only the process that owns the
+ * session (its store thread) reads the pending rows, applies them and marks
+ * each applied or rejected; the sender reads the row back. */
+
+/* kind: a command word (pause, resume, swap, freeze, unfreeze, k,
+ * checkpoint, fork, stop — the owner rejects any other); arg: its argument
+ * as text (NULL or "": none); run 0: every arm of the session, else a run of
+ * that session. Inserts a pending row (requested_at now) in its own
+ * transaction or the open one; *id_out (may be NULL) gets its id. "no
+ * session N in PATH" / "no run R in session N of PATH" when missing. */
+int store_command_add(store *s, int64_t session, int64_t run, const char *kind, const char *arg,
+                      int64_t *id_out, gl_error *err);
+
+typedef struct {
+    int64_t id, session, run;      /* run 0: every arm */
+    char kind[16], arg[48];
+    char requested[32], decided[32];   /* decided "" while pending */
+    char state[12];                /* pending, applied or rejected */
+    int has_step;
+    uint64_t applied_step;         /* when has_step (applied) */
+    char reason[REC_TEXT];         /* "" unless rejected */
+} store_command_row;
+typedef int (*store_command_fn)(void *ctx, const store_command_row *row);
+
+/* The owner's poll: the pending rows of a session whose id is above `after`,
+ * in id order (kind, arg, run, requested; no state but pending). A nonzero
+ * return of fn stops the walk and is returned. Cheap: the partial index
+ * commands_pending holds only pending rows. */
+int store_command_pending(store *s, int64_t session, int64_t after, store_command_fn fn,
+                          void *ctx, gl_error *err);
+/* The owner's answers: a pending row becomes applied at `step`, or rejected
+ * with `reason` (NULL or "": "rejected"). A row no longer pending is left as
+ * it is; *changed (may be NULL) says whether this call decided it. */
+int store_command_applied(store *s, int64_t id, uint64_t step, int *changed, gl_error *err);
+int store_command_rejected(store *s, int64_t id, const char *reason, int *changed,
+                           gl_error *err);
+/* Rejects every pending row of a session (its end); *changed: how many. */
+int store_command_reject_pending(store *s, int64_t session, const char *reason, int *changed,
+                                 gl_error *err);
+/* One row as it is now (the sender waits on its state); "no command N in
+ * PATH" when missing. */
+int store_command_get(store *s, int64_t id, store_command_row *out, gl_error *err);
 
 /* ---- admin: ls filters, rm, tags (store_admin.c) ---- */
 

@@ -154,3 +154,24 @@ SELECT run, session, name, mode, status, steps,
        round(tokens_per_s, 0) AS tokens_per_s, gatelab_version, git_rev
 FROM run_final
 ORDER BY run;
+
+-- name: commands_by_session
+-- Steering from outside (schema 6): every command sent to a session, what
+-- became of it and how long the owner took to decide it (seconds).
+SELECT c.session, c.id, coalesce(r.name, 'every arm') AS target, c.kind, c.arg, c.state,
+       c.applied_step, c.reason,
+       round((julianday(c.decided_at) - julianday(c.requested_at)) * 86400, 3) AS seconds
+FROM commands c
+LEFT JOIN runs r ON r.id = c.run
+ORDER BY c.session, c.id;
+
+-- name: commands_with_events
+-- Each applied command beside the event it made on its run: the event's
+-- step is the command's applied_step.
+SELECT c.id AS command, c.kind, c.arg, c.applied_step, e.run, e.step, e.kind AS event,
+       e.detail
+FROM commands c
+JOIN runs r ON r.session = c.session AND (c.run IS NULL OR r.id = c.run)
+JOIN events e ON e.run = r.id AND e.step = c.applied_step AND e.detail LIKE '%(sent)%'
+WHERE c.state = 'applied'
+ORDER BY c.id, e.run;

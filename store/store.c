@@ -562,6 +562,7 @@ void store_close(store *s)
             sqlite3_finalize(s->sw[i]);
         for (int i = 0; i < SR_COUNT; i++)
             sqlite3_finalize(s->sr[i]);
+        store_command_finalize(s);
         int rc = sqlite3_close(s->db);
         GL_ASSERT(rc == SQLITE_OK);   /* every statement is finalized above */
     }

@@ -55,6 +55,16 @@ typedef enum {
     SR_COUNT
 } store_read_stmt;
 
+/* ...and of store_command.c: the owner's poll and answers, prepared on first
+ * use (store_command.c keeps their SQL). */
+typedef enum {
+    SC_PENDING,
+    SC_APPLIED,
+    SC_REJECTED,
+    SC_REJECT_ALL,
+    SC_COUNT
+} store_command_stmt;
+
 extern const char *const store_write_sql[SW_COUNT];
 extern const char *const store_read_sql[SR_COUNT];
 /* store_migrations[v] takes a database from user_version v to v+1 */
@@ -84,6 +94,7 @@ struct store {
     int tx_saved;                 /* live_tx holds the list of an open store_begin */
     sqlite3_stmt *sw[SW_COUNT];
     sqlite3_stmt *sr[SR_COUNT];
+    sqlite3_stmt *sc[SC_COUNT];   /* NULL until first used */
 };
 
 /* Binders keep the first failing return code in *rc, so a run of binds is
@@ -126,6 +137,9 @@ void store_iso_time(double wall_ms, char out[32]);
 #define STORE_HEAT_PLANES 3
 extern const char *const store_heat_kind[STORE_HEAT_PLANES];
 uint8_t *store_heat_plane(const heatmap_snapshot *h, size_t k);
+
+/* Finalizes the commands table's statements (store_close). */
+void store_command_finalize(store *s);
 
 /* Ends the open transaction, if any, dropping what it wrote. */
 void store_rollback(store *s);

@@ -560,12 +560,39 @@ static const char schema_v5[] =
     "            WHEN j.type = 'true' THEN 1 WHEN j.type = 'false' THEN 0 END AS value_num\n"
     "FROM runs r, json_each(r.config) j;\n";
 
+/* Steering from outside (DESIGN §12): any process inserts a pending row; the
+ * process that owns the session applies it at the arm's next step boundary
+ * and marks it applied (with the step it took effect at) or rejected (with
+ * why). run NULL: every arm of the session. The partial index is the
+ * owner's poll: the pending rows of one session after the last id it has
+ * seen, a few times a second, reading only what is new. */
+static const char schema_v6[] =
+    "CREATE TABLE commands (\n"
+    "  id           INTEGER PRIMARY KEY,\n"
+    "  session      INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,\n"
+    "  run          INTEGER REFERENCES runs(id) ON DELETE CASCADE,\n"
+    "  kind         TEXT NOT NULL,\n"
+    "  arg          TEXT,\n"
+    "  requested_at TEXT NOT NULL,\n"
+    "  state        TEXT NOT NULL DEFAULT 'pending'\n"
+    "                 CHECK (state IN ('pending', 'applied', 'rejected')),\n"
+    "  applied_step INTEGER CHECK (applied_step >= 0),\n"
+    "  reason       TEXT,\n"
+    "  decided_at   TEXT,\n"
+    "  CHECK (state <> 'applied' OR applied_step IS NOT NULL),\n"
+    "  CHECK (state <> 'rejected' OR reason IS NOT NULL),\n"
+    "  CHECK (state = 'pending' OR decided_at IS NOT NULL)\n"
+    ");\n"
+    "CREATE INDEX commands_pending ON commands (session, id) WHERE state = 'pending';\n"
+    "CREATE INDEX commands_run ON commands (run);\n";
+
 const char *const store_migrations[] = {
     schema_v1,
     schema_v2,
     schema_v3,
     schema_v4,
     schema_v5,
+    schema_v6,
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] == STORE_SCHEMA_VERSION,

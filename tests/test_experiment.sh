@@ -108,7 +108,7 @@ check "the experiment is stored (id '$exp')" [ -n "$exp" ]
 # ---------------------------------------------------------------------------
 # the database
 # ---------------------------------------------------------------------------
-check "schema version 5" [ "$(sql 'pragma user_version')" = 5 ]
+check "schema version 6" [ "$(sql 'pragma user_version')" = 6 ]
 check "experiments: one row, absorption, finished, with its wall time" \
     [ "$(sql "select count(*) || kind || status || (wall_seconds > 0) from experiments")" = "1absorptionfinished1" ]
 check "experiment_results: as many rows as printed ($rows)" \

@@ -1,7 +1,8 @@
 /* test_store_migrate: the store's forward-only migrations on files made as
  * older gatelab versions made them — a version-3 file to 4 and a version-4
  * file to 5 with every row kept (names, tags and notes arrive empty), and a
- * migration that fails part-way leaving the file exactly as it was. The
+ * migration that fails part-way leaving the file exactly as it was, and a
+ * version-5 file to 6 (the commands table) with the commands API on it. The
  * rest of the store is test_store.c. */
 #include "store_fixture.h"
 
@@ -274,7 +275,8 @@ static void test_migrate_v4(void)
         return;
     }
     db = raw_open(path);
-    CHECK(raw_int(db, "PRAGMA user_version") == 5, "user_version is 5");
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "user_version is %d",
+          STORE_SCHEMA_VERSION);
     size_t same = 0;
     for (size_t t = 0; t < N_TABLES; t++) {
         char *after = table_text_cols(db, all_tables[t], &ncols[t]);
@@ -384,6 +386,143 @@ static void test_migrate_v4(void)
     free(path);
 }
 
+/* ---- migration from schema 5 to 6: the commands table ------------------ */
+
+static const char *const v5_tables[] = {
+    "sessions", "runs", "metrics", "layer_metrics", "summaries", "events", "segments",
+    "heatmaps", "checkpoints", "experiments", "experiment_runs", "experiment_results", "tags",
+};
+#define N_V5_TABLES (sizeof v5_tables / sizeof v5_tables[0])
+
+static int first_row(void *ctx, const store_command_row *row)
+{
+    *(store_command_row *)ctx = *row;
+    return 1;
+}
+
+static int count_cmd(void *ctx, const store_command_row *row)
+{
+    (void)row;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void test_migrate_v5(void)
+{
+    char *path = tmp_path("v5.db");
+    sqlite3 *db = old_file(path, 5);
+    raw_exec(db, "INSERT INTO tags (run, key, value) VALUES (1, 'lr', '3e-3');"
+                 "UPDATE sessions SET name = 'baseline' WHERE id = 1;"
+                 "INSERT INTO db_info (key, value) VALUES ('id', 'fedcba9876543210fedcba9876543210')");
+    char *before[N_V5_TABLES];
+    for (size_t t = 0; t < N_V5_TABLES; t++)
+        before[t] = table_text(db, v5_tables[t]);
+    sqlite3_close(db);
+
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "a version-5 file opens (%s)", s ? "migrated" : err.msg);
+    if (!s) {
+        for (size_t t = 0; t < N_V5_TABLES; t++)
+            free(before[t]);
+        free(path);
+        return;
+    }
+    db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 6, "user_version is 6");
+    size_t same = 0;
+    for (size_t t = 0; t < N_V5_TABLES; t++) {
+        char *after = table_text(db, v5_tables[t]);
+        same += strcmp(after, before[t]) == 0;
+        free(after);
+        free(before[t]);
+    }
+    CHECK(same == N_V5_TABLES, "5 -> 6: every row of the %zu tables is kept (%zu equal)",
+          N_V5_TABLES, same);
+    CHECK(raw_int(db, "SELECT count(*) FROM commands") == 0 &&
+              raw_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND"
+                          " name = 'commands_pending' AND sql LIKE '%WHERE state = ''pending''%'") == 1,
+          "an empty commands table with its partial index of pending rows");
+    /* the owner's poll reads the partial index, not the table */
+    char plan[512];
+    sqlite3_stmt *q;
+    GL_ASSERT(sqlite3_prepare_v2(db,
+                                 "EXPLAIN QUERY PLAN SELECT id FROM commands WHERE session = 1"
+                                 " AND state = 'pending' AND id > 0 ORDER BY id",
+                                 -1, &q, NULL) == SQLITE_OK);
+    plan[0] = '\0';
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const unsigned char *d = sqlite3_column_text(q, 3);
+        strncat(plan, d ? (const char *)d : "", sizeof plan - strlen(plan) - 1);
+    }
+    sqlite3_finalize(q);
+    CHECK(strstr(plan, "commands_pending") != NULL, "the pending poll uses its index (%s)", plan);
+
+    /* the API on the migrated file */
+    int64_t id1 = 0, id2 = 0, id3 = 0;
+    CHECK(store_command_add(s, 1, 2, "swap", "random", &id1, &err) == 0 && id1 > 0,
+          "a command for run 2 of session 1 is added (%s)", err.msg);
+    CHECK(store_command_add(s, 1, 0, "pause", NULL, &id2, &err) == 0 && id2 > id1 &&
+              raw_int(db, "SELECT count(*) FROM commands WHERE run IS NULL AND arg IS NULL") == 1,
+          "one for every arm: run and arg NULL");
+    CHECK(store_command_add(s, 1, 0, "stop", "", &id3, &err) == 0, "a third");
+    CHECK(store_command_add(s, 9, 0, "pause", NULL, NULL, &err) == -1 &&
+              strstr(err.msg, "no session 9"),
+          "a missing session is refused, naming it (%s)", err.msg);
+    CHECK(store_command_add(s, 2, 1, "pause", NULL, NULL, &err) == -1 &&
+              strstr(err.msg, "no run 1 in session 2"),
+          "a run of another session is refused (%s)", err.msg);
+    CHECK(store_command_add(s, 1, 0, "", NULL, NULL, &err) == -1 &&
+              raw_int(db, "SELECT count(*) FROM commands") == 3,
+          "an empty kind is refused; nothing refused was inserted");
+    store_command_row row;
+    CHECK(store_command_pending(s, 1, 0, first_row, &row, &err) == 1 && row.id == id1 &&
+              row.run == 2 && strcmp(row.kind, "swap") == 0 && strcmp(row.arg, "random") == 0 &&
+              strcmp(row.state, "pending") == 0 && row.requested[0],
+          "the poll reads the first pending row with its fields");
+    size_t n = 0;
+    CHECK(store_command_pending(s, 1, id1, count_cmd, &n, &err) == 0 && n == 2,
+          "after its id, the two others (%zu)", n);
+    n = 0;
+    CHECK(store_command_pending(s, 2, 0, count_cmd, &n, &err) == 0 && n == 0,
+          "another session has none");
+    int changed = -1;
+    CHECK(store_command_applied(s, id1, 812, &changed, &err) == 0 && changed == 1 &&
+              store_command_get(s, id1, &row, &err) == 0 && strcmp(row.state, "applied") == 0 &&
+              row.has_step && row.applied_step == 812 && row.decided[0] && !row.reason[0],
+          "applied at step 812, with a decision time");
+    CHECK(store_command_rejected(s, id1, "too late", &changed, &err) == 0 && changed == 0 &&
+              store_command_get(s, id1, &row, &err) == 0 && strcmp(row.state, "applied") == 0,
+          "a decided row is never decided again");
+    CHECK(store_command_rejected(s, id2, "run 3 has ended", &changed, &err) == 0 &&
+              changed == 1 && store_command_get(s, id2, &row, &err) == 0 &&
+              strcmp(row.state, "rejected") == 0 && !row.has_step &&
+              strcmp(row.reason, "run 3 has ended") == 0,
+          "rejected with its reason, no step");
+    CHECK(store_command_reject_pending(s, 1, "the session ended", &changed, &err) == 0 &&
+              changed == 1 && store_command_get(s, id3, &row, &err) == 0 &&
+              strcmp(row.reason, "the session ended") == 0,
+          "the session's end rejects what is still pending (%d)", changed);
+    n = 0;
+    CHECK(store_command_pending(s, 1, 0, count_cmd, &n, &err) == 0 && n == 0, "none pending");
+    CHECK(store_command_get(s, 99, &row, &err) == -1 && strstr(err.msg, "no command 99"),
+          "a missing command is named (%s)", err.msg);
+    CHECK(sqlite3_exec(db, "UPDATE commands SET state = 'applied', applied_step = NULL"
+                           " WHERE id = 3", NULL, NULL, NULL) != SQLITE_OK &&
+              sqlite3_exec(db, "UPDATE commands SET state = 'done' WHERE id = 3", NULL, NULL,
+                           NULL) != SQLITE_OK,
+          "the schema refuses an applied row without a step and an unknown state");
+    store_close(s);
+    raw_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM runs WHERE id = 2");
+    CHECK(raw_int(db, "SELECT count(*) FROM commands") == 2,
+          "deleting a run deletes its commands");
+    raw_exec(db, "DELETE FROM sessions WHERE id = 1");
+    CHECK(raw_int(db, "SELECT count(*) FROM commands") == 0,
+          "deleting a session deletes its commands");
+    sqlite3_close(db);
+    free(path);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_migrate_XXXXXX");
@@ -392,6 +531,7 @@ int main(void)
     test_migrate_v3();
     test_migrate_fails_whole();
     test_migrate_v4();
+    test_migrate_v5();
 
     rm_tree(tmpdir);
     return check_finish();
