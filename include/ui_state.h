@@ -66,7 +66,10 @@ typedef enum {
     UI_SER_TOKENS_PER_S,
     UI_SER_EXPERT_BALANCE,
     UI_SER_DENSITY,          /* the evaluation's REC_LAYER records: the mean over layers
-                                of the mean over heads, as the REC_EVAL means are made */
+                                of the mean over heads, as the REC_EVAL means are made;
+                                taken when the REC_EVAL of the same step arrives, so a
+                                feeder sends an evaluation's layer records before it
+                                (as an arm does) */
     UI_SER_FLIP_RATE,
     UI_SER_COUNT
 } ui_series_key;
