@@ -249,6 +249,10 @@ typedef int (*store_layer_fn)(void *ctx, const store_layer_row *row);
 /* Every layer_metrics row of a run at exactly this step. */
 int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_layer_fn fn,
                                 void *ctx, gl_error *err);
+/* One layer_metrics key of a run (e.g. "density", "flip_rate") by step: at
+ * each step the mean over layers of the mean over heads (wall_ms is 0). */
+int store_list_layer_means(store *s, int64_t run, const char *key, store_metric_fn fn,
+                           void *ctx, gl_error *err);
 
 /* The heatmaps of run `run` at `step`, as store_write_heatmap wrote them, into
  * h, whose shape (layers, heads, T) is the caller's: h->step = step, every

@@ -37,6 +37,10 @@ typedef enum {
     UI_ACT_RIGHT_MAP,
     UI_ACT_LOG,
     UI_ACT_SMOOTH,
+    UI_ACT_CHART,        /* m: the main chart's next metric */
+    UI_ACT_HIDE,         /* v: hide / show the selected arm's curve */
+    UI_ACT_PIN,          /* p: only the selected arm's curve / all again */
+    UI_ACT_ZOOM,         /* z: the next x window */
     UI_ACT_CHECKPOINT,
     UI_ACT_FORK,
     UI_ACT_STEP_PREV,
@@ -52,6 +56,30 @@ typedef enum {
 #define UI_SMOOTH_LEVELS 4
 extern const double ui_smooth_beta[UI_SMOOTH_LEVELS];
 
+/* What the main chart shows (`m` cycles them in this order): "loss" is
+ * train and val loss together, the others one metric each (ui/loss.c has
+ * their titles, units and which axis and smoothing apply). Expert balance
+ * is in the cycle only once some arm has experts. */
+typedef enum {
+    UI_CHART_LOSS,
+    UI_CHART_VAL_LOSS,
+    UI_CHART_TRAIN_LOSS,
+    UI_CHART_F1,
+    UI_CHART_MASS_KEPT,
+    UI_CHART_GATE_GRAD_NORM,
+    UI_CHART_GRAD_NORM,
+    UI_CHART_DENSITY,
+    UI_CHART_FLIP_RATE,
+    UI_CHART_LR,
+    UI_CHART_TOKENS_PER_S,
+    UI_CHART_EXPERT_BALANCE,
+    UI_CHART_COUNT
+} ui_chart;
+
+/* The x windows `z` cycles through: the last N steps, 0 = every step. */
+#define UI_ZOOM_LEVELS 4
+extern const uint64_t ui_zoom_steps[UI_ZOOM_LEVELS];
+
 /* What the person chose to look at, and what the screen says back. */
 typedef struct {
     ui_mode mode;
@@ -59,6 +87,10 @@ typedef struct {
     int log_y;
     int smooth;                /* index into ui_smooth_beta */
     int right;                 /* heatmap beside the gate: 0 oracle mask, 1 attention */
+    int chart;                 /* ui_chart on the main chart */
+    uint32_t hidden;           /* bit i: arm i's curve is hidden */
+    size_t pinned;             /* arm + 1 whose curve alone is drawn; 0: none */
+    int zoom;                  /* index into ui_zoom_steps */
     int help;                  /* the help overlay is up */
     int confirm_quit;          /* "quit? y/n" is asked */
     char msg[160];
@@ -73,6 +105,9 @@ typedef struct {
 } ui_view;
 
 void ui_view_init(ui_view *v, ui_mode mode);
+/* Whether arm i's curves are drawn: the pinned arm alone when one is
+ * pinned, else every arm not hidden. */
+int ui_view_shows_arm(const ui_view *v, size_t i);
 void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -13,11 +13,14 @@
 #include "record.h"
 #include "session_view.h"
 
-/* A loss curve. Points are kept at full resolution up to UI_SERIES_CAP; past
- * that, neighbours are merged pairwise (stride doubles) so memory stays
- * bounded on long runs while the curve keeps its shape. Each point keeps the
- * mean of its raw values in linear and in log space, so log-axis smoothing
- * and downsampling happen in log space without recomputing logs. */
+/* A curve: a loss, or another metric of an arm. Points are kept at full
+ * resolution up to UI_SERIES_CAP; past that, neighbours are merged pairwise
+ * (stride doubles) so memory stays bounded on long runs while the curve
+ * keeps its shape. Each point of a loss series keeps the mean of its raw
+ * values in linear and in log space, so log-axis smoothing and downsampling
+ * happen in log space without recomputing logs. A linear series
+ * (ui_series_init_linear: F1, lr, a gradient norm...) takes any finite value,
+ * zero and negative ones included, and has no log space (lv is 0). */
 #define UI_SERIES_CAP 32768
 
 typedef struct {
@@ -30,14 +33,18 @@ typedef struct {
     uint32_t acc_n;
     uint64_t acc_step;
     /* over the raw values, exact */
-    double last, min;
-    uint64_t last_step, min_step;
+    double last, min, max;
+    uint64_t last_step, min_step, max_step;
     size_t count;
+    int linear;          /* any finite value; no log space */
 } ui_series;
 
 void ui_series_init(ui_series *s);
+void ui_series_init_linear(ui_series *s);
+/* Frees the points; the series stays usable, of the same kind. */
 void ui_series_free(ui_series *s);
-/* Non-finite or non-positive values are skipped (log space needs v > 0). */
+/* Non-finite values are skipped, and so are non-positive ones in a loss
+ * series (log space needs v > 0). */
 void ui_series_add(ui_series *s, uint64_t step, double v);
 /* Number of points including the one being filled, and point i of them. */
 size_t ui_series_points(const ui_series *s);
@@ -45,6 +52,32 @@ void ui_series_point(const ui_series *s, size_t i, uint64_t *step, double *v, do
                      uint32_t *n);
 /* Value at exactly this step (val series), 0 when there is none. */
 int ui_series_at(const ui_series *s, uint64_t step, double *v);
+
+/* The series an arm keeps besides train and val loss, for the chart's
+ * metric views (`m`). Each is a linear series; a metric the arm does not
+ * have (F1 under dense, a gate gradient without a gate, expert balance
+ * without experts) stays empty, as the records leave it NaN. */
+typedef enum {
+    UI_SER_GRAD_NORM,        /* REC_STEP, every step: the whole model's gradient norm */
+    UI_SER_LR,               /* REC_STEP: the learning rate of the step */
+    UI_SER_F1,               /* REC_EVAL, every evaluation (means over layers) */
+    UI_SER_MASS_KEPT,
+    UI_SER_GATE_GRAD_NORM,
+    UI_SER_TOKENS_PER_S,
+    UI_SER_EXPERT_BALANCE,
+    UI_SER_DENSITY,          /* the evaluation's REC_LAYER records: the mean over layers
+                                of the mean over heads, as the REC_EVAL means are made;
+                                taken when the REC_EVAL of the same step arrives, so a
+                                feeder sends an evaluation's layer records before it
+                                (as an arm does) */
+    UI_SER_FLIP_RATE,
+    UI_SER_COUNT
+} ui_series_key;
+
+/* The key the store keeps a series under: a `metrics` key ("grad_norm",
+ * "f1"...) or, for UI_SER_DENSITY and UI_SER_FLIP_RATE, a `layer_metrics`
+ * key (*per_layer = 1). */
+const char *ui_series_key_name(ui_series_key k, int *per_layer);
 
 typedef struct {
     char name[64];
@@ -62,6 +95,7 @@ typedef struct {
     double eval_tok_s;           /* the arm's own figure at its last evaluation */
     double expert_balance;       /* last evaluation's, NaN for a dense FFN */
     ui_series train, val;        /* train_loss per step, val_loss per evaluation */
+    ui_series metric[UI_SER_COUNT];   /* the other curves, by ui_series_key */
     double *layer;               /* [L*H*METRIC_COUNT], NaN = none */
     uint64_t layer_step;
     int have_layer;
@@ -165,6 +199,12 @@ typedef struct {
     uint64_t clean;              /* the first gate change of the three; UINT64_MAX: none */
 } ui_routing;
 int ui_state_routing(const ui_state *st, ui_routing *out);
+
+/* Mean over layers of ui_state_layer_mean (the layers that have the metric;
+ * NaN when none has): what REC_EVAL's means are. */
+double ui_state_model_mean(const ui_state *st, size_t a, metric_key key);
+/* Some arm has an expert balance: a session with mixture-of-experts arms. */
+int ui_state_has_experts(const ui_state *st);
 
 /* All arms have a final status (and there is at least one). */
 int ui_state_all_done(const ui_state *st);

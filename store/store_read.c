@@ -282,6 +282,32 @@ int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_laye
     return finish_once(s, st, rc, err, "list layer metrics");
 }
 
+int store_list_layer_means(store *s, int64_t run, const char *key, store_metric_fn fn,
+                           void *ctx, gl_error *err)
+{
+    /* the mean over layers of each layer's mean over heads, as an
+     * evaluation record's means are made (metrics_model_value) */
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT step, avg(lv) FROM (SELECT step, layer, avg(value) AS lv"
+                        " FROM layer_metrics WHERE run = ?1 AND key = ?2 GROUP BY step, layer)"
+                        " GROUP BY step ORDER BY step",
+                     &st, err, "prepare list layer means"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_text(st, 2, key, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_metric_row row;
+            row.step = store_col_u64(st, 0);
+            row.wall_ms = 0.0;
+            row.value = store_col_f64(st, 1);
+            if (fn(ctx, &row))
+                break;
+        }
+    return finish_once(s, st, rc, err, "list layer means");
+}
+
 /* ---- heatmaps: one row per (layer, head, plane), written by write_heatmap ---- */
 
 const char *const store_heat_kind[STORE_HEAT_PLANES] = {"gate", "oracle", "attn"};

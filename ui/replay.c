@@ -1,5 +1,6 @@
 /* replay: a stored session drawn with the live screen's panels. Curves come
- * from `metrics`, the agreement bars from `layer_metrics` at the cursor step,
+ * from `metrics` (and the density and flip-rate charts from the means of
+ * `layer_metrics`), the agreement bars from `layer_metrics` at the cursor step,
  * the heatmaps from `heatmaps`, each arm's gate from its `segments`, the
  * events line from `events`. The cursor walks the evaluation steps; the
  * per-step tables are read again only when it moves (or the arm changes). */
@@ -192,6 +193,15 @@ static int load(replay *rp, int64_t session, gl_error *err)
         rc = store_list_metrics(rp->s, row->id, "train_loss", add_metric, &tr, err);
         if (!rc)
             rc = store_list_metrics(rp->s, row->id, "val_loss", add_metric, &va, err);
+        /* the main chart's other metrics (`m`): a key the run never
+         * stored (F1 of a dense run) leaves its series empty */
+        for (int k = 0; k < UI_SER_COUNT && !rc; k++) {
+            int per_layer;
+            const char *key = ui_series_key_name((ui_series_key)k, &per_layer);
+            sink ms = {&a->metric[k]};
+            rc = per_layer ? store_list_layer_means(rp->s, row->id, key, add_metric, &ms, err)
+                           : store_list_metrics(rp->s, row->id, key, add_metric, &ms, err);
+        }
         if (!rc)
             rc = store_list_segments(rp->s, row->id, add_segment, &ss, err);
         if (!rc)

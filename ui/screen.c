@@ -23,6 +23,7 @@
 #include "ui_panels.h"
 
 const double ui_smooth_beta[UI_SMOOTH_LEVELS] = {0.0, 0.9, 0.98, 0.995};
+const uint64_t ui_zoom_steps[UI_ZOOM_LEVELS] = {0, 2000, 500, 100};
 #define UI_SMOOTH_DEFAULT 2
 
 struct ui_screen {
@@ -290,9 +291,21 @@ static const ui_keydef key_table[] = {
     {{'h'}, UI_ACT_NEXT_HEAD, {0}, UI_ACT_NONE, "h", "head", "next head of the heatmap", BOTH},
     {{'a'}, UI_ACT_RIGHT_MAP, {0}, UI_ACT_NONE, "a", "attn",
      "right heatmap: oracle top-k mask / attention probabilities", BOTH},
-    {{'l'}, UI_ACT_LOG, {0}, UI_ACT_NONE, "l", "log", "loss axis: logarithmic / linear", BOTH},
+    {{'l'}, UI_ACT_LOG, {0}, UI_ACT_NONE, "l", "log",
+     "loss axis: logarithmic / linear (the loss charts; the others are linear)", BOTH},
     {{'s'}, UI_ACT_SMOOTH, {0}, UI_ACT_NONE, "s", "smooth",
-     "train-loss smoothing: debiased EMA 0.9 / 0.98 / 0.995 / off", BOTH},
+     "smoothing of the per-step curves (train loss, grad norm): debiased EMA 0.9 / 0.98 / "
+     "0.995 / off", BOTH},
+    {{'m'}, UI_ACT_CHART, {0}, UI_ACT_NONE, "m", "chart",
+     "main chart: loss (train + val), val loss, train loss, F1 vs oracle, mass kept, gate grad "
+     "norm, grad norm, density, flip rate, lr, tokens/s, expert balance (with experts)", BOTH},
+    {{'v'}, UI_ACT_HIDE, {0}, UI_ACT_NONE, "v", NULL,
+     "hide / show the selected arm's curves on the main chart", BOTH},
+    {{'p'}, UI_ACT_PIN, {0}, UI_ACT_NONE, "p", NULL,
+     "pin the selected arm: only its curves on the main chart; p again shows the others", BOTH},
+    {{'z'}, UI_ACT_ZOOM, {0}, UI_ACT_NONE, "z", NULL,
+     "main chart's x axis: every step / the last 2000 / 500 / 100 steps (replay: up to the "
+     "cursor)", BOTH},
     {{'c'}, UI_ACT_CHECKPOINT, {0}, UI_ACT_NONE, "c", "ckpt", "checkpoint every arm now",
      UI_LIVE},
     {{'F'}, UI_ACT_FORK, {0}, UI_ACT_NONE, "F", "fork",
@@ -338,6 +351,13 @@ void ui_view_init(ui_view *v, ui_mode mode)
     v->eta = NAN;
 }
 
+int ui_view_shows_arm(const ui_view *v, size_t i)
+{
+    if (v->pinned)
+        return i + 1 == v->pinned;
+    return i >= 32 || !(v->hidden & (1u << i));
+}
+
 void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
 {
     va_list ap;
@@ -372,6 +392,37 @@ unsigned ui_screen_view_action(ui_screen *s, ui_view *v, const ui_state *st, ui_
         return UI_DIRTY_LOSS;
     case UI_ACT_SMOOTH:
         v->smooth = (v->smooth + 1) % UI_SMOOTH_LEVELS;
+        return UI_DIRTY_LOSS;
+    case UI_ACT_CHART:
+        do
+            v->chart = (v->chart + 1) % UI_CHART_COUNT;
+        while (v->chart == UI_CHART_EXPERT_BALANCE && !ui_state_has_experts(st));
+        return UI_DIRTY_LOSS;
+    case UI_ACT_HIDE: {
+        if (!st->narms || v->sel >= 32)
+            return 0;
+        const char *name = st->arms[v->sel].name;
+        v->hidden ^= 1u << v->sel;
+        if (v->pinned == v->sel + 1)
+            v->pinned = 0;   /* a pinned arm hidden: nothing would be left to see */
+        ui_view_message(v, 0, 2.0, "%s: curves %s", name,
+                        v->hidden & (1u << v->sel) ? "hidden (v shows them)" : "shown");
+        return UI_DIRTY_LOSS | UI_DIRTY_KEYS;
+    }
+    case UI_ACT_PIN:
+        if (!st->narms)
+            return 0;
+        if (v->pinned == v->sel + 1) {
+            v->pinned = 0;
+            ui_view_message(v, 0, 2.0, "every arm's curves again");
+        } else {
+            v->pinned = v->sel + 1;
+            ui_view_message(v, 0, 2.0, "pinned %s: only its curves (p again: every arm)",
+                            st->arms[v->sel].name);
+        }
+        return UI_DIRTY_LOSS | UI_DIRTY_KEYS;
+    case UI_ACT_ZOOM:
+        v->zoom = (v->zoom + 1) % UI_ZOOM_LEVELS;
         return UI_DIRTY_LOSS;
     case UI_ACT_HELP:
         v->help = !v->help;

@@ -18,7 +18,14 @@ void ui_series_init(ui_series *s)
     memset(s, 0, sizeof *s);
     s->stride = 1;
     s->min = INFINITY;
+    s->max = -INFINITY;
     s->last = NAN;
+}
+
+void ui_series_init_linear(ui_series *s)
+{
+    ui_series_init(s);
+    s->linear = 1;
 }
 
 void ui_series_free(ui_series *s)
@@ -27,7 +34,9 @@ void ui_series_free(ui_series *s)
     free(s->v);
     free(s->lv);
     free(s->n);
+    int linear = s->linear;
     ui_series_init(s);
+    s->linear = linear;
 }
 
 static void series_grow(ui_series *s)
@@ -67,7 +76,7 @@ static void series_halve(ui_series *s)
 
 void ui_series_add(ui_series *s, uint64_t step, double v)
 {
-    if (!isfinite(v) || v <= 0.0)
+    if (!isfinite(v) || (!s->linear && v <= 0.0))
         return;
     s->last = v;
     s->last_step = step;
@@ -75,9 +84,13 @@ void ui_series_add(ui_series *s, uint64_t step, double v)
         s->min = v;
         s->min_step = step;
     }
+    if (v > s->max) {
+        s->max = v;
+        s->max_step = step;
+    }
     s->count++;
     s->acc_v += v;
-    s->acc_lv += log(v);
+    s->acc_lv += s->linear ? 0.0 : log(v);
     s->acc_n++;
     s->acc_step = step;
     if (s->acc_n < s->stride)
@@ -141,6 +154,33 @@ int ui_series_at(const ui_series *s, uint64_t step, double *v)
 
 /* ---- the session ---- */
 
+static const struct {
+    const char *name;
+    int per_layer;
+} series_keys[UI_SER_COUNT] = {
+    [UI_SER_GRAD_NORM] = {"grad_norm", 0},
+    [UI_SER_LR] = {"lr", 0},
+    [UI_SER_F1] = {"f1", 0},
+    [UI_SER_MASS_KEPT] = {"mass_kept", 0},
+    [UI_SER_GATE_GRAD_NORM] = {"gate_grad_norm", 0},
+    [UI_SER_TOKENS_PER_S] = {"tokens_per_s", 0},
+    [UI_SER_EXPERT_BALANCE] = {"expert_balance", 0},
+    [UI_SER_DENSITY] = {"density", 1},
+    [UI_SER_FLIP_RATE] = {"flip_rate", 1},
+};
+
+const char *ui_series_key_name(ui_series_key k, int *per_layer)
+{
+    if ((unsigned)k >= UI_SER_COUNT) {
+        if (per_layer)
+            *per_layer = 0;
+        return "?";
+    }
+    if (per_layer)
+        *per_layer = series_keys[k].per_layer;
+    return series_keys[k].name;
+}
+
 void ui_state_init(ui_state *st, size_t L, size_t H, size_t T, size_t B, size_t steps)
 {
     memset(st, 0, sizeof *st);
@@ -155,6 +195,8 @@ static void arm_free(ui_arm *a)
 {
     ui_series_free(&a->train);
     ui_series_free(&a->val);
+    for (int k = 0; k < UI_SER_COUNT; k++)
+        ui_series_free(&a->metric[k]);
     free(a->layer);
     heatmap_snapshot_free(a->heat);
 }
@@ -182,6 +224,8 @@ ui_arm *ui_state_arm(ui_state *st, size_t i, const char *name)
         snprintf(a->name, sizeof a->name, "arm%zu", st->narms);
         ui_series_init(&a->train);
         ui_series_init(&a->val);
+        for (int k = 0; k < UI_SER_COUNT; k++)
+            ui_series_init_linear(&a->metric[k]);
         size_t n = st->L * st->H * METRIC_COUNT;
         a->layer = xmalloc(n * sizeof *a->layer);
         for (size_t j = 0; j < n; j++)
@@ -312,6 +356,8 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
         return UI_DIRTY_ALL;
     case REC_STEP:
         ui_series_add(&a->train, r->step, r->u.step.loss);
+        ui_series_add(&a->metric[UI_SER_GRAD_NORM], r->step, r->u.step.grad_norm);
+        ui_series_add(&a->metric[UI_SER_LR], r->step, r->u.step.lr);
         if (r->step > a->step)
             a->step = r->step;
         return UI_DIRTY_LOSS | UI_DIRTY_HEADER;
@@ -322,6 +368,20 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
             ui_series_add(&a->train, r->step, r->u.eval.train_loss);
         a->eval_tok_s = r->u.eval.tokens_per_s;
         a->expert_balance = r->u.eval.expert_balance;
+        /* a NaN is a metric the arm does not have (or one that blew up,
+         * which the events report): the series skips it */
+        ui_series_add(&a->metric[UI_SER_F1], r->step, r->u.eval.f1);
+        ui_series_add(&a->metric[UI_SER_MASS_KEPT], r->step, r->u.eval.mass_kept);
+        ui_series_add(&a->metric[UI_SER_GATE_GRAD_NORM], r->step, r->u.eval.gate_grad_norm);
+        ui_series_add(&a->metric[UI_SER_TOKENS_PER_S], r->step, r->u.eval.tokens_per_s);
+        ui_series_add(&a->metric[UI_SER_EXPERT_BALANCE], r->step, r->u.eval.expert_balance);
+        /* the evaluation's layer records came before it */
+        if (a->have_layer && a->layer_step == r->step) {
+            ui_series_add(&a->metric[UI_SER_DENSITY], r->step,
+                          ui_state_model_mean(st, r->arm, METRIC_DENSITY));
+            ui_series_add(&a->metric[UI_SER_FLIP_RATE], r->step,
+                          ui_state_model_mean(st, r->arm, METRIC_FLIP_RATE));
+        }
         if (r->step > a->step)
             a->step = r->step;
         return UI_DIRTY_LOSS | UI_DIRTY_HEADER | UI_DIRTY_EVENTS;
@@ -400,6 +460,28 @@ double ui_state_layer_mean(const ui_state *st, size_t i, size_t layer, metric_ke
         }
     }
     return n ? sum / (double)n : NAN;
+}
+
+double ui_state_model_mean(const ui_state *st, size_t i, metric_key key)
+{
+    double sum = 0.0;
+    size_t n = 0;
+    for (size_t l = 0; l < st->L; l++) {
+        double v = ui_state_layer_mean(st, i, l, key);
+        if (!isnan(v)) {
+            sum += v;
+            n++;
+        }
+    }
+    return n ? sum / (double)n : NAN;
+}
+
+int ui_state_has_experts(const ui_state *st)
+{
+    for (size_t i = 0; i < st->narms; i++)
+        if (st->arms[i].metric[UI_SER_EXPERT_BALANCE].count)
+            return 1;
+    return 0;
 }
 
 /* The arm listed under mode m: the gate it started with, as the database's
