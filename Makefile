@@ -32,7 +32,7 @@ BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/$(MODE)/bench/%)
 BIN := $(BUILD)/$(MODE)/gatelab
 
-.PHONY: all deps test test-asan test-tsan test-bins bench run install clean check-deps fuzz fuzz-deps
+.PHONY: all deps test test-asan test-tsan test-bins bench bench-deps run install clean check-deps fuzz fuzz-deps
 all: $(BIN)
 	@ln -sf $(BIN) gatelab
 
@@ -102,6 +102,12 @@ test-bins: $(TEST_BIN)
 bench: deps
 	$(MAKE) --no-print-directory all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
+
+# The bench's peer (tests/bench/torch_ref.py): PyTorch from Debian. Never a
+# test dependency; without it the bench says the comparison was skipped.
+bench-deps: deps
+	@/usr/bin/python3 -c 'import torch' 2>/dev/null || python3 -c 'import torch' 2>/dev/null || \
+	  { $(call apt_install,bench-deps,python3-torch); }
 
 run: deps
 	$(MAKE) --no-print-directory all

@@ -13,13 +13,19 @@
  *     model pool of 1 and 2 threads: warm-up steps, then timed steps;
  *     tokens/s = steps*B*T / seconds. Heap allocations made during the timed
  *     steps are counted by wrapping malloc/calloc/realloc (below).
+ *  2b. the FMA peak: a register-only loop of independent FMAs (AVX-512 and
+ *     AVX2 where the CPU has them), 1 and 2 threads: the physical ceiling.
  *  4. FLOPs: model_flops_per_token is the forward; a training step costs
- *     3x that (forward + backward). Achieved GFLOP/s = 3*fwd*tokens/s; MFU is
- *     that over the 2048^3 sgemm figure for the same thread count.
+ *     3x that (forward + backward). Achieved GFLOP/s = 3*fwd*tokens/s, shown
+ *     over the 2048^3 sgemm figure and over the FMA peak for the same thread
+ *     count.
  *  5. peak RSS (ru_maxrss from wait4) of a forked child that builds a
  *     trainer and runs a few steps on a pool of 1 thread. These children run
  *     first, while this process is still small, and an empty child gives the
- *     RSS every child inherits; the table is printed last.
+ *     RSS every child inherits; the table is printed after the FLOPs.
+ *  6. PyTorch: the same model trained by tests/bench/torch_ref.py, config by
+ *     config, alternating with gatelab; the ratio per config (skipped where
+ *     python3-torch is missing).
  *
  * OpenBLAS runs single-threaded throughout (the model's pool provides the
  * parallelism) except for the one 2-thread 2048^3 measurement.
@@ -30,9 +36,12 @@
  * warm-up) and prints one line. It exists for A/B comparisons of two builds:
  * run the two binaries alternately, several times each, and compare the
  * medians, since other processes on the machine move any single figure by
- * more than the change being measured. */
+ * more than the change being measured.
+ * `bench_train --fma` prints only section 2b, `--peer` only section 6. */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -319,6 +328,112 @@ static void bench_gemm(double peak[3])
            "means other processes held the CPUs)\n\n", N, d, F, V, Hr, T, hd);
 }
 
+/* ---- 2b. the FMA units' own ceiling ----
+ * A loop of independent fused multiply-adds on registers (no memory
+ * traffic): what the cores can do at most, the physical ceiling every
+ * training figure sits under. Twelve accumulators cover the FMA latency on
+ * two ports. The AVX-512 and AVX2 variants are compiled with target
+ * attributes and chosen by what this CPU reports, so the build flags stay
+ * as they are. */
+
+#define FMA_CHAINS 12
+#define FMA_ITERS 20000000UL
+
+__attribute__((target("avx512f"))) static float fma_loop_avx512(size_t iters)
+{
+    __m512 acc[FMA_CHAINS];
+    for (int j = 0; j < FMA_CHAINS; j++)
+        acc[j] = _mm512_set1_ps(1e-3f * (float)j);
+    const __m512 a = _mm512_set1_ps(0.9999999f), b = _mm512_set1_ps(1e-7f);
+    for (size_t i = 0; i < iters; i++)
+        for (int j = 0; j < FMA_CHAINS; j++)
+            acc[j] = _mm512_fmadd_ps(acc[j], a, b);
+    float out = 0.0f, lanes[16];
+    for (int j = 0; j < FMA_CHAINS; j++) {
+        _mm512_storeu_ps(lanes, acc[j]);
+        out += lanes[0] + lanes[15];
+    }
+    return out;
+}
+
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(size_t iters)
+{
+    __m256 acc[FMA_CHAINS];
+    for (int j = 0; j < FMA_CHAINS; j++)
+        acc[j] = _mm256_set1_ps(1e-3f * (float)j);
+    const __m256 a = _mm256_set1_ps(0.9999999f), b = _mm256_set1_ps(1e-7f);
+    for (size_t i = 0; i < iters; i++)
+        for (int j = 0; j < FMA_CHAINS; j++)
+            acc[j] = _mm256_fmadd_ps(acc[j], a, b);
+    float out = 0.0f, lanes[8];
+    for (int j = 0; j < FMA_CHAINS; j++) {
+        _mm256_storeu_ps(lanes, acc[j]);
+        out += lanes[0] + lanes[7];
+    }
+    return out;
+}
+
+typedef struct {
+    int wide;        /* 16 lanes (AVX-512) or 8 (AVX2) */
+    size_t iters;
+    float sink;      /* keeps the loop's result alive */
+} fma_job;
+
+static void *fma_thread(void *arg)
+{
+    fma_job *j = arg;
+    j->sink = j->wide == 16 ? fma_loop_avx512(j->iters) : fma_loop_avx2(j->iters);
+    return NULL;
+}
+
+/* GFLOP/s of `threads` threads running the loop at once, 0 when it cannot run. */
+static double fma_measure(int wide, int threads)
+{
+    fma_job jobs[2];
+    pthread_t tid[2];
+    GL_ASSERT(threads >= 1 && threads <= 2);
+    for (int t = 0; t < threads; t++)
+        jobs[t] = (fma_job){wide, FMA_ITERS, 0.0f};
+    fma_thread(&(fma_job){wide, FMA_ITERS / 20, 0.0f});   /* untimed: clocks up */
+    const double start = gl_now();
+    for (int t = 1; t < threads; t++)
+        if (pthread_create(&tid[t], NULL, fma_thread, &jobs[t]))
+            return 0.0;
+    fma_thread(&jobs[0]);
+    for (int t = 1; t < threads; t++)
+        pthread_join(tid[t], NULL);
+    const double elapsed = gl_now() - start;
+    if (!isfinite(jobs[0].sink))   /* never: the loop converges; keeps the sink read */
+        printf("(fma sink %g)\n", (double)jobs[0].sink);
+    return 2.0 * wide * FMA_CHAINS * (double)FMA_ITERS * threads / elapsed * 1e-9;
+}
+
+/* Fills fma[1], fma[2] with the widest loop this CPU runs; prints the table. */
+static void bench_fma(double fma[3])
+{
+    __builtin_cpu_init();
+    const int has512 = __builtin_cpu_supports("avx512f");
+    const int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    printf("== 2b. FMA peak: %d independent fp32 FMA chains on registers, %lu iterations a thread\n",
+           FMA_CHAINS, FMA_ITERS);
+    printf("%-8s %7s %8s\n", "isa", "threads", "GFLOP/s");
+    fma[1] = fma[2] = 0.0;
+    for (int pass = 0; pass < 2; pass++) {
+        const int wide = pass == 0 ? 16 : 8;
+        if (!(pass == 0 ? has512 : has2)) {
+            printf("%-8s (not supported by this CPU)\n", pass == 0 ? "avx512" : "avx2");
+            continue;
+        }
+        for (int threads = 1; threads <= 2; threads++) {
+            const double g = fma_measure(wide, threads);
+            printf("%-8s %7d %8.1f\n", pass == 0 ? "avx512" : "avx2", threads, g);
+            if (g > fma[threads])
+                fma[threads] = g;
+        }
+    }
+    printf("(2 FLOPs per lane per FMA; the widest ISA's figure is the ceiling used below)\n\n");
+}
+
 /* ---- 3./4. training throughput and FLOPs ---- */
 
 static const char *const PRESETS[] = {"tiny", "small"};
@@ -418,7 +533,7 @@ static void print_flops(void)
 }
 
 /* Returns 0 when every run completed. */
-static int bench_training(const double peak[3])
+static int bench_training(const double peak[3], const double fma[3])
 {
     train_result res[NPRESETS][NMODES][MAX_THREADS + 1];
     int rc = 0;
@@ -430,9 +545,9 @@ static int bench_training(const double peak[3])
                 rc |= !res[p][m][threads].ok;
             }
 
-    printf("%-6s %-9s %7s %6s %8s %5s %9s %8s %8s %7s %11s %7s\n", "preset", "mode", "threads",
-           "steps", "s/step", "cpu%", "tokens/s", "vs dense", "GFLOP/s", "MFU", "allocs/step",
-           "loss");
+    printf("%-6s %-9s %7s %6s %8s %5s %9s %8s %8s %8s %7s %11s %7s\n", "preset", "mode",
+           "threads", "steps", "s/step", "cpu%", "tokens/s", "vs dense", "GFLOP/s", "of sgemm",
+           "of FMA", "allocs/step", "loss");
     for (size_t p = 0; p < NPRESETS; p++) {
         for (size_t threads = 1; threads <= MAX_THREADS; threads++)
             for (size_t m = 0; m < NMODES; m++) {
@@ -452,21 +567,23 @@ static int bench_training(const double peak[3])
                     snprintf(allocs, sizeof allocs, "%.1f", (double)r->allocs / (double)r->steps);
                 else
                     snprintf(allocs, sizeof allocs, "-");
-                printf("%-6s %-9s %7zu %6zu %8.3f %5.0f %9.0f %8.2f %8.2f %6.1f%% %11s %7.4f%s\n",
+                printf("%-6s %-9s %7zu %6zu %8.3f %5.0f %9.0f %8.2f %8.2f %7.1f%% %6.1f%% %11s "
+                       "%7.4f%s\n",
                        PRESETS[p], MODES[m], threads, r->steps,
                        r->steps ? r->seconds / (double)r->steps : 0.0,
                        r->seconds > 0 ? 100.0 * r->cpu_seconds / r->seconds : 0.0,
-                       r->tokens_per_s, ratio,
-                       achieved, 100.0 * achieved / peak[threads], allocs, r->loss,
+                       r->tokens_per_s, ratio, achieved, 100.0 * achieved / peak[threads],
+                       fma[threads] > 0 ? 100.0 * achieved / fma[threads] : 0.0, allocs, r->loss,
                        r->diverged ? "  diverged" : "");
             }
     }
     printf("(warm-up then timed steps: tiny %zu+%zu, small %zu+%zu; threads = model pool, "
            "OpenBLAS at 1;\n cpu%% = CPU time of all threads / wall time; vs dense = tokens/s over dense at the same preset and threads;\n"
-           " GFLOP/s = 3 * fwd FLOP/tok * tokens/s; MFU = that / 2048^3 sgemm GFLOP/s at the "
-           "same thread count: %.2f (1), %.2f (2))\n\n",
+           " GFLOP/s = 3 * fwd FLOP/tok * tokens/s; of sgemm = that / the 2048^3 sgemm GFLOP/s at "
+           "the same thread count: %.2f (1), %.2f (2);\n of FMA = that / section 2b's FMA peak at "
+           "the same thread count: %.1f (1), %.1f (2))\n\n",
            plan_of("tiny").warmup, plan_of("tiny").timed, plan_of("small").warmup,
-           plan_of("small").timed, peak[1], peak[2]);
+           plan_of("small").timed, peak[1], peak[2], fma[1], fma[2]);
     return rc;
 }
 
@@ -543,6 +660,8 @@ static const rss_case RSS_CASES[] = {
     {"tiny", "soft", 3},
     {"tiny", "dense+moe", 3},
     {"small", "dense", 2},
+    {"small", "soft", 2},
+    {"paper", "dense", 1},   /* on bytes: V = 256 */
 };
 #define NRSS (sizeof RSS_CASES / sizeof RSS_CASES[0])
 
@@ -566,6 +685,144 @@ static void print_rss(const rss_result res[NRSS])
     }
     printf("(empty = a child that only forks and exits: what every child inherits; "
            "p+g+adam = params, grads, Adam m and v; acts = the activation buffer)\n");
+}
+
+/* ---- 6. against PyTorch, config by config, interleaved ----
+ * The same model in PyTorch (tests/bench/torch_ref.py: the same shapes, read
+ * from gatelab's presets and passed on its command line, the same gates,
+ * AdamW and batch, random tokens), at its best thread split: the script runs
+ * once with 1 and once with 2 intra-op threads and the better figure counts.
+ * gatelab trains with a model pool of 2 threads (what `--threads 2` does).
+ * The two alternate config by config, PEER_ROUNDS times, so a disturbance
+ * from another process hits both; each side's figure is its median. Skipped
+ * (said, not failed) where no python3 can import torch: `make bench-deps`
+ * installs python3-torch. */
+
+static const struct {
+    const char *preset, *mode;
+} PEERS[] = {{"tiny", "dense"}, {"tiny", "soft"}, {"tiny", "topk"},
+             {"small", "dense"}, {"small", "soft"}};
+#define NPEERS (sizeof PEERS / sizeof PEERS[0])
+#define PEER_ROUNDS 3
+
+/* A python that imports torch into py (GATELAB_BENCH_PYTHON first), and the
+ * script into script; 0 when there is none. */
+static int torch_find(char *py, size_t pysize, char *script, size_t ssize)
+{
+    const char *s = getenv("GATELAB_BENCH_TORCH_SCRIPT");
+    snprintf(script, ssize, "%s", s ? s : "tests/bench/torch_ref.py");
+    if (access(script, R_OK) != 0)
+        return 0;
+    const char *env = getenv("GATELAB_BENCH_PYTHON");
+    const char *cands[] = {env ? env : "", "python3", "/usr/bin/python3"};
+    for (size_t i = 0; i < sizeof cands / sizeof cands[0]; i++) {
+        if (!cands[i][0] || strchr(cands[i], '\''))
+            continue;
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "'%s' -c 'import torch' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) {
+            snprintf(py, pysize, "%s", cands[i]);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* tokens/s of one torch_ref run, 0 when it failed or its model is not
+ * gatelab's (another parameter count); version gets its torch version. */
+static double torch_measure(const char *py, const char *script, const char *preset,
+                            const char *mode, int threads, char *version, size_t vsize)
+{
+    model_config c;
+    GL_ASSERT(model_preset(preset, &c) == 0);
+    const step_plan plan = plan_of(preset);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s' --mode %s --V %zu --T %zu --d %zu --layers %zu --heads %zu --mlp %zu "
+             "--r %zu --k %zu --gate-temp %.9g --batch %zu --threads %d --warmup %zu --timed %zu",
+             py, script, mode, c.V, c.T, c.d, c.layers, c.heads, c.mlp, c.r, c.k,
+             (double)c.gate_temp, c.batch, threads, plan.warmup, plan.timed);
+    fflush(stdout);
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return 0.0;
+    char line[512];
+    double tps = 0.0;
+    size_t params = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, "tokens/s ");
+        const char *np = strstr(line, "params ");
+        if (np)
+            params = strtoull(np + 7, NULL, 10);
+        const char *ver = strstr(line, "version ");
+        if (at)
+            tps = strtod(at + 9, NULL);
+        if (ver) {
+            snprintf(version, vsize, "%s", ver + 8);
+            version[strcspn(version, "\n")] = '\0';
+        }
+    }
+    if (pclose(f) != 0)
+        return 0.0;
+    if (params != model_count_params(&c)) {
+        printf("(torch_ref %s %s: %zu parameters, gatelab %zu: not the same model)\n", preset,
+               mode, params, model_count_params(&c));
+        return 0.0;
+    }
+    return tps;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Returns 0 when every measurement ran (or PyTorch is absent). */
+static int bench_peer(void)
+{
+    char py[256], script[512], version[64] = "?";
+    printf("== 6. against PyTorch: the same model, shapes, gates, AdamW and batch, interleaved "
+           "config by config (%d rounds, medians)\n", PEER_ROUNDS);
+    if (!torch_find(py, sizeof py, script, sizeof script)) {
+        printf("(skipped: no python3 here imports torch — `make bench-deps` installs "
+               "python3-torch; GATELAB_BENCH_PYTHON names another interpreter)\n\n");
+        return 0;
+    }
+    double g[NPEERS], tbest[NPEERS], tt[NPEERS][3];
+    int rc = 0;
+    for (size_t i = 0; i < NPEERS; i++) {
+        double gs[PEER_ROUNDS], ts[3][PEER_ROUNDS];
+        for (int r = 0; r < PEER_ROUNDS; r++) {
+            train_result res = train_measure(PEERS[i].preset, PEERS[i].mode, 2, 0);
+            gs[r] = res.ok ? res.tokens_per_s : 0.0;
+            for (int th = 1; th <= 2; th++)
+                ts[th][r] = torch_measure(py, script, PEERS[i].preset, PEERS[i].mode, th,
+                                          version, sizeof version);
+        }
+        g[i] = median(gs, PEER_ROUNDS);
+        tbest[i] = 0.0;
+        for (int th = 1; th <= 2; th++) {
+            tt[i][th] = median(ts[th], PEER_ROUNDS);
+            if (tt[i][th] > tbest[i])
+                tbest[i] = tt[i][th];
+        }
+        rc |= g[i] <= 0.0 || tbest[i] <= 0.0;
+    }
+    printf("| config | gatelab tok/s (2 threads) | PyTorch tok/s (1 / 2 threads) | ratio |\n");
+    printf("|---|---|---|---|\n");
+    for (size_t i = 0; i < NPEERS; i++)
+        printf("| %s %s | %.0f | %.0f / %.0f | %.2f |\n", PEERS[i].preset, PEERS[i].mode, g[i],
+               tt[i][1], tt[i][2], tbest[i] > 0 ? g[i] / tbest[i] : 0.0);
+    printf("(PyTorch %s via %s; ratio = gatelab over PyTorch's better thread count; steps as "
+           "in section 3)\n\n", version, py);
+    return rc;
 }
 
 /* --one PRESET MODE THREADS STEPS: one line, see the file comment. */
@@ -604,8 +861,15 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc == 6 && strcmp(argv[1], "--one") == 0)
         return bench_one(argv + 2);
+    if (argc == 2 && strcmp(argv[1], "--fma") == 0) {
+        double fma[3];
+        bench_fma(fma);
+        return fma[1] > 0 ? 0 : 1;
+    }
+    if (argc == 2 && strcmp(argv[1], "--peer") == 0)
+        return bench_peer();
     if (argc != 1) {
-        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS]\n");
+        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS | --fma | --peer]\n");
         return 2;
     }
     char load_at_start[320], load_at_end[320];
@@ -620,11 +884,13 @@ int main(int argc, char **argv)
     }
 
     print_machine(load_at_start);
-    double peak[3] = {0};
+    double peak[3] = {0}, fma[3] = {0};
     bench_gemm(peak);
-    rc |= bench_training(peak);
+    bench_fma(fma);
+    rc |= bench_training(peak, fma);
     print_flops();
     print_rss(rss);
+    rc |= bench_peer();
     load_line(load_at_end, sizeof load_at_end);
     printf("\nend       %s\n", load_at_end);
     printf("bench_train: %.1f s wall\n", gl_now() - start);
