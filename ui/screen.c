@@ -449,14 +449,25 @@ static void draw_keybar(ui_rect r, const ui_view *v)
                  " %s ", m);
         return;
     }
-    int x = r.x;
+    /* `?` and `q` are what a person needs to find everything else, so their
+     * room is kept; a word that does not fit is left out (it is still in the
+     * help overlay) and the ones after it may still fit */
+    int x = r.x, kept = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const ui_keydef *k = &key_table[i];
+        if ((k->modes & v->mode) && k->bar && (k->act == UI_ACT_HELP || k->act == UI_ACT_QUIT))
+            kept += (int)(strlen(k->name) + strlen(k->bar)) + 2;
+    }
     for (size_t i = 0; i < NKEYS && x < r.x + r.w; i++) {
         const ui_keydef *k = &key_table[i];
         if (!(k->modes & v->mode) || !k->bar)
             continue;
-        int need = (int)(strlen(k->name) + strlen(k->bar)) + 2;
-        if (x + need > r.x + r.w)
-            break;
+        const int need = (int)(strlen(k->name) + strlen(k->bar)) + 2;
+        const int essential = k->act == UI_ACT_HELP || k->act == UI_ACT_QUIT;
+        if (essential)
+            kept -= need;
+        if (x + need + kept > r.x + r.w)
+            continue;
         x += ui_text(r.y, x, r.x + r.w - x, ui_attr(UI_ATTR_KEY), k->name);
         x += ui_textf(r.y, x, r.x + r.w - x, A_NORMAL, " %s ", k->bar);
     }
