@@ -33,8 +33,9 @@ void pool_destroy(pool *p);
 size_t pool_threads(const pool *p);
 /* Detach (live_detach.c): park joins the worker threads, so that the process
  * can fork with its calling thread alone; unpark starts them again (in the
- * child), -1 when pthread fails (the pool is then still parked). Neither
- * changes a bit of what pool_run computes; no pool_run may run meanwhile. */
+ * child), -1 when pthread fails (the pool is then still parked). Both do
+ * nothing when already so, destroy takes a parked pool, and neither changes
+ * a bit of what pool_run computes; no pool_run may run while parked. */
 void pool_park(pool *p);
 int pool_unpark(pool *p);
 

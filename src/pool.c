@@ -34,6 +34,7 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t start, done;
     unsigned long generation;   /* bumped per job; workers wait for a new value */
+    int parked;                 /* pool_park joined the workers (caller's thread only) */
     size_t pending;             /* workers not yet done with the current job */
     int quit;
     /* the current job: written under lock before generation is bumped, read
@@ -128,6 +129,8 @@ static int start_workers(pool *p)
         }
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!rc)
+        p->parked = 0;
     return rc;
 }
 
@@ -152,6 +155,8 @@ pool *pool_create(size_t threads)
 
 void pool_park(pool *p)
 {
+    if (p->parked)
+        return;
     pthread_mutex_lock(&p->lock);
     p->quit = 1;
     pthread_cond_broadcast(&p->start);
@@ -159,11 +164,12 @@ void pool_park(pool *p)
     for (size_t i = 1; i < p->threads; i++)
         pthread_join(p->tids[i], NULL);
     p->quit = 0;   /* no worker left to read it */
+    p->parked = 1;
 }
 
 int pool_unpark(pool *p)
 {
-    return start_workers(p);
+    return p->parked ? start_workers(p) : 0;
 }
 
 void pool_destroy(pool *p)
