@@ -145,7 +145,7 @@ if screen_up d "$DB"; then
          WHERE a.key IN ('train_loss', 'val_loss', 'grad_norm')")
     want=$(sql "$REF" "SELECT count(*) || ' ' || count(*) FROM metrics WHERE key IN ('train_loss', 'val_loss', 'grad_norm')")
     check "detached and undetached runs store the same losses bit for bit (rows, equal: $same of $want)" \
-        eval '[ -n "$same" ] && [ "$same" = "$want" ]'
+        eval '[ -n "$cpid" ] && [ -n "$same" ] && [ "$same" = "$want" ]'
 else
     fail "d: the screen came up and stored metrics" "$(cap d | head -3)"
 fi
