@@ -42,6 +42,15 @@ void arm_destroy(arm *a);
 int arm_check_dir(const arm *a, gl_error *err);
 int arm_start(arm *a, gl_error *err);
 void arm_join(arm *a);
+/* Detach (live_detach.c), main thread: arm_park asks the arm's thread to
+ * leave its loop at the next step boundary (a paused arm leaves its wait)
+ * with its trainer, pause and schedule intact and its pool's workers
+ * joined; arm_parked says it has (then arm_join). arm_start on a parked arm
+ * starts its pool and a thread that goes on from exactly that step, so the
+ * run's results are the same bits as without the park. An arm that ends
+ * first (its last step, a stop) never parks: arm_done says so instead. */
+void arm_park(arm *a);
+int arm_parked(const arm *a);
 
 /* Main thread: queue a command and wake the arm if it is paused. -1 when the
  * command ring is full. */

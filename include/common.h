@@ -59,6 +59,9 @@ void gl_route_stop_signals(void);
 /* The signals a session loop takes with sigtimedwait to stop cleanly:
  * SIGINT, SIGTERM, and SIGHUP unless it was ignored at start. */
 void gl_stop_signal_set(sigset_t *set);
+/* A detached session (no terminal left to hang up): SIGHUP is ignored from
+ * now on, as under nohup, and leaves gl_stop_signal_set. */
+void gl_ignore_hangup(void);
 /* "SIGINT", "SIGHUP", ...: for the one line that says what stopped us. */
 const char *gl_signal_name(int sig);
 

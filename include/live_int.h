@@ -5,6 +5,7 @@
 #define GATELAB_LIVE_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,11 +49,18 @@ struct live {
      * store_error; loaded (acquire) by the main thread (live_run), which may
      * then read store_error. The store thread's own loads are relaxed. */
     atomic_int store_failed;
+    /* Stored (release) by live_store_park after the main thread put its last
+     * record; loaded (acquire) by the store thread before it reads its ring:
+     * once that ring is empty it commits and ends, leaving the session open. */
+    atomic_int store_park;
     char store_error[sizeof(gl_error)];
     uint64_t store_backpressure;
     char ckpt_root[2048];
     size_t threads_per_arm;
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
+    /* main thread (live_drain): the heatmap versions forwarded to the store
+     * and the ones --heatmap-every skipped, per arm */
+    uint64_t heat_seen[LIVE_MAX_ARMS], heat_thinned[LIVE_MAX_ARMS];
     size_t heat_cap;
     live_steer *steer;             /* with a database: the commands table (live_steer.c) */
 };
@@ -69,6 +77,29 @@ int live_store_start(live *lv, gl_error *e);
 void live_store_put(live *lv, const tel_record *r, const void *payload);
 void live_store_finish(live *lv);
 void live_store_close(live *lv);
+/* Detach: park: every record put so far written and committed, the thread
+ * joined and the connection closed (the session stays open); reopen (in the
+ * process that goes on): the connection again, the session's live runs
+ * adopted (store_run_adopt), and the thread started. */
+void live_store_park(live *lv);
+int live_store_reopen(live *lv, gl_error *e);
+
+/* live_detach.c: the session goes on without its terminal (DESIGN §12).
+ * log_path: where its output goes (next to the database). detach: the `d`
+ * key: every thread parked and joined, the store closed, fork; the parent
+ * returns LIVE_DETACH_PARENT (it ends without touching the runs), the child
+ * (a new session, output in the log) restarts everything and returns
+ * LIVE_DETACH_CHILD; -1 with a message when it could not (the session then
+ * goes on as it was). hangup: SIGHUP, the terminal gone: no fork, the output
+ * moves to the log and SIGHUP is ignored from then on. */
+int live_detach(live *lv, const live_observer *obs, live_result *res, sigset_t *sigs,
+                gl_error *e);
+int live_hangup(live *lv, const live_observer *obs, live_result *res, sigset_t *sigs,
+                gl_error *e);
+
+/* live.c: every arm's waiting records to the observer and the store (forks
+ * adopted unless stopping); 1 when every arm has pushed its last. */
+int live_drain(live *lv, const live_observer *obs, live_result *res, int stopping);
 
 /* live_steer.c: steering from other processes through the commands table
  * (DESIGN §12; the route is argued at the top of live_steer.c). create/free:

@@ -31,6 +31,13 @@ typedef void (*pool_fn)(void *ctx, size_t worker, size_t begin, size_t end);
 pool *pool_create(size_t threads);
 void pool_destroy(pool *p);
 size_t pool_threads(const pool *p);
+/* Detach (live_detach.c): park joins the worker threads, so that the process
+ * can fork with its calling thread alone; unpark starts them again (in the
+ * child), -1 when pthread fails (the pool is then still parked). Both do
+ * nothing when already so, destroy takes a parked pool, and neither changes
+ * a bit of what pool_run computes; no pool_run may run while parked. */
+void pool_park(pool *p);
+int pool_unpark(pool *p);
 
 /* The number of blocks [0, n) is cut into: max(1, n / grain), so every block
  * holds at least grain items (n >= grain) and at most 2 * grain - 1; block i

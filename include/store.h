@@ -224,6 +224,13 @@ int store_find_checkpoint(store *s, int64_t run, uint64_t max_step, int resumabl
  * pid this process, and adopts it as begun by this handle. */
 int store_run_reopen(store *s, int64_t run, uint64_t from_step, gl_error *err);
 
+/* Detach: the process that goes on training a session after a fork takes
+ * over its running and paused run `run` (owner pid this process, its host,
+ * heartbeat now) and keeps it alive like one it began; *adopted 0 when the
+ * run had ended (nothing changed). In its own transaction unless one is
+ * open. */
+int store_run_adopt(store *s, int64_t run, int *adopted, gl_error *err);
+
 /* The "argv" array of a run's config JSON as a NULL-terminated array the
  * caller frees (each string, then the array). */
 int store_json_argv(const char *json, char ***argv, int *argc, gl_error *err);

@@ -43,6 +43,7 @@ typedef enum {
     UI_ACT_ZOOM,         /* z: the next x window */
     UI_ACT_CHECKPOINT,
     UI_ACT_FORK,
+    UI_ACT_DETACH,
     UI_ACT_STEP_PREV,
     UI_ACT_STEP_NEXT,
     UI_ACT_STEP_FIRST,

@@ -20,6 +20,14 @@
 #include "ring.h"
 #include "safetensors.h"
 
+typedef struct {
+    int paused, stop;
+    int failed;            /* a checkpoint could not be written: the run ends failed */
+    double resume_at;      /* monotonic seconds; 0: paused until resumed */
+    const cmd_record *stop_cmd;
+    cmd_record stop_copy;
+} arm_state;
+
 struct arm {
     uint32_t index;
     char name[64];
@@ -63,6 +71,19 @@ struct arm {
      * been answered (an event, or a refusal: answer_command). */
     uint64_t cmd_id;
     int cmd_answered;
+    /* The loop's own state, kept here (arm thread only while it runs) so a
+     * thread that parked (arm_park) goes on where it left off when
+     * arm_start starts the next one. */
+    arm_state st;
+    size_t last_saved, last_eval, saved_commands;
+    int began;                     /* EV_START pushed: a later start continues */
+    /* Stored (release) by arm_park on the main thread; loaded (acquire) by
+     * the arm thread between steps and in its pause wait (under mu). */
+    atomic_int park;
+    /* Stored (release) by the arm thread when it left its loop on park;
+     * loaded (acquire) by arm_parked on the main thread, which may then join
+     * it; cleared by arm_start before the next thread starts. */
+    atomic_int parked;
 };
 
 /* The telemetry ring is sized so this never happens in normal use; when the
@@ -334,14 +355,6 @@ static void evaluate(arm *a)
     push(a, &r);
 }
 
-typedef struct {
-    int paused, stop;
-    int failed;            /* a checkpoint could not be written: the run ends failed */
-    double resume_at;      /* monotonic seconds; 0: paused until resumed */
-    const cmd_record *stop_cmd;
-    cmd_record stop_copy;
-} arm_state;
-
 static void apply(arm *a, const cmd_record *c, arm_state *st)
 {
     trainer *t = &a->t;
@@ -496,7 +509,8 @@ static void apply_ring(arm *a, arm_state *st)
 static void wait_while_paused(arm *a, arm_state *st)
 {
     pthread_mutex_lock(&a->mu);
-    while (st->paused && !st->stop && !st->failed) {
+    while (st->paused && !st->stop && !st->failed &&
+           !atomic_load_explicit(&a->park, memory_order_acquire)) {
         if (ring_count(a->cmd) > 0) {
             pthread_mutex_unlock(&a->mu);
             apply_ring(a, st);
@@ -584,19 +598,29 @@ static void *arm_main(void *arg)
 {
     arm *a = arg;
     trainer *t = &a->t;
-    arm_state st = {0};
+    arm_state *st = &a->st;
     const model_config *mc = &t->m.cfg;
-    a->time_since = t->train_seconds;
-    a->tok_since = (double)t->tokens_trained;
-    /* a resumed run has applied these already (its checkpoint says how many) */
-    a->next_script = t->commands_done < a->nscript ? t->commands_done : a->nscript;
-    push_event(a, EV_START, "%s k %zu at step %zu of %zu", gate_mode_name(mc->mode), mc->k,
-               t->step, a->cfg.steps);
-    size_t last_saved = SIZE_MAX, last_eval = SIZE_MAX, saved_commands = SIZE_MAX;
+    if (!a->began) {
+        a->began = 1;
+        a->time_since = t->train_seconds;
+        a->tok_since = (double)t->tokens_trained;
+        /* a resumed run has applied these already (its checkpoint says how many) */
+        a->next_script = t->commands_done < a->nscript ? t->commands_done : a->nscript;
+        push_event(a, EV_START, "%s k %zu at step %zu of %zu", gate_mode_name(mc->mode), mc->k,
+                   t->step, a->cfg.steps);
+        a->last_saved = a->last_eval = a->saved_commands = SIZE_MAX;
+    }
     for (;;) {
-        apply_commands(a, &st);
-        if (st.stop || st.failed || t->step >= a->cfg.steps)
+        apply_commands(a, st);
+        if (st->stop || st->failed || t->step >= a->cfg.steps)
             break;
+        if (atomic_load_explicit(&a->park, memory_order_acquire)) {
+            /* at a step boundary, everything in memory: the next thread
+             * (arm_start) goes on from here as if nothing happened */
+            pool_park(t->m.pool);
+            atomic_store_explicit(&a->parked, 1, memory_order_release);
+            return NULL;
+        }
         if (trainer_step(t)) {
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
                        t->last_grad_norm, t->step + 1);
@@ -614,36 +638,36 @@ static void *arm_main(void *arg)
         }
         if (arm_eval_due(t->step, a->cfg.eval_every, a->cfg.steps)) {
             evaluate(a);
-            last_eval = t->step;
+            a->last_eval = t->step;
         }
         if (a->cfg.ckpt_dir && due(t->step, a->cfg.save_every, a->cfg.steps)) {
             if (save_checkpoint(a, "periodic")) {
-                st.failed = 1;
+                st->failed = 1;
                 break;
             }
-            last_saved = t->step;
-            saved_commands = t->commands_done;
+            a->last_saved = t->step;
+            a->saved_commands = t->commands_done;
         }
     }
-    if (!st.failed && st.stop) {
+    if (!st->failed && st->stop) {
         /* a stopped run stays resumable from exactly where it stopped */
-        if (t->step > 0 && last_eval != t->step)
+        if (t->step > 0 && a->last_eval != t->step)
             evaluate(a);
         /* again when a scripted stop came after this step's periodic save:
          * the file must count it as done, or every resume would stop here */
         if (a->cfg.ckpt_dir && t->step > 0 &&
-            (last_saved != t->step || saved_commands != t->commands_done) &&
+            (a->last_saved != t->step || a->saved_commands != t->commands_done) &&
             save_checkpoint(a, "on stop"))
-            st.failed = 1;
+            st->failed = 1;
     }
-    if (st.failed) {
+    if (st->failed) {
         /* the error event said which write failed; training past a lost
          * checkpoint would only make results nobody can resume or trust */
         push_status(a, RUN_FAILED);
-    } else if (st.stop) {
-        a->cmd_id = st.stop_cmd->id;   /* a stop sent through the commands table */
+    } else if (st->stop) {
+        a->cmd_id = st->stop_cmd->id;   /* a stop sent through the commands table */
         a->cmd_answered = 0;
-        push_event(a, EV_STOP, "%s", source_name(st.stop_cmd));
+        push_event(a, EV_STOP, "%s", source_name(st->stop_cmd));
         a->cmd_id = 0;
         push_status(a, RUN_STOPPED);
     } else {
@@ -689,6 +713,8 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
     atomic_init(&a->done, 0);
     atomic_init(&a->backpressure, 0);
     atomic_init(&a->step, a->t.step);
+    atomic_init(&a->park, 0);
+    atomic_init(&a->parked, 0);
     return a;
 }
 
@@ -716,6 +742,13 @@ void arm_destroy(arm *a)
 
 int arm_start(arm *a, gl_error *err)
 {
+    if (atomic_load_explicit(&a->parked, memory_order_acquire)) {
+        /* after a park: its pool's workers first (the thread is joined) */
+        if (pool_unpark(a->t.m.pool))
+            return gl_fail(err, "arm %s: cannot start its pool's threads again", a->name);
+        atomic_store_explicit(&a->park, 0, memory_order_relaxed);
+        atomic_store_explicit(&a->parked, 0, memory_order_relaxed);
+    }
     int rc = pthread_create(&a->thread, NULL, arm_main, a);
     if (rc)
         return gl_fail(err, "arm %s: cannot start its thread: %s", a->name, strerror(rc));
@@ -729,6 +762,20 @@ void arm_join(arm *a)
         pthread_join(a->thread, NULL);
         a->started = 0;
     }
+}
+
+void arm_park(arm *a)
+{
+    atomic_store_explicit(&a->park, 1, memory_order_release);
+    /* under the mutex, like arm_send: a paused arm sees it before it waits */
+    pthread_mutex_lock(&a->mu);
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+int arm_parked(const arm *a)
+{
+    return atomic_load_explicit(&a->parked, memory_order_acquire);   /* see arm.parked */
 }
 
 int arm_send(arm *a, const cmd_record *c)

@@ -252,6 +252,10 @@ typedef struct {
     size_t narms;
     int out_errno;                 /* stdout failed (EPIPE: the reader is gone), or 0 */
     progress_bar bar;              /* stderr, on a terminal only */
+    int bar_ready;                 /* bar initialised (at the first record printed) */
+    int quiet;                     /* the screen is up: keep what the summary needs, print
+                                      nothing (a detach prints from then on) */
+    const char *db_path;           /* for the line a detach prints */
 } headless;
 
 /* The session's share done (an ended arm has no work left) and the time
@@ -298,6 +302,28 @@ static int stdout_status(int err)
     return err == EPIPE ? 128 + SIGPIPE : EXIT_RUNTIME;
 }
 
+/* What the summary needs of an evaluation or a status. */
+static void headless_note(arm_seen *a, const tel_record *r)
+{
+    if (r->kind == REC_EVAL) {
+        a->last_eval = *r;
+        a->has_eval = 1;
+        a->steps = r->step;
+        if (r->u.eval.val_loss < a->best) {
+            a->best = r->u.eval.val_loss;
+            a->best_step = r->step;
+        }
+        if (r->u.eval.tokens_per_s > 0) {
+            a->tok_sum += r->u.eval.tokens_per_s;
+            a->tok_n++;
+        }
+    } else if (r->kind == REC_STATUS) {
+        a->status = (run_status)r->u.status.status;
+        a->steps = r->step;
+        a->ended = a->status != RUN_RUNNING && a->status != RUN_PAUSED;
+    }
+}
+
 static void headless_record(void *ctx, live *lv, const tel_record *r)
 {
     headless *h = ctx;
@@ -305,9 +331,11 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
     if (r->arm >= LIVE_MAX_ARMS)
         return;
     arm_seen *a = &h->arms[r->arm];
+    if (!h->bar_ready && !h->quiet) {
+        progress_bar_init(&h->bar);
+        h->bar_ready = 1;
+    }
     if (r->arm >= h->narms) {
-        if (!h->narms)
-            progress_bar_init(&h->bar);
         for (size_t i = h->narms; i <= r->arm; i++) {
             h->arms[i].best = INFINITY;
             h->arms[i].status = RUN_RUNNING;
@@ -323,23 +351,17 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
         a->at = r->step;
         progress_pace_feed(&a->pace, r->step, r->wall_ms / 1000.0);
     }
+    if (h->quiet) {
+        headless_note(a, r);
+        return;
+    }
     /* the bar shares the terminal with these lines: off while one prints */
     if (r->kind == REC_EVAL || r->kind == REC_EVENT || r->kind == REC_CHECKPOINT ||
         r->kind == REC_RUN_BEGIN)
         progress_bar_clear(&h->bar);
     switch ((rec_kind)r->kind) {
     case REC_EVAL: {
-        a->last_eval = *r;
-        a->has_eval = 1;
-        a->steps = r->step;
-        if (r->u.eval.val_loss < a->best) {
-            a->best = r->u.eval.val_loss;
-            a->best_step = r->step;
-        }
-        if (r->u.eval.tokens_per_s > 0) {
-            a->tok_sum += r->u.eval.tokens_per_s;
-            a->tok_n++;
-        }
+        headless_note(a, r);
         printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
                name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
         if (!isnan(r->u.eval.bits_per_byte))
@@ -380,9 +402,7 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
                r->u.checkpoint.path);
         break;
     case REC_STATUS:
-        a->status = (run_status)r->u.status.status;
-        a->steps = r->step;
-        a->ended = a->status != RUN_RUNNING && a->status != RUN_PAUSED;
+        headless_note(a, r);
         break;
     case REC_RUN_BEGIN:
         printf("arm %u %s | forked from arm %u at step %llu\n", r->arm, live_arm_label(lv, r->arm),
@@ -420,6 +440,73 @@ static void headless_summary(headless *h, live_result *res)
         if (a->tok_n)
             printf(" | %.0f tok/s", a->tok_sum / (double)a->tok_n);
         printf("\n");
+    }
+}
+
+/* ---- detach (live_detach.c): the line that says where the session went ---- */
+
+static void say_detached(const char *why, const char *where, int64_t session, long pid,
+                         const char *log, const char *db)
+{
+    if (session > 0)
+        fprintf(stderr, "gatelab: %s: session %lld trains on %s (process %ld); output: %s; "
+                        "re-attach: gatelab watch %lld --db %s\n",
+                why, (long long)session, where, pid, log, (long long)session, db);
+    else
+        fprintf(stderr, "gatelab: %s: the session trains on %s (process %ld); output: %s\n",
+                why, where, pid, log);
+    fflush(stderr);
+}
+
+/* A hangup without the screen: the bar's terminal is gone, and so is what
+ * failed writing to it. */
+static void headless_detach(void *ctx, live *lv, int how, const char *log)
+{
+    headless *h = ctx;
+    if (how != LIVE_DETACH_HANGUP)
+        return;
+    progress_bar_clear(&h->bar);
+    h->bar.tty = 0;
+    h->out_errno = 0;
+    say_detached("SIGHUP", "without its terminal", live_session(lv), (long)getpid(), log, h->db_path);
+}
+
+/* The screen with the headless printer beside it, quiet, so that a session
+ * that detaches goes on printing progress lines (to its log) and ends with
+ * the whole summary. */
+typedef struct {
+    live_observer screen;
+    headless *h;
+    ui_live *ui;
+} screen_tee;
+
+static void tee_record(void *ctx, live *lv, const tel_record *r)
+{
+    screen_tee *t = ctx;
+    t->screen.on_record(t->screen.ctx, lv, r);
+    t->h->quiet = 1;
+    headless_record(t->h, lv, r);
+    t->h->quiet = 0;
+}
+
+static int tee_tick(void *ctx, live *lv)
+{
+    screen_tee *t = ctx;
+    return t->screen.on_tick(t->screen.ctx, lv);
+}
+
+static void tee_detach(void *ctx, live *lv, int how, const char *log)
+{
+    screen_tee *t = ctx;
+    if (how == LIVE_DETACH_HANGUP) {
+        /* the terminal is back as it was (if it is still there), then the
+         * line, before the output moves */
+        ui_live_stop(t->ui);
+        say_detached("SIGHUP", "without its terminal", live_session(lv), (long)getpid(), log, t->h->db_path);
+    } else {
+        /* the child: the screen is the parent's to close; a fatal error
+         * here must not draw it into the log */
+        gl_set_fatal_hook(NULL);
     }
 }
 
@@ -496,7 +583,11 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
         fprintf(stderr, "gatelab: stdout: %s\n", strerror(h.out_errno));
         return stdout_status(h.out_errno);
     }
-    live_observer obs = {.on_record = headless_record, .on_tick = headless_tick, .ctx = &h};
+    h.db_path = lc->db_path;
+    live_observer obs = {.on_record = headless_record, .on_tick = headless_tick, .ctx = &h,
+                         .on_detach = headless_detach};
+    const live_observer printer = obs;   /* what a detached screen session goes on with */
+    screen_tee tee = {.h = &h};
     /* the screen when a person is at a terminal, else progress lines */
     ui_live *ui = NULL;
     if (screen) {
@@ -514,7 +605,10 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
             fprintf(stderr, "gatelab: %s: printing progress lines instead\n", e.msg);
             ui = NULL;
         } else {
-            obs = ui_live_observer(ui);
+            tee.screen = ui_live_observer(ui);
+            tee.ui = ui;
+            obs = (live_observer){.on_record = tee_record, .on_tick = tee_tick, .ctx = &tee,
+                                  .on_detach = tee_detach, .detached = &printer};
         }
     } else if (ra->ncompare) {
         fprintf(stderr, "gatelab: --compare draws on the screen only; ignored without it\n");
@@ -524,6 +618,19 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     lc->command_line = cmdline;
     int rc = live_run(lc, &obs, &res, &e);
     free(cmdline);
+    if (res.detached == LIVE_DETACH_PARENT) {
+        /* the child trains on: this process only gives the terminal back */
+        ui_live_stop(ui);
+        ui_live_free(ui);
+        say_detached("detached", "in the background", res.session, res.detached_pid, res.log_path, lc->db_path);
+        return 0;
+    }
+    if (res.detached == LIVE_DETACH_CHILD)
+        ui = NULL;   /* the parent's terminal: never touched here (nor freed) */
+    if (res.detached == LIVE_DETACH_HANGUP && ui) {
+        ui_live_free(ui);   /* closed at the hangup; the printer saw the rest */
+        ui = NULL;
+    }
     int linger_signal = 0;
     if (ui) {
         if (rc == 0)

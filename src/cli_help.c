@@ -423,8 +423,9 @@ static void put_options(FILE *f, const cli_option *list)
 }
 
 static const char exit_status_text[] =
-    "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error, 129 / 130 / 143 "
-    "stopped by SIGHUP / SIGINT / SIGTERM, 141 stdout closed (runs stored as stopped)";
+    "exit status: 0 done, 1 runtime error or a diverged arm, 2 usage error, 130 / 143 "
+    "stopped by SIGINT / SIGTERM, 141 stdout closed (runs stored as stopped); SIGHUP detaches: "
+    "the session trains on, its output in <db>-session-N.log";
 
 static const char forms_text[] =
     "Every command answers --help (or -h) with its usage; an option that takes a value is "

@@ -226,6 +226,16 @@ void gl_route_stop_signals(void)
     }
 }
 
+void gl_ignore_hangup(void)
+{
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGHUP, &ign, NULL);
+    stop_ignored[stop_index(SIGHUP)] = 1;   /* as under nohup from here on */
+}
+
 void gl_stop_signal_set(sigset_t *set)
 {
     sigemptyset(set);

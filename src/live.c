@@ -151,6 +151,46 @@ static void forward_heatmap(live *lv, arm *a, uint64_t *seen, uint64_t *thinned,
     live_store_put(lv, &r, flat);
 }
 
+int live_drain(live *lv, const live_observer *obs, live_result *res, int stopping)
+{
+    const live_config *cfg = lv->cfg;
+    int all_done = 1;
+    for (size_t i = 0; i < lv->narms; i++) {
+        arm *a = lv->arms[i];
+        /* read done first: a record pushed before done is then still seen */
+        int done = arm_done(a);
+        tel_record r;
+        while (arm_poll(a, &r) == 0) {
+            if (r.kind == REC_FORKED) {
+                /* the trainer waits in the arm's handoff slot, one per record */
+                trainer *child = arm_take_fork(a);
+                GL_ASSERT(child);
+                if (stopping) {
+                    trainer_free(child);
+                    free(child);
+                } else {
+                    live_arms_adopt_fork(lv, child, &r, obs);
+                }
+                continue;
+            }
+            if (r.kind == REC_EVAL && cfg->telemetry)
+                forward_heatmap(lv, a, lv->heat_seen, lv->heat_thinned, 0);
+            if (r.kind == REC_STATUS && cfg->telemetry &&
+                r.u.status.status != RUN_RUNNING && r.u.status.status != RUN_PAUSED)
+                forward_heatmap(lv, a, lv->heat_seen, lv->heat_thinned, 1);
+            if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
+                res->diverged++;
+            if (r.kind == REC_STATUS && r.u.status.status == RUN_FAILED)
+                res->failed++;
+            if (obs->on_record)
+                obs->on_record(obs->ctx, lv, &r);
+            live_store_put(lv, &r, NULL);
+        }
+        all_done &= done;
+    }
+    return all_done;
+}
+
 static void teardown(live *lv)
 {
     live_store_finish(lv);
@@ -170,6 +210,7 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
     for (size_t i = 0; i < LIVE_MAX_ARMS; i++)
         atomic_init(&lv->run_ids[i], 0);
     atomic_init(&lv->store_failed, 0);
+    atomic_init(&lv->store_park, 0);
 
     /* The stop signals (SIGINT, SIGTERM, SIGHUP) are taken synchronously by
      * the main loop (sigtimedwait); every thread created from here on
@@ -178,7 +219,8 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
     gl_stop_signal_set(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
-    int rc = -1;
+    int rc = -1, detach_failed = 0;
+    gl_error detach_err = {0};
     if (args_check_script(cfg, err) || (cfg->db_path && live_store_open(lv, err)))
         goto out;
     res->session = lv->session;
@@ -239,43 +281,10 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
             goto out;
         }
 
-    uint64_t heat_seen[LIVE_MAX_ARMS] = {0}, heat_thinned[LIVE_MAX_ARMS] = {0};
+    const live_observer *now = obs;   /* after a detach: obs->detached */
     int stopping = 0;
     for (;;) {
-        int all_done = 1;
-        for (size_t i = 0; i < lv->narms; i++) {
-            arm *a = lv->arms[i];
-            /* read done first: a record pushed before done is then still seen */
-            int done = arm_done(a);
-            tel_record r;
-            while (arm_poll(a, &r) == 0) {
-                if (r.kind == REC_FORKED) {
-                    /* the trainer waits in the arm's handoff slot, one per record */
-                    trainer *child = arm_take_fork(a);
-                    GL_ASSERT(child);
-                    if (stopping) {
-                        trainer_free(child);
-                        free(child);
-                    } else {
-                        live_arms_adopt_fork(lv, child, &r, obs);
-                    }
-                    continue;
-                }
-                if (r.kind == REC_EVAL && cfg->telemetry)
-                    forward_heatmap(lv, a, heat_seen, heat_thinned, 0);
-                if (r.kind == REC_STATUS && cfg->telemetry &&
-                    r.u.status.status != RUN_RUNNING && r.u.status.status != RUN_PAUSED)
-                    forward_heatmap(lv, a, heat_seen, heat_thinned, 1);
-                if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
-                    res->diverged++;
-                if (r.kind == REC_STATUS && r.u.status.status == RUN_FAILED)
-                    res->failed++;
-                if (obs->on_record)
-                    obs->on_record(obs->ctx, lv, &r);
-                live_store_put(lv, &r, NULL);
-            }
-            all_done &= done;
-        }
+        int all_done = live_drain(lv, now, res, stopping);
         if (all_done)
             break;
         /* partner: the release store in store_fail */
@@ -285,16 +294,46 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
         }
         /* commands from other processes, handed over by the store thread */
         live_steer_deliver(lv);
-        int ask = !stopping && obs->on_tick ? obs->on_tick(obs->ctx, lv) : 0;
+        /* a signal first: a hangup must move the output before a write to
+         * the terminal that is gone fails and the observer asks to stop */
+        int sig = sigtimedwait(&sigs, NULL, &(struct timespec){0, 0});
+        int ask = sig <= 0 && !stopping && now->on_tick ? now->on_tick(now->ctx, lv) : 0;
+        if (ask == LIVE_ASK_DETACH) {
+            /* the `d` key: the parent ends here, the child goes on */
+            int how = live_detach(lv, obs, res, &sigs, &detach_err);
+            if (how == LIVE_DETACH_PARENT) {
+                rc = 0;
+                goto parent;
+            }
+            if (how == LIVE_DETACH_CHILD)
+                now = obs->detached ? obs->detached : obs;
+            else
+                detach_failed = 1;
+            ask = 0;
+        }
         if (ask) {
             res->stop_asked = ask;
             stopping = 1;
             stop_all(lv, 2);
         }
-        struct timespec wait = {0, 10000000};
-        int sig = sigtimedwait(&sigs, NULL, &wait);
-        /* every signal in the set stops every arm; a hangup stops like the
-         * others for now (were it to detach one day, it would branch here) */
+        if (sig <= 0)
+            sig = sigtimedwait(&sigs, NULL, &(struct timespec){0, 10000000});
+        /* a hangup (the terminal closed, ssh dropped) while arms train: the
+         * session goes on, its output in the log file (DESIGN §12) */
+        if (sig == SIGHUP && !stopping) {
+            if (live_hangup(lv, obs, res, &sigs, &detach_err) == 0)
+                now = obs->detached ? obs->detached : obs;
+            else
+                detach_failed = 1;
+            sig = 0;
+        }
+        if (detach_failed && !stopping) {
+            /* the session was put back as it was: it stops, and says why */
+            res->detach_failed = 1;
+            stopping = 1;
+            stop_all(lv, 2);
+        }
+        /* every other signal in the set stops every arm */
         if (sig > 0) {
             if (!res->signal)
                 res->signal = sig;   /* the first: what stopped the session */
@@ -316,6 +355,9 @@ out:
     /* the store thread is joined: its stores are all seen */
     if (rc == 0 && atomic_load_explicit(&lv->store_failed, memory_order_acquire))
         rc = gl_fail(err, "%s", lv->store_error);   /* the store's message names the path */
+    if (rc == 0 && res->detach_failed)
+        rc = gl_fail(err, "%s; runs stopped and stored", detach_err.msg);
+parent:
     free(lv->heat_flat);
     free(lv);
     /* A stop signal that came after the loop (while the arms were joined) is

@@ -207,10 +207,17 @@ static void *store_main(void *arg)
     int end = 0, soon = 0;
     uint8_t slot[RECORD_WIRE_MAX];
     for (;;) {
-        int got = 0;
+        int got = 0, empty = 0;
         /* relaxed: this thread's own store (store_fail) */
         int failed = atomic_load_explicit(&lv->store_failed, memory_order_relaxed);
-        while (!end && p.n < PENDING_MAX && ring_pop(lv->store_ring, slot) == 0) {
+        /* before the ring is read: every record put before live_store_park
+         * set it is then popped below (partner: its release store) */
+        int park = atomic_load_explicit(&lv->store_park, memory_order_acquire);
+        while (!end && p.n < PENDING_MAX) {
+            if (ring_pop(lv->store_ring, slot)) {
+                empty = 1;
+                break;
+            }
             tel_record r;
             long used = record_decode(slot, sizeof slot, &r, NULL);
             GL_ASSERT(used > 0);   /* live_store_put encoded it */
@@ -230,29 +237,34 @@ static void *store_main(void *arg)
             }
         }
         double now = gl_now();
-        if (!end && !failed && live_steer_poll(lv, now, steer_emit, &p, &e))
+        if (!end && !park && !failed && live_steer_poll(lv, now, steer_emit, &p, &e))
             store_fail(lv, &e);
+        /* a park (detach) ends this thread like the session's end, with
+         * every record written, but leaves the session open */
+        int closing = end || (park && empty);
+        if (closing && !end_at)
+            end_at = now;
         if (failed) {
             pending_clear(&p);
-            if (end)
+            if (closing)
                 break;
-        } else if ((end || soon || p.n >= PENDING_MAX || now - last_batch >= COMMIT_SECONDS) &&
+        } else if ((closing || soon || p.n >= PENDING_MAX || now - last_batch >= COMMIT_SECONDS) &&
                    now >= retry_at) {
             int rc = write_batch(lv, &p, end, &e);
             if (rc <= 0) {
                 if (rc < 0)
                     store_fail(lv, &e);
                 pending_clear(&p);
-                if (end)
+                if (closing)
                     break;
                 last_batch = now;
                 backoff_ms = 0;
                 soon = 0;
-            } else if (end && now - end_at >= END_WAIT_SECONDS) {
+            } else if (closing && now - end_at >= END_WAIT_SECONDS) {
                 gl_error give_up;
-                gl_fail(&give_up, "%.300s (gave up after %.0f s at the end of the session; "
+                gl_fail(&give_up, "%.300s (gave up after %.0f s at the %s of the session; "
                                   "%zu records not stored)",
-                        e.msg, now - end_at, p.n);
+                        e.msg, now - end_at, end ? "end" : "detach", p.n);
                 store_fail(lv, &give_up);
                 pending_clear(&p);
                 break;
@@ -365,4 +377,35 @@ void live_store_close(live *lv)
     lv->store_bytes = NULL;
     store_close(lv->st);
     lv->st = NULL;
+}
+
+void live_store_park(live *lv)
+{
+    if (lv->store_started) {
+        /* partner: the acquire load in store_main, before it reads the ring */
+        atomic_store_explicit(&lv->store_park, 1, memory_order_release);
+        pthread_join(lv->store_thread, NULL);   /* its last batch is committed */
+        lv->store_started = 0;
+        atomic_store_explicit(&lv->store_park, 0, memory_order_relaxed);
+    }
+    store_close(lv->st);   /* SQLite: no connection may cross a fork */
+    lv->st = NULL;
+}
+
+int live_store_reopen(live *lv, gl_error *e)
+{
+    lv->st = store_open(lv->cfg->db_path, STORE_EXISTING, e);
+    if (!lv->st)
+        return -1;
+    for (size_t i = 0; i < lv->narms; i++) {
+        int64_t run = atomic_load_explicit(&lv->run_ids[i], memory_order_acquire);
+        int adopted;
+        if (run > 0 && store_run_adopt(lv->st, run, &adopted, e))
+            return -1;
+    }
+    int prc = pthread_create(&lv->store_thread, NULL, store_main, lv);
+    if (prc)
+        return gl_fail(e, "cannot start the store thread again: %s", strerror(prc));
+    lv->store_started = 1;
+    return 0;
 }

@@ -34,6 +34,7 @@ struct pool {
     pthread_mutex_t lock;
     pthread_cond_t start, done;
     unsigned long generation;   /* bumped per job; workers wait for a new value */
+    int parked;                 /* pool_park joined the workers (caller's thread only) */
     size_t pending;             /* workers not yet done with the current job */
     int quit;
     /* the current job: written under lock before generation is bumped, read
@@ -47,6 +48,7 @@ struct pool {
 typedef struct {
     pool *p;
     size_t worker;
+    unsigned long seen;         /* the generation when it started: not a job to run */
 } worker_arg;
 
 size_t pool_blocks(size_t n, size_t grain)
@@ -81,7 +83,7 @@ static void *worker_main(void *arg)
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     pool *p = wa.p;
-    unsigned long seen = 0;
+    unsigned long seen = wa.seen;
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->quit && p->generation == seen)
@@ -102,6 +104,36 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Starts workers 1..threads-1 (none may be running). 0, or -1 with the
+ * workers started so far joined again. */
+static int start_workers(pool *p)
+{
+    /* workers never take signals: the main thread owns them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (size_t i = 1; i < p->threads; i++) {
+        worker_arg *wa = xmalloc(sizeof *wa);
+        wa->p = p;
+        wa->worker = i;
+        wa->seen = p->generation;
+        if (pthread_create(&p->tids[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            size_t started = p->threads;
+            p->threads = i;
+            pool_park(p);
+            p->threads = started;
+            rc = -1;
+            break;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!rc)
+        p->parked = 0;
+    return rc;
+}
+
 pool *pool_create(size_t threads)
 {
     pool *p = xcalloc(1, sizeof *p);
@@ -113,29 +145,17 @@ pool *pool_create(size_t threads)
     pthread_cond_init(&p->start, NULL);
     pthread_cond_init(&p->done, NULL);
     p->tids = xcalloc(p->threads, sizeof *p->tids);
-    /* workers never take signals: the main thread owns them */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    for (size_t i = 1; i < p->threads; i++) {
-        worker_arg *wa = xmalloc(sizeof *wa);
-        wa->p = p;
-        wa->worker = i;
-        if (pthread_create(&p->tids[i], NULL, worker_main, wa) != 0) {
-            free(wa);
-            p->threads = i;
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            pool_destroy(p);
-            return NULL;
-        }
+    if (start_workers(p)) {
+        p->threads = 1;   /* none running: destroy joins nothing */
+        pool_destroy(p);
+        return NULL;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return p;
 }
 
-void pool_destroy(pool *p)
+void pool_park(pool *p)
 {
-    if (!p)
+    if (p->parked)
         return;
     pthread_mutex_lock(&p->lock);
     p->quit = 1;
@@ -143,6 +163,20 @@ void pool_destroy(pool *p)
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 1; i < p->threads; i++)
         pthread_join(p->tids[i], NULL);
+    p->quit = 0;   /* no worker left to read it */
+    p->parked = 1;
+}
+
+int pool_unpark(pool *p)
+{
+    return p->parked ? start_workers(p) : 0;
+}
+
+void pool_destroy(pool *p)
+{
+    if (!p)
+        return;
+    pool_park(p);
     pthread_cond_destroy(&p->start);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);

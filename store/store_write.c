@@ -391,6 +391,37 @@ int64_t store_session_begin(store *s, const char *command, gl_error *err)
     return sqlite3_last_insert_rowid(s->db);
 }
 
+int store_run_adopt(store *s, int64_t run, int *adopted, gl_error *err)
+{
+    char now[32];
+    store_iso_time(0, now);
+    sqlite3_stmt *st;
+    *adopted = 0;
+    if (prepare_rare(s,
+                     "UPDATE runs SET owner_pid = ?2, host = ?3, heartbeat = ?4"
+                     " WHERE id = ?1 AND status IN " LIVE_STATUS,
+                     &st, err, "prepare adopt run"))
+        return -1;
+    int opened;
+    if (tx_enter(s, &opened, err)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    int rc = SQLITE_OK, changes;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_i64(st, 2, s->pid, &rc);
+    store_bind_text(st, 3, s->host, &rc);
+    store_bind_text(st, 4, now, &rc);
+    int out = exec_rare(s, st, rc, &changes, err, "adopt run");
+    if (tx_leave(s, opened, out, err))
+        return -1;
+    if (changes) {
+        live_add(s, run);
+        *adopted = 1;
+    }
+    return 0;
+}
+
 int store_session_set_name_note(store *s, int64_t session, const char *name, const char *note,
                                 gl_error *err)
 {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # End-to-end tests of live runs and the SQLite store (issue 3; DESIGN.md
 # sections 5, 8, 9, 10): kill -9 and resume, resume equals an uninterrupted
-# run, the sqlite3 shell reading while a run writes, SIGINT/SIGTERM/SIGHUP
+# run, the sqlite3 shell reading while a run writes, SIGINT/SIGTERM (stop), SIGHUP (detach)
 # (issue 10: also nohup, a closed or full stdout, a file-size limit), scripted
 # swap / k / pause / fork, every query of sessions/queries.sql, bad database
 # inputs, and ls / show / export against a real database.
@@ -298,10 +298,10 @@ check "integrity_check says ok (got '$ic')" [ "$ic" = ok ]
 # ---------------------------------------------------------------------------
 echo "# SIGINT, SIGTERM, SIGHUP; SIGPIPE and other failed writes to stdout; SIGXFSZ"
 # ---------------------------------------------------------------------------
-# SIGHUP (the terminal closed, tmux killed) stops like the other two
-for sig in INT TERM HUP; do
+# SIGINT and SIGTERM stop every arm cleanly; SIGHUP detaches (below)
+for sig in INT TERM; do
     D=$TMP/sig$sig.db
-    case $sig in INT) want=130 ;; TERM) want=143 ;; HUP) want=129 ;; esac
+    case $sig in INT) want=130 ;; TERM) want=143 ;; esac
     # shellcheck disable=SC2086
     bg run $MICRO --arms soft,random --steps 100000 --eval-every 50 --db "$D"
     spid=$PID
@@ -330,15 +330,48 @@ for sig in INT TERM HUP; do
     check "SIG$sig: integrity_check says ok (got '$ic')" [ "$ic" = ok ]
 done
 
+# SIGHUP (the terminal closed, ssh dropped; issue 14): the session is not
+# stopped but detached — it trains on to the end with its output in
+# <db name>-session-N.log next to the database, and its runs end finished
+D=$TMP/sighup.db
+LOG=$TMP/sighup-session-1.log
+# shellcheck disable=SC2086
+bg run $MICRO --arms soft,random --steps 1500 --eval-every 50 --db "$D"
+spid=$PID
+if wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"; then
+    kill -HUP "$spid" 2>/dev/null
+    check "SIGHUP: stderr says where the output goes and how to re-attach [$(head -n 1 "$TMP/bg.err")]" \
+        wait_until 100 grep -q "SIGHUP: session 1 trains on .*output: $LOG; re-attach: gatelab watch 1 --db $D" "$TMP/bg.err"
+    n1=$(sql "$D" "select count(*) from metrics where key = 'train_loss'")
+    check "SIGHUP: the session trains on (train_loss rows grow past $n1)" \
+        wait_until 300 has_rows "$D" "select count(*) > ${n1:-0} from metrics where key = 'train_loss'"
+    kill -HUP "$spid" 2>/dev/null   # a second hangup is ignored
+    wait_exit "$spid" 300
+    check "SIGHUP: the session ends by itself, exit 0 (got $RC)" [ "$RC" -eq 0 ]
+    row=$(sql "$D" "select count(*) || ' ' || sum(status = 'finished') || ' ' || sum(final_step = 1500) from runs")
+    check "SIGHUP: every run is finished at step 1500 (runs, finished, at 1500: $row)" [ "$row" = "2 2 2" ]
+    row=$(sql "$D" "select group_concat(n) from (select count(*) n from metrics where key = 'train_loss' group by run)")
+    check "SIGHUP: every step's train_loss is stored ($row)" [ "$row" = "1500,1500" ]
+    check "SIGHUP: the log file has the progress lines after the hangup" grep -q '^step ' "$LOG"
+    check "SIGHUP: the log file ends with the summary" grep -q '^summary: arm random | finished | 1500 steps' "$LOG"
+    check "SIGHUP: nothing after the hangup went to the old stdout" eval '! grep -q "^summary" "$TMP/bg.out"'
+else
+    fail "SIGHUP: the run stored metrics within 30 s" "stderr: $(head -n 1 "$TMP/bg.err")"
+    kill -INT "$spid" 2>/dev/null
+    wait_exit "$spid" 30
+fi
+
 # A library thread that exists before main (OpenBLAS's pool) does not block
-# the stop signals: one the kernel hands to it must still stop the session
-# cleanly. tgkill aims it at that thread (x86_64 and aarch64 syscall numbers).
+# the stop signals: one the kernel hands to it must still reach the session
+# loop (SIGINT: a clean stop; SIGHUP: a detach that trains on to the end).
+# tgkill aims it at that thread (x86_64 and aarch64 syscall numbers).
 case $(uname -m) in x86_64) TGKILL=234 ;; aarch64) TGKILL=131 ;; *) TGKILL= ;; esac
 for sig in INT HUP; do
-    case $sig in INT) signo=2; want=130 ;; HUP) signo=1; want=129 ;; esac
+    case $sig in INT) signo=2; want=130; steps=100000; end=stopped ;;
+                 HUP) signo=1; want=0; steps=1500; end=finished ;; esac
     D=$TMP/sigthread$sig.db
     # shellcheck disable=SC2086
-    bg run $MICRO --arms soft --steps 100000 --eval-every 50 --db "$D"
+    bg run $MICRO --arms soft --steps $steps --eval-every 50 --db "$D"
     spid=$PID
     wait_until 300 has_rows "$D" "select count(*) from metrics where key = 'train_loss'"
     # a thread other than main with the signal (its bit of SigBlk) not blocked
@@ -356,9 +389,9 @@ for sig in INT HUP; do
         skip "SIG$sig to a library thread (no such thread here, no tgkill number for $(uname -m), or no $PY to call it)"
     else
         $PY -c "import ctypes, sys; sys.exit(ctypes.CDLL(None).syscall($TGKILL, $spid, $lib, $signo) != 0)"
-        wait_exit "$spid" 30
+        wait_exit "$spid" 300
         check "SIG$sig sent to library thread $lib: exit $want (got $RC)" [ "$RC" -eq "$want" ]
-        check "... and the run is stored stopped" [ "$(sql "$D" "select group_concat(status) from runs")" = stopped ]
+        check "... and the run is stored $end" [ "$(sql "$D" "select group_concat(status) from runs")" = "$end" ]
     fi
 done
 

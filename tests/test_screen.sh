@@ -3,7 +3,8 @@
 # driving the real binary in tmux the way tmux's own regress/ tests do: start
 # it in a detached 120x40 session, send keys, capture the pane, and compare
 # what a person would see — plus the database, which every steering key must
-# reach as an event — and the terminal a crash, SIGHUP or a hangup leaves.
+# reach as an event — and the terminal a crash, SIGHUP or a hangup leaves
+# (issue 14: a hangup detaches the session, which trains on to its end).
 #
 # Usage (from the repo root):  GATELAB_BIN=build/release/gatelab sh tests/test_screen.sh
 # Prints one "  ok   ..." / "  FAIL ..." line per check, then "N passed, N failed";
@@ -336,7 +337,6 @@ start_sig() {
 pid_of() { cat "$TMP/$1.pid" 2>/dev/null; }
 rc_is() { [ "$(cat "$TMP/$1.rc" 2>/dev/null)" = "$2" ]; }
 alt_off() { [ "$(tm display-message -p -t "$1" '#{alternate_on}' 2>/dev/null)" = 0 ]; }
-stopped_runs() { sql "$1" "SELECT count(*) || '/' || sum(status = 'stopped') FROM runs"; }
 
 # A SIGSEGV someone sends (not a fault) must kill the process at once, with
 # the terminal given back: never ignored, never a raw-mode terminal left.
@@ -363,23 +363,33 @@ else
     fail "SIGSEGV: the screen came up" "$(cap segv | head -3)"
 fi
 
-# SIGHUP sent while the terminal is still there: a clean stop like SIGINT
-start_sig hup "$BIN run --db $TMP/hup.db $MICRO --steps 100000"
+# SIGHUP sent while the terminal is still there (issue 14: a hangup detaches
+# instead of stopping): the screen closes and gives the terminal back, the
+# session trains on to its end with its output in the log file next to the
+# database, and its runs end finished with every step stored
+HSTEPS=1500
+finished_runs() { sql "$1" "SELECT count(*) || '/' || sum(status = 'finished' AND final_step = $HSTEPS) FROM runs"; }
+all_steps() { [ "$(sql "$1" "SELECT count(*) FROM metrics WHERE key = 'train_loss'")" = $((3 * HSTEPS)) ]; }
+start_sig hup "$BIN run --db $TMP/hup.db $MICRO --steps $HSTEPS"
 if wait_until 150 titles hup && wait_until 100 db_has "$TMP/hup.db" \
         "SELECT count(*) FROM metrics WHERE key = 'train_loss'"; then
     kill -HUP "$(pid_of hup)"
-    check "SIGHUP: exit 129 (got $(wait_until 200 exists "$TMP/hup.rc"; cat "$TMP/hup.rc" 2>/dev/null))" rc_is hup 129
-    check "SIGHUP: stderr names SIGHUP" grep -q SIGHUP "$TMP/hup.err"
+    check "SIGHUP: the screen closes (the alternate screen is left)" wait_until 100 alt_off hup
+    check "SIGHUP: stderr names SIGHUP, the log and how to re-attach" wait_until 100 grep -q \
+        "SIGHUP: session 1 trains on .*output: $TMP/hup-session-1.log; re-attach: gatelab watch 1 --db $TMP/hup.db" "$TMP/hup.err"
+    check "SIGHUP: the session trains on to its end, exit 0 (got $(wait_until 1200 exists "$TMP/hup.rc"; cat "$TMP/hup.rc" 2>/dev/null))" rc_is hup 0
     check "SIGHUP: the terminal is restored" wait_until 30 restored "$TMP/hup.stty"
-    check "SIGHUP: every run is stopped ($(stopped_runs "$TMP/hup.db"))" [ "$(stopped_runs "$TMP/hup.db")" = 3/3 ]
+    check "SIGHUP: every run is finished at step $HSTEPS ($(finished_runs "$TMP/hup.db"))" [ "$(finished_runs "$TMP/hup.db")" = 3/3 ]
+    check "SIGHUP: every step's train_loss is stored" all_steps "$TMP/hup.db"
+    check "SIGHUP: the log ends with the summary" grep -q "^session 1 in $TMP/hup.db" "$TMP/hup-session-1.log"
 else
     fail "SIGHUP: the screen came up and stored metrics" "$(cap hup | head -3)"
 fi
 
 # The terminal itself goes away (the tmux session is killed): the hangup
-# stops every arm cleanly although nothing can be written to the terminal any
-# more. The status cannot be seen here (nobody waits for the process), so
-# stderr says it. Twice: gatelab as the session leader the kernel signals
+# detaches the session, which trains on with its output in the log file
+# although nothing can be written to the terminal any more, and its runs
+# end finished. Twice: gatelab as the session leader the kernel signals
 # (tmux new-session 'gatelab run'), and under a shell that dies of the hangup,
 # after which the kernel signals the foreground process group (the echo keeps
 # the shell from exec-ing gatelab).
@@ -387,23 +397,25 @@ for how in leader shell; do
     DBG=$TMP/gone_$how.db
     if [ "$how" = leader ]; then
         tm new-session -d -s "gone_$how" -x 120 -y 40 \
-            "exec env $UTF8 $BIN run --db $DBG $MICRO --steps 100000 2>$TMP/gone_$how.err"
+            "exec env $UTF8 $BIN run --db $DBG $MICRO --steps $HSTEPS 2>$TMP/gone_$how.err"
     else
         tm new-session -d -s "gone_$how" -x 120 -y 40 \
-            "env $UTF8 $BIN run --db $DBG $MICRO --steps 100000 2>$TMP/gone_$how.err; echo not exec"
+            "env $UTF8 $BIN run --db $DBG $MICRO --steps $HSTEPS 2>$TMP/gone_$how.err; echo not exec"
     fi
     if wait_until 150 titles "gone_$how" && wait_until 100 db_has "$DBG" \
             "SELECT count(*) FROM metrics WHERE key = 'train_loss'"; then
         gpid=$(pgrep -x -s "$(tm display-message -p -t "gone_$how" '#{pane_pid}')" gatelab | head -n 1)
         tm kill-session -t "gone_$how"
-        check "terminal gone ($how): the process exits" wait_until 300 sh -c "! kill -0 ${gpid:-0} 2>/dev/null"
-        check "terminal gone ($how): stderr names SIGHUP [$(head -n 1 "$TMP/gone_$how.err")]" \
-            grep -q 'SIGHUP: runs stopped and stored' "$TMP/gone_$how.err"
-        check "terminal gone ($how): every run is stopped ($(stopped_runs "$DBG"))" [ "$(stopped_runs "$DBG")" = 3/3 ]
-        check "terminal gone ($how): a resumable checkpoint per run at its final step" [ "$(sql "$DBG" \
-            "SELECT count(*) FROM runs r WHERE EXISTS (SELECT 1 FROM checkpoints c
-              WHERE c.run = r.id AND c.step = r.final_step AND c.resumable = 1)")" = 3 ]
-        # one that never stopped must not write on into $TMP after the cleanup
+        check "terminal gone ($how): stderr names SIGHUP and the log [$(head -n 1 "$TMP/gone_$how.err")]" \
+            wait_until 100 grep -q "SIGHUP: session 1 trains on .*output: $TMP/gone_$how-session-1.log" "$TMP/gone_$how.err"
+        n1=$(sql "$DBG" "SELECT count(*) FROM metrics WHERE key = 'train_loss'")
+        check "terminal gone ($how): the session trains on (train_loss rows grow past $n1)" \
+            wait_until 300 db_has "$DBG" "SELECT count(*) > ${n1:-0} FROM metrics WHERE key = 'train_loss'"
+        check "terminal gone ($how): the process ends by itself" wait_until 1200 sh -c "! kill -0 ${gpid:-0} 2>/dev/null"
+        check "terminal gone ($how): every run is finished at step $HSTEPS ($(finished_runs "$DBG"))" [ "$(finished_runs "$DBG")" = 3/3 ]
+        check "terminal gone ($how): every step's train_loss is stored" all_steps "$DBG"
+        check "terminal gone ($how): the log ends with the summary" grep -q "^session 1 in $DBG" "$TMP/gone_$how-session-1.log"
+        # one that never ended must not write on into $TMP after the cleanup
         [ -n "$gpid" ] && kill -0 "$gpid" 2>/dev/null && kill -9 "$gpid"
     else
         fail "terminal gone ($how): the screen came up and stored metrics" "$(cap "gone_$how" | head -3)"

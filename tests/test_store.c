@@ -806,6 +806,65 @@ static void test_mkdir_p(void)
     free(under);
 }
 
+/* Detach (src/live_detach.c): the process that trains on after a fork takes
+ * the runs over. A running or paused run gets this process as its owner and
+ * its heartbeat from then on; an ended one is left as it is. */
+static void test_adopt(void)
+{
+    char *path = tmp_path("adopt.db");
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_CREATE, &err);
+    GL_ASSERT(s);
+    int64_t session = store_session_begin(s, "adopt", &err);
+    int64_t running = fill_arm(s, session, 0, GATE_SOFT, 7, RUN_RUNNING);
+    int64_t paused = fill_arm(s, session, 1, GATE_RANDOM, 7, RUN_PAUSED);
+    int64_t finished = fill_arm(s, session, 2, GATE_DENSE, 7, RUN_FINISHED);
+    GL_ASSERT(running > 0 && paused > 0 && finished > 0);
+    store_close(s);
+    /* the parent that detached: alive while the child adopts (here: ours) */
+    sqlite3 *db = raw_open(path);
+    char sql[512];
+    pid_t parent = getppid();
+    snprintf(sql, sizeof sql,
+             "UPDATE runs SET owner_pid = %d,"
+             " heartbeat = strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now', '-10 seconds')",
+             (int)parent);
+    raw_exec(db, sql);
+    s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s && store_crashed_on_open(s) == 0, "reopened with the owner alive: nothing crashed");
+    if (!s) {
+        sqlite3_close(db);
+        free(path);
+        return;
+    }
+    int a_run = -1, a_paused = -1, a_fin = -1;
+    CHECK(store_run_adopt(s, running, &a_run, &err) == 0 &&
+              store_run_adopt(s, paused, &a_paused, &err) == 0 &&
+              store_run_adopt(s, finished, &a_fin, &err) == 0,
+          "store_run_adopt (%s)", err.msg);
+    CHECK(a_run == 1 && a_paused == 1 && a_fin == 0,
+          "running and paused runs adopted, the finished one not (%d %d %d)", a_run, a_paused,
+          a_fin);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM runs WHERE owner_pid = %d AND id IN (%lld, %lld)"
+             " AND julianday('now') - julianday(heartbeat) < 5.0 / 86400",
+             (int)getpid(), (long long)running, (long long)paused);
+    CHECK(raw_int(db, sql) == 2, "their owner is this process, their heartbeat now");
+    snprintf(sql, sizeof sql, "SELECT owner_pid FROM runs WHERE id = %lld", (long long)finished);
+    CHECK(raw_int(db, sql) == parent, "the finished run keeps its owner");
+    /* adopted runs are kept alive by this handle's commits */
+    raw_exec(db, "UPDATE runs SET heartbeat = '2000-01-01T00:00:00.000Z'");
+    CHECK(store_begin(s, &err) == 0 && store_commit(s, &err) == 0, "a commit (%s)", err.msg);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM runs WHERE heartbeat > '2000-01-01T00:00:00.000Z'");
+    CHECK(raw_int(db, sql) == 2, "a commit refreshes the adopted runs' heartbeat (and only theirs)");
+    CHECK(store_run_adopt(s, 9999, &a_run, &err) == 0 && a_run == 0,
+          "no such run: nothing adopted");
+    store_close(s);
+    sqlite3_close(db);
+    free(path);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_store_XXXXXX");
@@ -816,6 +875,7 @@ int main(void)
     test_transactions();
     test_summaries();
     test_crash_and_resume();
+    test_adopt();
     test_absent_and_diverged();
     test_heatmaps();
     test_mkdir_p();

@@ -4,6 +4,7 @@
  * optim_schedule (include/optim.h, warm-up then cosine), and pool_run's
  * split (include/pool.h: blocks that depend only on n and the grain and
  * cover [0, n) exactly once, whatever the thread count). */
+#include <dirent.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -274,6 +275,19 @@ static void check_split(pool *p, size_t threads, size_t n, size_t grain)
     free(s.end_at);
 }
 
+/* The threads of this process (/proc/self/task), 0 when unreadable. */
+static size_t task_count(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    size_t n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
 static void test_pool(void)
 {
     printf("# pool_run: blocks depend only on n and the grain\n");
@@ -290,6 +304,23 @@ static void test_pool(void)
                 check_split(p, threads, sizes[k], gr);
         }
         pool_destroy(p);
+    }
+    printf("# pool_park / pool_unpark: the workers go and come back (detach)\n");
+    for (size_t threads = 1; threads <= 4; threads++) {
+        pool *p = pool_create(threads);
+        GL_ASSERT(p);
+        check_split(p, threads, 1000, 16);
+        size_t before = task_count();
+        pool_park(p);
+        pool_park(p);   /* twice: nothing more */
+        size_t parked = task_count();
+        CHECK(parked + (threads - 1) == before, "threads %zu: park joins its %zu worker%s (%zu -> %zu tasks)",
+              threads, threads - 1, threads == 2 ? "" : "s", before, parked);
+        CHECK(pool_unpark(p) == 0 && pool_unpark(p) == 0 && task_count() == before,
+              "threads %zu: unpark starts them again (%zu tasks)", threads, task_count());
+        check_split(p, threads, 10007, 16);
+        pool_park(p);
+        pool_destroy(p);   /* a parked pool */
     }
     CHECK(pool_blocks(0, 16) == 1 && pool_blocks(15, 16) == 1 && pool_blocks(16, 16) == 1 &&
               pool_blocks(31, 16) == 1 && pool_blocks(32, 16) == 2 && pool_blocks(100, 0) == 100,

@@ -34,6 +34,7 @@ struct ui_live {
     uint64_t rate_step[LIVE_MAX_ARMS];
     progress_pace pace[LIVE_MAX_ARMS]; /* steps per second over the last seconds, for the ETA */
     int quit;                          /* confirmed: stop every arm */
+    int detach;                        /* d: the next tick asks the session to detach */
     /* a command sent and not yet answered by its event, so a second key
      * press builds on it instead of on the stale gate */
     uint32_t pend_mode[LIVE_MAX_ARMS], pend_k[LIVE_MAX_ARMS];
@@ -220,6 +221,30 @@ static void steer(ui_live *u, live *lv, ui_action act)
     }
 }
 
+/* d: the session goes on in the background (live_detach.c). Without a
+ * database nothing could follow it or re-attach: refused, on the screen. */
+static void detach(ui_live *u, live *lv)
+{
+    ui_view *v = &u->view;
+    char log[1024];
+    if (!u->shape.db_path || live_session(lv) <= 0) {
+        ui_view_message(v, 1, 5.0, "d: nothing is stored (no database), so nothing could "
+                                   "re-attach: the screen stays");
+        return;
+    }
+    if (ui_state_all_done(&u->st)) {
+        ui_view_message(v, 0, 3.0, "d: every arm has ended: nothing to detach; q quits");
+        return;
+    }
+    if (live_log_path(lv, log, sizeof log)) {
+        ui_view_message(v, 1, 5.0, "d: the log file's path is too long: the screen stays");
+        return;
+    }
+    ui_view_message(v, 0, 0.0, "detaching: output to %s; re-attach: gatelab watch %lld --db %s",
+                    log, (long long)live_session(lv), u->shape.db_path);
+    u->detach = 1;
+}
+
 static void on_key(ui_live *u, live *lv, int ch)
 {
     ui_view *v = &u->view;
@@ -258,6 +283,9 @@ static void on_key(ui_live *u, live *lv, int ch)
             ui_view_message(v, 0, 3.0, "checkpointing %zu arm%s", sent, sent == 1 ? "" : "s");
         break;
     }
+    case UI_ACT_DETACH:
+        detach(u, lv);
+        break;
     case UI_ACT_QUIT:
         if (ui_state_all_done(&u->st))
             u->quit = 1;
@@ -396,6 +424,12 @@ static int on_tick(void *ctx, live *lv)
         /* live_run stops calling us once we ask to stop: say so now */
         draw(u, now);
         return 1;
+    }
+    if (u->detach) {
+        /* on the screen while the session parks its threads */
+        u->detach = 0;
+        draw(u, now);
+        return LIVE_ASK_DETACH;
     }
     poll_heat(u, lv);
     update_rates(u, lv, now);

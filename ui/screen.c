@@ -310,6 +310,10 @@ static const ui_keydef key_table[] = {
      UI_LIVE},
     {{'F'}, UI_ACT_FORK, {0}, UI_ACT_NONE, "F", "fork",
      "fork the selected arm into a new arm running the next gate mode", UI_LIVE},
+    {{'d'}, UI_ACT_DETACH, {0}, UI_ACT_NONE, "d", "detach",
+     "detach: close the screen, the session trains on in the background with its output in "
+     "<db>-session-N.log next to the database; `gatelab watch N --db PATH` re-attaches",
+     UI_LIVE},
     /* the names are the keys themselves: < and > jump to the ends, the
      * cursor keys (or , and .) move one evaluation */
     {{KEY_LEFT, ','}, UI_ACT_STEP_PREV, {KEY_RIGHT, '.'}, UI_ACT_STEP_NEXT, ",/.", "step",
