@@ -15,7 +15,8 @@
  *   gelu_backward    |err| <= 1e-6 |ref| + 2e-7 |dout|
  *   layernorm        |err| <= 2e-5 (forward, backward dinp) relative to the
  *                    row's scale (see tests/test_vec.c)
- *   adamw, add       the same bits on every path (no fused multiply-add)
+ *   adamw, add,      the same bits on every path (no fused multiply-add;
+ *   colsum           each column's adds in row order)
  * AVX2 and AVX-512 give the same bits for exp, gelu, scale, add and adamw
  * (same operations, same rounding); sums (layernorm, exp_sum, sumsq) add in
  * the path's lane order, so they differ in the last bits between paths. A
@@ -51,6 +52,9 @@ typedef struct {
     void (*scale)(float *y, float a, size_t n);
     /* y[i] = a[i] + b[i]; y may be a or b */
     void (*add)(float *y, const float *a, const float *b, size_t n);
+    /* y[c] += x[n ld + c] for n = 0..N-1 in order, c < C: a bias gradient's
+     * column sums, each column added row by row as the scalar loop does */
+    void (*colsum)(float *y, const float *x, size_t N, size_t C, size_t ld);
     /* out = gelu(inp), tanh form (DESIGN §2) */
     void (*gelu_forward)(float *out, const float *inp, size_t n);
     /* dinp = dout * gelu'(inp), written; dinp may be dout */

@@ -135,6 +135,34 @@ VEC_KERNEL void VEC_NAME(add)(float *y, const float *a, const float *b, size_t n
                    n - i);
 }
 
+/* four vectors of columns at a time in registers, the rows in order */
+VEC_KERNEL void VEC_NAME(colsum)(float *y, const float *x, size_t N, size_t C, size_t ld)
+{
+    size_t c = 0;
+    for (; c + 4 * VW <= C; c += 4 * VW) {
+        vf a0 = vf_load(y + c), a1 = vf_load(y + c + VW), a2 = vf_load(y + c + 2 * VW),
+           a3 = vf_load(y + c + 3 * VW);
+        for (size_t n = 0; n < N; n++) {
+            const float *r = x + n * ld + c;
+            a0 = vf_add(a0, vf_load(r));
+            a1 = vf_add(a1, vf_load(r + VW));
+            a2 = vf_add(a2, vf_load(r + 2 * VW));
+            a3 = vf_add(a3, vf_load(r + 3 * VW));
+        }
+        vf_store(y + c, a0);
+        vf_store(y + c + VW, a1);
+        vf_store(y + c + 2 * VW, a2);
+        vf_store(y + c + 3 * VW, a3);
+    }
+    for (; c < C; c += VW) {
+        const size_t k = C - c < VW ? C - c : VW;
+        vf a = vf_load_n(y + c, k, 0.0f);
+        for (size_t n = 0; n < N; n++)
+            a = vf_add(a, vf_load_n(x + n * ld + c, k, 0.0f));
+        vf_store_n(y + c, a, k);
+    }
+}
+
 VEC_KERNEL void VEC_NAME(gelu_forward)(float *out, const float *inp, size_t n)
 {
     size_t i = 0;
@@ -301,6 +329,7 @@ VEC_KERNEL double VEC_NAME(sumsq)(const float *x, size_t n)
     {                                                                                     \
         .name = label, .exp = VEC_NAME(exp), .max = VEC_NAME(max),                        \
         .exp_sum = VEC_NAME(exp_sum), .scale = VEC_NAME(scale), .add = VEC_NAME(add),     \
+        .colsum = VEC_NAME(colsum),                                                       \
         .gelu_forward = VEC_NAME(gelu_forward), .gelu_backward = VEC_NAME(gelu_backward), \
         .layernorm_forward = VEC_NAME(layernorm_forward),                                 \
         .layernorm_backward = VEC_NAME(layernorm_backward), .adamw = VEC_NAME(adamw),     \

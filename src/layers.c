@@ -82,11 +82,8 @@ void linear_backward_weight(float *dweight, float *dbias, const float *dout, con
 {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), (int)C, (int)N, 1.0f,
                 dout + o0, (int)OC, inp, (int)C, 1.0f, dweight + o0 * C, (int)C);
-    if (dbias) {
-        const vec_ops *v = vec_active();
-        for (size_t n = 0; n < N; n++)
-            v->add(dbias + o0, dbias + o0, dout + n * OC + o0, o1 - o0);
-    }
+    if (dbias)
+        vec_active()->colsum(dbias + o0, dout + o0, N, o1 - o0, OC);
 }
 
 /* tanh-form GELU, elementwise over n values */

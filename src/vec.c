@@ -48,6 +48,13 @@ static void scalar_add(float *y, const float *a, const float *b, size_t n)
         y[i] = a[i] + b[i];
 }
 
+static void scalar_colsum(float *y, const float *x, size_t N, size_t C, size_t ld)
+{
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++)
+            y[c] += x[n * ld + c];
+}
+
 /* the forms of include/vec_simd.h: gelu(x) = x / (1 + e), e = exp(-2u) */
 #define GELU_M2K (-1.5957691216057308f)
 #define GELU_M2KC (-0.07135481627159112f)
@@ -148,7 +155,7 @@ static double scalar_sumsq(const float *x, size_t n)
 
 static const vec_ops vec_scalar_ops = {
     .name = "scalar", .exp = scalar_exp, .max = scalar_max, .exp_sum = scalar_exp_sum,
-    .scale = scalar_scale, .add = scalar_add, .gelu_forward = scalar_gelu_forward,
+    .scale = scalar_scale, .add = scalar_add, .colsum = scalar_colsum, .gelu_forward = scalar_gelu_forward,
     .gelu_backward = scalar_gelu_backward, .layernorm_forward = scalar_layernorm_forward,
     .layernorm_backward = scalar_layernorm_backward, .adamw = scalar_adamw,
     .sumsq = scalar_sumsq,

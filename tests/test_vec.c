@@ -372,6 +372,25 @@ static void test_sums(const vec_ops *o)
         ok &= y[i] == x[i] + a[i];
     o->add(x, x, a, n);
     CHECK(ok && memcmp(x, y, n * 4) == 0, "%s add: exact, in place too", o->name);
+    /* colsum: every width's tail, the rows in order as the scalar loop */
+    int same = 1;
+    for (size_t C = 1; C <= 150; C += (C < 70 ? 1 : 37)) {
+        const size_t N = 1 + C % 9, ld = C + 3;
+        float *ys = malloc(C * 4), *yv = malloc(C * 4);
+        for (size_t c = 0; c < C; c++)
+            ys[c] = yv[c] = a[c];
+        vec_ops_of(VEC_SCALAR)->colsum(ys, x, N, C, ld);
+        o->colsum(yv, x, N, C, ld);
+        for (size_t c = 0; c < C; c++) {
+            float r = a[c];
+            for (size_t k = 0; k < N; k++)
+                r += x[k * ld + c];
+            same &= yv[c] == r && ys[c] == r;
+        }
+        free(ys), free(yv);
+    }
+    CHECK(same, "%s colsum: widths 1..150 with a stride, the bits of adding row by row",
+          o->name);
     free(x), free(a), free(y);
 }
 
