@@ -219,13 +219,16 @@ static int vec_choose(const char *env, vec_path *out, gl_error *err)
     return gl_fail(err, "GATELAB_VEC=%.64s: not a path (scalar, avx2, avx512 or auto)", env);
 }
 
+/* written once inside pthread_once, read after it by every thread */
 static pthread_once_t vec_once = PTHREAD_ONCE_INIT;
 static vec_path vec_cur;
+static const vec_ops *vec_cur_ops;
 
 static void vec_pick(void)
 {
     if (vec_choose(getenv("GATELAB_VEC"), &vec_cur, NULL))
         vec_choose(NULL, &vec_cur, NULL);
+    vec_cur_ops = vec_ops_of(vec_cur);
 }
 
 int vec_init(gl_error *err)
@@ -245,7 +248,8 @@ vec_path vec_active_path(void)
 
 const vec_ops *vec_active(void)
 {
-    return vec_ops_of(vec_active_path());
+    pthread_once(&vec_once, vec_pick);
+    return vec_cur_ops;
 }
 
 float vec_max(const float *x, size_t n)
