@@ -11,10 +11,11 @@
  *   exp              |err| <= 4e-7 |ref| + 2^-149 (a few ulp; subnormal
  *                    results to their own spacing); exp(-inf) = 0,
  *                    exp(x > 88.73) = inf, NaN stays NaN
- *   gelu_forward     |err| <= 1e-6 |ref| + 2e-7 |x|
- *   gelu_backward    |err| <= 1e-6 |ref| + 2e-7 |dout|
- *   layernorm        |err| <= 2e-5 (forward, backward dinp) relative to the
- *                    row's scale (see tests/test_vec.c)
+ *   softmax row      |err| <= (1e-6 + 1.2e-7 |z - max|) p
+ *   gelu_forward     |err| <= 1e-6 |ref| + 2e-7 |x| + 2^-149
+ *   gelu_backward    |err| <= 1e-6 |ref| + 2e-7 |dout| + 2^-149
+ *   layernorm        |err| <= 2e-5 of the output's scale times the row's
+ *                    condition 1 + |mean| rstd (tests/test_vec.c)
  *   adamw, add,      the same bits on every path (no fused multiply-add;
  *   colsum           each column's adds in row order)
  * AVX2 and AVX-512 give the same bits for exp, gelu, scale, add and adamw
