@@ -70,10 +70,10 @@ typedef struct {
 typedef struct {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *s, *att, *atty;
     gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
-    float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_gelu, *res3;
+    float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *res3;
     /* experts only: router probabilities [BT,E], the routing, and the FFN's
      * input and output in gathered (expert-grouped) row order [BT,d];
-     * fch and fch_gelu are in gathered order too */
+     * fch is in gathered order too */
     float *router, *xg, *yg;
     moe_route route;
 } model_layer_acts;
@@ -96,6 +96,10 @@ typedef struct {
     float *scratch;
     float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch, *d_logits;
     float *d_router;              /* [BT,E] experts only */
+    /* gelu(fch) [BT,F] of the layer at hand: written by its forward for the
+     * FFN's second linear, recomputed from fch by its backward (cheaper than
+     * keeping one per layer) */
+    float *fch_gelu;
     int32_t *routes;              /* [L*(3BT+E+1)] the moe_route arrays */
     double aux_loss;              /* load-balancing loss of the last forward */
     uint64_t *expert_tokens;      /* [L*E] tokens routed per expert since the last reset */

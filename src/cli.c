@@ -34,6 +34,7 @@
 #include "store.h"
 #include "trainer.h"
 #include "ui.h"
+#include "vec.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -911,6 +912,10 @@ int cli_main(int argc, char **argv)
      * compete with it for the same cores */
     openblas_set_num_threads(1);
     gl_route_stop_signals();
+    /* the element-wise path (GATELAB_VEC), fixed before any thread starts */
+    gl_error ve;
+    if (vec_init(&ve))
+        return cli_usage_error("%s", ve.msg);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                       (strcmp(argv[1], "help") == 0 && argc == 2))) {
         cli_help_print_all(stdout);

@@ -91,27 +91,28 @@ static void attn_block_backward(model *m, size_t l, const float *in, size_t B,
 
 /* ---- the dense FFN: y = proj(gelu(fc(ln2))) ---- */
 
-/* ln2 [BT,d] -> fch, fch_gelu [BT,F], res3 [BT,d] = y (the FFN block adds the
- * residual) */
+/* ln2 [BT,d] -> fch [BT,F] (kept), res3 [BT,d] = y (the FFN block adds the
+ * residual); fch_gelu [BT,F] is scratch, recomputed by the backward */
 static void dense_ffn_forward(model *m, size_t l, size_t BT)
 {
     const size_t d = m->cfg.d, F = m->cfg.mlp;
     const model_layer_params *p = &m->p.layer[l];
     model_layer_acts *x = &m->la[l];
     model_par_linear_forward(m->pool, x->fch, x->ln2, p->fcw, p->fcb, BT, d, F);
-    model_par_gelu_forward(m->pool, x->fch_gelu, x->fch, BT * F);
-    model_par_linear_forward(m->pool, x->res3, x->fch_gelu, p->fcprojw, p->fcprojb, BT, F, d);
+    model_par_gelu_forward(m->pool, m->fch_gelu, x->fch, BT * F);
+    model_par_linear_forward(m->pool, x->res3, m->fch_gelu, p->fcprojw, p->fcprojb, BT, F, d);
 }
 
 /* d_res [BT,d] (gradient of y) -> d_ln [BT,d] (gradient of ln2, written),
- * weight grads +=. Scratch: d_fch [BT,F]. */
+ * weight grads +=. Scratch: fch_gelu (recomputed), d_fch [BT,F]. */
 static void dense_ffn_backward(model *m, size_t l, size_t BT)
 {
     const size_t d = m->cfg.d, F = m->cfg.mlp;
     const model_layer_params *p = &m->p.layer[l], *g = &m->g.layer[l];
     const model_layer_acts *x = &m->la[l];
+    model_par_gelu_forward(m->pool, m->fch_gelu, x->fch, BT * F);
     memset(m->d_fch, 0, BT * F * sizeof(float));
-    model_par_linear_backward(m->pool, m->d_fch, g->fcprojw, g->fcprojb, m->d_res, x->fch_gelu,
+    model_par_linear_backward(m->pool, m->d_fch, g->fcprojw, g->fcprojb, m->d_res, m->fch_gelu,
                               p->fcprojw, BT, F, d);
     model_par_gelu_backward(m->pool, m->d_fch, x->fch, m->d_fch, BT * F);
     memset(m->d_ln, 0, BT * d * sizeof(float));
@@ -122,11 +123,11 @@ static void dense_ffn_backward(model *m, size_t l, size_t BT)
 /* ---- the mixture of experts: y = p(e*) * expert_e*(ln2), top-1 (moe.h) ---- */
 
 /* ln2 [BT,d] -> router [BT,E] (probabilities), the routing, xg [BT,d] (ln2
- * in gathered, expert-grouped order), fch, fch_gelu [BT,F] and yg [BT,d]
- * (gathered), res3 [BT,d] = y. Each expert's two linears run on its block of
- * gathered rows, expert e's weights at e times expert 0's size. Adds the
- * layer's load-balancing loss to m->aux_loss and its routing to the load
- * counts. */
+ * in gathered, expert-grouped order), fch [BT,F] and yg [BT,d] (gathered),
+ * res3 [BT,d] = y; fch_gelu [BT,F] is scratch, recomputed by the backward.
+ * Each expert's two linears run on its block of gathered rows, expert e's
+ * weights at e times expert 0's size. Adds the layer's load-balancing loss
+ * to m->aux_loss and its routing to the load counts. */
 static void moe_ffn_forward(model *m, size_t l, size_t BT)
 {
     const size_t d = m->cfg.d, F = m->cfg.mlp, E = m->cfg.experts;
@@ -143,11 +144,11 @@ static void moe_ffn_forward(model *m, size_t l, size_t BT)
             model_par_linear_forward(m->pool, x->fch + n0 * F, x->xg + n0 * d, p->fcw + e * F * d,
                                      p->fcb + e * F, n, d, F);
     }
-    model_par_gelu_forward(m->pool, x->fch_gelu, x->fch, BT * F);
+    model_par_gelu_forward(m->pool, m->fch_gelu, x->fch, BT * F);
     for (size_t e = 0; e < E; e++) {
         const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
         if (n)
-            model_par_linear_forward(m->pool, x->yg + n0 * d, x->fch_gelu + n0 * F,
+            model_par_linear_forward(m->pool, x->yg + n0 * d, m->fch_gelu + n0 * F,
                                      p->fcprojw + e * d * F, p->fcprojb + e * d, n, F, d);
     }
     moe_combine_forward(x->res3, x->yg, x->router, &x->route, BT, d, E);
@@ -157,7 +158,8 @@ static void moe_ffn_forward(model *m, size_t l, size_t BT)
 /* d_res [BT,d] (gradient of y) -> d_ln [BT,d] (gradient of ln2, written),
  * weight grads +=, with the load-balancing term's gradient. Scratch: d_atty
  * holds the gathered output gradient, d_tmp the gathered input gradient,
- * d_router the router probability then logit gradient, d_fch [BT,F]. */
+ * d_router the router probability then logit gradient, fch_gelu (recomputed),
+ * d_fch [BT,F]. */
 static void moe_ffn_backward(model *m, size_t l, size_t BT)
 {
     const size_t d = m->cfg.d, F = m->cfg.mlp, E = m->cfg.experts;
@@ -168,12 +170,13 @@ static void moe_ffn_backward(model *m, size_t l, size_t BT)
     moe_combine_backward(d_yg, m->d_router, m->d_res, x->yg, x->router, &x->route, BT, d, E);
     moe_aux_backward(m->d_router, &x->route, BT, E, m->cfg.moe_aux);
     moe_softmax_backward(m->d_router, m->d_router, x->router, BT, E);
+    model_par_gelu_forward(m->pool, m->fch_gelu, x->fch, BT * F);
     memset(m->d_fch, 0, BT * F * sizeof(float));
     for (size_t e = 0; e < E; e++) {
         const size_t n0 = (size_t)off[e], n = (size_t)off[e + 1] - n0;
         if (n)
             model_par_linear_backward(m->pool, m->d_fch + n0 * F, g->fcprojw + e * d * F,
-                                      g->fcprojb + e * d, d_yg + n0 * d, x->fch_gelu + n0 * F,
+                                      g->fcprojb + e * d, d_yg + n0 * d, m->fch_gelu + n0 * F,
                                       p->fcprojw + e * d * F, n, F, d);
     }
     model_par_gelu_backward(m->pool, m->d_fch, x->fch, m->d_fch, BT * F);

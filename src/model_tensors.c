@@ -256,8 +256,8 @@ enum { BUF_ACTS, BUF_SCRATCH };
 /* The table, in buffer order, laid out as the parameters are: the model's
  * rows before the first layer row, the block of layer rows once per layer,
  * then the rest. A shape is the product of its dims; BT = B*T rows are the
- * batch's token positions, grouped by sequence. With experts, fch, fch_gelu,
- * xg and yg hold their rows in gathered (expert-grouped) order. The two
+ * batch's token positions, grouped by sequence. With experts, fch, fch_gelu
+ * (one layer's, in the scratch), xg and yg hold their rows in gathered (expert-grouped) order. The two
  * typed activations, the soft top-k row statistics (gate_row_stats
  * [L,B,H,T]) and the routing (int32 [L, 3BT+E+1]), are laid out after the
  * table by model_acts_init. */
@@ -282,7 +282,6 @@ static const struct act_row {
     {"ln2_mean", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln2_mean)},
     {"ln2_rstd", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln2_rstd)},
     {"fch", A_LAYER, BUF_ACTS, {D_B, D_T, D_F}, LACT(fch)},
-    {"fch_gelu", A_LAYER, BUF_ACTS, {D_B, D_T, D_F}, LACT(fch_gelu)},
     {"res3", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(res3)},
     {"router", A_EXPERTS, BUF_ACTS, {D_B, D_T, D_E}, LACT(router)},
     {"xg", A_EXPERTS, BUF_ACTS, {D_B, D_T, D_D}, LACT(xg)},
@@ -300,6 +299,7 @@ static const struct act_row {
     {"d_gq", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_HR}, MODEL(d_gq)},
     {"d_gk", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_HR}, MODEL(d_gk)},
     {"d_fch", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_F}, MODEL(d_fch)},
+    {"fch_gelu", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_F}, MODEL(fch_gelu)},
     {"d_logits", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_V}, MODEL(d_logits)},
     {"d_router", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_E}, MODEL(d_router)},
 };

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "vec.h"
 
 void optim_default_config(optim_config *c)
 {
@@ -75,16 +76,17 @@ static int tensor_trains(const optim *o, const model *mdl, const model_tensor *t
     return 1;
 }
 
+/* the tensors' sums of squares (each in its path's lane order) added in
+ * table order */
 static double grad_norm(const optim *o, const model *mdl)
 {
+    const vec_ops *v = vec_active();
     double sum = 0.0;
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
         if (!tensor_trains(o, mdl, tt))
             continue;
-        const float *g = mdl->grads + tt->offset;
-        for (size_t i = 0; i < tt->numel; i++)
-            sum += (double)g[i] * g[i];
+        sum += v->sumsq(mdl->grads + tt->offset, tt->numel);
     }
     return sqrt(sum);
 }
@@ -100,6 +102,7 @@ double optim_step(optim *o, model *mdl, size_t step)
     o->t++;
     const float b1c = 1.0f - powf(c->beta1, (float)o->t);
     const float b2c = 1.0f - powf(c->beta2, (float)o->t);
+    const vec_ops *vk = vec_active();   /* the same bits on every path (vec.h) */
     size_t packed = 0;   /* OPTIM_GATE's moments: the tensors in scope back to back */
     for (size_t t = 0; t < mdl->ntensors; t++) {
         const model_tensor *tt = &mdl->tensors[t];
@@ -108,17 +111,12 @@ double optim_step(optim *o, model *mdl, size_t step)
         const size_t at = o->scope == OPTIM_MODEL ? tt->offset : packed;
         packed += tt->numel;
         GL_ASSERT(at + tt->numel <= o->num_params);
-        const float lr = (tt->is_gate ? c->gate_lr : c->lr) * mult;
-        const float wd = tt->decay ? c->weight_decay : 0.0f;
-        float *p = mdl->params + tt->offset, *g = mdl->grads + tt->offset;
-        float *m = o->m + at, *v = o->v + at;
-        for (size_t i = 0; i < tt->numel; i++) {
-            float gi = g[i] * clip;
-            m[i] = c->beta1 * m[i] + (1.0f - c->beta1) * gi;
-            v[i] = c->beta2 * v[i] + (1.0f - c->beta2) * gi * gi;
-            float mhat = m[i] / b1c, vhat = v[i] / b2c;
-            p[i] -= lr * (mhat / (sqrtf(vhat) + c->eps) + wd * p[i]);
-        }
+        const vec_adamw_args a = {.clip = clip, .beta1 = c->beta1, .beta2 = c->beta2,
+                                  .b1c = b1c, .b2c = b2c,
+                                  .lr = (tt->is_gate ? c->gate_lr : c->lr) * mult,
+                                  .wd = tt->decay ? c->weight_decay : 0.0f, .eps = c->eps};
+        vk->adamw(mdl->params + tt->offset, mdl->grads + tt->offset, o->m + at, o->v + at,
+                  tt->numel, &a);
     }
     return norm;
 }

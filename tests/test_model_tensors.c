@@ -261,7 +261,6 @@ static void test_acts(size_t E)
         SPAN(x->ln2_mean, BT);
         SPAN(x->ln2_rstd, BT);
         SPAN(x->fch, BT * F);
-        SPAN(x->fch_gelu, BT * F);
         SPAN(x->res3, BT * d);
         if (E) {
             SPAN(x->router, BT * E);
@@ -295,6 +294,7 @@ static void test_acts(size_t E)
     SPAN(m.d_gq, BT * Hr);
     SPAN(m.d_gk, BT * Hr);
     SPAN(m.d_fch, BT * F);
+    SPAN(m.fch_gelu, BT * F);
     SPAN(m.d_logits, BT * V);
     SPAN(m.d_router, BT * E);
 #undef SPAN
