@@ -58,6 +58,7 @@
 #include "model.h"
 #include "optim.h"
 #include "trainer.h"
+#include "vec.h"
 
 #define MIN_GEMM_SECONDS 0.3
 #define MIN_GEMM_REPS 3
@@ -181,6 +182,8 @@ static void print_machine(const char *load_at_start)
     printf("openblas  %s\n", openblas_get_config());
     printf("nproc     %zu\n", usable_cpus());
     printf("cpu       %s\n", cpu);
+    printf("vec path  %s (element-wise kernels; GATELAB_VEC=scalar|avx2|avx512 forces one)\n",
+           vec_path_name(vec_active_path()));
     printf("start     %s\n\n", load_at_start);
 }
 
@@ -859,6 +862,11 @@ int main(int argc, char **argv)
     const double start = gl_now();
     openblas_set_num_threads(1);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    gl_error verr = {{0}};
+    if (vec_init(&verr)) {
+        fprintf(stderr, "bench_train: %s\n", verr.msg);
+        return 2;
+    }
     if (argc == 6 && strcmp(argv[1], "--one") == 0)
         return bench_one(argv + 2);
     if (argc == 2 && strcmp(argv[1], "--fma") == 0) {
