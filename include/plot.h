@@ -82,7 +82,15 @@ typedef struct {
  * resolution, then merged to the plot area's width only when it has more
  * points than that width has pixels (the chart then says so). A chart with
  * no drawable point is an error. */
-int plot_chart_write(const plot_chart *c, const char *path, plot_format f, gl_error *err);
+typedef struct {
+    size_t points;            /* the finite points of every series */
+    size_t drawn;             /* the points drawn: fewer when some were merged */
+    size_t merged;            /* series merged to the plot's pixel columns */
+    size_t columns;           /* the plot area's width in pixels */
+} plot_chart_info;
+/* info (NULL: not wanted) gets the figures the chart's note states. */
+int plot_chart_write(const plot_chart *c, const char *path, plot_format f,
+                     plot_chart_info *info, gl_error *err);
 
 typedef struct {
     const char *title;        /* "run 3 soft: step 400, layer 0, head 1" */

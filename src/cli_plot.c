@@ -413,14 +413,19 @@ static int plot_chart_cmd(store *st, const plot_args *a, run_set *rs, plot_forma
                         .nmarks = marks.n,
                         .width = (int)width,
                         .height = (int)height};
-        if (plot_chart_write(&c, a->out, fmt, &e)) {
+        plot_chart_info info;
+        if (plot_chart_write(&c, a->out, fmt, &info, &e)) {
             rc = cli_runtime_error(&e);
         } else {
-            size_t points = 0;
-            for (size_t i = 0; i < n; i++)
-                points += series[i].n;
-            printf("wrote %s (%s: %s of %zu run%s, %zu points, %zu event markers)\n", a->out,
-                   plot_format_name(fmt), a->metric, n, n == 1 ? "" : "s", points, marks.n);
+            /* the figures of the chart's own note */
+            char res[96];
+            if (info.merged)
+                snprintf(res, sizeof res, "%zu points merged to %zu (one mean per pixel column "
+                         "of %zu)", info.points, info.drawn, info.columns);
+            else
+                snprintf(res, sizeof res, "%zu points, all drawn", info.points);
+            printf("wrote %s (%s: %s of %zu run%s, %s, %zu event markers)\n", a->out,
+                   plot_format_name(fmt), a->metric, n, n == 1 ? "" : "s", res, marks.n);
             if (skipped[0])
                 printf("left out (no %s): %s\n", a->metric, skipped);
         }

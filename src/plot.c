@@ -54,9 +54,10 @@ const char *plot_unavailable(void)
            "libcairo2-dev (make deps does) and rebuild with make";
 }
 
-int plot_chart_write(const plot_chart *c, const char *path, plot_format f, gl_error *err)
+int plot_chart_write(const plot_chart *c, const char *path, plot_format f,
+                     plot_chart_info *info, gl_error *err)
 {
-    (void)c, (void)path, (void)f;
+    (void)c, (void)path, (void)f, (void)info;
     return gl_fail(err, "%s", plot_unavailable());
 }
 
@@ -241,6 +242,10 @@ static void fmt_tick(char *buf, size_t n, double v)
 
 /* ---- the chart ---- */
 
+/* the plot area's margins: room for the y labels, and a little */
+#define PLOT_LEFT 78
+#define PLOT_RIGHT 24
+
 typedef struct {
     uint64_t *step;   /* of the drawn points: a column's last step when merged */
     double *y;        /* smoothed, in axis space (log of the value on a log axis) */
@@ -401,8 +406,7 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
         drawn += cv[i].n;
         merged += cv[i].merged;
     }
-    const double left = 78, right = 24;
-    const double pw = W - left - right;
+    const double pw = W - PLOT_LEFT - PLOT_RIGHT;
     char note[320];
     int len = snprintf(note, sizeof note, "%s axis | ", c->log_y ? "log" : "linear");
     if (c->smooth > 0)
@@ -412,8 +416,8 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
         len += snprintf(note + len, sizeof note - (size_t)len, "raw values | ");
     if (merged)
         snprintf(note + len, sizeof note - (size_t)len,
-                 "%zu points merged to %zu: %zu series wider than the plot's %.0f pixel "
-                 "columns show one mean per column", raw, drawn, merged, pw);
+                 "%zu points merged to %zu (one mean per pixel column of %.0f): %zu "
+                 "series had more points than the plot has columns", raw, drawn, pw, merged);
     else
         snprintf(note + len, sizeof note - (size_t)len, "full resolution: all %zu points drawn",
                  raw);
@@ -422,7 +426,7 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
     text_at(cr, 16, 42, 0, note);
 
     double legend_end = draw_legend(cr, c, 16, 62, W - 32);
-    frame f = {left, legend_end + 6, pw, H - legend_end - 6 - 48, x0, x1, lo, hi};
+    frame f = {PLOT_LEFT, legend_end + 6, pw, H - legend_end - 6 - 48, x0, x1, lo, hi};
     if (f.h < 40)
         f.h = 40;
 
@@ -520,7 +524,8 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
     }
 }
 
-int plot_chart_write(const plot_chart *c, const char *path, plot_format fmt, gl_error *err)
+int plot_chart_write(const plot_chart *c, const char *path, plot_format fmt,
+                     plot_chart_info *info, gl_error *err)
 {
     double W = c->width > 0 ? c->width : 960, H = c->height > 0 ? c->height : 600;
     if (W < 320 || H < 240 || W > 20000 || H > 20000)
@@ -545,13 +550,22 @@ int plot_chart_write(const plot_chart *c, const char *path, plot_format fmt, gl_
     }
     if (x1 <= x0)
         x1 = x0 + 1;
-    int columns = (int)(W - 78 - 24);
+    int columns = (int)(W - PLOT_LEFT - PLOT_RIGHT);
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < c->nseries; i++) {
         curve_fit(&cv[i], x0, x1, columns);
         for (size_t p = 0; p < cv[i].n; p++) {
             lo = cv[i].y[p] < lo ? cv[i].y[p] : lo;
             hi = cv[i].y[p] > hi ? cv[i].y[p] : hi;
+        }
+    }
+    if (info) {
+        memset(info, 0, sizeof *info);
+        info->columns = (size_t)columns;
+        for (size_t i = 0; i < c->nseries; i++) {
+            info->points += cv[i].raw;
+            info->drawn += cv[i].n;
+            info->merged += cv[i].merged;
         }
     }
     double pad = (hi - lo) * 0.05;

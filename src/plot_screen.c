@@ -112,7 +112,7 @@ int plot_screen_write(void *ctx, const ui_state *st, const ui_write_request *rq,
                     .smooth = rq->smooth, .series = ser, .nseries = k, .marks = marks,
                     .nmarks = nm};
     gl_error e;
-    int rc = plot_chart_write(&c, chart_path, PLOT_SVG, &e);
+    int rc = plot_chart_write(&c, chart_path, PLOT_SVG, NULL, &e);
     for (size_t i = 0; i < k; i++) {
         free(pts[i].step);
         free(pts[i].v);

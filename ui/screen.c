@@ -303,7 +303,9 @@ static const ui_keydef key_table[] = {
      "previous / next evaluation step (left / right cursor keys, or , and .)", UI_REPLAY},
     {{KEY_HOME, '<'}, UI_ACT_STEP_FIRST, {KEY_END, '>'}, UI_ACT_STEP_LAST, "</>", "ends",
      "jump to the first / last evaluation step (< and >, or home and end)", UI_REPLAY},
-    {{'w'}, UI_ACT_WRITE, {0}, UI_ACT_NONE, "w", "svg",
+    /* help only: the bar has no room left at 120 columns for q once
+     * every key has a word there */
+    {{'w'}, UI_ACT_WRITE, {0}, UI_ACT_NONE, "w", NULL,
      "write the loss chart and the selected arm's heatmap as SVG files next to the database "
      "(the message line says where)", BOTH},
     {{'?'}, UI_ACT_HELP, {0}, UI_ACT_NONE, "?", "help", "this help (any key closes it)", BOTH},
