@@ -247,8 +247,7 @@ static const cli_command commands[] = {
      "Evaluate a checkpoint file, or a stored run's checkpoint, and print one line: loss, "
      "ppl, tokens.",
      eval_opts, NULL, 0},
-    {"export", "RUN|CKPT", "gatelab export RUN|CKPT [--step N] --out FILE.safetensors [--db PATH]\n"
-                           "       gatelab export RUN[,RUN...]|--session S --csv FILE [--db PATH]",
+    {"export", "RUN|CKPT", NULL,
      "Write a checkpoint's weights only (no Adam moments, not resumable) to a new "
      "safetensors file; or, with --csv, every stored metric of runs as a CSV table.",
      export_opts, NULL, 0},

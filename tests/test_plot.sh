@@ -251,6 +251,11 @@ if [ "$NOCAIRO" = 0 ]; then
     check "one marker per event, in its run's colour (want $want, got $got)" [ "$want" = "$got" ]
     check "no marker without its curve" grep -qx "unmatched markers 0" "$TMP/val.count"
 
+    gl plot --session 1 --metric f1 --db "$DB" --out "$TMP/out/f1.svg"
+    python3 "$TMP/svg.py" "$TMP/out/f1.svg" >"$TMP/f1.count" 2>&1
+    check "--session --metric f1: the dense run is left out and named, two curves" sh -c \
+        "[ $rc -eq 0 ] && grep -qx 'left out (no f1): 3 (dense)' '$OUT' && grep -qx 'curves 2' '$TMP/f1.count'"
+
     echo "rendering: train_loss of one run, drawn by rsvg-convert"
     gl plot 2 --db "$DB" --metric train_loss --out "$TMP/out/train.svg"
     check "plot 2 --metric train_loss: exit 0" [ "$rc" -eq 0 ]
