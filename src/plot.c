@@ -209,10 +209,14 @@ static size_t linear_ticks(double lo, double hi, int target, double *out)
     return n;
 }
 
-/* Ticks of a log axis spanning [exp(lo), exp(hi)]: 1, 2 and 5 per decade
- * (only 1 past three decades) when that gives at least three, otherwise
- * linear nice values, which read better inside one decade. */
-static size_t log_ticks(double lo, double hi, double *out)
+/* Ticks of a log axis spanning [exp(lo), exp(hi)], drawn min_gap apart at
+ * least (in log units): 1, 2 and 5 per decade (only 1 past three decades)
+ * when that gives at least three; inside about a decade, where those are too
+ * few, the steps 1 1.5 2 3 4 5 6 7 8 9 of each decade, every one that keeps
+ * its distance from the one below (they are nearly evenly spaced on a log
+ * axis, unlike linear steps, which crowd its top and leave its bottom bare);
+ * in a range narrower than those steps, nice linear values. */
+static size_t log_ticks(double lo, double hi, double min_gap, double *out)
 {
     double vlo = exp(lo), vhi = exp(hi);
     double decades = log10(vhi) - log10(vlo);
@@ -227,6 +231,20 @@ static size_t log_ticks(double lo, double hi, double *out)
         }
     if (n >= 3)
         return n;
+    static const double steps[] = {1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9};
+    double last = -INFINITY;
+    n = 0;
+    for (double e = floor(log10(vlo)); e <= ceil(log10(vhi)) && n < MAX_TICKS; e++)
+        for (size_t m = 0; m < sizeof steps / sizeof steps[0] && n < MAX_TICKS; m++) {
+            double v = steps[m] * pow(10.0, e);
+            if (v < vlo * (1 - 1e-9) || v > vhi * (1 + 1e-9) || log(v) - last < min_gap)
+                continue;
+            out[n++] = v;
+            last = log(v);
+        }
+    if (n >= 2)
+        return n;
+    /* a narrow range (2.01 to 2.05): nice linear values, which fit any */
     n = linear_ticks(vlo, vhi, 5, out);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -432,7 +450,9 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
 
     /* grid and ticks */
     double yt[MAX_TICKS], xt[MAX_TICKS];
-    size_t nyt = c->log_y ? log_ticks(lo, hi, yt) : linear_ticks(lo, hi, 6, yt);
+    /* log ticks 28 points apart at least: room for their labels */
+    size_t nyt = c->log_y ? log_ticks(lo, hi, 28.0 * (hi - lo) / f.h, yt)
+                          : linear_ticks(lo, hi, 6, yt);
     size_t nxt = linear_ticks((double)x0, (double)x1, 8, xt);
     cairo_set_line_width(cr, 0.5);
     cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
