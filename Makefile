@@ -12,7 +12,8 @@ OPT_PKGS := cairo
 APT_PKGS += libcairo2-dev librsvg2-bin
 HAVE_CAIRO ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1)
 ifeq ($(HAVE_CAIRO),1)
-  PKGS += cairo
+  # fontconfig (which libcairo2-dev brings): plot.c releases its caches
+  PKGS += cairo fontconfig
   CFLAGS += -DGATELAB_HAVE_CAIRO
 endif
 
