@@ -4,6 +4,18 @@ PREFIX ?= /usr/local
 CC ?= cc
 PKGS := openblas ncursesw sqlite3
 APT_PKGS := libopenblas-dev libncurses-dev libsqlite3-dev sqlite3 pkg-config python3 tmux
+# Optional libraries: the binary builds without them and the command that
+# needs one says so. Cairo draws `gatelab plot` (librsvg2-bin's rsvg-convert
+# lets tests/test_plot.sh render the SVG it writes). `make HAVE_CAIRO=0`
+# builds without Cairo even where it is installed.
+OPT_PKGS := cairo
+APT_PKGS += libcairo2-dev librsvg2-bin
+HAVE_CAIRO ?= $(shell pkg-config --exists cairo 2>/dev/null && echo 1)
+ifeq ($(HAVE_CAIRO),1)
+  # fontconfig (which libcairo2-dev brings): plot.c releases its caches
+  PKGS += cairo fontconfig
+  CFLAGS += -DGATELAB_HAVE_CAIRO
+endif
 
 BUILD ?= build
 MODE ?= release
@@ -78,8 +90,8 @@ apt_install = \
 # Installs what pkg-config cannot find (apt-get, through sudo when not root).
 deps:
 	@missing=""; \
-	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
-	for c in python3 sqlite3 tmux; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for p in $(PKGS) $(OPT_PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	for c in python3 sqlite3 tmux rsvg-convert; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing:$$missing; installing $(APT_PKGS)"; \
 	  $(call apt_install,deps,$(APT_PKGS)); \

@@ -49,6 +49,10 @@ typedef enum {
 } event_kind;
 
 const char *event_kind_name(event_kind k);
+/* The one-letter marker an event leaves on a chart (the screen's curves and
+ * `gatelab plot`): S swap, P pause, K k changed, Z (un)freeze, F fork,
+ * X diverged, R resumed; 0 for the kinds that leave none. */
+char event_kind_glyph(event_kind k);
 
 typedef enum {
     REC_RUN_BEGIN,   /* a new arm (initial, forked or resumed) */

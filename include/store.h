@@ -269,6 +269,10 @@ int store_list_layer_means(store *s, int64_t run, const char *key, store_metric_
  * a stored plane larger than T x T. */
 int store_get_heatmaps(store *s, int64_t run, uint64_t step, heatmap_snapshot *h, int *found,
                        gl_error *err);
+/* The steps at which run `run` has heatmaps stored, ascending (`gatelab
+ * plot --heatmap` names them when the asked step has none). */
+typedef int (*store_step_fn)(void *ctx, uint64_t step);
+int store_list_heatmap_steps(store *s, int64_t run, store_step_fn fn, void *ctx, gl_error *err);
 
 typedef struct {
     int64_t id;

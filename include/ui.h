@@ -14,6 +14,20 @@
 #include "session_view.h"
 #include "ui_state.h"
 
+/* The `w` key: the screen hands what it shows (its state and what is
+ * selected) to a function of the caller's, which draws it into files next to
+ * the database (src/plot_screen.c) and puts one line saying where, or why
+ * not, into msg. ui/ itself draws nothing but the terminal. */
+typedef struct {
+    const char *db_path;          /* the database (NULL: none; the files go to ".") */
+    size_t arm, layer, head;      /* the selected arm, and its heatmap's layer and head */
+    int log_y;
+    double smooth;                /* the train curve's EMA factor, 0: raw */
+    uint64_t step;                /* live: the newest step; replay: the cursor */
+} ui_write_request;
+typedef int (*ui_write_fn)(void *ctx, const ui_state *st, const ui_write_request *rq, char *msg,
+                           size_t n);
+
 typedef struct {
     const char *db_path;          /* where --compare runs (and replays) are read */
     const int64_t *compare;       /* run ids drawn as ghost curves */
@@ -21,6 +35,8 @@ typedef struct {
     FILE *out, *in;               /* NULL: stdout / stdin */
     const char *term;             /* NULL: $TERM */
     int allow_small;              /* open even below 80x24 (the bench's pty) */
+    ui_write_fn write;            /* `w`; NULL: the key says it cannot write here */
+    void *write_ctx;
 } ui_options;
 
 typedef struct ui_live ui_live;

@@ -51,6 +51,7 @@ typedef enum {
     UI_ACT_HELP,
     UI_ACT_QUIT,
     UI_ACT_RESIZE,
+    UI_ACT_WRITE,
 } ui_action;
 
 /* Train-loss smoothing levels `s` cycles through; 0 is off. */
@@ -133,6 +134,11 @@ ui_action ui_screen_action(const ui_view *v, int ch);
 /* Applies the actions that only change what is shown (arm, layer, head, log,
  * smoothing, right map, help, resize); returns the UI_DIRTY_* bits. */
 unsigned ui_screen_view_action(ui_screen *s, ui_view *v, const ui_state *st, ui_action a);
+
+/* `w`: has o->write put what the screen shows into files (step: the newest
+ * step live, the cursor in a replay) and says where on the message line;
+ * returns the UI_DIRTY_* bits. */
+unsigned ui_screen_write(ui_view *v, const ui_state *st, const ui_options *o, uint64_t step);
 
 /* Draws the dirty parts (UI_DIRTY_*) and refreshes. */
 void ui_screen_draw(ui_screen *s, const ui_state *st, ui_view *v, unsigned dirty);

@@ -20,6 +20,8 @@
 #include "args.h"
 #include "checkpoint.h"
 #include "cli_help.h"
+#include "cli_plot.h"
+#include "plot_screen.h"
 #include "common.h"
 #include "data.h"
 #include "distill.h"
@@ -593,7 +595,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     ui_live *ui = NULL;
     if (screen) {
         ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
-                         .ncompare = ra->ncompare};
+                         .ncompare = ra->ncompare, .write = plot_screen_write};
         int fallback;
         session_shape shape;
         live_shape(lc, &shape);
@@ -868,6 +870,8 @@ static int dispatch(int argc, char **argv)
         return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
         return cli_export(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0)
+        return cli_plot(argc - 2, argv + 2);
     if (strcmp(cmd, "ls") == 0)
         return cli_ls(argc - 2, argv + 2);
     if (strcmp(cmd, "show") == 0)

@@ -130,9 +130,39 @@ static const cli_option eval_opts[] = {
 };
 
 static const cli_option export_opts[] = {
-    {"--out", "FILE.safetensors", "the file to write (weights only)", SYN_REQUIRED},
+    {"--out", "FILE.safetensors", "the file to write (weights only)", 0},
     {"--step", "N", "with RUN: the checkpoint written at step N (default: the newest)", 0},
+    {"--csv", "FILE", "instead of weights: every metric of RUN[,RUN...] (or of --session S) "
+                      "at full resolution, one row per run and step: run, step, then one "
+                      "column per metric key (empty where a step has none)", 0},
+    {"--session", "S", "with --csv: every run of session S (an id or a --name)", 0},
     {"--db", "PATH", "with RUN: the database (default sessions/gatelab.db)", 0},
+    OPT_END,
+};
+
+static const cli_option plot_opts[] = {
+    {"--out", "FILE", "the file to write: .svg, .png or .pdf", SYN_REQUIRED},
+    {"--session", "S", "every run of session S (an id or a --name) instead of RUN...; runs "
+                       "without the metric are left out (named) rather than refused", SYN_HIDDEN},
+    {"--metric", "KEY", "what to draw (default val_loss): val_loss train_loss val_ppl val_bpb "
+                        "f1 mass_kept oracle_mass gate_grad_norm grad_norm lr tokens_per_s "
+                        "expert_balance, or any other key the runs have", 0},
+    {"--log", NULL, "logarithmic y axis", 0},
+    {"--smooth", "B", "debiased EMA with factor B in [0, 1), as the screen's `s` (applied at "
+                      "full resolution, before merging to the width; in log space with --log); "
+                      "default 0: raw values", 0},
+    {"--format", "svg|png|pdf", "the format (default: the extension of --out, else svg)", 0},
+    {"--width", "PX", "chart width (default 960); a run with more points than the plot has "
+                      "pixel columns is merged to one mean per column, and the chart says so",
+     0},
+    {"--height", "PX", "chart height (default 600)", 0},
+    {"--heatmap", NULL, "one RUN's heatmaps instead: gate mask, oracle mask and attention "
+                        "probabilities side by side", 0},
+    {"--step", "N", "with --heatmap: the evaluation step (default: the newest stored); a step "
+                    "without heatmaps is an error naming the steps that have them", 0},
+    {"--layer", "L", "with --heatmap: the layer (default 0)", 0},
+    {"--head", "H", "with --heatmap: the head (default 0)", 0},
+    OPT_DB,
     OPT_END,
 };
 
@@ -227,8 +257,13 @@ static const cli_command commands[] = {
      eval_opts, NULL, 0},
     {"export", "RUN|CKPT", NULL,
      "Write a checkpoint's weights only (no Adam moments, not resumable) to a new "
-     "safetensors file.",
+     "safetensors file; or, with --csv, every stored metric of runs as a CSV table.",
      export_opts, NULL, 0},
+    {"plot", "RUN[,RUN...]|--session S", NULL,
+     "Draw a stored metric of runs as a chart (SVG, PNG or PDF, with Cairo): axes with "
+     "units, a colour and legend entry per run, the event markers S P K Z F X R of the "
+     "screen; or, with --heatmap, one run's masks at a step.",
+     plot_opts, NULL, 0},
     {"experiment", "absorption|moe", "gatelab experiment absorption|moe [OPTIONS]",
      "The experiments, headless, stored, printed as a table.", NULL, NULL, 1},
     {"experiment absorption", NULL, NULL,

@@ -5,6 +5,8 @@
  * with `resume` and `eval` (--db, RUN ids, a run's checkpoint). Like cli.c
  * they print; errors go through cli_usage_error / cli_runtime_error. */
 #include "cli.h"
+#include "cli_plot.h"
+#include "plot_screen.h"
 
 #include <errno.h>
 #include <math.h>
@@ -698,7 +700,7 @@ int cli_replay(int argc, char **argv)
         session = (int64_t)v;
     }
     if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
-        ui_options uo = {.db_path = db};
+        ui_options uo = {.db_path = db, .write = plot_screen_write};
         int fallback, sig;
         gl_error e;
         int rc = ui_replay(db, session, &uo, &fallback, &sig, &e);
@@ -781,12 +783,18 @@ static int export_target_check(const char *out, gl_error *e)
 int cli_export(int argc, char **argv)
 {
     const char *src = NULL, *out = NULL, *db = "sessions/gatelab.db", *step_word = NULL;
+    const char *csv = NULL, *session = NULL;
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i];
         if (strcmp(f, "--out") == 0 || strcmp(f, "--db") == 0 || strcmp(f, "--step") == 0) {
             if (i + 1 >= argc || !*argv[i + 1])
                 return cli_usage_error("%s: missing value", f);
             *(f[2] == 'o' ? &out : f[2] == 'd' ? &db : &step_word) = argv[++i];
+        } else if (strcmp(f, "--csv") == 0 || strcmp(f, "--session") == 0) {
+            /* the metrics as a table (cli_plot.c) */
+            if (i + 1 >= argc || !*argv[i + 1])
+                return cli_usage_error("%s: missing value", f);
+            *(f[2] == 'c' ? &csv : &session) = argv[++i];
         } else if (f[0] == '-') {
             return cli_usage_error("%s: unknown option for export", f);
         } else if (!src) {
@@ -795,6 +803,17 @@ int cli_export(int argc, char **argv)
             return cli_usage_error("export: unexpected argument '%s'", f);
         }
     }
+    if (csv) {
+        if (out || step_word)
+            return cli_usage_error("export --csv: --out and --step are for a checkpoint's "
+                                   "weights (export RUN --out FILE.safetensors)");
+        if (!src && !session)
+            return cli_usage_error("export --csv: missing RUN[,RUN...] or --session S");
+        return cli_export_csv(db, src, session, csv);
+    }
+    if (session)
+        return cli_usage_error("export --session: only with --csv FILE (the weights are "
+                               "exported one run at a time)");
     if (!src)
         return cli_usage_error(
             "export: missing RUN or checkpoint (gatelab export RUN|CKPT --out FILE)");

@@ -42,6 +42,29 @@ const char *event_kind_name(event_kind k)
     return (unsigned)k < EV_KIND_COUNT ? event_names[k] : "?";
 }
 
+char event_kind_glyph(event_kind k)
+{
+    switch (k) {
+    case EV_SWAP:
+        return 'S';
+    case EV_PAUSE:
+        return 'P';
+    case EV_SET_K:
+        return 'K';
+    case EV_FORK:
+        return 'F';
+    case EV_FREEZE:
+    case EV_UNFREEZE:
+        return 'Z';
+    case EV_DIVERGED:
+        return 'X';
+    case EV_RESUMED:
+        return 'R';
+    default:
+        return 0;
+    }
+}
+
 const char *cmd_kind_name(cmd_kind k)
 {
     return (unsigned)k < CMD_KIND_COUNT ? cmd_names[k] : "?";

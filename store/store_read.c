@@ -388,6 +388,21 @@ int store_get_heatmaps(store *s, int64_t run, uint64_t step, heatmap_snapshot *h
     return 0;
 }
 
+int store_list_heatmap_steps(store *s, int64_t run, store_step_fn fn, void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT DISTINCT step FROM heatmaps WHERE run = ?1 ORDER BY step", &st,
+                     err, "prepare list heatmap steps"))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            if (fn(ctx, store_col_u64(st, 0)))
+                break;
+    return finish_once(s, st, rc, err, "list heatmap steps");
+}
+
 void store_session_row_free(store_session_row *r)
 {
     free(r->command);

@@ -3,7 +3,8 @@
  * command_format read back by command_parse for every command kind,
  * optim_schedule (include/optim.h, warm-up then cosine), and pool_run's
  * split (include/pool.h: blocks that depend only on n and the grain and
- * cover [0, n) exactly once, whatever the thread count). */
+ * cover [0, n) exactly once, whatever the thread count), the debiased EMA
+ * (include/smooth.h) and the event markers' letters (record.h). */
 #include <dirent.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -16,6 +17,8 @@
 #include "gate.h"
 #include "optim.h"
 #include "pool.h"
+#include "record.h"
+#include "smooth.h"
 
 /* ---- command_parse ---- */
 
@@ -327,11 +330,52 @@ static void test_pool(void)
           "pool_blocks: 0/15/16/31 -> 1, 32 -> 2, grain 0 read as 1");
 }
 
+/* ---- smooth_ema, event_kind_glyph ---- */
+
+static void test_smooth(void)
+{
+    smooth_ema e;
+    smooth_ema_init(&e, 0.9);
+    double first = smooth_ema_push(&e, 3.0, 1), later = 0;
+    for (int i = 0; i < 50; i++)
+        later = smooth_ema_push(&e, 3.0, 1);
+    /* debiased: a constant is shown as itself from the first point on */
+    CHECK(fabs(first - 3.0) < 1e-12 && fabs(later - 3.0) < 1e-12,
+          "a constant series smooths to itself (first %.15g, later %.15g)", first, later);
+    smooth_ema_init(&e, 0.9);
+    double a = smooth_ema_push(&e, 1.0, 1), b = smooth_ema_push(&e, 2.0, 1);
+    /* by hand: ema 0.1, then 0.09 + 0.2 = 0.29; debiased 0.1/0.1 and 0.29/0.19 */
+    CHECK(fabs(a - 1.0) < 1e-12 && fabs(b - 0.29 / 0.19) < 1e-12,
+          "two points by hand: %.15g %.15g (want 1 and %.15g)", a, b, 0.29 / 0.19);
+    smooth_ema one, two;
+    smooth_ema_init(&one, 0.98);
+    smooth_ema_init(&two, 0.98);
+    double x1 = 0, x2 = 0;
+    for (int i = 0; i < 10; i++) {
+        x1 = smooth_ema_push(&one, 5.0 + i, 1);
+        x1 = smooth_ema_push(&one, 5.0 + i, 1);
+        x2 = smooth_ema_push(&two, 5.0 + i, 2);
+    }
+    CHECK(fabs(x1 - x2) < 1e-12, "a point of n = 2 is two updates (%.15g vs %.15g)", x1, x2);
+    smooth_ema_init(&e, 0.0);
+    CHECK(smooth_ema_push(&e, 7.5, 1) == 7.5 && smooth_ema_push(&e, -2.0, 3) == -2.0,
+          "beta 0 leaves the values raw");
+    static const char want[][2] = {{EV_SWAP, 'S'}, {EV_PAUSE, 'P'}, {EV_SET_K, 'K'},
+                                   {EV_FREEZE, 'Z'}, {EV_UNFREEZE, 'Z'}, {EV_FORK, 'F'},
+                                   {EV_DIVERGED, 'X'}, {EV_RESUMED, 'R'}, {EV_START, 0},
+                                   {EV_CHECKPOINT, 0}, {EV_FINISH, 0}};
+    int all = 1;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        all &= event_kind_glyph((event_kind)want[i][0]) == want[i][1];
+    CHECK(all, "event markers: S P K Z F X R, none for start, checkpoint, finish");
+}
+
 int main(void)
 {
     test_command();
     test_command_format();
     test_schedule();
     test_pool();
+    test_smooth();
     return check_finish();
 }

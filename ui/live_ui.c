@@ -286,6 +286,9 @@ static void on_key(ui_live *u, live *lv, int ch)
     case UI_ACT_DETACH:
         detach(u, lv);
         break;
+    case UI_ACT_WRITE:
+        u->dirty |= ui_screen_write(v, &u->st, &u->opt, ui_state_max_step(&u->st));
+        break;
     case UI_ACT_QUIT:
         if (ui_state_all_done(&u->st))
             u->quit = 1;
@@ -478,6 +481,10 @@ int ui_live_linger(ui_live *u, const live_result *res)
             ui_action act = ui_screen_action(v, ch);
             if (act == UI_ACT_QUIT)
                 break;
+            if (act == UI_ACT_WRITE) {
+                u->dirty |= ui_screen_write(v, &u->st, &u->opt, ui_state_max_step(&u->st));
+                continue;
+            }
             unsigned d = ui_screen_view_action(u->scr, v, &u->st, act);
             if (!d && act != UI_ACT_NONE)
                 ui_view_message(v, 0, 0.0, "the session is over: only viewing keys work; q quits");

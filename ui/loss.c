@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "smooth.h"
 
 #define YLABEL_W 7
 
@@ -106,25 +107,15 @@ static void bucket(const ui_series *s, double beta, int log_y, uint64_t x0, uint
     if (!s)
         return;
     size_t np = ui_series_points(s);
-    double ema = 0.0, bias = 1.0, beta_n = beta;
-    uint32_t last_n = 1;
+    smooth_ema ema;
+    smooth_ema_init(&ema, beta);
     double span = (double)(x1 - x0);
     for (size_t i = 0; i < np; i++) {
         uint64_t step;
         double v, lv;
         uint32_t n;
         ui_series_point(s, i, &step, &v, &lv, &n);
-        double x = log_y ? lv : v;
-        if (beta > 0.0) {
-            /* a merged point stands for n raw values: n updates at once */
-            if (n != last_n) {
-                beta_n = pow(beta, (double)n);
-                last_n = n;
-            }
-            ema = beta_n * ema + (1.0 - beta_n) * x;
-            bias *= beta_n;
-            x = ema / (1.0 - bias);
-        }
+        double x = smooth_ema_push(&ema, log_y ? lv : v, n);
         double shown = log_y ? exp(x) : x;
         cs->last = shown;
         if (shown < cs->min)

@@ -54,6 +54,7 @@ typedef struct {
     int heat_loaded;
     gl_error *err;
     int failed;
+    const ui_options *opt;     /* `w` writes through it */
 } replay;
 
 /* ---- loading ---- */
@@ -381,6 +382,9 @@ static int run_loop(replay *rp, int *signal_out)
         case UI_ACT_STEP_LAST:
             idx = rp->nsteps ? rp->nsteps - 1 : 0;
             break;
+        case UI_ACT_WRITE:
+            dirty |= ui_screen_write(v, &rp->st, rp->opt, v->cursor);
+            break;
         default:
             dirty |= ui_screen_view_action(rp->scr, v, &rp->st, act);
             if (act == UI_ACT_NEXT_ARM && load_heat(rp, v->sel, v->cursor))
@@ -412,6 +416,7 @@ int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fa
     *signal_out = 0;
     replay *rp = xcalloc(1, sizeof *rp);
     rp->err = err;
+    rp->opt = o;
     int rc = -1;
     rp->s = store_open(db_path, STORE_BROWSE, err);
     if (!rp->s)

@@ -320,6 +320,11 @@ static const ui_keydef key_table[] = {
      "previous / next evaluation step (left / right cursor keys, or , and .)", UI_REPLAY},
     {{KEY_HOME, '<'}, UI_ACT_STEP_FIRST, {KEY_END, '>'}, UI_ACT_STEP_LAST, "</>", "ends",
      "jump to the first / last evaluation step (< and >, or home and end)", UI_REPLAY},
+    /* help only: the bar has no room left at 120 columns for q once
+     * every key has a word there */
+    {{'w'}, UI_ACT_WRITE, {0}, UI_ACT_NONE, "w", NULL,
+     "write the loss chart and the selected arm's heatmap as SVG files next to the database "
+     "(the message line says where)", BOTH},
     {{'?'}, UI_ACT_HELP, {0}, UI_ACT_NONE, "?", "help", "this help (any key closes it)", BOTH},
     {{'q'}, UI_ACT_QUIT, {0}, UI_ACT_NONE, "q", "quit",
      "quit; asks \"quit? y/n\" while arms run, then stops them cleanly (stored as stopped)",
@@ -438,6 +443,26 @@ unsigned ui_screen_view_action(ui_screen *s, ui_view *v, const ui_state *st, ui_
     default:
         return 0;
     }
+}
+
+unsigned ui_screen_write(ui_view *v, const ui_state *st, const ui_options *o, uint64_t step)
+{
+    if (!o->write) {
+        ui_view_message(v, 1, 3.0, "w: this screen cannot write files");
+        return UI_DIRTY_KEYS;
+    }
+    ui_write_request rq = {.db_path = o->db_path,
+                           .arm = v->sel,
+                           .layer = v->layer,
+                           .head = v->head,
+                           .log_y = v->log_y,
+                           .smooth = ui_smooth_beta[v->smooth],
+                           .step = step};
+    char msg[sizeof v->msg];
+    int rc = o->write(o->write_ctx, st, &rq, msg, sizeof msg);
+    /* where the files are stays until the next message */
+    ui_view_message(v, rc != 0, rc ? 5.0 : 0.0, "%s", msg);
+    return UI_DIRTY_KEYS;
 }
 
 /* ---- drawing ---- */

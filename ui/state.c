@@ -256,29 +256,6 @@ ui_ghost *ui_state_add_ghost(ui_state *st, const char *name, int64_t run)
     return g;
 }
 
-static char mark_glyph(event_kind k)
-{
-    switch (k) {
-    case EV_SWAP:
-        return 'S';
-    case EV_PAUSE:
-        return 'P';
-    case EV_SET_K:
-        return 'K';
-    case EV_FORK:
-        return 'F';
-    case EV_FREEZE:
-    case EV_UNFREEZE:
-        return 'Z';
-    case EV_DIVERGED:
-        return 'X';
-    case EV_RESUMED:
-        return 'R';
-    default:
-        return 0;
-    }
-}
-
 void ui_state_log_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind,
                         const char *detail)
 {
@@ -315,7 +292,7 @@ unsigned ui_state_event(ui_state *st, uint32_t arm, uint64_t step, uint32_t kind
         step < a->changed_at)
         a->changed_at = step;
     ui_state_log_event(st, arm, step, kind, detail);
-    char g = mark_glyph((event_kind)kind);
+    char g = event_kind_glyph((event_kind)kind);
     if (g) {
         if (st->nmarks < UI_MARKS_MAX) {
             if (!st->marks)
