@@ -42,8 +42,9 @@ void store_tail_close(store_tail *t);
  *   REC_STATUS     the run's status changed (or is not `running` when
  *                  first seen); its step is the run's final step or the
  *                  last step read
- *   REC_SESSION_END  once, when the session has ended: sessions.ended_at is
- *                  set, or every run has a final status
+ *   REC_SESSION_END  once, when the session has ended: every run has a
+ *                  final status (or ended_at is set and it has no runs; a
+ *                  run that `resume` made live again keeps it going)
  * run: the record's run id. fn returning nonzero stops the poll (its
  * status is returned; the records not yet handed over come again at the
  * next poll only for the tables not yet advanced — so stop only to quit). */

@@ -544,7 +544,9 @@ static int poll_tables(poll_ctx *p, eval_list *evals)
         rec.u.status.status = (uint32_t)r->status;
         give(p, r->id, &rec);
     }
-    if (!p->stop && !t->ended && (ended || all_final)) {
+    /* ended_at alone is not the end when a run of the session is live
+     * again (`gatelab resume` reopens a run in its old session) */
+    if (!p->stop && !t->ended && (all_final || (ended && t->nruns == 0))) {
         t->ended = 1;
         tel_record rec = {.kind = REC_SESSION_END};
         for (size_t i = 0; i < t->nruns; i++)

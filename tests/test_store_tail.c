@@ -218,9 +218,20 @@ int main(void)
     CHECK(count_kind(g, REC_SESSION_END) == 0 && !store_tail_ended(t),
           "the fork still runs: the session has not ended");
     CHECK(store_tail_owner_gone(t) == 0, "its owner (this process) is alive");
+    /* ended_at with a run live: what `resume` makes of an old session */
     GL_ASSERT(store_session_end(w, session, &err) == 0);
+    CHECK(poll(t, g) == 0 && count_kind(g, REC_SESSION_END) == 0 && !store_tail_ended(t),
+          "ended_at set while a run is live (a resumed run) is not the end");
+    GL_ASSERT(store_begin(w, &err) == 0);
+    tel_record fin1 = rec_status(30, RUN_FINISHED);
+    GL_ASSERT(write_or_die(w, run1, &fin1) == 0);
+    GL_ASSERT(store_commit(w, &err) == 0);
     CHECK(poll(t, g) == 0 && count_kind(g, REC_SESSION_END) == 1 && store_tail_ended(t),
-          "the session's end is handed over");
+          "every run ended: the session's end is handed over");
+    ss = find(g, REC_STATUS, 0);
+    CHECK(ss && ss->arm == 1 && ss->u.status.status == RUN_FINISHED &&
+              index_of(g, ss) < index_of(g, find(g, REC_SESSION_END, 0)),
+          "... after the last arm's status (finished)");
     CHECK(poll(t, g) == 0 && g->n == 0, "... once");
 
     printf("a session whose every run ended, without ended_at (a crash)\n");
