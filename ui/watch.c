@@ -49,6 +49,7 @@ typedef struct {
     progress_pace pace[LIVE_MAX_ARMS];
     double last_wall[LIVE_MAX_ARMS];   /* the newest step record's own clock, seconds */
     int64_t heat_step[LIVE_MAX_ARMS];  /* newest heatmap step stored, -1: none */
+    int64_t heat_read[LIVE_MAX_ARMS];  /* the step whose planes were read, -1: none */
     uint32_t pend_mode[LIVE_MAX_ARMS], pend_k[LIVE_MAX_ARMS];
     sent_cmd sent[MAX_SENT];   /* commands still pending */
     size_t nsent;
@@ -104,14 +105,15 @@ static int load_heat(watcher *w)
     if (i >= w->st.narms || w->heat_step[i] < 0)
         return 0;
     ui_arm *a = &w->st.arms[i];
-    if (a->have_heat && a->heat_step == (uint64_t)w->heat_step[i])
-        return 0;
+    if (w->heat_read[i] == w->heat_step[i])
+        return 0;   /* read already (found, or of another shape: not again) */
     int found;
     if (store_get_heatmaps(w->s, a->run, (uint64_t)w->heat_step[i], ui_state_heat(&w->st, i),
                            &found, w->err))
         return -1;
     a->have_heat = found;
     a->heat_step = (uint64_t)w->heat_step[i];
+    w->heat_read[i] = w->heat_step[i];
     w->dirty |= UI_DIRTY_HEAT;
     return 0;
 }
@@ -476,7 +478,7 @@ int ui_watch(const char *db_path, int64_t session, const ui_options *o, int *fal
     }
     for (size_t i = 0; i < LIVE_MAX_ARMS; i++) {
         w->pend_mode[i] = NO_MODE;
-        w->heat_step[i] = -1;
+        w->heat_step[i] = w->heat_read[i] = -1;
     }
     ui_view_init(&w->view, UI_WATCH);
     w->view.newest = store_tail_newest(w->tail);

@@ -11,7 +11,9 @@
  * session ends. tokens/s is the tokens trained over the arm's own clock
  * from its start event to its finish event; the figure is the ratio of the
  * means (with watchers / without). Polls and records per watcher are
- * printed too, so a watcher that read nothing would show.
+ * printed too, so a watcher that read nothing would show, and the CPU one
+ * watcher used as a share of one core over the session (the steadier figure
+ * on a busy machine: what a watcher can take from the run at most).
  * Run: make bench (or build $(BUILD)/release/bench/bench_watch and run it). */
 #include <cblas.h>
 #include <math.h>
@@ -19,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,8 +92,19 @@ static void watcher(const char *db, int fd)
     _exit(t && store_tail_ended(t) ? 0 : 1);
 }
 
-static int session(const char *db, int watchers, double *tok_s, size_t *polls, size_t *records)
+static double children_cpu(void)
 {
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* *cpu: the CPU seconds the watchers used, all of them; *wall: the session's */
+static int session(const char *db, int watchers, double *tok_s, size_t *polls, size_t *records,
+                   double *cpu, double *wall)
+{
+    double c0 = children_cpu(), t0 = gl_now();
     gl_error e;
     /* the file exists before any watcher looks, so none of them creates it */
     store *s = store_open(db, STORE_CREATE, &e);
@@ -148,6 +162,8 @@ static int session(const char *db, int watchers, double *tok_s, size_t *polls, s
     }
     if (in)
         fclose(in);
+    *cpu = children_cpu() - c0;
+    *wall = gl_now() - t0;
     return rc;
 }
 
@@ -162,28 +178,36 @@ int main(void)
     }
     printf("bench_watch: tiny preset (batch 8), 1 soft arm, 1 thread, %d steps per session, "
            "0 and %d watcher processes (4 polls/s each), ABAB\n\n", STEPS, WATCHERS);
-    printf("%-14s %10s %14s %16s\n", "watchers", "tok/s", "polls/watcher", "records/watcher");
-    double sum[2] = {0, 0};
+    printf("%-10s %8s %8s %14s %16s %18s\n", "watchers", "tok/s", "wall s", "polls/watcher",
+           "records/watcher", "watcher cpu % core");
+    double sum[2] = {0, 0}, cpu_sum = 0.0, wall_sum = 0.0;
     int rc = 0;
     for (int rep = 0; rep < REPEATS && !rc; rep++)
         for (int with = 0; with <= 1 && !rc; with++) {
             char db[256];
             snprintf(db, sizeof db, "%s/s%d%d.db", dir, rep, with);
             int n = with ? WATCHERS : 0;
-            double tok;
+            double tok, cpu, wall;
             size_t polls, records;
-            if (session(db, n, &tok, &polls, &records)) {
+            if (session(db, n, &tok, &polls, &records, &cpu, &wall)) {
                 rc = 1;
                 break;
             }
             sum[with] += tok;
-            printf("%-14d %10.0f %14.0f %16.0f\n", n, tok, n ? (double)polls / n : 0.0,
-                   n ? (double)records / n : 0.0);
+            if (n) {
+                cpu_sum += cpu / n;
+                wall_sum += wall;
+            }
+            printf("%-10d %8.0f %8.1f %14.0f %16.0f %18.3f\n", n, tok, wall,
+                   n ? (double)polls / n : 0.0, n ? (double)records / n : 0.0,
+                   n && wall > 0 ? 100.0 * cpu / n / wall : 0.0);
         }
     if (!rc) {
         double off = sum[0] / REPEATS, on = sum[1] / REPEATS;
         printf("\nmean tok/s: no watcher %.0f, %d watchers %.0f; ratio %.3f (1.000: no cost)\n",
                off, WATCHERS, on, on / off);
+        printf("one watcher's CPU: %.3f%% of one core while it follows the session\n",
+               wall_sum > 0 ? 100.0 * cpu_sum / wall_sum : 0.0);
     }
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
