@@ -56,5 +56,7 @@ int cli_eval(int argc, char **argv);
 int cli_tag(int argc, char **argv);
 int cli_note(int argc, char **argv);
 int cli_rm(int argc, char **argv);
+/* steering a session another process trains (cli_send.c) */
+int cli_send(int argc, char **argv);
 
 #endif

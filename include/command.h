@@ -21,6 +21,12 @@ typedef struct {
  * fork:MODE stop. k is checked against T later, by the caller. */
 int command_parse(const char *spec, scripted_command *out, gl_error *err);
 
+/* A command without its step, as `gatelab send` and the commands table take
+ * it: "pause", "pause:2.5", "swap:random", "k:8@soft" (out->step 0,
+ * out->cmd.scripted 0). The same words and checks as command_parse; the
+ * message names the word ("swap:foo: unknown gate mode 'foo'"). */
+int command_parse_word(const char *word, scripted_command *out, gl_error *err);
+
 /* The --at word command_parse reads back to the same step and command,
  * without an arm selector: "500:swap:random", "300:k:8", "100:pause:2.5"
  * (the seconds as the shortest decimal that reads back to them), into buf

@@ -20,6 +20,9 @@ typedef struct {
                                       the main thread before the arm's thread starts */
 } arm_info;
 
+/* live_steer.c: the commands table in the owning process */
+typedef struct live_steer live_steer;
+
 struct live {
     const live_config *cfg;
     arm *arms[LIVE_MAX_ARMS];      /* main thread only, like everything not atomic here */
@@ -51,6 +54,7 @@ struct live {
     size_t threads_per_arm;
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
     size_t heat_cap;
+    live_steer *steer;             /* with a database: the commands table (live_steer.c) */
 };
 
 /* live_store.c: the database side. open: the session's row (or the resumed
@@ -65,6 +69,22 @@ int live_store_start(live *lv, gl_error *e);
 void live_store_put(live *lv, const tel_record *r, const void *payload);
 void live_store_finish(live *lv);
 void live_store_close(live *lv);
+
+/* live_steer.c: steering from other processes through the commands table
+ * (DESIGN §12; the route is argued at the top of live_steer.c). create/free:
+ * live_store_start/close. The store thread: note sees every record it takes
+ * from the store ring (an arm's event or refusal answers a command, a final
+ * status rejects what its arm had not answered) and poll reads the new
+ * pending rows every STEER_POLL_SECONDS; both hand the rows they decide to
+ * emit as REC_COMMAND records, to be written in order with the others. poll:
+ * -1 with a message on an SQLite error other than a busy lock. The main
+ * thread: deliver sends what poll handed over to the arms (live_send). */
+typedef void (*steer_emit_fn)(void *ctx, const tel_record *r);
+live_steer *live_steer_create(void);
+void live_steer_free(live_steer *s);
+void live_steer_note(live *lv, const tel_record *r, steer_emit_fn emit, void *ctx);
+int live_steer_poll(live *lv, double now, steer_emit_fn emit, void *ctx, gl_error *e);
+void live_steer_deliver(live *lv);
 
 /* live_arms.c: the arm registry. checkpoint_root: where the session's
  * checkpoints go; make: the configured arms; adopt_fork: a forked trainer

@@ -62,6 +62,10 @@ typedef enum {
     REC_FORKED,      /* trainer -> main only: a fork's trainer waits in the parent arm's
                         handoff slot (arm_take_fork); the record names only its mode */
     REC_SESSION_END, /* main -> store only: the session is over, nothing follows */
+    REC_COMMAND,     /* -> store only: what became of a command of the commands table
+                        (DESIGN §12) that did not take effect as an event — refused by the
+                        arm or the session loop — or, from the store thread to itself, the
+                        decision of its row */
     REC_KIND_COUNT
 } rec_kind;
 
@@ -157,6 +161,8 @@ typedef struct {
         struct {
             uint32_t kind;                 /* event_kind */
             uint32_t mode, k, frozen;      /* gate state in force after the event */
+            uint64_t command;              /* the commands row this event applies
+                                              (cmd_record.id); 0: none */
             char detail[REC_TEXT];
         } event;
         struct {
@@ -175,6 +181,12 @@ typedef struct {
             uint32_t mode;                 /* gate_mode of the new arm, whose trainer the
                                               main thread takes with arm_take_fork */
         } forked;
+        struct {
+            uint64_t id;                   /* commands row id */
+            uint32_t applied;              /* 1: applied at r.step; 0: rejected */
+            char reason[REC_TEXT];         /* why it was rejected (or, applied, which
+                                              arms refused it); "" for none */
+        } command;
     } u;
 } tel_record;
 
@@ -195,10 +207,16 @@ const char *cmd_kind_name(cmd_kind k);
 
 typedef struct {
     uint32_t kind;        /* cmd_kind */
-    uint32_t arg, arg2;   /* arg2: reserved, no command reads it (sent as 0) */
-    uint32_t scripted;    /* from --at rather than a key */
+    uint32_t arg;
+    uint32_t scripted;    /* 0 a key, 1 --at, 2 the session's shutdown, 3 the commands
+                             table (CMD_SOURCE_SENT) */
     double seconds;
+    uint64_t id;          /* the commands row it comes from (source 3); 0: none. The
+                             arm puts it on the event it makes (event.command), or
+                             answers with a REC_COMMAND when it makes none */
 } cmd_record;
+
+#define CMD_SOURCE_SENT 3
 
 /* ---- the codec ----
  * Every record is encoded to a fixed layout per kind, little-endian whatever
@@ -227,9 +245,9 @@ size_t record_wire_size(uint32_t kind);     /* fixed part of a kind, 0: unknown 
 size_t record_encode(const tel_record *r, const void *payload, uint8_t *buf, size_t cap);
 long record_decode(const uint8_t *buf, size_t n, tel_record *r, const uint8_t **payload);
 
-/* Commands alike: u8 RECORD_VERSION, u8 kind, u16 zero, u32 arg, u32 arg2,
- * u32 scripted, f64 seconds — COMMAND_WIRE_SIZE bytes. */
-#define COMMAND_WIRE_SIZE 24
+/* Commands alike: u8 RECORD_VERSION, u8 kind, u16 zero, u32 arg,
+ * u32 scripted, f64 seconds, u64 id — COMMAND_WIRE_SIZE bytes. */
+#define COMMAND_WIRE_SIZE 28
 size_t command_encode(const cmd_record *c, uint8_t *buf, size_t cap);
 long command_decode(const uint8_t *buf, size_t n, cmd_record *c);
 

@@ -120,6 +120,9 @@ int store_in_transaction(const store *s);
  *                   segment, when the status is final: every status but
  *                   running and paused, `failed` included)
  *   REC_CHECKPOINT  checkpoints row (dropped: deletes the row of that path)
+ *   REC_COMMAND     the commands row u.command.id: applied at r->step, or
+ *                   rejected with u.command.reason (a row already decided
+ *                   is left as it is; `run` is not read)
  * REC_HEATMAP is an error here: the record is only the header of its
  * payload, written with store_write_heatmap once decoded. REC_RUN_BEGIN,
  * REC_FORKED and REC_SESSION_END are not stored here. Rows keyed on
@@ -365,10 +368,13 @@ typedef int (*store_command_fn)(void *ctx, const store_command_row *row);
  * commands_pending holds only pending rows. */
 int store_command_pending(store *s, int64_t session, int64_t after, store_command_fn fn,
                           void *ctx, gl_error *err);
-/* The owner's answers: a pending row becomes applied at `step`, or rejected
- * with `reason` (NULL or "": "rejected"). A row no longer pending is left as
- * it is; *changed (may be NULL) says whether this call decided it. */
-int store_command_applied(store *s, int64_t id, uint64_t step, int *changed, gl_error *err);
+/* The owner's answers: a pending row becomes applied at `step` (note, NULL
+ * or "": none, else kept as its reason: which arms of an every-arm command
+ * refused it), or rejected with `reason` (NULL or "": "rejected"). A row no
+ * longer pending is left as it is; *changed (may be NULL) says whether this
+ * call decided it. store_write of a REC_COMMAND record calls one of them. */
+int store_command_applied(store *s, int64_t id, uint64_t step, const char *note, int *changed,
+                          gl_error *err);
 int store_command_rejected(store *s, int64_t id, const char *reason, int *changed,
                            gl_error *err);
 /* Rejects every pending row of a session (its end); *changed: how many. */

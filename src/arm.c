@@ -58,6 +58,11 @@ struct arm {
     atomic_ullong step;
     double tok_since, time_since;  /* throughput since the last evaluation */
     int temps_swept;               /* stale .tmp files of the checkpoint dir removed */
+    /* Arm thread only: the commands row of the command being applied (0:
+     * none), which push_event puts on the event it makes, and whether it has
+     * been answered (an event, or a refusal: answer_command). */
+    uint64_t cmd_id;
+    int cmd_answered;
 };
 
 /* The telemetry ring is sized so this never happens in normal use; when the
@@ -90,6 +95,21 @@ static void push_event(arm *a, event_kind kind, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(r.u.event.detail, sizeof r.u.event.detail, fmt, ap);
     va_end(ap);
+    /* an error is a refusal, not the command taking effect: its row is
+     * rejected with the error's text, and the event stays as it always was */
+    if (a->cmd_id && !a->cmd_answered) {
+        if (kind == EV_ERROR) {
+            tel_record c = {.kind = REC_COMMAND, .step = a->t.step};
+            c.u.command.id = a->cmd_id;
+            snprintf(c.u.command.reason, sizeof c.u.command.reason, "%s", r.u.event.detail);
+            push(a, &r);
+            push(a, &c);
+            a->cmd_answered = 1;
+            return;
+        }
+        r.u.event.command = a->cmd_id;
+        a->cmd_answered = 1;
+    }
     push(a, &r);
 }
 
@@ -102,7 +122,10 @@ static void push_status(arm *a, run_status s)
 
 static const char *source_name(const cmd_record *c)
 {
-    return c->scripted == 1 ? "scripted" : c->scripted == 2 ? "shutdown" : "key";
+    return c->scripted == 1                 ? "scripted"
+           : c->scripted == 2               ? "shutdown"
+           : c->scripted == CMD_SOURCE_SENT ? "sent"
+                                            : "key";
 }
 
 int arm_check_dir(const arm *a, gl_error *err)
@@ -409,13 +432,54 @@ static void apply(arm *a, const cmd_record *c, arm_state *st)
     }
 }
 
+/* Why a command of the commands table made no event: it would change
+ * nothing. Its row is rejected with this, so nothing stays pending. */
+static void refuse_noop(arm *a, const cmd_record *c)
+{
+    const model_config *mc = &a->t.m.cfg;
+    tel_record r = {.kind = REC_COMMAND, .step = a->t.step};
+    r.u.command.id = c->id;
+    char *why = r.u.command.reason;
+    size_t n = sizeof r.u.command.reason;
+    switch ((cmd_kind)c->kind) {
+    case CMD_PAUSE: snprintf(why, n, "arm %s is already paused", a->name); break;
+    case CMD_RESUME: snprintf(why, n, "arm %s is not paused", a->name); break;
+    case CMD_SWAP:
+        snprintf(why, n, "arm %s already runs the %s gate", a->name, gate_mode_name(mc->mode));
+        break;
+    case CMD_FREEZE: snprintf(why, n, "arm %s: the gate is already frozen", a->name); break;
+    case CMD_UNFREEZE: snprintf(why, n, "arm %s: the gate is not frozen", a->name); break;
+    case CMD_SET_K: snprintf(why, n, "arm %s: k is already %zu", a->name, mc->k); break;
+    case CMD_STOP: snprintf(why, n, "arm %s is already stopping", a->name); break;
+    default: snprintf(why, n, "arm %s: %s changed nothing", a->name,
+                      cmd_kind_name((cmd_kind)c->kind));
+    }
+    push(a, &r);
+}
+
+/* One command: a command of the commands table (c->id) is answered exactly
+ * once — its event carries the id, an error rejects it, a stop is answered
+ * by the stop event at the end of the run, and anything else changed
+ * nothing and is refused. */
+static void apply_one(arm *a, const cmd_record *c, arm_state *st)
+{
+    int stopping = st->stop;
+    a->cmd_id = c->id;
+    a->cmd_answered = 0;
+    apply(a, c, st);
+    int deferred = c->kind == CMD_STOP && !stopping;   /* EV_STOP at the end carries it */
+    if (c->id && !a->cmd_answered && !deferred)
+        refuse_noop(a, c);
+    a->cmd_id = 0;
+}
+
 static void apply_ring(arm *a, arm_state *st)
 {
     uint8_t slot[COMMAND_WIRE_SIZE];
     cmd_record c;
     while (ring_pop(a->cmd, slot) == 0)
         if (command_decode(slot, sizeof slot, &c) > 0)   /* arm_send encoded it */
-            apply(a, &c, st);
+            apply_one(a, &c, st);
 }
 
 /* Blocks (no spinning) until resumed, stopped, or a timed pause runs out. */
@@ -567,7 +631,10 @@ static void *arm_main(void *arg)
          * checkpoint would only make results nobody can resume or trust */
         push_status(a, RUN_FAILED);
     } else if (st.stop) {
+        a->cmd_id = st.stop_cmd->id;   /* a stop sent through the commands table */
+        a->cmd_answered = 0;
         push_event(a, EV_STOP, "%s", source_name(st.stop_cmd));
+        a->cmd_id = 0;
         push_status(a, RUN_STOPPED);
     } else {
         push_event(a, EV_FINISH, "%zu steps", t->step);

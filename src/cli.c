@@ -781,6 +781,8 @@ static int dispatch(int argc, char **argv)
         return cli_note(argc - 2, argv + 2);
     if (strcmp(cmd, "rm") == 0)
         return cli_rm(argc - 2, argv + 2);
+    if (strcmp(cmd, "send") == 0)
+        return cli_send(argc - 2, argv + 2);
     return cli_usage_error("%s: unknown command (%s; see gatelab --help)", cmd,
                            cli_help_names());
 }

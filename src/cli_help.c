@@ -187,6 +187,14 @@ static const cli_option distill_opts[] = {
     OPT_END,
 };
 
+static const cli_option send_opts[] = {
+    OPT_DB,
+    {"--wait", "SECONDS", "wait that long for the owner to apply or reject it (default 10)",
+     SYN_OPTIONAL},
+    {"--no-wait", NULL, "insert the command and return at once", SYN_OPTIONAL},
+    OPT_END,
+};
+
 static const cli_option rm_opts[] = {
     {"--session", "S", "every run of session S instead of one run", SYN_HIDDEN},
     {"--dry-run", NULL, "print what would be deleted and freed; delete nothing", 0},
@@ -253,6 +261,12 @@ static const cli_command commands[] = {
      "Delete a run, or every run of a session, with the checkpoint files it owns, printing "
      "what is freed; a live run is refused.",
      rm_opts, NULL, 0},
+    {"send", "SESSION CMD[:ARG][@ARM]", NULL,
+     "Steer a session another process trains: pause[:SECONDS] resume swap:MODE freeze "
+     "unfreeze k:K checkpoint fork:MODE stop, for arm ARM (an index or name) or every arm; "
+     "prints 'applied at step N' or 'rejected: why' (exit 0 applied, 1 rejected, 3 still "
+     "pending after --wait).",
+     send_opts, NULL, 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -131,6 +131,24 @@ int command_parse(const char *spec, scripted_command *out, gl_error *err)
     return 0;
 }
 
+int command_parse_word(const char *word, scripted_command *out, gl_error *err)
+{
+    char spec[160];
+    if (snprintf(spec, sizeof spec, "0:%s", word) >= (int)sizeof spec)
+        return gl_fail(err, "%.40s...: too long", word);
+    if (command_parse(spec, out, err) == 0) {
+        out->cmd.scripted = 0;
+        return 0;
+    }
+    /* one parser: its messages say "--at 0:WORD"; the word alone is what
+     * was typed */
+    static const char prefix[] = "--at 0:";
+    size_t n = sizeof prefix - 1;
+    if (strncmp(err->msg, prefix, n) == 0)
+        memmove(err->msg, err->msg + n, strlen(err->msg + n) + 1);
+    return -1;
+}
+
 void command_format(uint64_t step, const cmd_record *c, char *buf, size_t size)
 {
     char arg[FLOATFMT_DOUBLE_SIZE + 1] = "";

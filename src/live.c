@@ -283,6 +283,8 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
             stopping = 1;
             stop_all(lv, 2);
         }
+        /* commands from other processes, handed over by the store thread */
+        live_steer_deliver(lv);
         int ask = !stopping && obs->on_tick ? obs->on_tick(obs->ctx, lv) : 0;
         if (ask) {
             res->stop_asked = ask;

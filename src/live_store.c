@@ -161,6 +161,10 @@ static int write_batch(live *lv, pending *p, int end, gl_error *e)
         else
             rc = store_write(lv->st, run, r, e);
     }
+    /* nothing stays pending once its owner is gone (DESIGN §12) */
+    if (!rc && end)
+        rc = store_command_reject_pending(lv->st, lv->session,
+                                          "the session ended before it took effect", NULL, e);
     if (!rc && end)
         rc = store_session_end(lv->st, lv->session, e);
     if (!rc)
@@ -184,6 +188,12 @@ static void read_payload(live *lv, pending *p, const tel_record *r)
         if (!n)
             nanosleep(&(struct timespec){0, 100000}, NULL);
     }
+}
+
+/* live_steer's decisions join the pending records, in order */
+static void steer_emit(void *ctx, const tel_record *r)
+{
+    pending_push(ctx, r);
 }
 
 static void *store_main(void *arg)
@@ -212,10 +222,16 @@ static void *store_main(void *arg)
             } else if (!failed) {
                 /* a fork's arm reads its run id for its checkpoints: soon */
                 soon |= r.kind == REC_RUN_BEGIN;
-                pending_push(&p, &r);
+                /* an arm's refusal of a command is not a row: live_steer
+                 * decides the command's row from it */
+                if (r.kind != REC_COMMAND)
+                    pending_push(&p, &r);
+                live_steer_note(lv, &r, steer_emit, &p);
             }
         }
         double now = gl_now();
+        if (!end && !failed && live_steer_poll(lv, now, steer_emit, &p, &e))
+            store_fail(lv, &e);
         if (failed) {
             pending_clear(&p);
             if (end)
@@ -317,6 +333,7 @@ int live_store_start(live *lv, gl_error *e)
         if (arm_heat_bytes(lv->arms[i]) > largest)
             largest = arm_heat_bytes(lv->arms[i]);
     lv->store_ring = ring_create(STORE_RING, RECORD_WIRE_MAX);
+    lv->steer = live_steer_create();
     lv->store_bytes = byte_ring_create(4 * largest + ((size_t)1 << 16));
     GL_ASSERT(lv->store_ring && lv->store_bytes);
     int prc = pthread_create(&lv->store_thread, NULL, store_main, lv);
@@ -342,6 +359,8 @@ void live_store_close(live *lv)
     live_store_finish(lv);
     ring_destroy(lv->store_ring);
     byte_ring_destroy(lv->store_bytes);
+    live_steer_free(lv->steer);
+    lv->steer = NULL;
     lv->store_ring = NULL;
     lv->store_bytes = NULL;
     store_close(lv->st);

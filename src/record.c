@@ -215,6 +215,7 @@ static size_t rec_body(tel_record *r, wcur *w, rcur *rd)
         FIELD_U32(r->u.event.mode);
         FIELD_U32(r->u.event.k);
         FIELD_U32(r->u.event.frozen);
+        FIELD_U64(r->u.event.command);
         FIELD_TEXT(r->u.event.detail);
         break;
     case REC_STATUS:
@@ -232,6 +233,11 @@ static size_t rec_body(tel_record *r, wcur *w, rcur *rd)
         break;
     case REC_FORKED:
         FIELD_U32(r->u.forked.mode);
+        break;
+    case REC_COMMAND:
+        FIELD_U64(r->u.command.id);
+        FIELD_U32(r->u.command.applied);
+        FIELD_TEXT(r->u.command.reason);
         break;
     case REC_SESSION_END:
     case REC_KIND_COUNT:
@@ -329,9 +335,9 @@ size_t command_encode(const cmd_record *c, uint8_t *buf, size_t cap)
     put_uint(&w, c->kind, 1);
     put_uint(&w, 0, 2);
     put_uint(&w, c->arg, 4);
-    put_uint(&w, c->arg2, 4);
     put_uint(&w, c->scripted, 4);
     put_f64(&w, c->seconds);
+    put_uint(&w, c->id, 8);
     return w.bad ? 0 : w.at;
 }
 
@@ -345,9 +351,9 @@ long command_decode(const uint8_t *buf, size_t n, cmd_record *c)
     if (rd.bad || version != RECORD_VERSION || pad != 0 || c->kind >= CMD_KIND_COUNT)
         return -1;
     c->arg = get_u32(&rd);
-    c->arg2 = get_u32(&rd);
     c->scripted = get_u32(&rd);
     c->seconds = get_f64(&rd);
+    c->id = get_uint(&rd, 8);
     return rd.bad ? -1 : (long)rd.at;
 }
 

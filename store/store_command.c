@@ -16,8 +16,8 @@ static const char *const command_sql[SC_COUNT] = {
     [SC_PENDING] = "SELECT id, session, coalesce(run, 0), kind, coalesce(arg, ''), requested_at"
                    " FROM commands WHERE session = ?1 AND state = 'pending' AND id > ?2"
                    " ORDER BY id",
-    [SC_APPLIED] = "UPDATE commands SET state = 'applied', applied_step = ?2, decided_at = ?3"
-                   " WHERE id = ?1 AND state = 'pending'",
+    [SC_APPLIED] = "UPDATE commands SET state = 'applied', applied_step = ?2, decided_at = ?3,"
+                   " reason = nullif(?4, '') WHERE id = ?1 AND state = 'pending'",
     [SC_REJECTED] = "UPDATE commands SET state = 'rejected', reason = ?2, decided_at = ?3"
                     " WHERE id = ?1 AND state = 'pending'",
     [SC_REJECT_ALL] = "UPDATE commands SET state = 'rejected', reason = ?2, decided_at = ?3"
@@ -135,10 +135,12 @@ static int decide(store *s, store_command_stmt which, int64_t key, int64_t step,
     store_iso_time(0, now);
     int rc = SQLITE_OK;
     store_bind_i64(st, 1, key, &rc);
-    if (which == SC_APPLIED)
+    if (which == SC_APPLIED) {
         store_bind_i64(st, 2, step, &rc);
-    else
+        store_bind_text(st, 4, reason ? reason : "", &rc);
+    } else {
         store_bind_text(st, 2, reason && *reason ? reason : "rejected", &rc);
+    }
     store_bind_text(st, 3, now, &rc);
     if (store_exec(s, st, rc, err, which == SC_APPLIED ? "mark a command applied"
                                                         : "mark a command rejected"))
@@ -148,10 +150,11 @@ static int decide(store *s, store_command_stmt which, int64_t key, int64_t step,
     return 0;
 }
 
-int store_command_applied(store *s, int64_t id, uint64_t step, int *changed, gl_error *err)
+int store_command_applied(store *s, int64_t id, uint64_t step, const char *note, int *changed,
+                          gl_error *err)
 {
     return decide(s, SC_APPLIED, id, step > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)step,
-                  NULL, changed, err);
+                  note, changed, err);
 }
 
 int store_command_rejected(store *s, int64_t id, const char *reason, int *changed,
@@ -195,4 +198,42 @@ int store_command_get(store *s, int64_t id, store_command_row *out, gl_error *er
     if (!found)
         return gl_fail(err, "no command %lld in %s", (long long)id, s->path);
     return 0;
+}
+
+/* A session's pending rows whose session has no live run: a brand-new
+ * session whose runs are not inserted yet has none either, so only rows
+ * older than ORPHAN_SECONDS count (a session inserts its runs within a
+ * moment of its own row). */
+#define ORPHAN_SECONDS 60
+#define ORPHAN_WHERE                                                                      \
+    " FROM commands c WHERE c.state = 'pending'"                                          \
+    " AND c.requested_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-60 seconds')"          \
+    " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.session = c.session"                   \
+    "                 AND r.status IN ('running', 'paused'))"
+_Static_assert(ORPHAN_SECONDS == 60, "ORPHAN_WHERE says 60 seconds");
+
+int store_command_reject_orphans(store *s, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s, "SELECT count(*)" ORPHAN_WHERE, &st, err))
+        return -1;
+    int rc = sqlite3_step(st);
+    int64_t n = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    int bad = store_end(s, st, rc, err, "find orphaned commands");
+    sqlite3_finalize(st);
+    if (bad || n == 0)
+        return bad ? -1 : 0;
+    char now[32];
+    store_iso_time(0, now);
+    if (store_prepare(s,
+                      "UPDATE commands SET state = 'rejected', decided_at = ?1,"
+                      " reason = 'no live process owns session ' || session"
+                      " WHERE id IN (SELECT c.id" ORPHAN_WHERE ")",
+                      &st, err))
+        return -1;
+    rc = SQLITE_OK;
+    store_bind_text(st, 1, now, &rc);
+    int out = store_exec(s, st, rc, err, "reject orphaned commands");
+    sqlite3_finalize(st);
+    return out;
 }

@@ -138,6 +138,11 @@ void store_iso_time(double wall_ms, char out[32]);
 extern const char *const store_heat_kind[STORE_HEAT_PLANES];
 uint8_t *store_heat_plane(const heatmap_snapshot *h, size_t k);
 
+/* Rejects the pending commands of every session that has no running or
+ * paused run left (its owner ended or crashed: nobody will apply them);
+ * store_open, after store_detect_crashes. Reads first; writes only when
+ * there is such a row. */
+int store_command_reject_orphans(store *s, gl_error *err);
 /* Finalizes the commands table's statements (store_close). */
 void store_command_finalize(store *s);
 

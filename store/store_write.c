@@ -762,6 +762,12 @@ static int write_record(store *s, int64_t run, const tel_record *r, gl_error *er
     case REC_HEATMAP:
         return gl_fail(err, "%s: run %lld: a heatmap record is written with its payload "
                             "(store_write_heatmap)", s->path, (long long)run);
+    case REC_COMMAND:
+        return r->u.command.applied
+                   ? store_command_applied(s, (int64_t)r->u.command.id, r->step,
+                                           r->u.command.reason, NULL, err)
+                   : store_command_rejected(s, (int64_t)r->u.command.id, r->u.command.reason,
+                                            NULL, err);
     case REC_RUN_BEGIN:
     case REC_FORKED:
     case REC_SESSION_END: return 0;   /* runs are begun through store_run_begin */

@@ -63,6 +63,7 @@ static int same_record(const tel_record *a, const tel_record *b)
     case REC_EVENT:
         return a->u.event.kind == b->u.event.kind && a->u.event.mode == b->u.event.mode &&
                a->u.event.k == b->u.event.k && a->u.event.frozen == b->u.event.frozen &&
+               a->u.event.command == b->u.event.command &&
                strcmp(a->u.event.detail, b->u.event.detail) == 0;
     case REC_STATUS:
         return a->u.status.status == b->u.status.status;
@@ -75,6 +76,10 @@ static int same_record(const tel_record *a, const tel_record *b)
                a->u.heatmap.heads == b->u.heatmap.heads && a->u.heatmap.T == b->u.heatmap.T;
     case REC_FORKED:
         return a->u.forked.mode == b->u.forked.mode;
+    case REC_COMMAND:
+        return a->u.command.id == b->u.command.id &&
+               a->u.command.applied == b->u.command.applied &&
+               strcmp(a->u.command.reason, b->u.command.reason) == 0;
     case REC_SESSION_END:
         return 1;
     case REC_KIND_COUNT:
@@ -141,6 +146,7 @@ static tel_record sample(uint32_t k)
         r.u.event.mode = 4;
         r.u.event.k = 9;
         r.u.event.frozen = 0;
+        r.u.event.command = 0x0102030405060708ull;
         snprintf(r.u.event.detail, sizeof r.u.event.detail, "soft -> topk (key) \xc3\xa9");
         break;
     case REC_STATUS:
@@ -160,6 +166,11 @@ static tel_record sample(uint32_t k)
         break;
     case REC_FORKED:
         r.u.forked.mode = 6;
+        break;
+    case REC_COMMAND:
+        r.u.command.id = 0x8877665544332211ull;
+        r.u.command.applied = 1;
+        snprintf(r.u.command.reason, sizeof r.u.command.reason, "arm 1: run 3 has ended");
         break;
     case REC_SESSION_END:
     case REC_KIND_COUNT:
@@ -236,11 +247,13 @@ static void test_byte_order(void)
               back.wall_ms == 1.5 && back.u.status.status == RUN_STOPPED,
           "the hand-written bytes decode to the record");
 
-    cmd_record c = {.kind = CMD_SET_K, .arg = 0x0A0B0C0Du, .arg2 = 2, .scripted = 1,
-                    .seconds = -2.0};   /* 0xC000000000000000 */
+    cmd_record c = {.kind = CMD_SET_K, .arg = 0x0A0B0C0Du, .scripted = 3,
+                    .seconds = -2.0,   /* 0xC000000000000000 */
+                    .id = 0x1112131415161718ull};
     static const uint8_t cwant[COMMAND_WIRE_SIZE] = {
-        RECORD_VERSION, CMD_SET_K, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 2, 0, 0, 0, 1, 0, 0, 0,
+        RECORD_VERSION, CMD_SET_K, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 3, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0xC0,
+        0x18, 0x17, 0x16, 0x15, 0x14, 0x13, 0x12, 0x11,
     };
     uint8_t cb[COMMAND_WIRE_SIZE];
     CHECK(command_encode(&c, cb, sizeof cb) == sizeof cwant && memcmp(cb, cwant, sizeof cb) == 0,
@@ -345,13 +358,14 @@ static void test_refused(void)
 
     test_out_of_range();
 
-    cmd_record c = {.kind = CMD_FORK, .arg = 5, .arg2 = 3, .scripted = 2, .seconds = 2.5}, cback;
+    cmd_record c = {.kind = CMD_FORK, .arg = 5, .scripted = 2, .seconds = 2.5,
+                    .id = UINT64_MAX - 1}, cback;
     uint8_t cb[COMMAND_WIRE_SIZE];
     CHECK(command_encode(&c, cb, sizeof cb) == COMMAND_WIRE_SIZE &&
               command_decode(cb, sizeof cb, &cback) == COMMAND_WIRE_SIZE &&
-              cback.kind == CMD_FORK && cback.arg == 5 && cback.arg2 == 3 &&
+              cback.kind == CMD_FORK && cback.arg == 5 && cback.id == UINT64_MAX - 1 &&
               cback.scripted == 2 && cback.seconds == 2.5,
-          "a command round-trips");
+          "a command round-trips, its commands row id with it");
     int short_ok = 1;
     for (size_t cut = 0; cut < sizeof cb; cut++)
         short_ok &= command_decode(cb, cut, &cback) == -1;

@@ -487,7 +487,7 @@ static void test_migrate_v5(void)
     CHECK(store_command_pending(s, 2, 0, count_cmd, &n, &err) == 0 && n == 0,
           "another session has none");
     int changed = -1;
-    CHECK(store_command_applied(s, id1, 812, &changed, &err) == 0 && changed == 1 &&
+    CHECK(store_command_applied(s, id1, 812, NULL, &changed, &err) == 0 && changed == 1 &&
               store_command_get(s, id1, &row, &err) == 0 && strcmp(row.state, "applied") == 0 &&
               row.has_step && row.applied_step == 812 && row.decided[0] && !row.reason[0],
           "applied at step 812, with a decision time");
