@@ -172,6 +172,6 @@ SELECT c.id AS command, c.kind, c.arg, c.applied_step, e.run, e.step, e.kind AS 
        e.detail
 FROM commands c
 JOIN runs r ON r.session = c.session AND (c.run IS NULL OR r.id = c.run)
-JOIN events e ON e.run = r.id AND e.step = c.applied_step AND e.detail LIKE '%(sent)%'
+JOIN events e ON e.run = r.id AND e.step = c.applied_step AND e.detail LIKE '%sent%'
 WHERE c.state = 'applied'
 ORDER BY c.id, e.run;

@@ -459,11 +459,21 @@ static void refuse_noop(arm *a, const cmd_record *c)
 
 /* One command: a command of the commands table (c->id) is answered exactly
  * once — its event carries the id, an error rejects it, a stop is answered
- * by the stop event at the end of the run, and anything else changed
- * nothing and is refused. */
+ * by the stop event at the end of the run, one that comes after a stop is
+ * refused, and anything else changed nothing and is refused. */
 static void apply_one(arm *a, const cmd_record *c, arm_state *st)
 {
     int stopping = st->stop;
+    if (c->id && stopping) {
+        /* queued behind a stop: the arm ends at this boundary; what would
+         * change it now would only reach its last checkpoint */
+        tel_record r = {.kind = REC_COMMAND, .step = a->t.step};
+        r.u.command.id = c->id;
+        snprintf(r.u.command.reason, sizeof r.u.command.reason,
+                 "arm %s is stopping at step %zu", a->name, a->t.step);
+        push(a, &r);
+        return;
+    }
     a->cmd_id = c->id;
     a->cmd_answered = 0;
     apply(a, c, st);

@@ -46,7 +46,6 @@
 
 typedef struct {
     uint64_t id;
-    int64_t run;                   /* 0: every arm */
     uint32_t targets, answered;    /* bit per arm index */
     uint32_t applied;              /* how many arms applied it */
     uint64_t step;                 /* the first step it was applied at */
@@ -276,7 +275,6 @@ static int on_row(void *ctx, const store_command_row *row)
     steer_flight *fl = &s->flight[s->nflight++];
     memset(fl, 0, sizeof *fl);
     fl->id = id;
-    fl->run = row->run;
     fl->targets = targets;
     for (uint32_t i = 0; i < LIVE_MAX_ARMS; i++)
         if (targets & (1u << i))

@@ -533,6 +533,9 @@ run_fg "soft,random,dense, 300 steps, swap at 150" run $MICRO --arms soft,random
 bg run $MICRO --arms soft --steps 100000 --db "$Q"
 qpid=$PID
 wait_until 300 has_rows "$Q" "select count(*) from metrics m join runs r on r.id = m.run where r.session = 2"
+# a command sent from another process (for the commands queries)
+"$BIN" send 2 freeze --db "$Q" --wait 120 >"$OUT" 2>"$ERR"
+check "send freeze to the second session: applied ($(cat "$OUT"))" grep -q '^applied at step' "$OUT"
 kill -9 "$qpid" 2>/dev/null
 { wait "$qpid"; } 2>/dev/null
 "$BIN" ls --db "$Q" >/dev/null 2>&1

@@ -267,9 +267,13 @@ static void test_queries(void)
     gl_error err = {{0}};
     store *s = store_open(path, STORE_CREATE, &err);
     GL_ASSERT(s);
+    int64_t first_soft = 0;
     for (uint64_t seed = 1; seed <= 2; seed++) {
         int64_t session = store_session_begin(s, "gatelab run --arms soft,random,dense", &err);
-        GL_ASSERT(fill_arm(s, session, 0, GATE_SOFT, seed, RUN_FINISHED) > 0);
+        int64_t soft = fill_arm(s, session, 0, GATE_SOFT, seed, RUN_FINISHED);
+        GL_ASSERT(soft > 0);
+        if (!first_soft)
+            first_soft = soft;
         GL_ASSERT(fill_arm(s, session, 1, GATE_RANDOM, seed, RUN_FINISHED) > 0);
         GL_ASSERT(fill_arm(s, session, 2, GATE_DENSE, seed, seed == 1 ? RUN_FINISHED : RUN_DIVERGED) > 0);
         GL_ASSERT(store_session_end(s, session, &err) == 0);
@@ -281,6 +285,28 @@ static void test_queries(void)
     moe_arm(s, session, 2, "dense+moe-random", "dense",
             "{\"experts\":4,\"router\":\"random\"}", 1.25);
     GL_ASSERT(store_session_end(s, session, &err) == 0);
+    /* steering from outside (schema 6): a pause sent to the first session,
+     * applied by the soft arm at step 50 (its event carries the source),
+     * and a swap rejected */
+    int64_t cmd, cmd2;
+    GL_ASSERT(store_command_add(s, 1, 0, "pause", NULL, &cmd, &err) == 0);
+    GL_ASSERT(store_command_add(s, 1, first_soft, "swap", "soft", &cmd2, &err) == 0);
+    tel_record ev = {.kind = REC_EVENT, .step = 50, .wall_ms = 1700000000000.0};
+    ev.u.event.kind = EV_PAUSE;
+    ev.u.event.mode = GATE_SOFT;
+    ev.u.event.k = 16;
+    ev.u.event.command = (uint64_t)cmd;
+    snprintf(ev.u.event.detail, sizeof ev.u.event.detail, "sent");
+    GL_ASSERT(store_write(s, first_soft, &ev, &err) == 0);
+    tel_record done = {.kind = REC_COMMAND, .step = 50};
+    done.u.command.id = (uint64_t)cmd;
+    done.u.command.applied = 1;
+    GL_ASSERT(store_write(s, 0, &done, &err) == 0);
+    done.u.command.id = (uint64_t)cmd2;
+    done.u.command.applied = 0;
+    snprintf(done.u.command.reason, sizeof done.u.command.reason,
+             "arm soft already runs the soft gate");
+    GL_ASSERT(store_write(s, 0, &done, &err) == 0);
     store_close(s);
 
     char *sql = read_queries();
@@ -336,6 +362,18 @@ static void test_queries(void)
                       strcmp(query_col(&res, "routing_benefit"), "0.17") == 0,
                   "router_learned_vs_random: the learned router's one twin, benefit %s ppl (exp 1.25 - exp 1.2)",
                   query_col(&res, "routing_benefit"));
+        } else if (strcmp(name, "commands_by_session") == 0) {
+            CHECK(res.rows == 2 && strcmp(query_col(&res, "target"), "every arm") == 0 &&
+                      strcmp(query_col(&res, "state"), "applied") == 0 &&
+                      strcmp(query_col(&res, "applied_step"), "50") == 0,
+                  "commands_by_session: both commands, the first for every arm applied at %s",
+                  query_col(&res, "applied_step"));
+        } else if (strcmp(name, "commands_with_events") == 0) {
+            CHECK(res.rows == 1 && strcmp(query_col(&res, "event"), "pause") == 0 &&
+                      strcmp(query_col(&res, "step"), "50") == 0 &&
+                      strcmp(query_col(&res, "applied_step"), "50") == 0,
+                  "commands_with_events: the applied pause beside its event at step %s",
+                  query_col(&res, "step"));
         } else if (strcmp(name, "throughput") == 0) {
             seen[3] = 1;
             CHECK(res.rows == 9 && strcmp(query_col(&res, "steps"), "299") == 0 &&
