@@ -137,7 +137,8 @@ int main(void)
               isnan(ev->u.eval.bits_per_byte) && ev->u.eval.tokens_per_s == 10010,
           "one evaluation at 10 with its metrics (absent ones NaN)");
     CHECK(ev && fabs(ev->u.eval.train_loss - 3.1) < 1e-12,
-          "... and the step's own train loss (%g), not the evaluation's", ev ? ev->u.eval.train_loss : NAN);
+          "... and the step's own train loss (%g), not the evaluation's",
+          ev ? ev->u.eval.train_loss : NAN);
     const tel_record *l1 = find(g, REC_LAYER, 1);
     CHECK(count_kind(g, REC_LAYER) == 2 && l1 && l1->u.layer.head == 1 &&
               l1->u.layer.value[METRIC_F1] == 0.75 && isnan(l1->u.layer.value[METRIC_FLIP_RATE]),

@@ -145,7 +145,8 @@ void ui_events_draw(ui_rect r, const ui_state *st, const ui_view *v)
         int cmd = e->kind == UI_EV_COMMAND_APPLIED || e->kind == UI_EV_COMMAND_REJECTED;
         const char *name = e->arm < st->narms ? st->arms[e->arm].name : cmd ? "all" : "?";
         attr_t at = e->arm < st->narms ? ui_arm_attr(st->arms[e->arm].color) : A_NORMAL;
-        int bad = e->kind == EV_ERROR || e->kind == EV_DIVERGED || e->kind == UI_EV_COMMAND_REJECTED;
+        int bad = e->kind == EV_ERROR || e->kind == EV_DIVERGED ||
+                  e->kind == UI_EV_COMMAND_REJECTED;
         int used = ui_textf(r.y + row, x, w, row ? ui_attr(UI_ATTR_DIM) : A_NORMAL, "%7llu ",
                             (unsigned long long)e->step);
         used += ui_textf(r.y + row, x + used, w - used, at | A_BOLD, "%s ", name);
