@@ -48,6 +48,8 @@ int cli_open_checkpoint(const char *path, st_file *f, checkpoint_info *info, gl_
 int cli_ls(int argc, char **argv);
 int cli_show(int argc, char **argv);
 int cli_replay(int argc, char **argv);
+/* cli_watch.c: follow a session another process writes */
+int cli_watch(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 /* names, tags, notes and housekeeping (cli_store.c) */

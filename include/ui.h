@@ -72,4 +72,14 @@ void ui_live_free(ui_live *u);
 int ui_replay(const char *db_path, int64_t session, const ui_options *o, int *fallback,
               int *signal, gl_error *err);
 
+/* Follows session (0: the newest) of the database on the screen while the
+ * process that owns it writes it (ui/watch.c): the live screen's panels,
+ * its steering keys sent as rows of the commands table, q leaves the
+ * watcher only. When the session ends the final picture stays until q. -1
+ * with a message (UI_SCREEN_TOO_SMALL when the terminal is too small);
+ * *fallback set when there is no usable terminal. *signal: the SIGINT,
+ * SIGTERM or SIGHUP that ended it, or 0. */
+int ui_watch(const char *db_path, int64_t session, const ui_options *o, int *fallback,
+             int *signal, gl_error *err);
+
 #endif

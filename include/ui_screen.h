@@ -21,6 +21,7 @@
 typedef enum {
     UI_LIVE = 1,
     UI_REPLAY = 2,
+    UI_WATCH = 4,    /* `gatelab watch`: a session another process writes */
 } ui_mode;
 
 typedef enum {
@@ -98,7 +99,8 @@ typedef struct {
     char msg[160];
     int msg_bad;
     double msg_until;          /* gl_now() time; 0: until replaced */
-    const char *state;         /* RUNNING, PAUSED, DONE, STOPPING, REPLAY */
+    const char *state;         /* RUNNING, PAUSED, DONE, STOPPING, REPLAY, ENDED */
+    int newest;                /* watch: the session is the newest (none was named) */
     uint64_t cursor;           /* replay: the evaluation step shown */
     size_t cursor_index, cursor_count;
     double tok_s;              /* all arms */

@@ -117,10 +117,15 @@ typedef struct {
 #define UI_EVENTS 64           /* the events line keeps the newest of these */
 #define UI_MARKS_MAX 4096      /* swap/pause/k/fork/freeze markers on the curves */
 
+/* Lines of the events line that are no event of a run: the fate of a
+ * command `gatelab watch` sent (its arm UINT32_MAX: every arm). */
+#define UI_EV_COMMAND_APPLIED 1000u
+#define UI_EV_COMMAND_REJECTED 1001u
+
 typedef struct {
     uint64_t step;
     uint32_t arm;
-    uint32_t kind;               /* event_kind */
+    uint32_t kind;               /* event_kind, or UI_EV_COMMAND_* */
     char detail[REC_TEXT];
 } ui_event;
 

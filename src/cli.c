@@ -880,6 +880,8 @@ static int dispatch(int argc, char **argv)
         return cmd_resume(argc - 2, argv + 2);
     if (strcmp(cmd, "replay") == 0)
         return cli_replay(argc - 2, argv + 2);
+    if (strcmp(cmd, "watch") == 0)
+        return cli_watch(argc - 2, argv + 2);
     if (strcmp(cmd, "experiment") == 0)
         return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)

@@ -247,6 +247,12 @@ static const cli_command commands[] = {
      "Draw a stored session on the screen (a text summary without a terminal); default: the "
      "newest session.",
      db_only_opts, NULL, 0},
+    {"watch", "[SESSION]", NULL,
+     "Follow a session another gatelab process is writing, on the live screen (its steering "
+     "keys send commands to that process; q leaves the watcher only); without a terminal, "
+     "one line per evaluation of each arm until the session ends. Default: the newest "
+     "session.",
+     db_only_opts, NULL, 0},
     {"resume", "RUN", NULL,
      "Continue a stopped, crashed or failed run from its newest resumable checkpoint, or "
      "move its end with --steps.",

@@ -328,7 +328,7 @@ check "--help says every command answers --help and takes --opt=value" \
     sh -c "tr '\n' ' ' <'$OUT' | grep -q -- '--opt=VALUE'"
 # every command, experiment's kinds by name, in the top-level help
 check "--help lists 'gatelab [run]'" grep -qF "gatelab [run]" "$OUT"
-for w in ls show replay resume eval export "experiment absorption" "experiment moe" \
+for w in ls show replay watch resume eval export "experiment absorption" "experiment moe" \
          distill tag note rm; do
     check "--help lists 'gatelab $w'" grep -qF "gatelab $w" "$OUT"
 done
@@ -354,7 +354,7 @@ help_ok() {
         esac
     fi
 }
-for c in ls show replay resume eval export distill tag note rm; do
+for c in ls show replay watch resume eval export distill tag note rm; do
     help_ok "$c --help: its own usage"   "usage: gatelab $c" "$c" --help
     help_ok "$c -h: its own usage"       "usage: gatelab $c" "$c" -h
     # every option of the command's help is in the top-level help too

@@ -68,9 +68,10 @@ void ui_header_draw(ui_rect r, const ui_state *st, const ui_view *v)
             snprintf(eta, sizeof eta, " | ETA %s", when);
         }
         if (st->session)
-            snprintf(buf, sizeof buf, " | session %lld | step %llu%s | %s tok/s%s",
-                     (long long)st->session, (unsigned long long)ui_state_max_step(st), steps,
-                     tok, eta);
+            snprintf(buf, sizeof buf, " | %s %lld%s | step %llu%s | %s tok/s%s",
+                     v->mode == UI_WATCH ? "watching session" : "session", (long long)st->session,
+                     v->newest ? " (newest)" : "", (unsigned long long)ui_state_max_step(st),
+                     steps, tok, eta);
         else
             snprintf(buf, sizeof buf, " | not stored | step %llu%s | %s tok/s%s",
                      (unsigned long long)ui_state_max_step(st), steps, tok, eta);
@@ -80,6 +81,7 @@ void ui_header_draw(ui_rect r, const ui_state *st, const ui_view *v)
     ui_attr_role role = strcmp(state, "RUNNING") == 0   ? UI_ATTR_OK
                         : strcmp(state, "PAUSED") == 0  ? UI_ATTR_WARN
                         : strcmp(state, "STOPPING") == 0 ? UI_ATTR_WARN
+                        : strcmp(state, "ENDED") == 0   ? UI_ATTR_WARN
                                                         : UI_ATTR_TITLE;
     int sl = (int)strlen(state) + 2;
     if (used + sl + 1 <= w)
@@ -140,13 +142,15 @@ void ui_events_draw(ui_rect r, const ui_state *st, const ui_view *v)
                 ui_text(r.y, x, w, ui_attr(UI_ATTR_DIM), "none yet");
             break;
         }
-        const char *name = e->arm < st->narms ? st->arms[e->arm].name : "?";
+        int cmd = e->kind == UI_EV_COMMAND_APPLIED || e->kind == UI_EV_COMMAND_REJECTED;
+        const char *name = e->arm < st->narms ? st->arms[e->arm].name : cmd ? "all" : "?";
         attr_t at = e->arm < st->narms ? ui_arm_attr(st->arms[e->arm].color) : A_NORMAL;
-        int bad = e->kind == EV_ERROR || e->kind == EV_DIVERGED;
+        int bad = e->kind == EV_ERROR || e->kind == EV_DIVERGED ||
+                  e->kind == UI_EV_COMMAND_REJECTED;
         int used = ui_textf(r.y + row, x, w, row ? ui_attr(UI_ATTR_DIM) : A_NORMAL, "%7llu ",
                             (unsigned long long)e->step);
         used += ui_textf(r.y + row, x + used, w - used, at | A_BOLD, "%s ", name);
         ui_textf(r.y + row, x + used, w - used, bad ? ui_attr(UI_ATTR_BAD) : A_NORMAL, "%s %s",
-                 event_kind_name((event_kind)e->kind), e->detail);
+                 cmd ? "command" : event_kind_name((event_kind)e->kind), e->detail);
     }
 }

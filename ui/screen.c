@@ -270,20 +270,23 @@ typedef struct {
     const char *name;     /* as shown: "+/-" */
     const char *bar;      /* key bar word, NULL: help only */
     const char *help;
-    unsigned modes;       /* UI_LIVE | UI_REPLAY */
+    unsigned modes;       /* UI_LIVE | UI_REPLAY | UI_WATCH */
 } ui_keydef;
 
-#define BOTH (UI_LIVE | UI_REPLAY)
+/* every screen; STEER: the keys that steer arms — on the live screen straight
+ * to the arms, in watch as rows of the commands table */
+#define BOTH (UI_LIVE | UI_REPLAY | UI_WATCH)
+#define STEER (UI_LIVE | UI_WATCH)
 static const ui_keydef key_table[] = {
     {{' '}, UI_ACT_PAUSE, {0}, UI_ACT_NONE, "space", "pause",
-     "pause / resume every arm (each pause and resume is an event)", UI_LIVE},
+     "pause / resume every arm (each pause and resume is an event)", STEER},
     {{'g'}, UI_ACT_SWAP, {0}, UI_ACT_NONE, "g", "gate",
      "gate of the selected arm: the next of dense soft random sigmoid topk topk-random "
-     "stochastic oracle", UI_LIVE},
+     "stochastic oracle", STEER},
     {{'f'}, UI_ACT_FREEZE, {0}, UI_ACT_NONE, "f", "freeze",
-     "freeze / unfreeze the selected arm's gate weights", UI_LIVE},
+     "freeze / unfreeze the selected arm's gate weights", STEER},
     {{'+', '='}, UI_ACT_K_UP, {'-', '_'}, UI_ACT_K_DOWN, "+/-", "k",
-     "keys kept per query (k) up / down for the selected arm, within 1..T", UI_LIVE},
+     "keys kept per query (k) up / down for the selected arm, within 1..T", STEER},
     {{'\t'}, UI_ACT_NEXT_ARM, {0}, UI_ACT_NONE, "tab", "arm",
      "select the next arm (heatmap, g, f, +/-, F act on it)", BOTH},
     {{'['}, UI_ACT_LAYER_PREV, {']'}, UI_ACT_LAYER_NEXT, "[/]", "layer",
@@ -307,9 +310,9 @@ static const ui_keydef key_table[] = {
      "main chart's x axis: every step / the last 2000 / 500 / 100 steps (replay: up to the "
      "cursor)", BOTH},
     {{'c'}, UI_ACT_CHECKPOINT, {0}, UI_ACT_NONE, "c", "ckpt", "checkpoint every arm now",
-     UI_LIVE},
+     STEER},
     {{'F'}, UI_ACT_FORK, {0}, UI_ACT_NONE, "F", "fork",
-     "fork the selected arm into a new arm running the next gate mode", UI_LIVE},
+     "fork the selected arm into a new arm running the next gate mode", STEER},
     {{'d'}, UI_ACT_DETACH, {0}, UI_ACT_NONE, "d", "detach",
      "detach: close the screen, the session trains on in the background with its output in "
      "<db>-session-N.log next to the database; `gatelab watch N --db PATH` re-attaches",
@@ -328,7 +331,9 @@ static const ui_keydef key_table[] = {
     {{'?'}, UI_ACT_HELP, {0}, UI_ACT_NONE, "?", "help", "this help (any key closes it)", BOTH},
     {{'q'}, UI_ACT_QUIT, {0}, UI_ACT_NONE, "q", "quit",
      "quit; asks \"quit? y/n\" while arms run, then stops them cleanly (stored as stopped)",
-     BOTH},
+     UI_LIVE | UI_REPLAY},
+    {{'q'}, UI_ACT_QUIT, {0}, UI_ACT_NONE, "q", "quit",
+     "quit the watcher; the session goes on training", UI_WATCH},
 };
 #define NKEYS (sizeof key_table / sizeof key_table[0])
 
@@ -356,7 +361,7 @@ void ui_view_init(ui_view *v, ui_mode mode)
     v->mode = mode;
     v->log_y = 1;
     v->smooth = UI_SMOOTH_DEFAULT;
-    v->state = mode == UI_REPLAY ? "REPLAY" : "RUNNING";
+    v->state = mode == UI_REPLAY ? "REPLAY" : mode == UI_WATCH ? "WATCHING" : "RUNNING";
     v->eta = NAN;
 }
 
@@ -551,7 +556,9 @@ static void draw_help(const ui_view *v)
     ui_glyph(y + h - 1, x, L'└', '+', A_BOLD);
     ui_glyph(y + h - 1, x + w - 1, L'┘', '+', A_BOLD);
     ui_text(y, x + 2, w - 4, ui_attr(UI_ATTR_TITLE),
-            v->mode == UI_REPLAY ? " Keys (replay) " : " Keys ");
+            v->mode == UI_REPLAY  ? " Keys (replay) "
+            : v->mode == UI_WATCH ? " Keys (watch: steering keys send commands to the session) "
+                                  : " Keys ");
     int row = y + 1;
     for (size_t i = 0; i < NKEYS && row < y + h - 2; i++) {
         const ui_keydef *k = &key_table[i];
