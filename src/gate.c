@@ -136,23 +136,24 @@ static void rank_sort(uint32_t *idx, const float *x, size_t c)
         ci[j] = UINT32_MAX;
         cv[j] = -INFINITY;
     }
+    /* rank[a] = how many rank before a: a vector of candidates a at a time
+     * against one b, so no sum across lanes is needed */
+    uint32_t rank[RANK_MAX] = {0};
+    for (size_t b = 0; b < c; b++) {
+        const float vb = cv[b];
+        const uint32_t ib = ci[b];
+        LANES_FOR(a, u, cp, {
+            (void)u;
+            const uint32_t gt = vb > cv[a], eq = vb == cv[a], lower = ib < ci[a];
+            rank[a] += gt | (eq & lower);
+        });
+    }
     /* NaN scores (a diverging run) would give equal ranks: every slot
      * starts with a valid index all the same */
     memcpy(out, ci, c * sizeof *out);
-    for (size_t a = 0; a < c; a++) {
-        const float va = cv[a];
-        const uint32_t ia = ci[a];
-        uint32_t acc[LANES] = {0};
-        LANES_FOR(b, u, cp, {
-            const uint32_t gt = cv[b] > va, eq = cv[b] == va, lower = ci[b] < ia;
-            acc[u] += gt | (eq & lower);
-        });
-        uint32_t rank = 0;
-        for (size_t u = 0; u < LANES; u++)
-            rank += acc[u];
-        if (rank < c)
-            out[rank] = ia;
-    }
+    for (size_t a = 0; a < c; a++)
+        if (rank[a] < c)
+            out[rank[a]] = ci[a];
     memcpy(idx, out, c * sizeof *out);
 }
 
