@@ -48,6 +48,9 @@ typedef struct {
     /* when set, sequence 0's masks are drawn here as bytes round(255 v),
      * [L*H*T*T]: the mask in force and the oracle top-k mask */
     uint8_t *heat_gate, *heat_oracle;
+    /* when set, sequence 0's attention probabilities are drawn here the same
+     * way, [L*H*T*T] (the forward keeps no T x T tensor to read them from) */
+    uint8_t *heat_attn;
 } metrics_state;
 
 void metrics_init(metrics_state *m, size_t L, size_t H, size_t T);
@@ -64,6 +67,11 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
                  const float *c, const float *gate_scores, const unsigned char *used_keep,
                  const float *logm, size_t n, int record_flips,
                  uint32_t *idx, unsigned char *gate_keep, unsigned char *oracle_keep);
+
+/* One query row's attention probabilities p[n] (sequence 0) into heat_attn
+ * when it is set, as bytes round(255 p), 0 past n. */
+void metrics_attn_row(metrics_state *m, size_t layer, size_t head, size_t row, const float *p,
+                      size_t n);
 
 /* Mean of a metric over the rows of one head (NaN when undefined). */
 double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key);

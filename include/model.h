@@ -68,8 +68,9 @@ typedef struct {
 /* One layer's activations, pointers into the activation buffer set from the
  * activation table (model_tensors.c), which gives their shapes. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *s, *att, *atty;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *lse, *atty;
     gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
+    uint8_t *keep;                /* [B,H,T,attn_keep_bytes(T)] hard masks as bits */
     float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *res3;
     /* experts only: router probabilities [BT,E], the routing, and the FFN's
      * input and output in gathered (expert-grouped) row order [BT,d];
@@ -88,6 +89,7 @@ typedef struct {
     /* activations */
     float *acts;
     gate_row_stats *row_stats;    /* [L*B*H*T] */
+    uint8_t *keep_bits;           /* [L*B*H*T*attn_keep_bytes(T)] */
     size_t num_acts;
     float *encoded;               /* [B,T,d] */
     model_layer_acts *la;         /* [L] */

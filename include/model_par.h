@@ -38,17 +38,18 @@ void model_par_gelu_backward(pool *p, float *dinp, const float *inp, const float
                              size_t n);
 
 /* Layer `layer`'s attention over its B * H (sequence, head) pairs, one pair
- * per block: x->qkv, x->gq, x->gk -> x->atty, x->att, x->s, x->stats. With
+ * per block: x->qkv, x->gq, x->gk -> x->atty, x->lse, x->keep, x->stats. With
  * metrics, every pair runs on this thread: the agreement sums are per head
  * and want one writer. w: one scratch per pool worker. */
 void model_par_attention_forward(pool *p, const attn_config *ac, size_t B, size_t layer,
                                  model_layer_acts *x, const float *gbias, attn_scratch *w,
                                  metrics_state *metrics);
 /* datty[B,T,C] -> dqkv (+=), dgq, dgk (+=); dbias_pair[B*H] the gate-bias
- * gradient of each pair (written), for the caller to add up in pair order */
+ * gradient of each pair (written), for the caller to add up in pair order.
+ * gbias[H]: the gate bias, for the scores the backward recomputes. */
 void model_par_attention_backward(pool *p, const attn_config *ac, size_t B,
-                                  const model_layer_acts *x, float *dqkv, float *dgq,
-                                  float *dgk, const float *datty, attn_scratch *w,
+                                  const model_layer_acts *x, const float *gbias, float *dqkv,
+                                  float *dgq, float *dgk, const float *datty, attn_scratch *w,
                                   float *dbias_pair);
 
 /* logits[N,V] -> probs[N,V], row_loss[N] the NLL of each row (0 without a

@@ -185,6 +185,18 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
     }
 }
 
+void metrics_attn_row(metrics_state *m, size_t layer, size_t head, size_t row, const float *p,
+                      size_t n)
+{
+    if (!m->heat_attn)
+        return;
+    const size_t T = m->T;
+    uint8_t *dst = m->heat_attn + ((layer * m->H + head) * T + row) * T;
+    for (size_t j = 0; j < n; j++)
+        dst[j] = (uint8_t)lrintf(255.0f * p[j]);
+    memset(dst + n, 0, T - n);
+}
+
 double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key)
 {
     const metrics_head *mh = &m->heads[layer * m->H + head];

@@ -53,11 +53,13 @@ double model_flops_per_token(const model_config *c)
 double model_memory_bytes(const model_config *c, size_t threads)
 {
     /* params, grads, Adam m and v; activations, backward scratch, row stats
-     * (a float and an index per row and head), each worker's T x T scratch */
+     * (five floats per row and head) and hard-mask bits, each worker's
+     * attention scratch (row blocks, attention.h) */
     const double rows = (double)(c->layers * c->batch * c->heads * c->T);
     return 4.0 * (4.0 * (double)model_count_params(c) + (double)model_acts_floats(c) +
-                  (double)model_scratch_floats(c) + 2.0 * rows +
-                  2.0 * (double)threads * (double)(c->T * c->T));
+                  (double)model_scratch_floats(c) + 5.0 * rows) +
+           rows * (double)attn_keep_bytes(c->T) +
+           4.0 * (double)threads * (double)attn_scratch_floats(c->T);
 }
 
 /* ---- the gate's mode and the experts' load ---- */
@@ -154,6 +156,7 @@ void model_free(model *m)
     free(m->g.layer);
     free(m->acts);
     free(m->row_stats);
+    free(m->keep_bits);
     free(m->la);
     free(m->scratch);
     free(m->routes);

@@ -35,7 +35,8 @@ static attn_config attn_config_of(const model *m)
 /* ---- the attention block: res2 = in + proj(attention(ln1(in))) ---- */
 
 /* in [BT,d] -> ln1 [BT,d] (mean, rstd [BT]), qkv [BT,3d], gq, gk [BT,Hr]
- * (gated modes), s, att [B,H,T,T], stats [B,H,T], atty [BT,d], res2 [BT,d].
+ * (gated modes), lse, stats [B,H,T], keep [B,H,T,T/8] (attention.h: no
+ * T x T tensor is kept), atty [BT,d], res2 [BT,d].
  * With m->metrics, the gate's agreement over this layer is accumulated. */
 static void attn_block_forward(model *m, size_t l, const float *in, size_t B,
                                const attn_config *ac)
@@ -71,8 +72,8 @@ static void attn_block_backward(model *m, size_t l, const float *in, size_t B,
     memset(m->d_qkv, 0, 3 * BT * d * sizeof(float));
     memset(m->d_gq, 0, BT * Hr * sizeof(float));
     memset(m->d_gk, 0, BT * Hr * sizeof(float));
-    model_par_attention_backward(m->pool, ac, B, x, m->d_qkv, m->d_gq, m->d_gk, m->d_atty,
-                                 m->scratch_w, m->gb_pair);
+    model_par_attention_backward(m->pool, ac, B, x, p->gb, m->d_qkv, m->d_gq, m->d_gk,
+                                 m->d_atty, m->scratch_w, m->gb_pair);
     for (size_t b = 0; b < B; b++)
         for (size_t h = 0; h < H; h++)
             g->gb[h] += m->gb_pair[b * H + h];

@@ -135,8 +135,8 @@ static void attn_fwd_chunk(void *ctx, size_t w, size_t i0, size_t i1)
     model_layer_acts *x = j->x;
     const size_t H = j->ac->H;
     for (size_t i = i0; i < i1; i++)
-        attention_forward(j->ac, i / H, i % H, x->atty, x->att, x->s, x->stats, x->qkv, x->gq,
-                          x->gk, j->gbias, &j->w[w], j->metrics, j->layer);
+        attention_forward(j->ac, i / H, i % H, x->atty, x->lse, x->keep, x->stats, x->qkv,
+                          x->gq, x->gk, j->gbias, &j->w[w], j->metrics, j->layer);
 }
 
 static void attn_bwd_chunk(void *ctx, size_t w, size_t i0, size_t i1)
@@ -145,8 +145,9 @@ static void attn_bwd_chunk(void *ctx, size_t w, size_t i0, size_t i1)
     const model_layer_acts *x = j->cx;
     const size_t H = j->ac->H;
     for (size_t i = i0; i < i1; i++)
-        attention_backward(j->ac, i / H, i % H, j->dqkv, j->dgq, j->dgk, j->datty, x->att, x->s,
-                           x->stats, x->qkv, x->gq, x->gk, &j->w[w], &j->dbias_pair[i]);
+        attention_backward(j->ac, i / H, i % H, j->dqkv, j->dgq, j->dgk, j->datty, x->lse,
+                           x->keep, x->stats, x->qkv, x->gq, x->gk, j->gbias, &j->w[w],
+                           &j->dbias_pair[i]);
 }
 
 void model_par_attention_forward(pool *p, const attn_config *ac, size_t B, size_t layer,
@@ -161,12 +162,12 @@ void model_par_attention_forward(pool *p, const attn_config *ac, size_t B, size_
 }
 
 void model_par_attention_backward(pool *p, const attn_config *ac, size_t B,
-                                  const model_layer_acts *x, float *dqkv, float *dgq,
-                                  float *dgk, const float *datty, attn_scratch *w,
+                                  const model_layer_acts *x, const float *gbias, float *dqkv,
+                                  float *dgq, float *dgk, const float *datty, attn_scratch *w,
                                   float *dbias_pair)
 {
-    attn_job j = {.ac = ac, .cx = x, .datty = datty, .dqkv = dqkv, .dgq = dgq, .dgk = dgk,
-                  .dbias_pair = dbias_pair, .w = w};
+    attn_job j = {.ac = ac, .cx = x, .gbias = gbias, .datty = datty, .dqkv = dqkv, .dgq = dgq,
+                  .dgk = dgk, .dbias_pair = dbias_pair, .w = w};
     pool_run(p, attn_bwd_chunk, &j, B * ac->H, MODEL_GRAIN_PAIRS);
 }
 

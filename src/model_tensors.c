@@ -259,8 +259,10 @@ enum { BUF_ACTS, BUF_SCRATCH };
  * batch's token positions, grouped by sequence. With experts, fch, fch_gelu
  * (one layer's, in the scratch), xg and yg hold their rows in gathered (expert-grouped) order. The two
  * typed activations, the soft top-k row statistics (gate_row_stats
- * [L,B,H,T]) and the routing (int32 [L, 3BT+E+1]), are laid out after the
- * table by model_acts_init. */
+ * [L,B,H,T]), the hard masks (bits, [L,B,H,T,attn_keep_bytes(T)]) and the
+ * routing (int32 [L, 3BT+E+1]), are laid out after the table by
+ * model_acts_init. Attention keeps no T x T tensor: lse, the log-sum-exp of
+ * each row, is what its backward recomputes the probabilities from. */
 static const struct act_row {
     const char *name;
     unsigned char scope, buf;
@@ -274,8 +276,7 @@ static const struct act_row {
     {"qkv", A_LAYER, BUF_ACTS, {D_B, D_T, D_3D}, LACT(qkv)},
     {"gq", A_LAYER, BUF_ACTS, {D_B, D_T, D_HR}, LACT(gq)},
     {"gk", A_LAYER, BUF_ACTS, {D_B, D_T, D_HR}, LACT(gk)},
-    {"s", A_LAYER, BUF_ACTS, {D_B, D_H, D_T, D_T}, LACT(s)},
-    {"att", A_LAYER, BUF_ACTS, {D_B, D_H, D_T, D_T}, LACT(att)},
+    {"lse", A_LAYER, BUF_ACTS, {D_B, D_H, D_T}, LACT(lse)},
     {"atty", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(atty)},
     {"res2", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(res2)},
     {"ln2", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(ln2)},
@@ -365,6 +366,10 @@ void model_acts_init(model *m)
     m->row_stats = xcalloc(L * B * H * T, sizeof *m->row_stats);
     for (size_t l = 0; l < L; l++)
         m->la[l].stats = m->row_stats + l * B * H * T;
+    const size_t kb = attn_keep_bytes(T);
+    m->keep_bits = xcalloc(L * B * H * T * kb, 1);
+    for (size_t l = 0; l < L; l++)
+        m->la[l].keep = m->keep_bits + l * B * H * T * kb;
     if (E) {
         const size_t per = 3 * BT + E + 1;
         m->routes = xcalloc(L * per, sizeof *m->routes);

@@ -48,6 +48,7 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err)
         t->heat = heatmap_snapshot_new((uint32_t)mc.layers, (uint32_t)mc.heads, (uint32_t)T);
         t->metrics.heat_gate = t->heat->gate;
         t->metrics.heat_oracle = t->heat->oracle;
+        t->metrics.heat_attn = t->heat->attn;
     }
     return 0;
 fail:
@@ -111,37 +112,13 @@ int trainer_step(trainer *t)
     return 0;
 }
 
-/* Sequence 0's attention probabilities of every layer and head, as bytes. */
-static void draw_attention_heat(const model *m, heatmap_snapshot *heat)
-{
-    const size_t L = m->cfg.layers, H = m->cfg.heads, T = m->cfg.T;
-    for (size_t l = 0; l < L; l++) {
-        const float *att = m->la[l].att;   /* [B,H,T,T]: sequence 0 comes first */
-        uint8_t *dst = heat->attn + l * H * T * T;
-        for (size_t i = 0; i < H * T * T; i++)
-            dst[i] = (uint8_t)lrintf(255.0f * att[i]);
-    }
-}
-
-/* evaluate's batch: the forward, and sequence 0's attention of the first
- * val batch drawn as the heatmap */
-static double eval_batch(void *ctx, model *m, const int32_t *inputs, const int32_t *targets,
-                         size_t nb, size_t w0)
-{
-    trainer *t = ctx;
-    double loss = model_forward(m, inputs, targets, nb);
-    if (w0 == 0 && t->heat)
-        draw_attention_heat(m, t->heat);
-    return loss;
-}
-
 void trainer_eval(trainer *t, eval_result *out)
 {
     model *m = &t->m;
     const size_t T = m->cfg.T;
     const evaluate_spec spec = {
         .data = t->data, .windows = evaluate_window_count(t->data, t->cfg.eval_windows),
-        .weight = EVALUATE_PER_TOKEN, .metrics = &t->metrics, .batch = eval_batch, .ctx = t,
+        .weight = EVALUATE_PER_TOKEN, .metrics = &t->metrics,
         .buf = t->batch, .inputs = t->inputs, .targets = t->targets};
     model_reset_expert_load(m);
     const double loss = evaluate_windows(m, &spec);

@@ -100,6 +100,31 @@ compare "$TMP/redrawn.safetensors" oracle "oracle, --k 1" 1
 compare "$TMP/redrawn.safetensors" soft "soft, --k 5" 5
 compare "$TMP/redrawn.safetensors" topk "topk, --k 5" 5
 
+echo "# row blocks (src/attention.c): T = 72, a block of 64 queries and a short one"
+# The attention takes its queries in blocks of 64 against the keys the
+# block's last row sees, and recomputes its probabilities in the backward;
+# T = 72 puts a row block past the first and its rows past a vector's width.
+# One window of 73 bytes and the redraw of seed 2: rows of up to 72 keys
+# bring the hard masks' boundary gaps down fast, and these keep them above
+# forward_ref's 1e-4 (oracle 1.4e-4, topk 4.4e-4; seed 3 has 8e-5).
+LONG="--ctx 72 --dim 16 --layers 2 --heads 2 --gate-rank 4 --k 5 --mlp 64 --batch 2"
+# shellcheck disable=SC2086
+"$BIN" run $LONG --arms soft --steps 1 --eval-every 1 --eval-windows 1 --threads 1 \
+    --db "$TMP/db72.sqlite" --out "$TMP/ck72" --headless >"$OUT" 2>"$ERR"
+CK72=$(ls "$TMP"/ck72/*/session-1/arm0-soft/step*.safetensors 2>/dev/null | tail -n 1)
+if [ -n "$CK72" ] && "$BIN" export "$CK72" --out "$TMP/t72.safetensors" >"$OUT" 2>"$ERR" &&
+    "$PY" "$REF" --rewrite "$TMP/t72.safetensors" "$TMP/r72.safetensors" --seed 2 2>"$ERR"; then
+    ok "a T=72 checkpoint, exported and redrawn (seed 2)"
+    mv "$TMP/eval.txt" "$TMP/eval8.txt"
+    { cat "$TMP/eval8.txt"; printf 'Accra is '; } >"$TMP/eval.txt"   # 73 bytes
+    for mode in dense oracle topk soft sigmoid; do
+        compare "$TMP/r72.safetensors" "$mode" "T=72 $mode"
+    done
+    mv "$TMP/eval8.txt" "$TMP/eval.txt"
+else
+    fail "a T=72 checkpoint, exported and redrawn" "$(head -n 1 "$ERR")"
+fi
+
 echo "# the comparison can fail: a reference with a wrong constant disagrees"
 # mismatch LABEL REFERENCE OPTIONS...: the reference, so changed, must differ
 mismatch() {

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "model.h"
+#include "model_tensors.h"
 
 static model_config micro(size_t experts)
 {
@@ -253,8 +254,7 @@ static void test_acts(size_t E)
         SPAN(x->qkv, BT * 3 * d);
         SPAN(x->gq, BT * Hr);
         SPAN(x->gk, BT * Hr);
-        SPAN(x->s, B * H * T * T);
-        SPAN(x->att, B * H * T * T);
+        SPAN(x->lse, B * H * T);
         SPAN(x->atty, BT * d);
         SPAN(x->res2, BT * d);
         SPAN(x->ln2, BT * d);
@@ -308,22 +308,45 @@ static void test_acts(size_t E)
     int typed = 1;
     for (size_t l = 0; l < L; l++) {
         typed &= m.la[l].stats == m.row_stats + l * B * H * T;
+        typed &= m.la[l].keep == m.keep_bits + l * B * H * T * attn_keep_bytes(T);
         if (E) {
             const moe_route *r = &m.la[l].route;
             typed &= r->expert == m.routes + l * (3 * BT + E + 1) && r->perm == r->expert + BT &&
                      r->pos == r->perm + BT && r->offset == r->pos + BT;
         }
     }
-    CHECK(typed, "%s: each layer's row statistics%s at its own slice", kind,
+    CHECK(typed, "%s: each layer's row statistics, hard-mask bits%s at its own slice", kind,
           E ? " and routing" : "");
 
-    const double bytes = 4.0 * (4.0 * (double)m.num_params + (double)want +
-                                (double)want_scratch + 2.0 * (double)(L * B * H * T) +
-                                2.0 * 3.0 * (double)(T * T));
+    /* row statistics: tau, sigma, mean, kth, next; hard masks: a bit per
+     * key; each of 3 workers' attention scratch: four row blocks, two rows,
+     * the index and three byte rows */
+    const size_t ld = (T + 15) / 16 * 16;
+    const double bytes =
+        4.0 * (4.0 * (double)m.num_params + (double)want + (double)want_scratch +
+               5.0 * (double)(L * B * H * T)) +
+        (double)(L * B * H * T * ((T + 7) / 8)) +
+        4.0 * 3.0 * (double)(4 * ATTN_ROWS * ld + 2 * ld + T + 3 * (ld + 3) / 4);
     CHECK(model_memory_bytes(&c, 3) == bytes,
           "%s: model_memory_bytes counts weights, grads, Adam, activations, scratch: %.0f",
           kind, bytes);
     model_free(&m);
+}
+
+/* Issue 13: attention keeps no T x T tensor (attention.h), so the
+ * activations grow linearly with T (each worker's attention scratch too:
+ * ATTN_ROWS rows of T), where the probabilities and gate scores of every
+ * layer made them grow with T * T: 1.2 GB of them at the paper preset. */
+static void test_acts_linear_in_T(void)
+{
+    model_config c;
+    model_preset("paper", &c);
+    const size_t a = model_acts_floats(&c), sa = attn_scratch_floats(c.T);
+    c.T *= 2;
+    const size_t b = model_acts_floats(&c), sb = attn_scratch_floats(c.T);
+    CHECK(b == 2 * a && sb <= 2 * sa + 64,
+          "paper preset: doubling T doubles the activations (%zu -> %zu floats) and the "
+          "attention scratch (%zu -> %zu)", a, b, sa, sb);
 }
 
 int main(void)
@@ -332,5 +355,6 @@ int main(void)
     test_params(4);
     test_acts(0);
     test_acts(3);
+    test_acts_linear_in_T();
     return check_finish();
 }

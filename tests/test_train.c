@@ -366,6 +366,70 @@ static void test_evaluate(void)
     trainer_free(&t);
 }
 
+/* The attention heatmap (sequence 0 of the first val batch, every layer and
+ * head): the forward keeps no T x T probabilities, so the evaluation's
+ * forward draws them as it computes them. T = 72 spans two row blocks.
+ * Dense: every byte within 1 of round(255 p) from softmax(q.k/sqrt(hd)) in
+ * double, computed here from the batch's q and k; topk: rows past k show k
+ * keys, and every row's bytes add up to about 255. */
+static void test_attention_heatmap(void)
+{
+    const gate_mode modes[] = {GATE_DENSE, GATE_TOPK};
+    for (size_t mi = 0; mi < 2; mi++) {
+        train_config tc = small_config(modes[mi], 2);
+        tc.model.T = 72;
+        tc.eval_windows = tc.model.batch;   /* one batch: its q, k stay in place */
+        tc.heatmaps = 1;
+        trainer t;
+        gl_error e;
+        if (trainer_init(&t, &tc, &e)) {
+            CHECK(0, "trainer_init: %s", e.msg);
+            return;
+        }
+        for (size_t i = 0; i < tc.steps; i++)
+            trainer_step(&t);
+        eval_result r;
+        trainer_eval(&t, &r);
+        const size_t L = t.m.cfg.layers, H = t.m.cfg.heads, T = t.m.cfg.T, C = t.m.cfg.d;
+        const size_t hd = C / H, k = t.m.cfg.k;
+        size_t bad_ref = 0, bad_past = 0, bad_sum = 0, bad_k = 0;
+        double p[72];
+        for (size_t l = 0; l < L; l++)
+            for (size_t h = 0; h < H; h++)
+                for (size_t i = 0; i < T; i++) {
+                    const uint8_t *row = t.heat->attn + ((l * H + h) * T + i) * T;
+                    const float *q = t.m.la[l].qkv + i * 3 * C + h * hd;
+                    double mx = -INFINITY, sum = 0.0;
+                    for (size_t j = 0; j <= i; j++) {
+                        const float *kj = t.m.la[l].qkv + j * 3 * C + C + h * hd;
+                        double c = 0.0;
+                        for (size_t x = 0; x < hd; x++)
+                            c += (double)q[x] * kj[x];
+                        p[j] = c / sqrt((double)hd);
+                        mx = fmax(mx, p[j]);
+                    }
+                    for (size_t j = 0; j <= i; j++)
+                        sum += (p[j] = exp(p[j] - mx));
+                    unsigned total = 0, nonzero = 0;
+                    for (size_t j = 0; j < T; j++) {
+                        total += row[j];
+                        nonzero += row[j] != 0;
+                        if (j > i)
+                            bad_past += row[j] != 0;
+                        else if (modes[mi] == GATE_DENSE)
+                            bad_ref += fabs(row[j] - 255.0 * p[j] / sum) > 1.0;
+                    }
+                    bad_sum += fabs((double)total - 255.0) > 0.5 * (double)(i + 1);
+                    bad_k += modes[mi] == GATE_TOPK && i + 1 > k && nonzero > k;
+                }
+        CHECK(bad_past == 0 && bad_sum == 0 && bad_ref == 0 && bad_k == 0,
+              "%s T=72: attention heatmap rows are sequence 0's probabilities (off the "
+              "reference %zu, past the diagonal %zu, sum off 255 %zu, more than k keys %zu)",
+              gate_mode_name(modes[mi]), bad_ref, bad_past, bad_sum, bad_k);
+        trainer_free(&t);
+    }
+}
+
 /* optim's OPTIM_GATE (distill's AdamW): the gate tensors move, every other
  * parameter stays to the bit even with a gradient in place, and the moments
  * are the gate's size. */
@@ -422,6 +486,7 @@ int main(void)
     test_no_allocation_in_step();
     test_nonfinite_gradient_keeps_weights();
     test_evaluate();
+    test_attention_heatmap();
     test_optim_gate_scope();
     test_learning();
     return check_finish();
