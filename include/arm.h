@@ -51,6 +51,11 @@ void arm_join(arm *a);
  * first (its last step, a stop) never parks: arm_done says so instead. */
 void arm_park(arm *a);
 int arm_parked(const arm *a);
+/* After arm_join, on an arm that ended before the park: its pool's workers
+ * are still waiting for work, and a fork would copy their condition
+ * variable with waiters no thread is left to be (pool_destroy would then
+ * wait for them forever); this joins them. */
+void arm_park_ended(arm *a);
 
 /* Main thread: queue a command and wake the arm if it is paused. -1 when the
  * command ring is full. */

@@ -773,6 +773,12 @@ void arm_park(arm *a)
     pthread_mutex_unlock(&a->mu);
 }
 
+void arm_park_ended(arm *a)
+{
+    GL_ASSERT(arm_done(a) && !a->started);
+    pool_park(a->t.m.pool);
+}
+
 int arm_parked(const arm *a)
 {
     return atomic_load_explicit(&a->parked, memory_order_acquire);   /* see arm.parked */

@@ -126,8 +126,11 @@ static void park_arms(live *lv, const live_observer *obs, live_result *res)
             break;
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
-    for (size_t i = 0; i < lv->narms; i++)
+    for (size_t i = 0; i < lv->narms; i++) {
         arm_join(lv->arms[i]);
+        if (arm_done(lv->arms[i]))
+            arm_park_ended(lv->arms[i]);
+    }
 }
 
 /* The parked arms' threads again. One that cannot start is marked done (its

@@ -98,8 +98,11 @@ echo "d: the shell gets its prompt back, the session trains on to its end"
 # ---------------------------------------------------------------------------
 DB=$TMP/d.db
 LOG=$TMP/d-session-1.log
-run d "run --db $DB $MICRO $POOLED --steps $STEPS"
-if screen_up d "$DB"; then
+# Both arms pause at step 300 (--at), so the `d` lands mid-run however fast
+# or slow the machine is; once detached, `gatelab send` resumes them through
+# the commands table and they train on to the end in the background.
+run d "run --db $DB $MICRO $POOLED --steps $STEPS --at 300:pause"
+if screen_up d "$DB" && wait_until 600 db_has "$DB" "SELECT count(*) FROM runs WHERE status = 'paused'" 2; then
     fpid=$(sql "$DB" "SELECT owner_pid FROM runs WHERE id = 1")
     tm send-keys -t d d
     check "d: the shell prompt comes back in the pane" wait_until 300 shows d "PROMPT-BACK-0"
@@ -116,6 +119,8 @@ if screen_up d "$DB"; then
     sid=$(awk '{ print $6 }' "/proc/${cpid:-0}/stat" 2>/dev/null)
     check "d: it leads a session of its own, no terminal (sid ${sid:-?})" [ "$sid" = "$cpid" ]
     n1=$(train_rows "$DB")
+    "$BIN" send 1 resume --db "$DB" >"$TMP/d.send" 2>&1
+    check "d: gatelab send resumes the detached session [$(head -n 1 "$TMP/d.send")]" [ $? -eq 0 ]
     check "d: its steps keep reaching the database (past $n1 train_loss rows)" \
         wait_until 300 db_has "$DB" "SELECT count(*) > ${n1:-0} FROM metrics WHERE key = 'train_loss'"
     st=$(sql "$DB" "SELECT group_concat(status) FROM runs")
@@ -175,6 +180,31 @@ for sig in INT TERM; do
         fail "SIG$sig: the screen came up and stored metrics" "$(cap "s$sig" | head -3)"
     fi
 done
+
+# ---------------------------------------------------------------------------
+echo "d after one arm has ended: the detached session still ends by itself"
+# ---------------------------------------------------------------------------
+# The ended arm's pool workers still wait on their condition variable; a
+# fork that copied them left the child waiting forever in pool_destroy at
+# the session's end (the first version did).
+DB=$TMP/e.db
+LOG=$TMP/e-session-1.log
+run e "run --db $DB $MICRO $POOLED --steps 1500 --at 50:stop@random --at 300:pause@soft"
+if screen_up e "$DB" && wait_until 600 db_has "$DB" "SELECT count(*) FROM runs WHERE status IN ('stopped', 'paused')" 2; then
+    tm send-keys -t e d
+    check "ended arm: d gives the prompt back" wait_until 300 shows e "PROMPT-BACK-0"
+    cpid=$(child_of "$TMP/e.err")
+    KIDS="$KIDS $cpid"
+    "$BIN" send 1 resume@soft --db "$DB" >"$TMP/e.send" 2>&1
+    check "ended arm: gatelab send resumes the other [$(head -n 1 "$TMP/e.send")]" [ $? -eq 0 ]
+    check "ended arm: the detached session (${cpid:-none}) ends by itself" \
+        eval '[ -n "$cpid" ] && wait_until 1800 gone "$cpid"'
+    row=$(sql "$DB" "SELECT group_concat(status || ' ' || final_step, ', ') FROM (SELECT * FROM runs ORDER BY id)")
+    check "ended arm: soft finished at 1500, random stopped at 50 ($row)" [ "$row" = "finished 1500, stopped 50" ]
+    check "ended arm: the log ends with the summary" grep -q "^session 1 in $DB" "$LOG"
+else
+    fail "ended arm: the screen came up, random stopped and soft paused" "$(cap e | head -3)"
+fi
 
 # ---------------------------------------------------------------------------
 echo "d while paused: the arms stay paused in the background until stopped"
