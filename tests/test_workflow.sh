@@ -9,6 +9,8 @@
 # the swapped gate), waits for the run's end (finished, every step stored) and
 # plots it (`gatelab plot` SVG parsed as XML with one curve per run and one
 # marker per event; `gatelab export --csv` with one row per stored step).
+# A watcher whose terminal hangs up while the shell around it lives on (no
+# SIGHUP reaches it) goes as on a SIGHUP instead of spinning.
 # The variant: a session started on the live screen, detached with `d`,
 # re-attached with `gatelab watch` and steered with `gatelab send`.
 #
@@ -283,6 +285,23 @@ if "$BIN" export --session 1 --db "$DB" --csv "$TMP/flow.csv" >"$TMP/export.out"
         [ "$(awk -F, 'NR > 1 && $2 >= 1 && $2 <= '"$STEPS"' { n++ } END { print n }' "$TMP/flow.csv")" = $((2 * STEPS)) ]
 else
     fail "gatelab export --session 1 --csv" "$(head -n 1 "$TMP/export.err")"
+fi
+
+echo "a terminal that hangs up while its shell lives on"
+# The pane's shell traps SIGHUP and so outlives the hangup: the kernel sends
+# SIGHUP to the terminal's session leader, and the watcher (in the
+# foreground, not the leader) gets none. Its keys then read end-of-file at
+# once; it must take that as the hangup, not spin on it.
+tm new-session -d -s w5 -x 120 -y 40 \
+    "trap : HUP; env $UTF8 sh -c 'echo \$\$ > $TMP/w5.pid; exec $BIN watch 1 --db $DB' 2>$TMP/w5.err; echo \$? > $TMP/w5.rc"
+if wait_until 300 titles w5 && wait_until 300 line_has w5 1 "ENDED"; then
+    W5=$(pid_of w5)
+    tm kill-session -t w5
+    check "the watcher (${W5:-?}) goes as on a SIGHUP (exit 129)" \
+        eval 'wait_until 300 gone "${W5:-0}" && wait_until 100 exists "$TMP/w5.rc" && [ "$(cat "$TMP/w5.rc")" = 129 ]'
+    [ -n "$W5" ] && kill -9 "$W5" 2>/dev/null
+else
+    fail "a watcher of the ended session came up" "$(cap w5 | head -3)"
 fi
 
 # ---------------------------------------------------------------------------
