@@ -218,6 +218,11 @@ check "no command is left pending" db_is "$DB" "SELECT count(*) FROM commands WH
 check "the nohup output ends with the summary" grep -q "^session 1 in $DB" "$TMP/nohup.out"
 check "the watcher says ENDED" wait_until 300 line_has w3 1 "ENDED"
 check "... with both arms finished" line_has w3 2 "1 soft gate=random .*finished.*2 dense .*finished"
+# the chart keys of the live screen work in watch too (README: watch)
+tm send-keys -t w3 m
+check "m in watch: the main chart shows the val loss" wait_until 100 shows w3 "Val loss \(nats/token\)"
+tm send-keys -t w3 z
+check "z in watch: the x axis shows the last 2000 steps" wait_until 100 shows w3 "last 2000"
 tm send-keys -t w3 q
 check "q: the watcher exits 0" eval 'wait_until 100 exists "$TMP/w3.rc" && [ "$(cat "$TMP/w3.rc")" = 0 ]'
 ic=$(sql "$DB" "PRAGMA integrity_check")
