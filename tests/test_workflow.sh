@@ -9,8 +9,9 @@
 # the swapped gate), waits for the run's end (finished, every step stored) and
 # plots it (`gatelab plot` SVG parsed as XML with one curve per run and one
 # marker per event; `gatelab export --csv` with one row per stored step).
-# A watcher whose terminal hangs up while the shell around it lives on (no
-# SIGHUP reaches it) goes as on a SIGHUP instead of spinning.
+# A watcher, a replay and a DONE live screen whose terminal hangs up while
+# the shell around it lives on (no SIGHUP reaches them) go as on a SIGHUP
+# instead of spinning.
 # The variant: a session started on the live screen, detached with `d`,
 # re-attached with `gatelab watch` and steered with `gatelab send`.
 #
@@ -307,6 +308,26 @@ if wait_until 300 titles w5 && wait_until 300 line_has w5 1 "ENDED"; then
     [ -n "$W5" ] && kill -9 "$W5" 2>/dev/null
 else
     fail "a watcher of the ended session came up" "$(cap w5 | head -3)"
+fi
+# the same for replay, and for the live screen once its session is DONE (it
+# waits for q then, as the watcher does)
+tm new-session -d -s r5 -x 120 -y 40 \
+    "trap : HUP; env $UTF8 sh -c 'echo \$\$ > $TMP/r5.pid; exec $BIN replay 1 --db $DB' 2>$TMP/r5.err; echo \$? > $TMP/r5.rc"
+HDB=$TMP/hup.db
+tm new-session -d -s l5 -x 120 -y 40 \
+    "trap : HUP; env $UTF8 sh -c 'echo \$\$ > $TMP/l5.pid; exec $BIN run --db $HDB $MICRO --arms soft --steps 300' 2>$TMP/l5.err; echo \$? > $TMP/l5.rc"
+if wait_until 300 line_has r5 1 "REPLAY" && wait_until 1200 line_has l5 1 "DONE"; then
+    R5=$(pid_of r5); L5=$(pid_of l5)
+    tm kill-session -t r5
+    tm kill-session -t l5
+    check "replay (${R5:-?}) goes as on a SIGHUP (exit 129)" \
+        eval 'wait_until 300 gone "${R5:-0}" && wait_until 100 exists "$TMP/r5.rc" && [ "$(cat "$TMP/r5.rc")" = 129 ]'
+    check "the live screen of a DONE session (${L5:-?}) goes as on a SIGHUP (exit 129)" \
+        eval 'wait_until 300 gone "${L5:-0}" && wait_until 100 exists "$TMP/l5.rc" && [ "$(cat "$TMP/l5.rc")" = 129 ]'
+    check "... its run stays finished" db_is "$HDB" "SELECT status || ' ' || final_step FROM runs" "finished 300"
+    for p in $R5 $L5; do kill -9 "$p" 2>/dev/null; done
+else
+    fail "a replay and a DONE live screen came up" "$(cap r5 | head -1) / $(cap l5 | head -1)"
 fi
 
 # ---------------------------------------------------------------------------

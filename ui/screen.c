@@ -31,6 +31,7 @@ struct ui_screen {
     SCREEN *term;
     int open;
     int in_fd;          /* the terminal the keys come from */
+    int in_tty;         /* ... was a terminal when the screen opened */
     ui_layout lay;
     ui_loss_scratch loss;
 };
@@ -164,6 +165,7 @@ int ui_screen_open(ui_screen **scr, FILE *out, FILE *in, const char *term, int a
     /* newterm, unlike initscr, returns NULL instead of exiting when the
      * terminal type is unknown */
     s->in_fd = fileno(in ? in : stdin);
+    s->in_tty = isatty(s->in_fd);   /* a hung-up one no longer says so */
     s->term = newterm(term, out ? out : stdout, in ? in : stdin);
     if (!s->term) {
         const char *t = term ? term : getenv("TERM");
@@ -239,7 +241,7 @@ int ui_screen_getch(ui_screen *s, int timeout_ms)
 int ui_screen_hung_up(const ui_screen *s)
 {
     struct pollfd p = {.fd = s->in_fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+    return s->in_tty && poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* ---- layout ---- */
