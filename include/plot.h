@@ -87,6 +87,7 @@ typedef struct {
     size_t drawn;             /* the points drawn: fewer when some were merged */
     size_t merged;            /* series merged to the plot's pixel columns */
     size_t columns;           /* the plot area's width in pixels */
+    size_t left_out;          /* values not drawn: not finite, or <= 0 on a log axis */
 } plot_chart_info;
 /* info (NULL: not wanted) gets the figures the chart's note states. */
 int plot_chart_write(const plot_chart *c, const char *path, plot_format f,

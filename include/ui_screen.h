@@ -131,6 +131,9 @@ void ui_screen_close(ui_screen *s);
 
 /* The next key, ERR when none is waiting. timeout_ms < 0 waits, 0 polls. */
 int ui_screen_getch(ui_screen *s, int timeout_ms);
+/* 1 when the terminal has hung up (closed, ssh dropped) though no SIGHUP
+ * came: the process ignores it, or the terminal's session leader lives on. */
+int ui_screen_hung_up(const ui_screen *s);
 /* The action a key stands for in this mode (UI_ACT_NONE: not a key of ours). */
 ui_action ui_screen_action(const ui_view *v, int ch);
 /* Applies the actions that only change what is shown (arm, layer, head, log,

@@ -418,12 +418,17 @@ static int plot_chart_cmd(store *st, const plot_args *a, run_set *rs, plot_forma
             rc = cli_runtime_error(&e);
         } else {
             /* the figures of the chart's own note */
-            char res[96];
+            char res[192];
+            int len;
             if (info.merged)
-                snprintf(res, sizeof res, "%zu points merged to %zu (one mean per pixel column "
-                         "of %zu)", info.points, info.drawn, info.columns);
+                len = snprintf(res, sizeof res, "%zu points merged to %zu (one mean per pixel "
+                               "column of %zu)", info.points, info.drawn, info.columns);
             else
-                snprintf(res, sizeof res, "%zu points, all drawn", info.points);
+                len = snprintf(res, sizeof res, "%zu points, all drawn", info.points);
+            if (info.left_out && len > 0 && (size_t)len < sizeof res)
+                snprintf(res + len, sizeof res - (size_t)len, ", %zu values left out (%s)",
+                         info.left_out, a->log_y ? "<= 0 on the log axis, or not finite"
+                                                 : "not finite");
             printf("wrote %s (%s: %s of %zu run%s, %s, %zu event markers)\n", a->out,
                    plot_format_name(fmt), a->metric, n, n == 1 ? "" : "s", res, marks.n);
             if (skipped[0])

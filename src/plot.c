@@ -277,6 +277,7 @@ typedef struct {
     double *y;        /* smoothed, in axis space (log of the value on a log axis) */
     size_t n;
     size_t raw;       /* the finite points it was drawn from */
+    size_t left_out;  /* values not drawable: not finite, or <= 0 on a log axis */
     int merged;
 } curve;
 
@@ -297,8 +298,10 @@ static void curve_smooth(const plot_series *s, int log_y, double beta, curve *c)
     smooth_ema_init(&e, beta);
     for (size_t i = 0; i < s->n; i++) {
         double v = s->value[i];
-        if (!isfinite(v) || (log_y && v <= 0))
+        if (!isfinite(v) || (log_y && v <= 0)) {
+            c->left_out++;   /* said on the chart, never dropped silently */
             continue;
+        }
         uint32_t cnt = s->count ? s->count[i] : 1;
         c->step[c->n] = s->step[i];
         c->y[c->n] = smooth_ema_push(&e, log_y ? log(v) : v, cnt ? cnt : 1);
@@ -426,11 +429,12 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
     text_at(cr, 16, 24, 0, c->title ? c->title : "");
 
     /* what was done to the values, and whether every point is drawn */
-    size_t raw = 0, drawn = 0, merged = 0;
+    size_t raw = 0, drawn = 0, merged = 0, left_out = 0;
     for (size_t i = 0; i < c->nseries; i++) {
         raw += cv[i].raw;
         drawn += cv[i].n;
         merged += cv[i].merged;
+        left_out += cv[i].left_out;
     }
     const double pw = W - PLOT_LEFT - PLOT_RIGHT;
     char note[320];
@@ -441,12 +445,16 @@ static void draw_chart(cairo_t *cr, const plot_chart *c, double W, double H, cur
     else
         len += snprintf(note + len, sizeof note - (size_t)len, "raw values | ");
     if (merged)
-        snprintf(note + len, sizeof note - (size_t)len,
-                 "%zu points merged to %zu (one mean per pixel column of %.0f): %zu "
-                 "series had more points than the plot has columns", raw, drawn, pw, merged);
+        len += snprintf(note + len, sizeof note - (size_t)len,
+                        "%zu points merged to %zu (one mean per pixel column of %.0f): %zu "
+                        "series had more points than the plot has columns", raw, drawn, pw,
+                        merged);
     else
-        snprintf(note + len, sizeof note - (size_t)len, "full resolution: all %zu points drawn",
-                 raw);
+        len += snprintf(note + len, sizeof note - (size_t)len,
+                        "full resolution: all %zu points drawn", raw);
+    if (left_out && len > 0 && (size_t)len < sizeof note)
+        snprintf(note + len, sizeof note - (size_t)len, " | %zu values left out (%s)", left_out,
+                 c->log_y ? "<= 0 on the log axis, or not finite" : "not finite");
     font(cr, 11, 0);
     cairo_set_source_rgb(cr, 0.35, 0.35, 0.35);
     text_at(cr, 16, 42, 0, note);
@@ -594,6 +602,7 @@ int plot_chart_write(const plot_chart *c, const char *path, plot_format fmt,
             info->points += cv[i].raw;
             info->drawn += cv[i].n;
             info->merged += cv[i].merged;
+            info->left_out += cv[i].left_out;
         }
     }
     double pad = (hi - lo) * 0.05;

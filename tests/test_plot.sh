@@ -303,6 +303,15 @@ if [ "$NOCAIRO" = 0 ]; then
     check "plot --metric f1 --format pdf: exit 0" [ "$rc" -eq 0 ]
     check "the PDF starts with %PDF-" sh -c "head -c 5 '$TMP/out/f1' | grep -q '^%PDF-'"
 
+    echo "a log axis and values it cannot draw"
+    # soft's gate is topk from step 100: its gate gradient is exactly 0 there
+    z=$(sql "$DB" "select count(*) from metrics where run = 1 and key = 'gate_grad_norm' and value <= 0")
+    gl plot 1 --db "$DB" --metric gate_grad_norm --log --out "$TMP/out/ggn.svg"
+    check "plot --metric gate_grad_norm --log: the $z zero values are said to be left out, not dropped silently" \
+        sh -c "[ $rc -eq 0 ] && [ '$z' -gt 0 ] && grep -q ', $z values left out (<= 0 on the log axis, or not finite)' '$OUT'"
+    gl plot 1 --db "$DB" --metric gate_grad_norm --out "$TMP/out/ggn-lin.svg"
+    check "... on a linear axis every value is drawn" sh -c "[ $rc -eq 0 ] && ! grep -q 'left out' '$OUT'"
+
     echo "plot --heatmap"
     gl plot 1 --heatmap --step 200 --layer 0 --head 1 --db "$DB" --out "$TMP/out/heat.svg"
     check "--heatmap --step 200 --layer 0 --head 1: exit 0" [ "$rc" -eq 0 ]

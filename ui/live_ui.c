@@ -471,6 +471,12 @@ int ui_live_linger(ui_live *u, const live_result *res)
             draw(u, gl_now());
         v->state = "DONE";
         int ch = ui_screen_getch(u->scr, 100);
+        /* the terminal closed and no SIGHUP reached us: the same way out,
+         * rather than spinning on a terminal that reads end-of-file */
+        if (ch == ERR && ui_screen_hung_up(u->scr)) {
+            sig = SIGHUP;
+            break;
+        }
         if (ch != ERR) {
             u->dirty |= UI_DIRTY_KEYS;
             if (v->help && ch != KEY_RESIZE) {

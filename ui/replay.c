@@ -352,6 +352,11 @@ static int run_loop(replay *rp, int *signal_out)
             *signal_out = s;
             break;
         }
+        /* the terminal closed and no SIGHUP reached us: the same way out */
+        if (ch == ERR && ui_screen_hung_up(rp->scr)) {
+            *signal_out = SIGHUP;
+            break;
+        }
         if (ch == ERR) {
             if (v->msg[0] && v->msg_until > 0 && gl_now() > v->msg_until) {
                 v->msg[0] = 0;

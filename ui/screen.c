@@ -10,6 +10,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -29,6 +30,8 @@ const uint64_t ui_zoom_steps[UI_ZOOM_LEVELS] = {0, 2000, 500, 100};
 struct ui_screen {
     SCREEN *term;
     int open;
+    int in_fd;          /* the terminal the keys come from */
+    int in_tty;         /* ... was a terminal when the screen opened */
     ui_layout lay;
     ui_loss_scratch loss;
 };
@@ -161,6 +164,8 @@ int ui_screen_open(ui_screen **scr, FILE *out, FILE *in, const char *term, int a
     ui_screen *s = xcalloc(1, sizeof *s);
     /* newterm, unlike initscr, returns NULL instead of exiting when the
      * terminal type is unknown */
+    s->in_fd = fileno(in ? in : stdin);
+    s->in_tty = isatty(s->in_fd);   /* a hung-up one no longer says so */
     s->term = newterm(term, out ? out : stdout, in ? in : stdin);
     if (!s->term) {
         const char *t = term ? term : getenv("TERM");
@@ -229,6 +234,14 @@ int ui_screen_getch(ui_screen *s, int timeout_ms)
     (void)s;
     wtimeout(stdscr, timeout_ms);
     return wgetch(stdscr);
+}
+
+/* A hung-up terminal reads end-of-file at once, so a loop that waits for
+ * keys would spin; POLLHUP says so without reading. */
+int ui_screen_hung_up(const ui_screen *s)
+{
+    struct pollfd p = {.fd = s->in_fd, .events = POLLIN};
+    return s->in_tty && poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLNVAL));
 }
 
 /* ---- layout ---- */

@@ -392,6 +392,12 @@ static int run_loop(watcher *w, int *signal_out)
             *signal_out = s;
             break;
         }
+        /* the terminal closed and no SIGHUP reached us: the same way out,
+         * rather than spinning on a terminal that reads end-of-file */
+        if (ch == ERR && ui_screen_hung_up(w->scr)) {
+            *signal_out = SIGHUP;
+            break;
+        }
         if (ch != ERR && on_key(w, ch))
             break;
         if (ch != ERR)
