@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "safetensors.h"
+#include "ui.h"
 
 /* Returns the process exit status: 0 success, 1 runtime failure (bad data,
  * I/O, diverged run), 2 usage error. */
@@ -33,6 +34,17 @@ char *cli_join_words(const char *head, int argc, char **argv);
  * is left in rest[]. 0, or the usage exit status after printing. */
 int cli_take_db(int argc, char **argv, const char **db, char **rest, int *nrest,
                 const char *cmd);
+/* watch and replay: "CMD [SESSION] [--db PATH]" shown by screen on a
+ * terminal, else (or when screen finds no usable terminal, after "gatelab:
+ * WHY: printing INSTEAD instead") by text. The exit status. */
+typedef int (*cli_screen_fn)(const char *db, int64_t session, const ui_options *o,
+                             int *fallback, int *signal, gl_error *err);
+int cli_session_view(int argc, char **argv, const char *cmd, cli_screen_fn screen,
+                     const char *instead, int (*text)(const char *db, int64_t session));
+/* The start of an evaluation's line, shared by the headless printer and
+ * watch's lines: "step N | ARM | train | val ppl[ bpb][ | f1 mass][ |
+ * experts balance]" (what follows differs; no newline). */
+void cli_print_eval_head(const tel_record *r, const char *name);
 /* RUN as a run id; 0, or the usage exit status after printing */
 int cli_parse_run_id(const char *cmd, const char *word, int64_t *out);
 /* src as a run id (digits, and no file of that name) or a checkpoint file:

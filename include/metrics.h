@@ -73,6 +73,17 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
 void metrics_attn_row(metrics_state *m, size_t layer, size_t head, size_t row, const float *p,
                       size_t n);
 
+/* The mean of the values that are defined (NaN ones are skipped), NaN when
+ * none is: the rule of the per-layer and per-model figures, shared by
+ * metrics_layer_value/metrics_model_value and the screen's means
+ * (ui_state_layer_mean/ui_state_model_mean), so the two agree. */
+typedef struct {
+    double sum;
+    size_t n;
+} metrics_mean;
+void metrics_mean_add(metrics_mean *m, double v);
+double metrics_mean_get(const metrics_mean *m);
+
 /* Mean of a metric over the rows of one head (NaN when undefined). */
 double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_key key);
 /* Whether metrics_value has a value to give for this head and key (rows were

@@ -115,6 +115,11 @@ int ui_view_shows_arm(const ui_view *v, size_t i);
 void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Before a draw: takes state (NULL: keeps the one shown) as the header's
+ * state word and clears a timed message that has run out at now; returns
+ * the UI_DIRTY_* bits of what changed. */
+unsigned ui_view_settle(ui_view *v, const char *state, double now);
+
 typedef struct ui_screen ui_screen;
 
 /* Opens curses on out/in (NULL, NULL: stdout/stdin) with terminal type term

@@ -365,14 +365,7 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
     switch ((rec_kind)r->kind) {
     case REC_EVAL: {
         headless_note(a, r);
-        printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
-               name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
-        if (!isnan(r->u.eval.bits_per_byte))
-            printf(" bpb %.3f", r->u.eval.bits_per_byte);
-        if (!isnan(r->u.eval.f1))
-            printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
-        if (!isnan(r->u.eval.expert_balance))
-            printf(" | experts balance %.3f", r->u.eval.expert_balance);
+        cli_print_eval_head(r, name);
         double eta, frac = headless_progress(h, &eta);
         char done[48];
         progress_fmt(done, sizeof done, frac, eta);

@@ -680,38 +680,7 @@ static int replay_text(const char *db, int64_t session)
 
 int cli_replay(int argc, char **argv)
 {
-    const char *db;
-    char *rest[64];
-    int nrest;
-    if (argc > 60)
-        return cli_usage_error("replay: too many arguments");
-    int rc = cli_take_db(argc, argv, &db, rest, &nrest, "replay");
-    if (rc)
-        return rc;
-    if (nrest > 1)
-        return cli_usage_error("replay: unexpected argument '%s'", rest[1]);
-    int64_t session = 0;
-    if (nrest) {
-        size_t v;
-        gl_error pe;
-        if (args_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
-            return cli_usage_error("replay: %s (a session id: the second column of gatelab ls)",
-                                   pe.msg);
-        session = (int64_t)v;
-    }
-    if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
-        ui_options uo = {.db_path = db, .write = plot_screen_write};
-        int fallback, sig;
-        gl_error e;
-        int rc = ui_replay(db, session, &uo, &fallback, &sig, &e);
-        if (rc == 0)
-            return sig ? 128 + sig : 0;
-        if (!fallback)
-            return rc == UI_SCREEN_TOO_SMALL ? cli_usage_error("%s", e.msg)
-                                             : cli_runtime_error(&e);
-        fprintf(stderr, "gatelab: %s: printing a summary instead\n", e.msg);
-    }
-    return replay_text(db, session);
+    return cli_session_view(argc, argv, "replay", ui_replay, "a summary", replay_text);
 }
 
 /* ---- export (and eval): a run id or a checkpoint file ---- */

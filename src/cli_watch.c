@@ -29,6 +29,18 @@ typedef struct {
     int out_errno;                  /* stdout failed (EPIPE: the reader is gone), or 0 */
 } watch_lines;
 
+void cli_print_eval_head(const tel_record *r, const char *name)
+{
+    printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
+           name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
+    if (!isnan(r->u.eval.bits_per_byte))
+        printf(" bpb %.3f", r->u.eval.bits_per_byte);
+    if (!isnan(r->u.eval.f1))
+        printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
+    if (!isnan(r->u.eval.expert_balance))
+        printf(" | experts balance %.3f", r->u.eval.expert_balance);
+}
+
 static int print_record(void *ctx, int64_t run, const tel_record *r)
 {
     watch_lines *w = ctx;
@@ -45,14 +57,7 @@ static int print_record(void *ctx, int64_t run, const tel_record *r)
         printf("\n");
         break;
     case REC_EVAL: {
-        printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
-               name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
-        if (!isnan(r->u.eval.bits_per_byte))
-            printf(" bpb %.3f", r->u.eval.bits_per_byte);
-        if (!isnan(r->u.eval.f1))
-            printf(" | f1 %.3f mass %.3f", r->u.eval.f1, r->u.eval.mass_kept);
-        if (!isnan(r->u.eval.expert_balance))
-            printf(" | experts balance %.3f", r->u.eval.expert_balance);
+        cli_print_eval_head(r, name);
         if (!isnan(r->u.eval.oracle_mass))
             printf(" | oracle mass %.3f", r->u.eval.oracle_mass);
         if (!isnan(r->u.eval.gate_grad_norm))
@@ -141,38 +146,44 @@ static int watch_lines_run(const char *db, int64_t session)
     return status;
 }
 
-int cli_watch(int argc, char **argv)
+int cli_session_view(int argc, char **argv, const char *cmd, cli_screen_fn screen,
+                     const char *instead, int (*text)(const char *db, int64_t session))
 {
     const char *db;
     char *rest[64];
     int nrest;
     if (argc > 60)
-        return cli_usage_error("watch: too many arguments");
-    int rc = cli_take_db(argc, argv, &db, rest, &nrest, "watch");
+        return cli_usage_error("%s: too many arguments", cmd);
+    int rc = cli_take_db(argc, argv, &db, rest, &nrest, cmd);
     if (rc)
         return rc;
     if (nrest > 1)
-        return cli_usage_error("watch: unexpected argument '%s'", rest[1]);
+        return cli_usage_error("%s: unexpected argument '%s'", cmd, rest[1]);
     int64_t session = 0;
     if (nrest) {
         size_t v;
         gl_error pe;
         if (args_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
-            return cli_usage_error("watch: %s (a session id: the second column of gatelab ls)",
-                                   pe.msg);
+            return cli_usage_error("%s: %s (a session id: the second column of gatelab ls)",
+                                   cmd, pe.msg);
         session = (int64_t)v;
     }
     if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
         ui_options uo = {.db_path = db, .write = plot_screen_write};
         int fallback, sig;
         gl_error e;
-        rc = ui_watch(db, session, &uo, &fallback, &sig, &e);
+        rc = screen(db, session, &uo, &fallback, &sig, &e);
         if (rc == 0)
             return sig ? 128 + sig : 0;
         if (!fallback)
             return rc == UI_SCREEN_TOO_SMALL ? cli_usage_error("%s", e.msg)
                                              : cli_runtime_error(&e);
-        fprintf(stderr, "gatelab: %s: printing lines instead\n", e.msg);
+        fprintf(stderr, "gatelab: %s: printing %s instead\n", e.msg, instead);
     }
-    return watch_lines_run(db, session);
+    return text(db, session);
+}
+
+int cli_watch(int argc, char **argv)
+{
+    return cli_session_view(argc, argv, "watch", ui_watch, "lines", watch_lines_run);
 }

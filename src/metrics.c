@@ -257,30 +257,31 @@ int metrics_model_exists(const metrics_state *m, size_t L, metric_key key)
     return 0;
 }
 
+void metrics_mean_add(metrics_mean *m, double v)
+{
+    if (!isnan(v)) {
+        m->sum += v;
+        m->n++;
+    }
+}
+
+double metrics_mean_get(const metrics_mean *m)
+{
+    return m->n ? m->sum / (double)m->n : NAN;
+}
+
 double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key)
 {
-    double sum = 0.0;
-    size_t count = 0;
-    for (size_t h = 0; h < m->H; h++) {
-        double v = metrics_value(m, layer, h, key);
-        if (!isnan(v)) {
-            sum += v;
-            count++;
-        }
-    }
-    return count ? sum / (double)count : NAN;
+    metrics_mean mean = {0};
+    for (size_t h = 0; h < m->H; h++)
+        metrics_mean_add(&mean, metrics_value(m, layer, h, key));
+    return metrics_mean_get(&mean);
 }
 
 double metrics_model_value(const metrics_state *m, size_t L, metric_key key)
 {
-    double sum = 0.0;
-    size_t count = 0;
-    for (size_t l = 0; l < L; l++) {
-        double v = metrics_layer_value(m, l, key);
-        if (!isnan(v)) {
-            sum += v;
-            count++;
-        }
-    }
-    return count ? sum / (double)count : NAN;
+    metrics_mean mean = {0};
+    for (size_t l = 0; l < L; l++)
+        metrics_mean_add(&mean, metrics_layer_value(m, l, key));
+    return metrics_mean_get(&mean);
 }

@@ -26,6 +26,12 @@ void store_bind_i64(sqlite3_stmt *st, int i, int64_t v, int *rc)
         *rc = sqlite3_bind_int64(st, i, v);
 }
 
+int store_step_i64(sqlite3_stmt *st, int64_t v)
+{
+    int rc = sqlite3_bind_int64(st, 1, v);
+    return rc == SQLITE_OK ? sqlite3_step(st) : rc;
+}
+
 void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v, int *rc)
 {
     store_bind_i64(st, i, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v, rc);

@@ -142,10 +142,7 @@ int store_run_labels(store *s, int64_t run, store_labels *out, gl_error *err)
                 " FROM runs r JOIN sessions se ON se.id = r.session WHERE r.id = ?1",
                 &st, err))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, run, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, run);
     int found = rc == SQLITE_ROW;
     if (found) {
         store_col_text(st, 0, out->session_name, sizeof out->session_name);

@@ -178,10 +178,7 @@ int store_command_get(store *s, int64_t id, store_command_row *out, gl_error *er
                       " coalesce(decided_at, '') FROM commands WHERE id = ?1",
                       &st, err))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, id);
     int found = rc == SQLITE_ROW;
     if (found) {
         row_of(st, out);

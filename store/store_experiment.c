@@ -137,10 +137,7 @@ int64_t store_experiment_find(store *s, int64_t n, gl_error *err)
                 " JOIN runs r ON r.id = x.run WHERE r.session = ?1 LIMIT 1",
                 &st, err))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, n, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, n);
     int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     int out = store_end(s, st, rc, err, "find experiment");
     sqlite3_finalize(st);
@@ -161,10 +158,7 @@ int store_get_experiment(store *s, int64_t id, store_experiment_row *out, gl_err
                 " wall_seconds, command, config FROM experiments WHERE id = ?1",
                 &st, err))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, id, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, id);
     int found = rc == SQLITE_ROW;
     if (found) {
         out->id = sqlite3_column_int64(st, 0);
@@ -295,10 +289,7 @@ int64_t store_next_arm(store *s, int64_t session, gl_error *err)
     sqlite3_stmt *st;
     if (store_prepare(s, "SELECT coalesce(max(arm) + 1, 0) FROM runs WHERE session = ?1", &st, err))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, session, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, session);
     int64_t arm = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     int out = store_end(s, st, rc, err, "next arm");
     sqlite3_finalize(st);

@@ -104,6 +104,9 @@ void store_bind_u64(sqlite3_stmt *st, int i, uint64_t v, int *rc);
 void store_bind_f64(sqlite3_stmt *st, int i, double v, int *rc);
 void store_bind_text(sqlite3_stmt *st, int i, const char *v, int *rc);
 void store_bind_blob(sqlite3_stmt *st, int i, const void *v, size_t n, int *rc);
+/* Binds v to ?1 and steps once: the bind's code if it failed, else the
+ * step's (SQLITE_ROW when the one-row lookup found its row). */
+int store_step_i64(sqlite3_stmt *st, int64_t v);
 
 /* "PATH: what: sqlite3_errmsg" (or the bind's error string), returns -1;
  * remembers rc for store_busy. */

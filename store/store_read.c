@@ -88,10 +88,7 @@ int store_list_runs(store *s, int64_t session, store_run_fn fn, void *ctx, gl_er
 int store_get_run(store *s, int64_t run, store_run_row *out, gl_error *err)
 {
     sqlite3_stmt *st = s->sr[SR_RUN_ONE];
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, run, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, run);
     int found = rc == SQLITE_ROW;
     if (found)
         run_row_read(st, out);
@@ -236,13 +233,11 @@ static int finish_once(store *s, sqlite3_stmt *st, int rc, gl_error *err, const 
     return out;
 }
 
-int store_list_metrics(store *s, int64_t run, const char *key, store_metric_fn fn, void *ctx,
-                       gl_error *err)
+/* Binds (run, key) and hands each (step, wall_ms, value) row to fn, then
+ * finishes the one-call statement. */
+static int walk_metrics(store *s, sqlite3_stmt *st, int64_t run, const char *key,
+                        store_metric_fn fn, void *ctx, gl_error *err, const char *what)
 {
-    sqlite3_stmt *st;
-    if (prepare_once(s, "SELECT step, wall_ms, value FROM metrics WHERE run = ?1 AND key = ?2"
-                        " ORDER BY step", &st, err, "prepare list metrics"))
-        return -1;
     int rc = SQLITE_OK;
     store_bind_i64(st, 1, run, &rc);
     store_bind_text(st, 2, key, &rc);
@@ -255,7 +250,17 @@ int store_list_metrics(store *s, int64_t run, const char *key, store_metric_fn f
             if (fn(ctx, &row))
                 break;
         }
-    return finish_once(s, st, rc, err, "list metrics");
+    return finish_once(s, st, rc, err, what);
+}
+
+int store_list_metrics(store *s, int64_t run, const char *key, store_metric_fn fn, void *ctx,
+                       gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (prepare_once(s, "SELECT step, wall_ms, value FROM metrics WHERE run = ?1 AND key = ?2"
+                        " ORDER BY step", &st, err, "prepare list metrics"))
+        return -1;
+    return walk_metrics(s, st, run, key, fn, ctx, err, "list metrics");
 }
 
 int store_list_layer_metrics_at(store *s, int64_t run, uint64_t step, store_layer_fn fn,
@@ -286,26 +291,15 @@ int store_list_layer_means(store *s, int64_t run, const char *key, store_metric_
                            void *ctx, gl_error *err)
 {
     /* the mean over layers of each layer's mean over heads, as an
-     * evaluation record's means are made (metrics_model_value) */
+     * evaluation record's means are made (metrics_model_value); no wall
+     * time (the 0 column) */
     sqlite3_stmt *st;
-    if (prepare_once(s, "SELECT step, avg(lv) FROM (SELECT step, layer, avg(value) AS lv"
+    if (prepare_once(s, "SELECT step, 0, avg(lv) FROM (SELECT step, layer, avg(value) AS lv"
                         " FROM layer_metrics WHERE run = ?1 AND key = ?2 GROUP BY step, layer)"
                         " GROUP BY step ORDER BY step",
                      &st, err, "prepare list layer means"))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, run, &rc);
-    store_bind_text(st, 2, key, &rc);
-    if (rc == SQLITE_OK)
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            store_metric_row row;
-            row.step = store_col_u64(st, 0);
-            row.wall_ms = 0.0;
-            row.value = store_col_f64(st, 1);
-            if (fn(ctx, &row))
-                break;
-        }
-    return finish_once(s, st, rc, err, "list layer means");
+    return walk_metrics(s, st, run, key, fn, ctx, err, "list layer means");
 }
 
 /* ---- heatmaps: one row per (layer, head, plane), written by write_heatmap ---- */
@@ -417,10 +411,7 @@ int store_get_session(store *s, int64_t session, store_session_row *out, gl_erro
                         " (SELECT count(*) FROM runs WHERE runs.session = sessions.id)"
                         " FROM sessions WHERE id = ?1", &st, err, "prepare read session"))
         return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, session, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, session);
     int found = rc == SQLITE_ROW;
     if (found) {
         out->id = sqlite3_column_int64(st, 0);

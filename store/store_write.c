@@ -839,10 +839,7 @@ static int delete_after(store *s, int sw, int64_t run, uint64_t step, gl_error *
 static int check_reopen(store *s, int64_t run, uint64_t from_step, gl_error *err)
 {
     sqlite3_stmt *st = s->sw[SW_RUN_OWNER];
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, run, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
+    int rc = store_step_i64(st, run);
     if (rc != SQLITE_ROW) {
         if (store_end(s, st, rc, err, "read run"))
             return -1;

@@ -397,15 +397,7 @@ static const char *state_word(const ui_live *u)
 
 static void draw(ui_live *u, double now)
 {
-    const char *s = state_word(u);
-    if (s != u->view.state) {
-        u->view.state = s;
-        u->dirty |= UI_DIRTY_HEADER;
-    }
-    if (u->view.msg[0] && u->view.msg_until > 0 && now > u->view.msg_until) {
-        u->view.msg[0] = 0;
-        u->dirty |= UI_DIRTY_KEYS;
-    }
+    u->dirty |= ui_view_settle(&u->view, state_word(u), now);
     ui_screen_draw(u->scr, &u->st, &u->view, u->dirty);
     u->dirty = 0;
     u->last_draw = now;

@@ -358,10 +358,7 @@ static int run_loop(replay *rp, int *signal_out)
             break;
         }
         if (ch == ERR) {
-            if (v->msg[0] && v->msg_until > 0 && gl_now() > v->msg_until) {
-                v->msg[0] = 0;
-                dirty |= UI_DIRTY_KEYS;
-            }
+            dirty |= ui_view_settle(v, NULL, gl_now());
             continue;
         }
         dirty |= UI_DIRTY_KEYS;

@@ -395,6 +395,20 @@ void ui_view_message(ui_view *v, int bad, double seconds, const char *fmt, ...)
     v->msg_until = seconds > 0 ? gl_now() + seconds : 0.0;
 }
 
+unsigned ui_view_settle(ui_view *v, const char *state, double now)
+{
+    unsigned dirty = 0;
+    if (state && state != v->state) {
+        v->state = state;
+        dirty |= UI_DIRTY_HEADER;
+    }
+    if (v->msg[0] && v->msg_until > 0 && now > v->msg_until) {
+        v->msg[0] = 0;
+        dirty |= UI_DIRTY_KEYS;
+    }
+    return dirty;
+}
+
 unsigned ui_screen_view_action(ui_screen *s, ui_view *v, const ui_state *st, ui_action a)
 {
     switch (a) {

@@ -427,30 +427,18 @@ double ui_state_layer_mean(const ui_state *st, size_t i, size_t layer, metric_ke
     if (i >= st->narms || layer >= st->L)
         return NAN;
     const ui_arm *a = &st->arms[i];
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t h = 0; h < st->H; h++) {
-        double v = a->layer[(layer * st->H + h) * METRIC_COUNT + key];
-        if (!isnan(v)) {
-            sum += v;
-            n++;
-        }
-    }
-    return n ? sum / (double)n : NAN;
+    metrics_mean mean = {0};
+    for (size_t h = 0; h < st->H; h++)
+        metrics_mean_add(&mean, a->layer[(layer * st->H + h) * METRIC_COUNT + key]);
+    return metrics_mean_get(&mean);
 }
 
 double ui_state_model_mean(const ui_state *st, size_t i, metric_key key)
 {
-    double sum = 0.0;
-    size_t n = 0;
-    for (size_t l = 0; l < st->L; l++) {
-        double v = ui_state_layer_mean(st, i, l, key);
-        if (!isnan(v)) {
-            sum += v;
-            n++;
-        }
-    }
-    return n ? sum / (double)n : NAN;
+    metrics_mean mean = {0};
+    for (size_t l = 0; l < st->L; l++)
+        metrics_mean_add(&mean, ui_state_layer_mean(st, i, l, key));
+    return metrics_mean_get(&mean);
 }
 
 int ui_state_has_experts(const ui_state *st)

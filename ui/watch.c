@@ -354,15 +354,7 @@ static int on_key(watcher *w, int ch)
 
 static void draw(watcher *w, double now)
 {
-    const char *s = state_word(w);
-    if (s != w->view.state) {
-        w->view.state = s;
-        w->dirty |= UI_DIRTY_HEADER;
-    }
-    if (w->view.msg[0] && w->view.msg_until > 0 && now > w->view.msg_until) {
-        w->view.msg[0] = 0;
-        w->dirty |= UI_DIRTY_KEYS;
-    }
+    w->dirty |= ui_view_settle(&w->view, state_word(w), now);
     ui_screen_draw(w->scr, &w->st, &w->view, w->dirty);
     w->dirty = 0;
     w->last_draw = now;
