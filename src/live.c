@@ -302,8 +302,11 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
             /* the `d` key: the parent ends here, the child goes on */
             int how = live_detach(lv, obs, res, &sigs, &detach_err);
             if (how == LIVE_DETACH_PARENT) {
+                /* every thread is joined and the store closed: what is left
+                 * is this process's memory, freed as at any end (nothing of
+                 * it touches the database the child now owns) */
                 rc = 0;
-                goto parent;
+                goto out;
             }
             if (how == LIVE_DETACH_CHILD)
                 now = obs->detached ? obs->detached : obs;
@@ -357,7 +360,6 @@ out:
         rc = gl_fail(err, "%s", lv->store_error);   /* the store's message names the path */
     if (rc == 0 && res->detach_failed)
         rc = gl_fail(err, "%s; runs stopped and stored", detach_err.msg);
-parent:
     free(lv->heat_flat);
     free(lv);
     /* A stop signal that came after the loop (while the arms were joined) is
