@@ -21,7 +21,7 @@ typedef struct {
     size_t keep_checkpoints;   /* --keep-checkpoints: 0 keeps every resumable file, N
                                   deletes the oldest beyond N after each save */
     size_t heatmap_every;      /* --heatmap-every: 0 or 1 stores every evaluation's
-                                  heatmaps, N every Nth (arm_heat_stored) */
+                                  heatmaps, N every Nth (arm_heat_take) */
     _Atomic int64_t *run_id;   /* the store's id of the run (0 until numbered), for
                                   checkpoint owners: stored (release) by the store
                                   thread's begin_run, loaded (acquire) by the arm
@@ -86,13 +86,12 @@ size_t arm_heat_bytes(const arm *a);
 uint64_t arm_heat_read(arm *a, uint8_t *out);
 uint64_t arm_heat_version(const arm *a);
 
-/* Whether the heatmaps of the evaluation at `step` are stored: every one
- * with heatmap_every <= 1; else the scheduled evaluations at multiples of
- * heatmap_every * eval_every, and every off-schedule one (the last step, a
- * stop between evaluations). Depends on the step alone, so a resumed run
- * thins exactly as it would have; the session loop also stores the last
- * heatmaps of an arm that ends on a thinned step. */
-int arm_heat_stored(const arm *a, uint64_t step);
+/* The heatmaps to store (every evaluation's, thinned by heatmap_every),
+ * handed over without loss: arm_heat_take gives the next payload
+ * (arm_heat_bytes long) or NULL when there is none; once its bytes are
+ * copied, arm_heat_taken frees the slot for the arm's next. Main thread. */
+const uint8_t *arm_heat_take(arm *a);
+void arm_heat_taken(arm *a);
 
 /* The evaluation schedule: 1 when an arm evaluates after `step` steps of a
  * run of `steps` with --eval-every `eval_every` (0: only at the end): every

@@ -58,9 +58,6 @@ struct live {
     char ckpt_root[2048];
     size_t threads_per_arm;
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
-    /* main thread (live_drain): the heatmap versions forwarded to the store
-     * and the ones --heatmap-every skipped, per arm */
-    uint64_t heat_seen[LIVE_MAX_ARMS], heat_thinned[LIVE_MAX_ARMS];
     size_t heat_cap;
     live_steer *steer;             /* with a database: the commands table (live_steer.c) */
 };

@@ -38,6 +38,18 @@ struct arm {
     latest_slot *heat;             /* arm -> main, the last evaluation's heatmap payload */
     uint8_t *heat_flat;            /* staging for heat: heatmap_encode's bytes */
     size_t heat_bytes;
+    /* The heatmaps the store keeps, handed over one at a time: the screen's
+     * latest slot may be overwritten before the main thread reads it (an
+     * arm evaluates faster than the session loop drains), so the store's
+     * copies go through this hand-over instead, and none is lost. The arm
+     * thread fills heat_hand and stores heat_handed = 1 (release) before it
+     * pushes the evaluation's record; the main thread's acquire load in
+     * arm_heat_take makes the bytes its own, and arm_heat_taken stores 0
+     * (release), partnered by the acquire load with which the arm thread
+     * waits for an empty slot before it writes the next one. */
+    uint8_t *heat_hand;
+    atomic_int heat_handed;
+    int heat_unstored;             /* arm thread: the last heatmaps were thinned */
     scripted_command *script;      /* sorted by step; owned */
     size_t nscript, next_script;
     pthread_t thread;
@@ -272,7 +284,13 @@ static int save_checkpoint(arm *a, const char *why)
     return 0;
 }
 
-int arm_heat_stored(const arm *a, uint64_t step)
+/* Whether the heatmaps of the evaluation at `step` are stored: every one
+ * with heatmap_every <= 1; else the scheduled evaluations at multiples of
+ * heatmap_every * eval_every, and every off-schedule one (the last step, a
+ * stop between evaluations). Depends on the step alone, so a resumed run
+ * thins exactly as it would have; hand_heat_at_end also stores the last
+ * heatmaps of an arm that ends on a thinned step. */
+static int heat_stored(const arm *a, uint64_t step)
 {
     size_t every = a->cfg.heatmap_every, eval = a->cfg.eval_every;
     if (every <= 1 || !eval || step % eval != 0 || step >= a->cfg.steps)
@@ -280,11 +298,35 @@ int arm_heat_stored(const arm *a, uint64_t step)
     return (step / eval) % every == 0;
 }
 
+/* heat_flat's bytes to the store, once the main thread took the last ones */
+static void hand_heat(arm *a)
+{
+    while (atomic_load_explicit(&a->heat_handed, memory_order_acquire)) {
+        atomic_fetch_add_explicit(&a->backpressure, 1, memory_order_relaxed);
+        nanosleep(&(struct timespec){0, 200000}, NULL);
+    }
+    memcpy(a->heat_hand, a->heat_flat, a->heat_bytes);
+    atomic_store_explicit(&a->heat_handed, 1, memory_order_release);
+    a->heat_unstored = 0;
+}
+
+/* A run always ends with its heatmaps stored, even when it stops at a
+ * thinned step. */
+static void hand_heat_at_end(arm *a)
+{
+    if (a->heat_unstored)
+        hand_heat(a);
+}
+
 static void publish_heat(arm *a)
 {
     size_t n = heatmap_encode(a->t.heat, a->heat_flat, a->heat_bytes);
     GL_ASSERT(n == a->heat_bytes);
     latest_write(a->heat, a->heat_flat);
+    if (heat_stored(a, a->t.step))
+        hand_heat(a);
+    else
+        a->heat_unstored = 1;   /* --heatmap-every: the screen draws it, the store skips it */
 }
 
 static void evaluate(arm *a)
@@ -624,6 +666,7 @@ static void *arm_main(void *arg)
         if (trainer_step(t)) {
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
                        t->last_grad_norm, t->step + 1);
+            hand_heat_at_end(a);
             push_status(a, RUN_DIVERGED);
             atomic_store_explicit(&a->done, 1, memory_order_release);
             return NULL;
@@ -660,6 +703,7 @@ static void *arm_main(void *arg)
             save_checkpoint(a, "on stop"))
             st->failed = 1;
     }
+    hand_heat_at_end(a);
     if (st->failed) {
         /* the error event said which write failed; training past a lost
          * checkpoint would only make results nobody can resume or trust */
@@ -697,6 +741,7 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
         GL_ASSERT(a->heat_bytes);
         a->heat = latest_create(a->heat_bytes);
         a->heat_flat = xmalloc(a->heat_bytes);
+        a->heat_hand = xmalloc(a->heat_bytes);
     }
     if (nscript) {
         a->script = xmalloc(nscript * sizeof *script);
@@ -715,6 +760,7 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
     atomic_init(&a->step, a->t.step);
     atomic_init(&a->park, 0);
     atomic_init(&a->parked, 0);
+    atomic_init(&a->heat_handed, 0);
     return a;
 }
 
@@ -734,6 +780,7 @@ void arm_destroy(arm *a)
     ring_destroy(a->cmd);
     latest_destroy(a->heat);
     free(a->heat_flat);
+    free(a->heat_hand);
     free(a->script);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
@@ -852,4 +899,16 @@ uint64_t arm_heat_read(arm *a, uint8_t *out)
 uint64_t arm_heat_version(const arm *a)
 {
     return a->heat ? latest_version(a->heat) : 0;
+}
+
+const uint8_t *arm_heat_take(arm *a)
+{
+    if (!a->heat || !atomic_load_explicit(&a->heat_handed, memory_order_acquire))
+        return NULL;
+    return a->heat_hand;
+}
+
+void arm_heat_taken(arm *a)
+{
+    atomic_store_explicit(&a->heat_handed, 0, memory_order_release);
 }

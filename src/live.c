@@ -115,45 +115,30 @@ static void stop_all(live *lv, int source)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
 }
 
-/* The arm's newest heatmaps to the store, once per version. --heatmap-every
- * thins them (thinned[] keeps the version it skipped); `final` (the arm's
- * last status) stores a skipped last one, so a run always ends with its
- * heatmaps even when it stops at a thinned step. */
-static void forward_heatmap(live *lv, arm *a, uint64_t *seen, uint64_t *thinned, int final)
+/* The heatmaps an arm handed over for the store (arm_heat_take), into the
+ * store's queue; taken even without a store, so the arm never waits. */
+static void forward_heatmap(live *lv, arm *a)
 {
+    const uint8_t *flat = arm_heat_take(a);
+    if (!flat)
+        return;
     size_t bytes = arm_heat_bytes(a);
-    uint32_t i = arm_index(a);
-    if (!bytes || !lv->store_ring)
-        return;
-    uint64_t latest = arm_heat_version(a);
-    if (final ? !thinned[i] || thinned[i] != latest : latest == seen[i])
-        return;
-    uint8_t *flat = heat_buffer(lv, bytes);
-    uint64_t v = arm_heat_read(a, flat);
-    if (!v || (!final && v == seen[i]))
-        return;
-    seen[i] = v;
     uint64_t step;
     uint32_t layers, heads, T;
-    if (heatmap_decode_head(flat, bytes, &step, &layers, &heads, &T))
-        return;   /* not a payload publish_heat made: cannot happen */
-    if (!final && !arm_heat_stored(a, step)) {
-        thinned[i] = v;   /* --heatmap-every: the screen draws it, the store skips it */
-        return;
+    if (lv->store_ring && !heatmap_decode_head(flat, bytes, &step, &layers, &heads, &T)) {
+        GL_ASSERT(bytes <= UINT32_MAX);
+        tel_record r = {.kind = REC_HEATMAP, .arm = arm_index(a), .step = step,
+                        .wall_ms = gl_wall_ms(), .payload = (uint32_t)bytes};
+        r.u.heatmap.layers = layers;
+        r.u.heatmap.heads = heads;
+        r.u.heatmap.T = T;
+        live_store_put(lv, &r, flat);   /* copies the payload */
     }
-    thinned[i] = 0;
-    GL_ASSERT(bytes <= UINT32_MAX);
-    tel_record r = {.kind = REC_HEATMAP, .arm = i, .step = step, .wall_ms = gl_wall_ms(),
-                    .payload = (uint32_t)bytes};
-    r.u.heatmap.layers = layers;
-    r.u.heatmap.heads = heads;
-    r.u.heatmap.T = T;
-    live_store_put(lv, &r, flat);
+    arm_heat_taken(a);
 }
 
 int live_drain(live *lv, const live_observer *obs, live_result *res, int stopping)
 {
-    const live_config *cfg = lv->cfg;
     int all_done = 1;
     for (size_t i = 0; i < lv->narms; i++) {
         arm *a = lv->arms[i];
@@ -173,11 +158,8 @@ int live_drain(live *lv, const live_observer *obs, live_result *res, int stoppin
                 }
                 continue;
             }
-            if (r.kind == REC_EVAL && cfg->telemetry)
-                forward_heatmap(lv, a, lv->heat_seen, lv->heat_thinned, 0);
-            if (r.kind == REC_STATUS && cfg->telemetry &&
-                r.u.status.status != RUN_RUNNING && r.u.status.status != RUN_PAUSED)
-                forward_heatmap(lv, a, lv->heat_seen, lv->heat_thinned, 1);
+            /* an evaluation's heatmaps are handed over before its record */
+            forward_heatmap(lv, a);
             if (r.kind == REC_STATUS && r.u.status.status == RUN_DIVERGED)
                 res->diverged++;
             if (r.kind == REC_STATUS && r.u.status.status == RUN_FAILED)

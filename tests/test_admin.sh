@@ -162,6 +162,22 @@ check "heatmap-every 2: heatmaps at steps 20 and 40 only" \
 check "both are in the stored argv (resume keeps them)" \
     [ "$(sql "$DB" "select count(*) from runs r, json_each(r.config, '\$.argv') a where r.id = $SOFT and a.value in ('--keep-checkpoints', '--heatmap-every')")" = 2 ]
 
+# Every evaluation's heatmaps reach the store, however far an arm runs ahead
+# of the session loop: a micro arm evaluates every 2 steps in well under a
+# millisecond, and the screen's "latest" slot it used to be read from was
+# overwritten before the loop got to it (the old binary kept about 25 of 100).
+HDB=$TMP/heat.db
+run_ok "soft,dense,random 200 steps, an evaluation every 2" \
+    run $MICRO --db "$HDB" --arms soft,dense,random --steps 200 --eval-every 2
+check "every evaluation of every arm has its heatmaps (3 x 100 steps)" \
+    [ "$(sql "$HDB" "select group_concat(n) from (select (select count(distinct h.step) from heatmaps h where h.run = r.id) || '/' || (select count(*) from metrics m where m.run = r.id and m.key = 'val_loss') as n from runs r order by r.id)")" = "100/100,100/100,100/100" ]
+check "and at the steps of the evaluations" \
+    [ "$(sql "$HDB" "select count(*) from metrics m where m.key = 'val_loss' and not exists (select 1 from heatmaps h where h.run = m.run and h.step = m.step)")" = 0 ]
+run_ok "the same with --heatmap-every 5" \
+    run $MICRO --db "$HDB" --arms soft,dense,random --steps 200 --eval-every 2 --heatmap-every 5
+check "--heatmap-every 5: steps 10, 20, .. 200 of each arm (3 x 20)" \
+    [ "$(sql "$HDB" "select count(distinct h.run || ':' || h.step) || ' ' || sum(distinct h.step % 10) from heatmaps h join runs r on r.id = h.run where r.session = 2")" = "60 0" ]
+
 echo "resume --steps"
 bad "resume of a finished run without --steps" 'finished its 40 steps' "$DB" resume "$SOFT" --db "$DB"
 run_ok "resume a finished run --steps 60 (extend)" resume "$SOFT" --db "$DB" --steps 60 --headless
