@@ -17,6 +17,19 @@ ifeq ($(HAVE_CAIRO),1)
   CFLAGS += -DGATELAB_HAVE_CAIRO
 endif
 
+# Open MPI runs sessions and experiments over ranks (DESIGN §13; `mpirun -np
+# N gatelab ...`). Compiled in when pkg-config finds ompi (libopenmpi-dev);
+# openmpi-bin brings mpirun, which tests/test_mpi.sh needs. `make HAVE_MPI=0`
+# builds without it even where it is installed; the binary then runs alone
+# and refuses to be one of several ranks.
+OPT_PKGS += ompi
+APT_PKGS += libopenmpi-dev openmpi-bin
+HAVE_MPI ?= $(shell pkg-config --exists ompi 2>/dev/null && echo 1)
+ifeq ($(HAVE_MPI),1)
+  PKGS += ompi
+  CFLAGS += -DGATELAB_HAVE_MPI
+endif
+
 BUILD ?= build
 MODE ?= release
 ifeq ($(MODE),release)
@@ -91,7 +104,7 @@ apt_install = \
 deps:
 	@missing=""; \
 	for p in $(PKGS) $(OPT_PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
-	for c in python3 sqlite3 tmux rsvg-convert; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for c in python3 sqlite3 tmux rsvg-convert mpirun; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: missing:$$missing; installing $(APT_PKGS)"; \
 	  $(call apt_install,deps,$(APT_PKGS)); \

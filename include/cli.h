@@ -13,10 +13,12 @@
 #include "common.h"
 #include "safetensors.h"
 #include "ui.h"
+#include "world.h"
 
 /* Returns the process exit status: 0 success, 1 runtime failure (bad data,
- * I/O, diverged run), 2 usage error. */
-int cli_main(int argc, char **argv);
+ * I/O, diverged run), 2 usage error. w: the MPI job this process is a rank
+ * of (a job of one without mpirun). */
+int cli_main(int argc, char **argv, const world *w);
 /* Parses and checks run's options (argv after "run") without running
  * anything: 0, or -1 with the usage message in e. */
 int cli_check_run_args(int argc, char **argv, gl_error *e);

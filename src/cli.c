@@ -905,8 +905,9 @@ static int help_asked(const cli_command *c, int from, int argc, char **argv)
     return 0;
 }
 
-int cli_main(int argc, char **argv)
+int cli_main(int argc, char **argv, const world *wld)
 {
+    (void)wld;
     /* parallelism comes from each model's pool; OpenBLAS threads would
      * compete with it for the same cores */
     openblas_set_num_threads(1);

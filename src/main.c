@@ -1,6 +1,7 @@
 /* main: entry point; everything else lives in cli.c. What belongs to the
  * process as a whole is here: the signals that would kill it on a failed
- * write, and the last check that what went to stdout arrived. */
+ * write, joining and leaving an MPI job, and the last check that what went
+ * to stdout arrived. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "world.h"
 
 /* Output lost to a full disk or a closed pipe leaves no trace unless someone
  * looks, so after everything is written a failed stdout turns success into
@@ -44,5 +46,14 @@ int main(int argc, char **argv)
      * behind. No command runs another program, so nothing inherits this. */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGXFSZ, SIG_IGN);
-    return close_stdout(cli_main(argc, argv));
+    /* under mpirun: the job, joined before anything else runs (include/world.h) */
+    world w;
+    gl_error e;
+    if (world_init(&w, &argc, &argv, &e)) {
+        fprintf(stderr, "gatelab: %s\n", e.msg);
+        return 1;
+    }
+    int status = cli_main(argc, argv, &w);
+    world_finalize(&w);
+    return close_stdout(status);
 }
