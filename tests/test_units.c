@@ -4,7 +4,8 @@
  * optim_schedule (include/optim.h, warm-up then cosine), and pool_run's
  * split (include/pool.h: blocks that depend only on n and the grain and
  * cover [0, n) exactly once, whatever the thread count), the debiased EMA
- * (include/smooth.h) and the event markers' letters (record.h). */
+ * (include/smooth.h), the event markers' letters (record.h) and the
+ * placement of arms over MPI ranks (include/placement.h). */
 #include <dirent.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -16,6 +17,7 @@
 #include "command.h"
 #include "gate.h"
 #include "optim.h"
+#include "placement.h"
 #include "pool.h"
 #include "record.h"
 #include "smooth.h"
@@ -370,8 +372,37 @@ static void test_smooth(void)
     CHECK(all, "event markers: S P K Z F X R, none for start, checkpoint, finish");
 }
 
+/* ---- placement ---- */
+
+static void test_placement(void)
+{
+    placement p;
+    gl_error e = {{0}};
+    /* 6 arms x 2 replicas on 12 ranks (issue 15's example): 6 groups */
+    CHECK(placement_init(&p, 12, 2, &e) == 0 && p.groups == 6, "12 ranks, --dp 2: 6 groups");
+    for (size_t a = 0; a < 6; a++)
+        CHECK(placement_leader_of_arm(&p, a) == (int)(2 * a) &&
+                  placement_trains(&p, (int)(2 * a + 1), a) &&
+                  !placement_trains(&p, (int)(2 * a + 2) % 12, a),
+              "arm %zu: ranks %zu and %zu", a, 2 * a, 2 * a + 1);
+    CHECK(placement_replica_of_rank(&p, 7) == 1 && placement_group_of_rank(&p, 7) == 3,
+          "rank 7: replica 1 of group 3");
+    /* arms over 2 ranks: round-robin, rank 0 trains arm 0 */
+    CHECK(placement_init(&p, 2, 1, &e) == 0, "2 ranks, no --dp");
+    CHECK(placement_group_of_arm(&p, 0) == 0 && placement_group_of_arm(&p, 1) == 1 &&
+              placement_group_of_arm(&p, 2) == 0 && placement_leader_of_arm(&p, 3) == 1,
+          "arms 0,1,2,3 on ranks 0,1,0,1");
+    /* a job of one: every arm local */
+    CHECK(placement_init(&p, 1, 1, &e) == 0 && placement_trains(&p, 0, 5), "one rank trains all");
+    CHECK(placement_init(&p, 3, 2, &e) == -1 && strstr(e.msg, "--dp 2") && strstr(e.msg, "3 ranks"),
+          "--dp 2 on 3 ranks refused: %s", e.msg);
+    CHECK(placement_init(&p, 2, 0, &e) == -1 && strstr(e.msg, "--dp 0"), "--dp 0 refused: %s",
+          e.msg);
+}
+
 int main(void)
 {
+    test_placement();
     test_command();
     test_command_format();
     test_schedule();
