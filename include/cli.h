@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "safetensors.h"
+#include "store.h"
 #include "ui.h"
 #include "world.h"
 
@@ -47,6 +48,10 @@ int cli_session_view(int argc, char **argv, const char *cmd, cli_screen_fn scree
  * watch's lines: "step N | ARM | train | val ppl[ bpb][ | f1 mass][ |
  * experts balance]" (what follows differs; no newline). */
 void cli_print_eval_head(const tel_record *r, const char *name);
+/* SESSION as an id (one that exists in st) or a session name (the newest
+ * session of that name): send, watch, replay. 0, or the exit status after
+ * printing "CMD: ..." */
+int cli_find_session(store *st, const char *cmd, const char *word, const char *db, int64_t *out);
 /* RUN as a run id; 0, or the usage exit status after printing */
 int cli_parse_run_id(const char *cmd, const char *word, int64_t *out);
 /* src as a run id (digits, and no file of that name) or a checkpoint file:

@@ -250,8 +250,8 @@ static const cli_command commands[] = {
     {"watch", "[SESSION]", NULL,
      "Follow a session another gatelab process is writing, on the live screen (its steering "
      "keys send commands to that process; q leaves the watcher only); without a terminal, "
-     "one line per evaluation of each arm until the session ends. Default: the newest "
-     "session.",
+     "one line per evaluation of each arm until the session ends. SESSION: an id or a name "
+     "(the newest of that name); default: the newest session.",
      db_only_opts, NULL, 0},
     {"resume", "RUN", NULL,
      "Continue a stopped, crashed or failed run from its newest resumable checkpoint, or "
@@ -261,7 +261,7 @@ static const cli_command commands[] = {
      "Evaluate a checkpoint file, or a stored run's checkpoint, and print one line: loss, "
      "ppl, tokens.",
      eval_opts, NULL, 0},
-    {"export", "RUN|CKPT", NULL,
+    {"export", "RUN|CKPT, or RUN[,RUN...]|--session S with --csv", NULL,
      "Write a checkpoint's weights only (no Adam moments, not resumable) to a new "
      "safetensors file; or, with --csv, every stored metric of runs as a CSV table.",
      export_opts, NULL, 0},

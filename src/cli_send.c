@@ -58,37 +58,6 @@ static int is_live(const store_run_row *r)
     return strcmp(r->status, "running") == 0 || strcmp(r->status, "paused") == 0;
 }
 
-static int newest_named(void *ctx, const store_ls_row *row)
-{
-    *(int64_t *)ctx = row->session;
-    return 1;   /* newest first: the first is the one */
-}
-
-/* SESSION as an id, or as a session name (the newest session of that name) */
-static int find_session(store *st, const char *word, const char *db, int64_t *out)
-{
-    gl_error e;
-    if (word[strspn(word, "0123456789")] == '\0') {
-        size_t v;
-        if (args_size("SESSION", word, 1, INT64_MAX, &v, &e))
-            return cli_usage_error("send: %s", e.msg);
-        store_session_row row;
-        if (store_get_session(st, (int64_t)v, &row, &e))
-            return cli_usage_error("send: %s", e.msg);
-        store_session_row_free(&row);
-        *out = (int64_t)v;
-        return 0;
-    }
-    store_ls_filter f = {.session_name = word};
-    int64_t id = 0;
-    if (store_list_runs_filtered(st, &f, newest_named, &id, &e) < 0)
-        return cli_runtime_error(&e);
-    if (!id)
-        return cli_usage_error("send: no session %s in %s", word, db);
-    *out = id;
-    return 0;
-}
-
 /* @ARM: an arm index or name among the session's runs; the live run of
  * that arm when there is one, else its newest. */
 static int find_arm(const session_runs *sr, const char *arm, int64_t *run)
@@ -185,7 +154,7 @@ int cli_send(int argc, char **argv)
     if (!st)
         return cli_runtime_error(&e);
     session_runs sr = {0};
-    int status = find_session(st, session_word, db, &sr.session);
+    int status = cli_find_session(st, "send", session_word, db, &sr.session);
     if (status)
         goto out;
     if (store_list_runs(st, sr.session, keep_run, &sr, &e) < 0) {

@@ -819,3 +819,33 @@ int cli_export(int argc, char **argv)
            gate_mode_name(mc.mode), ntensors, out);
     return 0;
 }
+
+static int newest_named(void *ctx, const store_ls_row *row)
+{
+    *(int64_t *)ctx = row->session;
+    return 1;   /* newest first: the first is the one */
+}
+
+int cli_find_session(store *st, const char *cmd, const char *word, const char *db, int64_t *out)
+{
+    gl_error e;
+    if (word[strspn(word, "0123456789")] == '\0') {
+        size_t v;
+        if (args_size("SESSION", word, 1, INT64_MAX, &v, &e))
+            return cli_usage_error("%s: %s", cmd, e.msg);
+        store_session_row row;
+        if (store_get_session(st, (int64_t)v, &row, &e))
+            return cli_usage_error("%s: %s", cmd, e.msg);
+        store_session_row_free(&row);
+        *out = (int64_t)v;
+        return 0;
+    }
+    store_ls_filter f = {.session_name = word};
+    int64_t id = 0;
+    if (store_list_runs_filtered(st, &f, newest_named, &id, &e) < 0)
+        return cli_runtime_error(&e);
+    if (!id)
+        return cli_usage_error("%s: no session %s in %s", cmd, word, db);
+    *out = id;
+    return 0;
+}

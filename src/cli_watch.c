@@ -160,13 +160,23 @@ int cli_session_view(int argc, char **argv, const char *cmd, cli_screen_fn scree
     if (nrest > 1)
         return cli_usage_error("%s: unexpected argument '%s'", cmd, rest[1]);
     int64_t session = 0;
-    if (nrest) {
+    if (nrest && rest[0][strspn(rest[0], "0123456789")] == '\0') {
         size_t v;
         gl_error pe;
         if (args_size("SESSION", rest[0], 1, INT64_MAX, &v, &pe))
-            return cli_usage_error("%s: %s (a session id: the second column of gatelab ls)",
+            return cli_usage_error("%s: %s (a session id or name: gatelab ls shows both)",
                                    cmd, pe.msg);
         session = (int64_t)v;
+    } else if (nrest) {
+        /* a name: the newest session of that name, looked up once */
+        gl_error e;
+        store *st = store_open(db, STORE_BROWSE, &e);
+        if (!st)
+            return cli_runtime_error(&e);
+        rc = cli_find_session(st, cmd, rest[0], db, &session);
+        store_close(st);
+        if (rc)
+            return rc;
     }
     if (isatty(STDIN_FILENO) && isatty(STDOUT_FILENO)) {
         ui_options uo = {.db_path = db, .write = plot_screen_write};

@@ -105,15 +105,13 @@ check "a file that is not gatelab's: exit 1, one line ($(cat "$TMP/text.err"))" 
 check "... left as it was" sh -c "[ \"\$(cat $TMP/text.db)\" = 'not a database' ]"
 "$BIN" watch 1 2 >/dev/null 2>"$TMP/two.err"
 check "two sessions: a usage error (2)" sh -c "[ $? = 2 ] && grep -q 'unexpected argument' $TMP/two.err"
-"$BIN" watch abc >/dev/null 2>"$TMP/abc.err"
-check "SESSION not a number: a usage error (2)" sh -c "[ $? = 2 ] && grep -q 'SESSION' $TMP/abc.err"
 
 # ---------------------------------------------------------------------------
 # without a terminal: lines, and an exit at the session's end
 # ---------------------------------------------------------------------------
 echo "without a terminal"
 LDB=$TMP/lines.db
-"$BIN" run --db "$LDB" $MICRO --arms soft,dense --steps 2000 --headless >"$TMP/lrun.out" 2>&1 &
+"$BIN" run --db "$LDB" $MICRO --arms soft,dense --steps 2000 --headless --name lines >"$TMP/lrun.out" 2>&1 &
 RUNPID=$!
 BG="$BG $RUNPID"
 check "a headless run has stored its runs" wait_until 300 db_has "$LDB" "SELECT count(*) FROM runs" 2
@@ -132,6 +130,17 @@ check "... its first line names the newest session" \
     sh -c "head -1 $TMP/lines.out | grep -q '^watching session 1 (the newest) of '"
 check "... its last line says the session has ended" \
     sh -c "tail -1 $TMP/lines.out | grep -q '^session 1 has ended$'"
+# a session by name, as send and plot take it: the newest of that name
+"$BIN" watch lines --db "$LDB" >"$TMP/byname.out" 2>"$TMP/byname.err"
+check "watch NAME: the session named 'lines' ($?)" \
+    sh -c "head -1 $TMP/byname.out | grep -q '^watching session 1 of ' && tail -1 $TMP/byname.out | grep -q '^session 1 has ended$'"
+"$BIN" replay lines --db "$LDB" >"$TMP/rbyname.out" 2>&1
+check "replay NAME: the same session's summary ($?)" sh -c "head -1 $TMP/rbyname.out | grep -q '^session 1 |'"
+"$BIN" watch abc --db "$LDB" >/dev/null 2>"$TMP/abc.err"
+check "watch abc (no such session): a usage error (2) naming it" \
+    sh -c "[ $? = 2 ] && grep -q 'no session abc in' $TMP/abc.err && [ \"\$(wc -l < $TMP/abc.err)\" -eq 1 ]"
+"$BIN" watch 0 --db "$LDB" >/dev/null 2>"$TMP/zero.err"
+check "watch 0: a usage error (2) naming SESSION" sh -c "[ $? = 2 ] && grep -q 'SESSION' $TMP/zero.err"
 evals=$(sql "$LDB" "SELECT count(*) FROM metrics WHERE key = 'val_loss'")
 lines=$(grep -cE '^step +[0-9]+ \|' "$TMP/lines.out")
 check "one line per evaluation of each arm ($lines lines, $evals evaluations stored)" [ "$lines" = "$evals" ]
