@@ -24,7 +24,21 @@ typedef struct {
     int log_y;
     double smooth;                /* the train curve's EMA factor, 0: raw */
     uint64_t step;                /* live: the newest step; replay: the cursor */
+    int chart;                    /* ui_chart: the main chart's view (ui_chart_describe) */
 } ui_write_request;
+/* What a view of the main chart draws, so `w` draws the same: per arm a
+ * line from one of its series and, for the loss view, its val points from
+ * another (UI_CURVE_TRAIN, UI_CURVE_VAL, or a ui_series_key of ui_arm's
+ * metric[]; UI_CURVE_NONE: no points); its name, title and unit; whether
+ * `l` (a log axis) and `s` (smoothing) apply to it. */
+enum { UI_CURVE_NONE = -3, UI_CURVE_VAL = -2, UI_CURVE_TRAIN = -1 };
+typedef struct {
+    const char *name, *title, *unit;
+    int line, points;
+    int log_ok, smooth_ok;
+} ui_chart_info;
+void ui_chart_describe(int chart, ui_chart_info *out);
+
 typedef int (*ui_write_fn)(void *ctx, const ui_state *st, const ui_write_request *rq, char *msg,
                            size_t n);
 

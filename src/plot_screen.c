@@ -6,6 +6,7 @@
  * watcher alike. */
 #include "plot_screen.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,22 @@ static void file_word(char *dst, size_t n, const char *src)
     dst[i] = 0;
 }
 
+/* An arm's series for a ui_chart_info curve, and its word in a legend
+ * ("train", "val", or the metric's name). */
+static const ui_series *curve_of(const ui_arm *a, int src)
+{
+    if (src == UI_CURVE_TRAIN)
+        return &a->train;
+    if (src == UI_CURVE_VAL)
+        return &a->val;
+    return &a->metric[src >= 0 && src < UI_SER_COUNT ? src : 0];
+}
+
+static const char *curve_word(int src, const char *metric)
+{
+    return src == UI_CURVE_TRAIN ? "train" : src == UI_CURVE_VAL ? "val" : metric;
+}
+
 int plot_screen_write(void *ctx, const ui_state *st, const ui_write_request *rq, char *msg,
                       size_t n)
 {
@@ -71,46 +88,62 @@ int plot_screen_write(void *ctx, const ui_state *st, const ui_write_request *rq,
     snprintf(stem, sizeof stem, "%s/%s-session%lld-step%llu", dir, base, (long long)st->session,
              (unsigned long long)rq->step);
 
-    /* the chart: per arm its train curve (smoothed as on the screen) and its
-     * val points, then the ghosts; the markers sit on the train curves */
-    size_t ns = 2 * (st->narms + st->nghosts);
+    /* the chart the screen shows (`m`): per arm its line (the train curve
+     * smoothed as on the screen, or the metric) and, for the loss view, its
+     * val points; the ghosts' losses with the loss views; the markers sit on
+     * the arms' lines */
+    ui_chart_info ci;
+    ui_chart_describe(rq->chart, &ci);
+    int per_arm = 1 + (ci.points != UI_CURVE_NONE);
+    int ghosts = ci.line == UI_CURVE_TRAIN || ci.line == UI_CURVE_VAL;
+    size_t ns = (size_t)per_arm * (st->narms + (ghosts ? st->nghosts : 0));
     plot_series *ser = xcalloc(ns ? ns : 1, sizeof *ser);
     points *pts = xcalloc(ns ? ns : 1, sizeof *pts);
     char (*labels)[96] = xcalloc(ns ? ns : 1, sizeof *labels);
+    size_t *line_of = xcalloc(st->narms ? st->narms : 1, sizeof *line_of);
     size_t k = 0;
     for (size_t i = 0; i < st->narms; i++) {
         const ui_arm *a = &st->arms[i];
-        snprintf(labels[k], sizeof labels[k], "%zu %s train", i + 1, a->name);
-        ser[k] = series_of(&a->train, &pts[k], labels[k], a->color, 0);
-        k++;
-        snprintf(labels[k], sizeof labels[k], "%zu %s val", i + 1, a->name);
-        ser[k] = series_of(&a->val, &pts[k], labels[k], a->color, 1);
-        k++;
+        const int src[2] = {ci.line, ci.points};
+        line_of[i] = SIZE_MAX;
+        /* an arm without the metric (F1 under dense...) is left out, as plot does */
+        if (!ghosts && !ui_series_points(curve_of(a, ci.line)))
+            continue;
+        for (int j = 0; j < per_arm; j++) {
+            const ui_series *s = curve_of(a, src[j]);
+            snprintf(labels[k], sizeof labels[k], "%zu %s %s", i + 1, a->name,
+                     curve_word(src[j], ci.name));
+            if (j == 0)
+                line_of[i] = k;
+            ser[k] = series_of(s, &pts[k], labels[k], a->color, j == 1 || src[j] == UI_CURVE_VAL);
+            k++;
+        }
     }
-    for (size_t g = 0; g < st->nghosts; g++) {
+    for (size_t g = 0; ghosts && g < st->nghosts; g++) {
         const ui_ghost *gh = &st->ghosts[g];
-        snprintf(labels[k], sizeof labels[k], "ghost #%lld %s train", (long long)gh->run,
-                 gh->name);
-        ser[k] = series_of(&gh->train, &pts[k], labels[k], gh->color, 0);
-        k++;
-        snprintf(labels[k], sizeof labels[k], "ghost #%lld %s val", (long long)gh->run,
-                 gh->name);
-        ser[k] = series_of(&gh->val, &pts[k], labels[k], gh->color, 1);
-        k++;
+        const int src[2] = {ci.line, ci.points};
+        for (int j = 0; j < per_arm; j++) {
+            snprintf(labels[k], sizeof labels[k], "ghost #%lld %s %s", (long long)gh->run,
+                     gh->name, curve_word(src[j], ci.name));
+            ser[k] = series_of(src[j] == UI_CURVE_VAL ? &gh->val : &gh->train, &pts[k], labels[k],
+                               gh->color, j == 1 || src[j] == UI_CURVE_VAL);
+            k++;
+        }
     }
     plot_mark *marks = xcalloc(st->nmarks ? st->nmarks : 1, sizeof *marks);
     size_t nm = 0;
     for (size_t m = 0; m < st->nmarks; m++)
-        if (st->marks[m].arm < st->narms)
-            marks[nm++] = (plot_mark){.series = 2 * st->marks[m].arm, .step = st->marks[m].step,
-                                      .glyph = st->marks[m].glyph};
-    char title[128], chart_path[sizeof stem + 16];
-    snprintf(title, sizeof title, "loss of session %lld at step %llu (written from the screen)",
-             (long long)st->session, (unsigned long long)rq->step);
-    snprintf(chart_path, sizeof chart_path, "%s-loss.svg", stem);
-    plot_chart c = {.title = title, .y_name = "loss", .y_unit = "nats", .log_y = rq->log_y,
-                    .smooth = rq->smooth, .series = ser, .nseries = k, .marks = marks,
-                    .nmarks = nm};
+        if (st->marks[m].arm < st->narms && line_of[st->marks[m].arm] != SIZE_MAX)
+            marks[nm++] = (plot_mark){.series = line_of[st->marks[m].arm],
+                                      .step = st->marks[m].step, .glyph = st->marks[m].glyph};
+    char title[192], chart_word[64], chart_path[sizeof stem + 80];
+    snprintf(title, sizeof title, "%s of session %lld at step %llu (written from the screen)",
+             ci.name, (long long)st->session, (unsigned long long)rq->step);
+    file_word(chart_word, sizeof chart_word, ci.name);
+    snprintf(chart_path, sizeof chart_path, "%s-%s.svg", stem, chart_word);
+    plot_chart c = {.title = title, .y_name = ci.name, .y_unit = ci.unit,
+                    .log_y = ci.log_ok && rq->log_y, .smooth = ci.smooth_ok ? rq->smooth : 0.0,
+                    .series = ser, .nseries = k, .marks = marks, .nmarks = nm};
     gl_error e;
     int rc = plot_chart_write(&c, chart_path, PLOT_SVG, NULL, &e);
     for (size_t i = 0; i < k; i++) {
@@ -122,6 +155,7 @@ int plot_screen_write(void *ctx, const ui_state *st, const ui_write_request *rq,
     free(ser);
     free(labels);
     free(marks);
+    free(line_of);
     if (rc) {
         snprintf(msg, n, "w: %s", e.msg);
         return -1;

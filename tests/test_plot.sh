@@ -432,6 +432,15 @@ else
         check "w: six curves (train and val of three arms)" grep -qx 'curves 6' "$TMP/w.count"
         check "w: the heatmap is next to the database, with its three maps" \
             [ "$(python3 "$TMP/svg.py" "$TMP/p-session1-step300-soft-L0H0-heatmap.svg" images 2>/dev/null)" = 3 ]
+        # the chart the screen shows: m three times is F1 vs oracle
+        tm send-keys -t rp m m m
+        wait_until 300 shows rp "F1 vs oracle"
+        tm send-keys -t rp w
+        check "w on the F1 view: writes that chart" \
+            wait_until 300 shows rp "wrote $TMP/p-session1-step300-F1_vs_oracle.svg and"
+        python3 "$TMP/svg.py" "$TMP/p-session1-step300-F1_vs_oracle.svg" >"$TMP/wf1.count" 2>&1
+        check "w on the F1 view: two curves (dense has no F1 and is left out)" \
+            grep -qx 'curves 2' "$TMP/wf1.count"
         tm send-keys -t rp q
         check "replay: q exits 0 after w" wait_until 100 sh -c "[ \"\$(cat $TMP/rp.rc 2>/dev/null)\" = 0 ]"
     else

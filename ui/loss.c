@@ -25,7 +25,7 @@ typedef struct {
 } curve_stats;
 
 /* Where a chart's curves come from: an arm's UI_SER_* series, or these. */
-enum { SRC_NONE = -3, SRC_VAL = -2, SRC_TRAIN = -1 };
+enum { SRC_NONE = UI_CURVE_NONE, SRC_VAL = UI_CURVE_VAL, SRC_TRAIN = UI_CURVE_TRAIN };
 
 typedef struct {
     const char *name;       /* in messages: "no arm has <name>" */
@@ -76,6 +76,14 @@ static const chart_def charts[UI_CHART_COUNT] = {
 const char *ui_chart_name(int chart)
 {
     return chart >= 0 && chart < UI_CHART_COUNT ? charts[chart].name : "?";
+}
+
+void ui_chart_describe(int chart, ui_chart_info *out)
+{
+    const chart_def *cd = &charts[chart >= 0 && chart < UI_CHART_COUNT ? chart : UI_CHART_LOSS];
+    *out = (ui_chart_info){.name = cd->name, .title = cd->title, .unit = cd->axis,
+                           .line = cd->src, .points = cd->src2, .log_ok = cd->log_ok,
+                           .smooth_ok = cd->smooth_ok};
 }
 
 static const ui_series *arm_src(const ui_arm *a, int src)

@@ -489,7 +489,8 @@ unsigned ui_screen_write(ui_view *v, const ui_state *st, const ui_options *o, ui
                            .head = v->head,
                            .log_y = v->log_y,
                            .smooth = ui_smooth_beta[v->smooth],
-                           .step = step};
+                           .step = step,
+                           .chart = v->chart};
     char msg[sizeof v->msg];
     int rc = o->write(o->write_ctx, st, &rq, msg, sizeof msg);
     /* where the files are stays until the next message */
