@@ -388,8 +388,13 @@ static void headless_record(void *ctx, live *lv, const tel_record *r)
             fprintf(stderr, "gatelab: arm %s: %s at step %llu: %s\n", name, event_kind_name(k),
                     (unsigned long long)r->step, r->u.event.detail);
         } else if (k != EV_CHECKPOINT) {
-            printf("event step %llu | %s | %s %s\n", (unsigned long long)r->step, name,
+            printf("event step %llu | %s | %s %s", (unsigned long long)r->step, name,
                    event_kind_name(k), r->u.event.detail);
+            /* no space bar here: an open-ended pause ends through the database */
+            if (k == EV_PAUSE && !strstr(r->u.event.detail, ", for ") && live_session(lv) > 0)
+                printf(" | until gatelab send %lld resume@%u", (long long)live_session(lv),
+                       r->arm);
+            printf("\n");
         }
         break;
     }
@@ -548,15 +553,6 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     gl_error e;
     train_config *tc = &ra->tc;
     int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
-    /* without the screen nobody can press space: an open-ended pause would
-     * never end (and resume would replay it) */
-    for (size_t i = 0; !screen && i < lc->nscript; i++) {
-        const scripted_command *sc = &lc->script[i];
-        if (sc->cmd.kind == CMD_PAUSE && sc->cmd.seconds <= 0.0)
-            return cli_usage_error("--at %llu:pause: without the screen a pause needs seconds "
-                                   "(e.g. %llu:pause:30)", (unsigned long long)sc->step,
-                                   (unsigned long long)sc->step);
-    }
     /* the data is checked before anything is written to the database */
     data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
     if (!d)

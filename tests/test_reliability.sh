@@ -9,7 +9,7 @@
 #   6 the checkpoint reader refuses non-regular files without hanging
 #   8 read-only databases and read-only readers
 #   9 shapes too large for memory, eval onto a full stdout, stale .tmp.PID
-#     files, tampered metadata, headless pause, export/eval usage errors
+#     files, tampered metadata, a headless pause ended by send, export/eval usage errors
 # (kill -9, full filesystems, lock holders, two sessions and SIGHUP/SIGPIPE/
 # SIGSTOP are in tests/test_faults.sh.)
 #
@@ -626,14 +626,27 @@ tampered() {
 tampered "metadata step 5000 > total_steps 100" step=5000 step
 tampered "metadata data_position beyond the data" data_position=1000000000 data_position
 
-# headless --at N:pause without seconds never ends: refused
+# headless --at N:pause without seconds: paused until a command through the
+# database resumes it (gatelab send), as the space bar would on the screen
 mkdir -p "$D/pause"
 # shellcheck disable=SC2086
-glt 10 run $MICRO --arms soft --steps 20 --eval-every 10 --at 10:pause --db "$D/pause/p.db" </dev/null
-if [ "$rc" -eq 2 ] && grep -qF -- "--at" "$ERR"; then ok "headless --at 10:pause: exit 2 naming --at  [$(msg)]"
-elif [ "$rc" -eq 2 ]; then ok "headless --at 10:pause: exit 2  [$(msg)]"
-else fail "headless --at 10:pause: exit 2 (got exit $rc$( [ "$rc" -eq 124 ] && echo ': paused forever, killed after 10 s'))" "stderr: $(msg)"; fi
-check "  ... before the database is created" [ ! -e "$D/pause/p.db" ]
+timeout -k 3 120 "$BIN" run $MICRO --arms soft --steps 20 --eval-every 10 --at 10:pause \
+    --db "$D/pause/p.db" </dev/null >"$D/pause/out" 2>"$D/pause/err" &
+PPID_RUN=$!
+_n=0
+while [ "$_n" -lt 600 ] && [ "$(sqlite3 "$D/pause/p.db" "select status from runs" 2>/dev/null)" != paused ]; do
+    sleep 0.1; _n=$((_n + 1))
+done
+check "headless --at 10:pause: the run is paused at step 10 in the database" \
+    [ "$(sqlite3 "$D/pause/p.db" "select status || ' ' || (select max(step) from metrics where run = 1 and key = 'train_loss') from runs" 2>/dev/null)" = "paused 10" ]
+check "  ... and its line says how to resume it" \
+    grep -q '^event step 10 | soft | pause .* | until gatelab send 1 resume@0$' "$D/pause/out"
+"$BIN" send 1 resume@0 --db "$D/pause/p.db" >"$OUT" 2>"$ERR"
+check "gatelab send 1 resume@0: applied (exit $?: $(cat "$OUT" "$ERR" | head -n 1))" grep -q '^applied at step 10' "$OUT"
+wait "$PPID_RUN"
+rc=$?
+check "  ... and the run finishes: exit 0 (got $rc), finished at 20" \
+    sh -c "[ $rc -eq 0 ] && [ \"\$(sqlite3 '$D/pause/p.db' 'select status || \" \" || final_step from runs')\" = 'finished 20' ]"
 # shellcheck disable=SC2086
 glt 20 run $MICRO --arms soft --steps 20 --eval-every 10 --at 10:pause:1 --db "$D/pause/p2.db" </dev/null
 check "headless --at 10:pause:1 (with seconds) still runs: exit 0 (got $rc)" [ "$rc" -eq 0 ]
