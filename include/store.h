@@ -41,6 +41,11 @@ typedef enum {
 #define STORE_BUSY_TIMEOUT_MS 5000
 store *store_open(const char *path, store_open_mode mode, gl_error *err);
 void store_close(store *s);
+/* What store_open does for owners that are gone, again now: their running
+ * and paused runs marked crashed, and the pending commands of sessions with
+ * no live run left rejected. For a writer that waits on another process
+ * (send); a read-only store does nothing. */
+int store_recheck_owners(store *s, gl_error *err);
 /* Runs marked crashed by the last store_open. */
 size_t store_crashed_on_open(const store *s);
 /* The database's id (db_info 'id': 32 lowercase hex digits, made when the

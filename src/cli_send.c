@@ -58,6 +58,21 @@ static int is_live(const store_run_row *r)
     return strcmp(r->status, "running") == 0 || strcmp(r->status, "paused") == 0;
 }
 
+/* How many runs of the session are still running or paused: -1 on error. */
+static long live_runs(store *st, int64_t session, gl_error *e)
+{
+    session_runs sr = {.session = session};
+    if (store_list_runs(st, session, keep_run, &sr, e) < 0) {
+        runs_free(&sr);
+        return -1;
+    }
+    long live = 0;
+    for (size_t i = 0; i < sr.n; i++)
+        live += is_live(&sr.runs[i]);
+    runs_free(&sr);
+    return live;
+}
+
 /* @ARM: an arm index or name among the session's runs; the live run of
  * that arm when there is one, else its newest. */
 static int find_arm(const session_runs *sr, const char *arm, int64_t *run)
@@ -187,8 +202,29 @@ int cli_send(int argc, char **argv)
     store_command_row row;
     double until = gl_now() + wait;
     int d;
-    while ((d = decided(st, id, &row, &e)) == 0 && gl_now() < until)
+    for (unsigned polls = 1; (d = decided(st, id, &row, &e)) == 0 && gl_now() < until; polls++) {
+        /* The owner rejects what is pending when its session ends, but a
+         * row inserted just after that sweep (its last run's end was not
+         * yet committed when we looked), or one whose owner was killed, has
+         * nobody left to decide it. Every half second: the owners checked
+         * as store_open checks them (a dead one's runs marked crashed) and,
+         * once no run of the session is live, our row rejected as the next
+         * process to open the file would. A decision the owner made first
+         * stands (only a pending row changes). */
+        if (polls % 10 == 0) {
+            long live = store_recheck_owners(st, &e) ? -1 : live_runs(st, sr.session, &e);
+            char why[64];
+            snprintf(why, sizeof why, "no live process owns session %lld",
+                     (long long)sr.session);
+            if (live < 0 || (!live && store_command_rejected(st, id, why, NULL, &e))) {
+                d = -1;
+                break;
+            }
+            if (!live)
+                continue;   /* read back whichever decision stands */
+        }
         nanosleep(&(struct timespec){0, SEND_POLL_NS}, NULL);
+    }
     if (d < 0) {
         status = cli_runtime_error(&e);
     } else if (d) {

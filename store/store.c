@@ -542,14 +542,20 @@ store *store_open(const char *path, store_open_mode mode, gl_error *err)
         goto fail;
     if (!s->db_id[0] && (stamp_id(s, err) || read_id(s, err)))
         goto fail;   /* someone deleted the row: a new id, as for a new file */
-    if (prepare_all(s, err) || store_detect_crashes(s, err) ||
-        store_command_reject_orphans(s, err))
+    if (prepare_all(s, err) || store_recheck_owners(s, err))
         goto fail;
     s->version = STORE_SCHEMA_VERSION;
     return s;
 fail:
     store_close(s);
     return NULL;
+}
+
+int store_recheck_owners(store *s, gl_error *err)
+{
+    if (s->readonly)
+        return 0;
+    return store_detect_crashes(s, err) || store_command_reject_orphans(s, err) ? -1 : 0;
 }
 
 void store_close(store *s)

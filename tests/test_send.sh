@@ -232,5 +232,30 @@ check "a row nobody owns is rejected by the next process that opens the file" \
     [ "$(sql "SELECT state, reason FROM commands WHERE id = (SELECT max(id) FROM commands)")" = "rejected|no live process owns session $S" ]
 check "the runs end stopped, not crashed" [ "$(sql "SELECT group_concat(status) FROM runs")" = "stopped,stopped" ]
 
+echo "# the owner killed while a command waits for it"
+# The owner is stopped (SIGSTOP) so the row stays pending, then killed: the
+# waiting send must not wait out its --wait for a decision nobody will make
+# (before, it printed "still pending" after the whole wait and exited 3).
+DB=$TMP/killed.db
+"$BIN" run $MICRO --arms soft --steps 2000000 --headless --db "$DB" >"$TMP/k.out" 2>&1 &
+KPID=$!
+BGPIDS="$BGPIDS $KPID"
+check "a long headless run is training" wait_until 600 is_status 1 running
+kill -STOP "$KPID"
+"$BIN" send 1 freeze --db "$DB" --wait 100 >"$TMP/ks.out" 2>&1 &
+SPID=$!
+BGPIDS="$BGPIDS $SPID"
+check "the command is pending" wait_until 600 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT state FROM commands\")\" = pending ]"
+kill -9 "$KPID"
+wait "$KPID" 2>/dev/null   # reaped: a zombie's pid still exists
+t0=$(date +%s)
+wait "$SPID"
+SRC=$?
+t1=$(date +%s)
+check "send answers once the owner is gone: rejected, status 1 (got $SRC after $((t1 - t0)) s: $(head -n 1 "$TMP/ks.out"))" \
+    sh -c "[ $SRC = 1 ] && grep -q '^rejected: no live process owns session 1' '$TMP/ks.out'"
+check "... well before its --wait 100 ran out" [ $((t1 - t0)) -lt 60 ]
+check "... and the run is marked crashed" is_status 1 crashed
+
 totals
 [ "$failed" -eq 0 ]
