@@ -73,6 +73,11 @@ static const chart_def charts[UI_CHART_COUNT] = {
                                  "only arms with experts (+moe) have one"},
 };
 
+const char *ui_chart_name(int chart)
+{
+    return chart >= 0 && chart < UI_CHART_COUNT ? charts[chart].name : "?";
+}
+
 static const ui_series *arm_src(const ui_arm *a, int src)
 {
     if (src == SRC_TRAIN)
