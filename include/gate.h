@@ -91,10 +91,6 @@ void gate_soft_topk_backward_row(float *ds, const float *g, const float *sgn, co
                                  size_t n, float temp, const gate_row_stats *st);
 void gate_sigmoid_backward_row(float *ds, const float *g, const float *sgn, size_t n);
 
-/* logm[n] = log sigmoid(s) */
-void gate_sigmoid_forward(float *logm, const float *s, size_t n);
-void gate_sigmoid_backward(float *ds, const float *g, const float *s, size_t n);
-
 /* Marks the k largest of x[n] in keep[n] (1 kept, 0 dropped); ties go to the
  * lower index so the choice is deterministic. n <= k keeps all.
  * gate_topk_select_pivot: the same choice, faster along a causal pair's rows
@@ -102,9 +98,6 @@ void gate_sigmoid_backward(float *ds, const float *g, const float *s, size_t n);
 void gate_topk_select(unsigned char *keep, const float *x, size_t n, size_t k, uint32_t *idx);
 void gate_topk_select_pivot(unsigned char *keep, const float *x, size_t n, size_t k,
                             uint32_t *idx, gate_pivot *pv);
-/* The hard mask is piecewise constant in s: its derivative is 0 wherever it is
- * defined, so ds is all zeros whatever g is. */
-void gate_topk_backward(float *ds, const float *g, size_t n);
 
 /* Index of the j-th largest value (0-based rank) among x[idx[0..n)] after
  * partially ordering idx in place (quickselect, descending, ties by index). */

@@ -87,15 +87,6 @@ const vec_ops *vec_active(void);
 const vec_ops *vec_ops_of(vec_path p);
 const char *vec_path_name(vec_path p);
 
-/* The softmax pieces through the process's path, for rows of scores (the
- * loss's and attention's): max, then exp_sum with that max as shift, then
- * scale by 1 / sum. A row whose max is -inf (every entry masked) gives NaN,
- * as the scalar code always did. */
-float vec_max(const float *x, size_t n);
-double vec_exp_sum(float *y, const float *x, float shift, size_t n);
-void vec_scale(float *y, float a, size_t n);
-void vec_exp(float *y, const float *x, size_t n);
-void vec_add(float *y, const float *a, const float *b, size_t n);
 /* p[n] = softmax(z[n]) (p may be z); returns log(sum exp(z - max)) + max,
  * the row's log-sum-exp, for a backward that recomputes p from it */
 float vec_softmax_row(float *p, const float *z, size_t n);

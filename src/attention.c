@@ -373,7 +373,7 @@ void attention_backward(const attn_config *ac, size_t b, size_t h, float *dqkv, 
     const size_t off = b * T * Hr + h * r;
     const float scale = 1.0f / sqrtf((float)hd), rs = 1.0f / sqrtf((float)r);
     /* the gate gets a gradient from the soft masks only: the hard ones are
-     * piecewise constant in s (ds = 0, gate_topk_backward), so their scores
+     * piecewise constant in s (ds = 0 wherever it is defined), so their scores
      * are not even recomputed */
     const int gate_grad = ac->mode == GATE_SOFT || ac->mode == GATE_RANDOM ||
                           ac->mode == GATE_SIGMOID;

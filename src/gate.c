@@ -335,20 +335,6 @@ void gate_soft_topk_backward(float *ds, const float *g, const float *s, size_t n
     soft_topk_backward(ds, g, NULL, s, n, n, temp, st);
 }
 
-void gate_sigmoid_forward(float *logm, const float *s, size_t n)
-{
-    log_mask(logm, NULL, s, n, n, 0.0f, 1.0f);
-}
-
-void gate_sigmoid_backward(float *restrict ds, const float *restrict g,
-                           const float *restrict s, size_t n)
-{
-    LANES_FOR(j, u, n, {
-        (void)u;
-        ds[j] = g[j] * lanes_sigmoid_neg(s[j]);
-    });
-}
-
 void gate_sigmoid_backward_row(float *restrict ds, const float *restrict g,
                                const float *restrict sgn, size_t n)
 {
@@ -376,12 +362,4 @@ void gate_topk_select_pivot(unsigned char *keep, const float *x, size_t n, size_
 void gate_topk_select(unsigned char *keep, const float *x, size_t n, size_t k, uint32_t *idx)
 {
     gate_topk_select_pivot(keep, x, n, k, idx, NULL);
-}
-
-void gate_topk_backward(float *ds, const float *g, size_t n)
-{
-    /* d mask / d s = 0 wherever it is defined (away from ties): the hard mask
-     * does not move under small changes of s, so no g reaches the gate */
-    (void)g;
-    memset(ds, 0, n * sizeof(float));
 }

@@ -252,31 +252,6 @@ const vec_ops *vec_active(void)
     return vec_cur_ops;
 }
 
-float vec_max(const float *x, size_t n)
-{
-    return vec_active()->max(x, n);
-}
-
-double vec_exp_sum(float *y, const float *x, float shift, size_t n)
-{
-    return vec_active()->exp_sum(y, x, shift, n);
-}
-
-void vec_scale(float *y, float a, size_t n)
-{
-    vec_active()->scale(y, a, n);
-}
-
-void vec_exp(float *y, const float *x, size_t n)
-{
-    vec_active()->exp(y, x, n);
-}
-
-void vec_add(float *y, const float *a, const float *b, size_t n)
-{
-    vec_active()->add(y, a, b, n);
-}
-
 float vec_softmax_row(float *p, const float *z, size_t n)
 {
     const vec_ops *o = vec_active();

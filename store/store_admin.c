@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "json.h"
 
 /* Schema 5 (names, notes, tags) or later. A file of an older schema opened
  * read-only (STORE_BROWSE) is read as it is: its runs have no names, notes
@@ -163,13 +164,13 @@ int store_run_labels(store *s, int64_t run, store_labels *out, gl_error *err)
  * json_each(?))`: one bound parameter whatever their number. */
 static char *ids_json(const int64_t *ids, size_t n)
 {
-    size_t cap = 3 + n * 21;
-    char *j = xmalloc(cap), *p = j;
-    *p++ = '[';
+    json_buf b;
+    json_init(&b);
+    json_array_begin(&b);
     for (size_t i = 0; i < n; i++)
-        p += snprintf(p, cap - (size_t)(p - j), "%s%lld", i ? "," : "", (long long)ids[i]);
-    snprintf(p, cap - (size_t)(p - j), "]");
-    return j;
+        json_int(&b, ids[i]);
+    json_array_end(&b);
+    return json_take(&b);
 }
 
 static void push_id(int64_t **ids, size_t *n, size_t *cap, int64_t id)

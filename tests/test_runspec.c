@@ -369,16 +369,23 @@ static void test_hostile(void)
     char *buf = xmalloc(n + 1);
     uint64_t x = 0x9e3779b97f4a7c15ULL;
     static const char alphabet[] = "{}[]\",:\\u0 e-.9";
-    size_t runs = 0;
+    size_t runs = 0, odd = 0;
+    /* what a reader may answer: 0, or -1 with a message; a size is the
+     * default or a value inside its row's range */
+    const runspec_row *rl = runspec_find("layers"), *rt = runspec_find("T");
+    GL_ASSERT(rl && rt);
+#define READ_OK(rc, e) ((rc) == 0 || ((rc) == -1 && (e).msg[0]))
+#define SIZE_OK(v, row) ((v) == 1 || ((double)(v) >= (row)->min && (double)(v) <= (row)->max))
     for (size_t cut = 0; cut <= n; cut++, runs++) {
         /* every prefix, in an allocation of its own length */
         char *p = xmalloc(cut + 1);
         memcpy(p, json, cut);
         p[cut] = '\0';
         train_config t = tc;
-        gl_error e;
-        (void)runspec_read_json(p, &t, &e);
-        (void)runspec_json_size(p, "layers", 1);
+        gl_error e = {{0}};
+        int rc = runspec_read_json(p, &t, &e);
+        size_t v = runspec_json_size(p, "layers", 1);
+        odd += !READ_OK(rc, e) || !SIZE_OK(v, rl);
         free(p);
     }
     for (int i = 0; i < 3000; i++, runs++) {
@@ -388,11 +395,22 @@ static void test_hostile(void)
             buf[x % n] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
         }
         train_config t = tc;
-        gl_error e;
-        (void)runspec_read_json(buf, &t, &e);
-        (void)runspec_json_size(buf, "T", 1);
+        gl_error e = {{0}};
+        int rc = runspec_read_json(buf, &t, &e);
+        size_t v = runspec_json_size(buf, "T", 1);
+        odd += !READ_OK(rc, e) || !SIZE_OK(v, rt);
     }
-    CHECK(1, "the reader survives %zu cut or mutated config JSONs", runs);
+#undef READ_OK
+#undef SIZE_OK
+    train_config whole = tc;
+    gl_error e = {{0}};
+    CHECK(runspec_read_json(json, &whole, &e) == 0 &&
+              runspec_json_size(json, "layers", 1) == tc.model.layers,
+          "the uncut config JSON reads back (layers %zu)", tc.model.layers);
+    CHECK(odd == 0,
+          "%zu cut or mutated config JSONs: every read is 0 or -1 with a message, every "
+          "size the default or within its row's range (%zu not)",
+          runs, odd);
     free(buf);
     free(json);
 }

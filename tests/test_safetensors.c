@@ -667,7 +667,7 @@ static void test_write_errors(const fixture *fx)
               "read-only directory: \"%s\"", err.msg);
         rmdir(ro);
     } else {
-        printf("  note: running as root, read-only directory case skipped\n");
+        SKIP("read-only directory: running as root, which permissions do not stop");
     }
 
     /* Bad arguments are refused before anything touches the disk. */

@@ -16,16 +16,6 @@
 #include "rng.h"
 #include "vec.h"
 
-static int check_skipped;
-
-#define SKIP(...)                       \
-    do {                                \
-        check_skipped++;                \
-        printf("  skip ");              \
-        printf(__VA_ARGS__);            \
-        printf("\n");                   \
-    } while (0)
-
 static rng_state rs;
 
 static float uniform(float lo, float hi)
@@ -537,9 +527,5 @@ int main(void)
         SKIP("avx2 against avx512: this CPU lacks one of them");
     (void)dy;
     free(x), free(y), free(dy), free(xg);
-    printf("%d passed, %d failed%s", check_passed, check_failed,
-           check_skipped ? "" : "\n");
-    if (check_skipped)
-        printf(", %d skipped\n", check_skipped);
-    return check_failed ? 1 : 0;
+    return check_finish();
 }
