@@ -254,5 +254,11 @@ long record_decode(const uint8_t *buf, size_t n, tel_record *r, const uint8_t **
 #define COMMAND_WIRE_SIZE 28
 size_t command_encode(const cmd_record *c, uint8_t *buf, size_t cap);
 long command_decode(const uint8_t *buf, size_t n, cmd_record *c);
+/* A command addressed to one arm of a session: u32 arm (little-endian),
+ * then command_encode's bytes — COMMAND_ADDRESSED_WIRE_SIZE bytes. The
+ * steering ring from the store thread to the session loop carries these. */
+#define COMMAND_ADDRESSED_WIRE_SIZE (4 + COMMAND_WIRE_SIZE)
+size_t command_encode_addressed(uint32_t arm, const cmd_record *c, uint8_t *buf, size_t cap);
+long command_decode_addressed(const uint8_t *buf, size_t n, uint32_t *arm, cmd_record *c);
 
 #endif

@@ -40,8 +40,6 @@ typedef struct {
 } ui_loss_scratch;
 
 void ui_loss_scratch_free(ui_loss_scratch *sc);
-/* The main chart's metric as messages name it ("loss", "F1 vs oracle"...). */
-const char *ui_chart_name(int chart);
 void ui_loss_draw(ui_rect r, const ui_state *st, const ui_view *v, ui_loss_scratch *sc);
 void ui_heat_draw(ui_rect r, const ui_state *st, const ui_view *v);
 void ui_agree_draw(ui_rect r, const ui_state *st, const ui_view *v);

@@ -42,7 +42,7 @@
 #define STEER_FLIGHTS 64
 /* a slot per (command, arm) in flight: the ring can never be full */
 #define STEER_RING (STEER_FLIGHTS * LIVE_MAX_ARMS)
-#define STEER_SLOT (4 + COMMAND_WIRE_SIZE)
+#define STEER_SLOT COMMAND_ADDRESSED_WIRE_SIZE
 
 typedef struct {
     uint64_t id;
@@ -120,6 +120,7 @@ static int arm_of_run(live *lv, int64_t run)
 
 static int64_t run_of_arm(live *lv, uint32_t i)
 {
+    /* partners: the release stores named at live.run_ids */
     return atomic_load_explicit(&lv->run_ids[i], memory_order_acquire);
 }
 
@@ -196,12 +197,8 @@ void live_steer_note(live *lv, const tel_record *r, steer_emit_fn emit, void *ct
 static void to_main(live_steer *s, uint32_t arm, const cmd_record *c)
 {
     uint8_t slot[STEER_SLOT];
-    slot[0] = (uint8_t)arm;
-    slot[1] = (uint8_t)(arm >> 8);
-    slot[2] = (uint8_t)(arm >> 16);
-    slot[3] = (uint8_t)(arm >> 24);
-    size_t n = command_encode(c, slot + 4, COMMAND_WIRE_SIZE);
-    GL_ASSERT(n == COMMAND_WIRE_SIZE);
+    size_t n = command_encode_addressed(arm, c, slot, sizeof slot);
+    GL_ASSERT(n == STEER_SLOT);
     /* STEER_RING holds every (flight, arm) pair there can be */
     int full = ring_push(s->to_main, slot);
     GL_ASSERT(!full);
@@ -304,10 +301,9 @@ void live_steer_deliver(live *lv)
     live_steer *s = lv->steer;
     uint8_t slot[STEER_SLOT];
     while (s && ring_pop(s->to_main, slot) == 0) {
-        uint32_t i = (uint32_t)slot[0] | (uint32_t)slot[1] << 8 | (uint32_t)slot[2] << 16 |
-                     (uint32_t)slot[3] << 24;
+        uint32_t i;
         cmd_record c;
-        long n = command_decode(slot + 4, COMMAND_WIRE_SIZE, &c);
+        long n = command_decode_addressed(slot, sizeof slot, &i, &c);
         GL_ASSERT(n > 0 && i < LIVE_MAX_ARMS);   /* to_main encoded it */
         if (live_send(lv, i, &c) == 0)
             continue;

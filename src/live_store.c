@@ -386,6 +386,8 @@ void live_store_park(live *lv)
         atomic_store_explicit(&lv->store_park, 1, memory_order_release);
         pthread_join(lv->store_thread, NULL);   /* its last batch is committed */
         lv->store_started = 0;
+        /* relaxed: the thread that loads it is joined; the next one's
+         * creation orders this store before its first load */
         atomic_store_explicit(&lv->store_park, 0, memory_order_relaxed);
     }
     store_close(lv->st);   /* SQLite: no connection may cross a fork */
@@ -398,6 +400,7 @@ int live_store_reopen(live *lv, gl_error *e)
     if (!lv->st)
         return -1;
     for (size_t i = 0; i < lv->narms; i++) {
+        /* partners: the release stores named at live.run_ids */
         int64_t run = atomic_load_explicit(&lv->run_ids[i], memory_order_acquire);
         int adopted;
         if (run > 0 && store_run_adopt(lv->st, run, &adopted, e))

@@ -380,6 +380,26 @@ long command_decode(const uint8_t *buf, size_t n, cmd_record *c)
     return rd.bad ? -1 : (long)rd.at;
 }
 
+size_t command_encode_addressed(uint32_t arm, const cmd_record *c, uint8_t *buf, size_t cap)
+{
+    wcur w = {.p = buf, .n = cap};
+    put_uint(&w, arm, 4);
+    if (w.bad)
+        return 0;
+    size_t n = command_encode(c, buf + w.at, cap - w.at);
+    return n ? w.at + n : 0;
+}
+
+long command_decode_addressed(const uint8_t *buf, size_t n, uint32_t *arm, cmd_record *c)
+{
+    rcur rd = {.p = buf, .n = n};
+    *arm = get_u32(&rd);
+    if (rd.bad)
+        return -1;
+    long m = command_decode(buf + rd.at, n - rd.at, c);
+    return m < 0 ? -1 : (long)rd.at + m;
+}
+
 /* ---- heatmap payloads ---- */
 
 size_t heatmap_payload_size(uint32_t layers, uint32_t heads, uint32_t T)

@@ -366,6 +366,19 @@ static void test_refused(void)
               cback.kind == CMD_FORK && cback.arg == 5 && cback.id == UINT64_MAX - 1 &&
               cback.scripted == 2 && cback.seconds == 2.5,
           "a command round-trips, its commands row id with it");
+    uint8_t ab[COMMAND_ADDRESSED_WIRE_SIZE];
+    uint32_t arm = 0;
+    CHECK(command_encode_addressed(70000, &c, ab, sizeof ab) == sizeof ab &&
+              ab[0] == 0x70 && ab[1] == 0x11 && ab[2] == 0x01 && ab[3] == 0 &&
+              memcmp(ab + 4, cb, sizeof cb) == 0 &&
+              command_decode_addressed(ab, sizeof ab, &arm, &cback) == (long)sizeof ab &&
+              arm == 70000 && cback.kind == CMD_FORK && cback.id == UINT64_MAX - 1,
+          "an addressed command: the arm little-endian, then the command's own bytes");
+    int ashort_ok = 1;
+    for (size_t cut = 0; cut < sizeof ab; cut++)
+        ashort_ok &= command_decode_addressed(ab, cut, &arm, &cback) == -1;
+    CHECK(ashort_ok && command_encode_addressed(1, &c, ab, sizeof ab - 1) == 0,
+          "an addressed command one byte short is refused, and not written short");
     int short_ok = 1;
     for (size_t cut = 0; cut < sizeof cb; cut++)
         short_ok &= command_decode(cb, cut, &cback) == -1;

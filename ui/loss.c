@@ -73,11 +73,6 @@ static const chart_def charts[UI_CHART_COUNT] = {
                                  "only arms with experts (+moe) have one"},
 };
 
-const char *ui_chart_name(int chart)
-{
-    return chart >= 0 && chart < UI_CHART_COUNT ? charts[chart].name : "?";
-}
-
 void ui_chart_describe(int chart, ui_chart_info *out)
 {
     const chart_def *cd = &charts[chart >= 0 && chart < UI_CHART_COUNT ? chart : UI_CHART_LOSS];
