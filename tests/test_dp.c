@@ -520,6 +520,10 @@ static void test_arm(dp_comm *c)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "--built-with-mpi") == 0) {
+        printf("%d\n", world_built_with_mpi());   /* for tests/test_dp.sh */
+        return 0;
+    }
     world w;
     gl_error e;
     if (world_init(&w, &argc, &argv, &e)) {
