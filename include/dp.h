@@ -32,6 +32,10 @@
 
 typedef struct dp_comm dp_comm;
 
+/* The gradient bucket size sessions use (README: one bucket per layer of
+ * the paper preset, a few for tiny). */
+#define DP_BUCKET_BYTES ((size_t)4 << 20)
+
 /* Collective over every rank of the job (MPI_Comm_split by
  * placement_group_of_rank): *out is this rank's group, NULL when p->dp is 1.
  * -1 with a message when MPI refuses. */
