@@ -76,6 +76,14 @@ uint64_t arm_step(const arm *a);        /* steps done, for the screen (may lag) 
 int arm_done(const arm *a);             /* the thread has pushed its last record */
 void arm_mark_done(arm *a);             /* main thread: an arm whose thread never started */
 uint64_t arm_backpressure(const arm *a);
+/* --dp: the arm ended failed because its replicas' weights differed (its
+ * EV_ERROR event names them); the session then stops with that error. An
+ * arm's trainer is made a replica by trainer_set_dp before arm_create:
+ * replica 0 leads (it applies its script and command ring, reports, writes
+ * checkpoints, and hands what it applied to the others at each step
+ * boundary); a follower reads neither script nor ring, reports nothing and
+ * writes nothing; forks are refused. */
+int arm_dp_mismatch(const arm *a);
 
 /* The arm's last evaluation's heatmaps, as a heatmap payload (record.h).
  * arm_heat_bytes: the payload's size, 0 when the arm makes none.

@@ -31,6 +31,8 @@ typedef struct {
     float temp;
     gate_mode mode;
     uint64_t stoch_seed;   /* stochastic masks: fresh per step, fixed per (b, h) */
+    size_t b_base;         /* row b is row b_base + b of the global batch (dp.h):
+                              the masks are seeded by the global row */
 } attn_config;
 
 /* Bytes of one row's hard mask, a bit per key. */

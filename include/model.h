@@ -79,7 +79,7 @@ typedef struct {
     moe_route route;
 } model_layer_acts;
 
-typedef struct {
+typedef struct model {
     model_config cfg;
     size_t num_params;
     model_tensor *tensors;
@@ -117,6 +117,16 @@ typedef struct {
     double *row_loss;             /* [B*T] cross-entropy of each position */
     float *gb_pair;               /* [B*H] gate-bias gradient of each (b, h), one layer */
     metrics_state *metrics;       /* when set, forward accumulates gate metrics */
+    /* Data parallel (dp.h, trainer.c): this forward's rows are rows
+     * row_base.. of the global batch (the stochastic masks are seeded by the
+     * global row); the backward divides the cross-entropy by grad_targets
+     * (0: cur_targets) and the load-balancing term by grad_replicas (0 or 1:
+     * alone), so the replicas' gradients sum to the global batch's; and
+     * on_layer_grads(on_layer_ctx, m, l), when set, is called as soon as
+     * layer l's parameter gradients are final (the head's are by then too). */
+    size_t row_base, grad_targets, grad_replicas;
+    void (*on_layer_grads)(void *ctx, struct model *m, size_t layer);
+    void *on_layer_ctx;
 } model;
 
 /* Grains of the model's pool_run calls (model_par.c, pool.h): how many items each block

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "common.h"
 #include "data.h"
+#include "dp.h"
 #include "metrics.h"
 #include "model.h"
 #include "optim.h"
@@ -52,6 +53,11 @@ typedef struct {
     int diverged;
     double train_seconds;
     size_t tokens_trained;
+    /* data parallel (trainer_set_dp): the replicas' communicator (not
+     * owned), and this replica's rows [dp_row0, dp_row0 + dp_rows) of every
+     * global batch; NULL and the whole batch alone */
+    dp_comm *dp;
+    size_t dp_row0, dp_rows;
 } trainer;
 
 /* Opens the data, checks token ids against V, builds the model. */
@@ -59,8 +65,26 @@ int trainer_init(trainer *t, const train_config *cfg, gl_error *err);
 void trainer_free(trainer *t);
 
 /* One optimisation step. Returns 0, or 1 when the loss or gradient is not
- * finite (the arm has diverged; the weights are left as they were). */
+ * finite (the arm has diverged; the weights are left as they were).
+ * With dp (trainer_set_dp), a collective over the replicas: each draws the
+ * whole global batch (so the data cursor and RNG advance as alone), runs
+ * forward and backward on its slice, and the gradients are summed over
+ * the replicas (dp.h) into the gradient of the global batch's mean loss;
+ * last_loss is the global batch's mean, the clip norm the global norm, and
+ * every replica makes the same AdamW update. Never allocates. */
 int trainer_step(trainer *t);
+
+/* Makes t replica dp_replica(c) of dp_size(c) (c NULL: alone again): checks
+ * that the batch splits (one-line error naming --batch and --dp), plans and
+ * allocates the gradient buckets (dp_attach: bucket_bytes, overlap), and
+ * copies replica 0's state (weights, Adam moments, step, data cursor,
+ * gate mode, k, frozen, commands done) to the others, so followers need
+ * only a trainer built from the same configuration. Collective over the
+ * replicas; c must outlive t's use of it and serve no other trainer. */
+int trainer_set_dp(trainer *t, dp_comm *c, size_t bucket_bytes, int overlap, gl_error *err);
+/* Collective with dp: compares the replicas' weight hashes (dp.h). 0 when
+ * they agree (always alone), -1 with a message naming the replicas. */
+int trainer_dp_check(trainer *t, gl_error *err);
 
 /* Val loss over the fixed split (evaluate.h, per token), and per-layer/head
  * gate metrics of the first val batch (in t->metrics) plus the gate gradient

@@ -96,12 +96,32 @@ struct arm {
      * loaded (acquire) by arm_parked on the main thread, which may then join
      * it; cleared by arm_start before the next thread starts. */
     atomic_int parked;
+    /* --dp (dp.h), arm thread only: what the leader applied since its last
+     * step boundary, sent to the followers at the boundary */
+    dp_boundary dp_out;
+    /* Stored (release) by the arm thread when the replicas' weights
+     * differed; loaded (acquire) by arm_dp_mismatch on the main thread. */
+    atomic_int dp_mismatch;
 };
+
+/* --dp: replica 0 leads (commands, telemetry, checkpoints); the others
+ * follow what it hands them at each step boundary and report nothing */
+static int dp_follower(const arm *a)
+{
+    return a->t.dp && dp_replica(a->t.dp) != 0;
+}
+
+static int dp_leader(const arm *a)
+{
+    return a->t.dp && dp_replica(a->t.dp) == 0;
+}
 
 /* The telemetry ring is sized so this never happens in normal use; when the
  * main thread falls behind the trainer waits (counted), it never drops. */
 static void push(arm *a, tel_record *r)
 {
+    if (dp_follower(a))
+        return;   /* the leader's records speak for the arm */
     r->arm = a->index;
     r->wall_ms = gl_wall_ms();
     uint8_t slot[RECORD_WIRE_MAX];
@@ -247,6 +267,8 @@ static void drop_old_checkpoints(arm *a)
 /* Returns 0 when saved (and reported), -1 after reporting an error event. */
 static int save_checkpoint(arm *a, const char *why)
 {
+    if (dp_follower(a))
+        return 0;   /* the leader writes the arm's checkpoints */
     if (!a->cfg.ckpt_dir) {
         push_event(a, EV_ERROR, "checkpoint (%s): no checkpoint directory", why);
         return -1;
@@ -332,6 +354,14 @@ static void publish_heat(arm *a)
 static void evaluate(arm *a)
 {
     trainer *t = &a->t;
+    gl_error e;
+    if (trainer_dp_check(t, &e)) {
+        /* every replica learns it from the same gather and ends here */
+        push_event(a, EV_ERROR, "%.150s", e.msg);
+        atomic_store_explicit(&a->dp_mismatch, 1, memory_order_release);
+        a->st.failed = 1;
+        return;
+    }
     eval_result ev;
     trainer_eval(t, &ev);
     const size_t L = t->m.cfg.layers, H = t->m.cfg.heads;
@@ -357,7 +387,7 @@ static void evaluate(arm *a)
                 }
                 push(a, &r);
             }
-        if (t->heat)
+        if (t->heat && !dp_follower(a))
             publish_heat(a);
     }
     tel_record r = {.kind = REC_EVAL, .step = t->step};
@@ -397,11 +427,29 @@ static void evaluate(arm *a)
     push(a, &r);
 }
 
+static void dp_lead(arm *a, const arm_state *st, uint32_t more);
+
+/* The leader notes what its followers must apply too: what changes the
+ * step's computation or ends the arm. Pauses hold the followers anyway (they
+ * wait at the boundary), checkpoints are the leader's, forks are refused. */
+static void dp_note(arm *a, const cmd_record *c, const arm_state *st)
+{
+    switch ((cmd_kind)c->kind) {
+    case CMD_SWAP: case CMD_FREEZE: case CMD_UNFREEZE: case CMD_SET_K: case CMD_STOP: break;
+    default: return;
+    }
+    if (a->dp_out.count == DP_BOUNDARY_CMDS)
+        dp_lead(a, st, DP_BOUNDARY_MORE);
+    a->dp_out.cmd[a->dp_out.count++] = *c;
+}
+
 static void apply(arm *a, const cmd_record *c, arm_state *st)
 {
     trainer *t = &a->t;
     model_config *mc = &t->m.cfg;
     const char *src = source_name(c);
+    if (dp_leader(a))
+        dp_note(a, c, st);
     switch ((cmd_kind)c->kind) {
     case CMD_PAUSE:
         if (st->paused)
@@ -457,6 +505,11 @@ static void apply(arm *a, const cmd_record *c, arm_state *st)
             st->failed = 1;
         return;
     case CMD_FORK: {
+        if (t->dp) {
+            push_event(a, EV_ERROR, "fork refused: arm %s is trained by %d --dp replicas, and "
+                       "a fork would need ranks of its own", a->name, dp_size(t->dp));
+            return;
+        }
         trainer *child = xmalloc(sizeof *child);
         gl_error e;
         if (trainer_fork(child, t, (gate_mode)c->arg, &e)) {
@@ -586,8 +639,36 @@ static void wait_while_paused(arm *a, arm_state *st)
     pthread_mutex_unlock(&a->mu);
 }
 
+/* The leader's boundary block: what it applied since the last one. */
+static void dp_lead(arm *a, const arm_state *st, uint32_t more)
+{
+    a->dp_out.flags = more | (st->failed ? DP_BOUNDARY_FAILED : 0);
+    dp_boundary_sync(a->t.dp, &a->dp_out);
+    a->dp_out.count = 0;
+}
+
+/* A follower's step boundary: exactly what the leader applied at its own,
+ * in its order (the followers' scripts and command rings are not read). */
+static void dp_follow(arm *a, arm_state *st)
+{
+    dp_boundary b;
+    do {
+        /* the leader's dp_lead encoded it: a block that does not decode is
+         * a broken invariant, and going on would hang both at the next sum */
+        GL_ASSERT(dp_boundary_sync(a->t.dp, &b) == 0);
+        for (uint32_t i = 0; i < b.count; i++)
+            apply(a, &b.cmd[i], st);
+        if (b.flags & DP_BOUNDARY_FAILED)
+            st->failed = 1;
+    } while (b.flags & DP_BOUNDARY_MORE);
+}
+
 static void apply_commands(arm *a, arm_state *st)
 {
+    if (dp_follower(a)) {
+        dp_follow(a, st);
+        return;
+    }
     while (a->next_script < a->nscript && a->script[a->next_script].step <= a->t.step) {
         apply(a, &a->script[a->next_script++].cmd, st);
         a->t.commands_done = a->next_script;
@@ -595,6 +676,8 @@ static void apply_commands(arm *a, arm_state *st)
     apply_ring(a, st);
     if (st->paused)
         wait_while_paused(a, st);
+    if (dp_leader(a))
+        dp_lead(a, st, 0);
 }
 
 static int due(size_t step, size_t every, size_t last)
@@ -682,10 +765,14 @@ static void *arm_main(void *arg)
         if (arm_eval_due(t->step, a->cfg.eval_every, a->cfg.steps)) {
             evaluate(a);
             a->last_eval = t->step;
+            if (st->failed)
+                break;   /* --dp: the replicas' weights differ */
         }
         if (a->cfg.ckpt_dir && due(t->step, a->cfg.save_every, a->cfg.steps)) {
             if (save_checkpoint(a, "periodic")) {
                 st->failed = 1;
+                if (dp_leader(a))
+                    dp_lead(a, st, 0);   /* the followers wait at the next boundary */
                 break;
             }
             a->last_saved = t->step;
@@ -698,7 +785,7 @@ static void *arm_main(void *arg)
             evaluate(a);
         /* again when a scripted stop came after this step's periodic save:
          * the file must count it as done, or every resume would stop here */
-        if (a->cfg.ckpt_dir && t->step > 0 &&
+        if (!st->failed && a->cfg.ckpt_dir && t->step > 0 &&
             (a->last_saved != t->step || a->saved_commands != t->commands_done) &&
             save_checkpoint(a, "on stop"))
             st->failed = 1;
@@ -761,6 +848,7 @@ arm *arm_create(uint32_t index, const char *name, trainer *t, const arm_config *
     atomic_init(&a->park, 0);
     atomic_init(&a->parked, 0);
     atomic_init(&a->heat_handed, 0);
+    atomic_init(&a->dp_mismatch, 0);
     return a;
 }
 
@@ -879,6 +967,11 @@ int arm_done(const arm *a)
 void arm_mark_done(arm *a)
 {
     atomic_store_explicit(&a->done, 1, memory_order_release);
+}
+
+int arm_dp_mismatch(const arm *a)
+{
+    return atomic_load_explicit(&a->dp_mismatch, memory_order_acquire);   /* see arm.dp_mismatch */
 }
 
 uint64_t arm_backpressure(const arm *a)

@@ -286,7 +286,7 @@ void attention_forward(const attn_config *ac, size_t b, size_t h, float *out, fl
     const float scale = 1.0f / sqrtf((float)hd), rs = 1.0f / sqrtf((float)r);
     fwd_pair f = {.ac = ac, .b = b, .h = h, .layer = layer, .w = w, .metrics = metrics};
     if (ac->mode == GATE_STOCHASTIC)
-        rng_seed(&f.stoch, rng_derive(ac->stoch_seed, bh));
+        rng_seed(&f.stoch, rng_derive(ac->stoch_seed, (ac->b_base + b) * H + h));
 
     for (size_t i0 = 0; i0 < T; i0 += ATTN_ROWS) {
         /* rows i0..i1-1 against keys 0..n1-1 */

@@ -29,7 +29,8 @@ static attn_config attn_config_of(const model *m)
     const model_config *c = &m->cfg;
     return (attn_config){.T = c->T, .C = c->d, .H = c->heads, .r = c->r, .k = c->k,
                          .temp = c->gate_temp, .mode = c->mode,
-                         .stoch_seed = rng_derive(c->seed ^ 0x73746f63ULL, m->step_salt)};
+                         .stoch_seed = rng_derive(c->seed ^ 0x73746f63ULL, m->step_salt),
+                         .b_base = m->row_base};
 }
 
 /* ---- the attention block: res2 = in + proj(attention(ln1(in))) ---- */
@@ -169,7 +170,9 @@ static void moe_ffn_backward(model *m, size_t l, size_t BT)
     const int32_t *off = x->route.offset;
     float *d_yg = m->d_atty, *d_xg = m->d_tmp;
     moe_combine_backward(d_yg, m->d_router, m->d_res, x->yg, x->router, &x->route, BT, d, E);
-    moe_aux_backward(m->d_router, &x->route, BT, E, m->cfg.moe_aux);
+    moe_aux_backward(m->d_router, &x->route, BT, E,
+                     m->grad_replicas > 1 ? m->cfg.moe_aux / (float)m->grad_replicas
+                                          : m->cfg.moe_aux);
     moe_softmax_backward(m->d_router, m->d_router, x->router, BT, E);
     model_par_gelu_forward(m->pool, m->fch_gelu, x->fch, BT * F);
     memset(m->d_fch, 0, BT * F * sizeof(float));
@@ -250,7 +253,8 @@ static double head_forward(model *m, size_t BT)
  * d_logits [BT,V], d_tmp [BT,d]. */
 static void head_backward(model *m, size_t BT)
 {
-    const size_t d = m->cfg.d, V = m->cfg.V, count = m->cur_targets;
+    const size_t d = m->cfg.d, V = m->cfg.V;
+    const size_t count = m->grad_targets ? m->grad_targets : m->cur_targets;
     model_par_crossentropy_backward(m->pool, m->d_logits, m->probs, m->targets, BT, V,
                                     count ? 1.0f / (float)count : 0.0f);
     memset(m->d_tmp, 0, BT * d * sizeof(float));
@@ -297,6 +301,8 @@ void model_backward(model *m)
     for (size_t l = c->layers; l-- > 0;) {
         ffn_block_backward(m, l, BT);
         attn_block_backward(m, l, l == 0 ? m->encoded : m->la[l - 1].res3, B, &ac);
+        if (m->on_layer_grads)
+            m->on_layer_grads(m->on_layer_ctx, m, l);
     }
     encoder_backward(m->g.wte, m->g.wpe, m->d_res, m->inputs, B, c->T, c->d);
 }

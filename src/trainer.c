@@ -94,13 +94,40 @@ int trainer_step(trainer *t)
     data_next_batch(t->data, t->batch, B);
     data_split_windows(t->batch, t->inputs, t->targets, B, T);
     m->step_salt = t->step;
-    double loss = model_forward(m, t->inputs, t->targets, B);
+    double loss;
+    if (!t->dp) {
+        loss = model_forward(m, t->inputs, t->targets, B);
+    } else {
+        /* this replica's rows of the global batch; the backward divides by
+         * the global batch's targets, so the replicas' sum is its gradient */
+        const size_t r0 = t->dp_row0, nb = t->dp_rows;
+        size_t targets = 0;
+        for (size_t i = 0; i < B * T; i++)
+            targets += t->targets[i] >= 0;
+        m->row_base = r0;
+        const double mean = model_forward(m, t->inputs + r0 * T, t->targets + r0 * T, nb);
+        m->row_base = 0;
+        m->grad_targets = targets;
+        m->grad_replicas = (size_t)dp_size(t->dp);
+        /* a non-finite slice makes the sum non-finite on every replica, so
+         * all of them stop here together */
+        const double sum = dp_sum(t->dp, mean * (double)m->cur_targets);
+        loss = targets ? sum / (double)targets : 0.0;
+    }
     t->last_loss = loss;
     if (!isfinite(loss)) {
         t->diverged = 1;
         return 1;
     }
+    if (t->dp)
+        m->row_base = t->dp_row0;   /* the backward's attention config, as the forward's */
     model_backward(m);
+    if (t->dp) {
+        dp_grads_finish(t->dp, m);   /* every bucket summed: the same gradient everywhere */
+        m->row_base = 0;
+        m->grad_targets = 0;
+        m->grad_replicas = 0;
+    }
     t->last_grad_norm = optim_step(&t->o, m, t->step);
     if (!isfinite(t->last_grad_norm)) {
         t->diverged = 1;
@@ -110,6 +137,54 @@ int trainer_step(trainer *t)
     t->tokens_trained += B * T;
     t->train_seconds += gl_now() - start;
     return 0;
+}
+
+int trainer_set_dp(trainer *t, dp_comm *c, size_t bucket_bytes, int overlap, gl_error *err)
+{
+    model *m = &t->m;
+    t->dp = NULL;
+    t->dp_row0 = 0;
+    t->dp_rows = m->cfg.batch;
+    m->on_layer_grads = NULL;
+    m->on_layer_ctx = NULL;
+    if (!c)
+        return 0;
+    size_t r0, rows;
+    if (dp_slice(m->cfg.batch, dp_size(c), dp_replica(c), &r0, &rows, err))
+        return -1;
+    if (dp_attach(c, m, bucket_bytes, overlap, err))
+        return -1;
+    /* replica 0's state is the arm's: a follower built from the same
+     * configuration (or restored from an older file) takes it over */
+    dp_bcast_bytes(c, m->params, m->num_params * sizeof(float));
+    dp_bcast_bytes(c, t->o.m, t->o.num_params * sizeof(float));
+    dp_bcast_bytes(c, t->o.v, t->o.num_params * sizeof(float));
+    data_cursor cur;
+    data_get_cursor(t->data, &cur);
+    dp_bcast_bytes(c, &cur, sizeof cur);
+    uint64_t state[6] = {t->step, t->o.t, (uint64_t)m->cfg.mode, m->cfg.k,
+                         (uint64_t)m->cfg.gate_frozen, t->commands_done};
+    dp_bcast_bytes(c, state, sizeof state);
+    if (data_set_cursor(t->data, &cur, err))
+        return -1;
+    t->step = (size_t)state[0];
+    t->o.t = (size_t)state[1];
+    if ((gate_mode)state[2] != m->cfg.mode)
+        model_set_mode(m, (gate_mode)state[2]);
+    m->cfg.k = (size_t)state[3];
+    m->cfg.gate_frozen = (int)state[4];
+    t->commands_done = (size_t)state[5];
+    t->dp = c;
+    t->dp_row0 = r0;
+    t->dp_rows = rows;
+    m->on_layer_grads = dp_grads_layer;
+    m->on_layer_ctx = c;
+    return 0;
+}
+
+int trainer_dp_check(trainer *t, gl_error *err)
+{
+    return dp_check_weights(t->dp, &t->m, t->step, err);
 }
 
 void trainer_eval(trainer *t, eval_result *out)
