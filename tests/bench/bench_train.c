@@ -37,7 +37,8 @@
  * run the two binaries alternately, several times each, and compare the
  * medians, since other processes on the machine move any single figure by
  * more than the change being measured.
- * `bench_train --fma` prints only section 2b, `--peer` only section 6. */
+ * `bench_train --fma` prints only section 2b, `--peer` only section 6,
+ * `--rss` only section 5. */
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -876,8 +877,18 @@ int main(int argc, char **argv)
     }
     if (argc == 2 && strcmp(argv[1], "--peer") == 0)
         return bench_peer();
+    if (argc == 2 && strcmp(argv[1], "--rss") == 0) {
+        rss_result rss[NRSS];
+        int bad = 0;
+        for (size_t i = 0; i < NRSS; i++) {
+            rss[i] = rss_measure(&RSS_CASES[i]);
+            bad |= !rss[i].ok;
+        }
+        print_rss(rss);
+        return bad;
+    }
     if (argc != 1) {
-        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS | --fma | --peer]\n");
+        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS | --fma | --peer | --rss]\n");
         return 2;
     }
     char load_at_start[320], load_at_end[320];
