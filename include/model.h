@@ -192,7 +192,9 @@ size_t model_count_params(const model_config *cfg);
  * checks against the memory there is before anything is written. */
 double model_memory_bytes(const model_config *cfg, size_t threads);
 /* Forward FLOPs per token: 2N (matmul weights, excluding embeddings lookup)
- * plus attention (QK^T and PV over the causal average of T/2 keys). */
+ * plus attention (QK^T, PV and the gate scores over the causal average of
+ * (T + 1) / 2 keys per query; the masked pairs the row blocks also compute
+ * are not charged). Every gate mode is charged the same. */
 double model_flops_per_token(const model_config *cfg);
 
 #endif

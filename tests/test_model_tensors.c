@@ -356,8 +356,25 @@ static void test_acts_linear_in_T(void)
           "attention scratch (%zu -> %zu)", a, b, sa, sb);
 }
 
+/* Issue 13: the attention computes the causal triangle only, so the FLOPs
+ * the bench divides by time charge (T + 1) / 2 keys per query, not T (the
+ * old count charged the full T x T products: 1998848 for tiny). Tiny:
+ * d 128, L 4, T 128, mlp 512, H*r 32, V 256. */
+static void test_flops_causal(void)
+{
+    model_config c;
+    model_preset("tiny", &c);
+    const double matmul = 4.0 * (4 * 128 * 128 + 2 * 128 * 512 + 2 * 128 * 32) + 256.0 * 128;
+    const double attn = 4.0 * (4 * 128 + 2 * 32) * (128 + 1) / 2.0;
+    const double want = 2.0 * matmul + attn;
+    CHECK(model_flops_per_token(&c) == want && want == 1852544.0,
+          "tiny: forward FLOPs per token %.0f = 2 x %.0f matmul + %.0f attention over the "
+          "causal (T+1)/2 keys (want %.0f)", model_flops_per_token(&c), matmul, attn, want);
+}
+
 int main(void)
 {
+    test_flops_causal();
     test_params(0);
     test_params(4);
     test_acts(0);

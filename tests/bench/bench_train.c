@@ -532,8 +532,9 @@ static void print_flops(void)
         printf("%-6s %5zu %5zu %4zu %6zu %5zu %10zu %14.4g %14.4g\n", PRESETS[p], c.T, c.d,
                c.layers, c.batch * c.T, c.k, model_count_params(&c), fwd, 3.0 * fwd);
     }
-    printf("(every mode is charged the same FLOPs: gate projections and scores included, full "
-           "T x T products)\n\n");
+    printf("(every mode is charged the same FLOPs: gate projections and scores included; "
+           "attention and gate scores over the causal (T+1)/2 keys per query, not the masked "
+           "pairs the 64-row blocks also compute)\n\n");
 }
 
 /* Returns 0 when every run completed. */
