@@ -93,7 +93,8 @@ typedef struct {
     size_t num_acts;
     model_layer_acts *la;         /* [L] */
     float *lnf_mean, *lnf_rstd;   /* [B,T] */
-    /* logits [BT,V]; the backward overwrites them with their gradient */
+    /* logits [BT,V]; the loss turns them into the probabilities in place
+     * (probs is the same pointer), the backward those into their gradient */
     float *logits, *probs;
     /* scratch: what only one layer at a time needs, in the forward or the
      * backward (model_tensors.c), and what is recomputed there */

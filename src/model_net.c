@@ -245,8 +245,9 @@ static void ffn_block_backward(model *m, size_t l, size_t BT)
 
 /* ---- the head: lnf, the LM head tied to wte, cross-entropy ---- */
 
-/* last res3 [BT,d] -> lnf [BT,d] (m->ln; mean, rstd [BT] kept), logits, probs
- * [BT,V], row_loss [BT]; returns the summed loss, added in row order */
+/* last res3 [BT,d] -> lnf [BT,d] (m->ln; mean, rstd [BT] kept), logits, then
+ * probs [BT,V] in their floats, row_loss [BT]; returns the summed loss, added
+ * in row order */
 static double head_forward(model *m, size_t BT)
 {
     const size_t d = m->cfg.d, V = m->cfg.V;
@@ -262,8 +263,8 @@ static double head_forward(model *m, size_t BT)
 
 /* the mean loss over m->cur_targets positions -> d_res [BT,d] the gradient
  * of the last res3 (written); wte (as the head), lnf grads +=. The logits'
- * gradient [BT,V] overwrites the logits (the forward's last reader was the
- * loss). Scratch: ln (lnf recomputed), d_tmp [BT,d]. */
+ * gradient [BT,V] overwrites the probabilities, row by row in place.
+ * Scratch: ln (lnf recomputed), d_tmp [BT,d]. */
 static void head_backward(model *m, size_t BT)
 {
     const size_t d = m->cfg.d, V = m->cfg.V, count = m->cur_targets;

@@ -293,7 +293,6 @@ static const struct act_row {
     {"lnf_mean", A_MODEL, BUF_ACTS, {D_B, D_T}, MODEL(lnf_mean)},
     {"lnf_rstd", A_MODEL, BUF_ACTS, {D_B, D_T}, MODEL(lnf_rstd)},
     {"logits", A_MODEL, BUF_ACTS, {D_B, D_T, D_V}, MODEL(logits)},
-    {"probs", A_MODEL, BUF_ACTS, {D_B, D_T, D_V}, MODEL(probs)},
     {"d_res", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_res)},
     {"d_tmp", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_tmp)},
     {"d_ln", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_ln)},
@@ -372,6 +371,7 @@ void model_acts_init(model *m)
     act_layout(c, BUF_SHARED_ATTN, m, shared);
     m->d_fch = m->fch_gelu;
     m->encoded = m->d_tmp;
+    m->probs = m->logits;
 
     m->row_stats = xcalloc(L * B * H * T, sizeof *m->row_stats);
     for (size_t l = 0; l < L; l++)
