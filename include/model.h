@@ -68,10 +68,10 @@ typedef struct {
 /* One layer's activations, pointers into the activation buffer set from the
  * activation table (model_tensors.c), which gives their shapes. */
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *lse, *atty;
+    float *ln1_mean, *ln1_rstd, *qkv, *gq, *gk, *lse, *atty;
     gate_row_stats *stats;        /* [B,H,T] soft top-k rows */
     uint8_t *keep;                /* [B,H,T,attn_keep_bytes(T)] hard masks as bits */
-    float *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *res3;
+    float *res2, *ln2_mean, *ln2_rstd, *fch, *res3;
     /* experts only: router probabilities [BT,E], the routing, and the FFN's
      * input and output in gathered (expert-grouped) row order [BT,d];
      * fch is in gathered order too */
@@ -91,17 +91,30 @@ typedef struct model {
     gate_row_stats *row_stats;    /* [L*B*H*T] */
     uint8_t *keep_bits;           /* [L*B*H*T*attn_keep_bytes(T)] */
     size_t num_acts;
-    float *encoded;               /* [B,T,d] */
     model_layer_acts *la;         /* [L] */
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs;
-    /* backward scratch, reused layer by layer */
+    float *lnf_mean, *lnf_rstd;   /* [B,T] */
+    /* logits [BT,V]; the loss turns them into the probabilities in place
+     * (probs is the same pointer), the backward those into their gradient */
+    float *logits, *probs;
+    /* scratch: what only one layer at a time needs, in the forward or the
+     * backward (model_tensors.c), and what is recomputed there */
     float *scratch;
-    float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch, *d_logits;
+    size_t num_scratch;
+    float *d_res, *d_tmp, *d_ln, *d_qkv, *d_gq, *d_gk, *d_atty, *d_fch;
     float *d_router;              /* [BT,E] experts only */
+    /* a LayerNorm's output [BT,d] (ln1, ln2, lnf) of the layer at hand, and
+     * its mean, rstd [BT] when recomputed: the forward writes it for the
+     * linears that read it, the backward recomputes it from the layer's
+     * input (the same call on the same rows: the same bits) */
+    float *ln, *ln_mean, *ln_rstd;
     /* gelu(fch) [BT,F] of the layer at hand: written by its forward for the
      * FFN's second linear, recomputed from fch by its backward (cheaper than
-     * keeping one per layer) */
+     * keeping one per layer); it shares its floats with d_fch, which the
+     * backward writes once the weight gradient has read them */
     float *fch_gelu;
+    /* encoded [B,T,d] = wte[tokens] + wpe, layer 0's input: it shares d_tmp's
+     * floats, and the backward recomputes it before layer 0 */
+    float *encoded;
     int32_t *routes;              /* [L*(3BT+E+1)] the moe_route arrays */
     double aux_loss;              /* load-balancing loss of the last forward */
     uint64_t *expert_tokens;      /* [L*E] tokens routed per expert since the last reset */
@@ -178,6 +191,9 @@ double model_forward(model *m, const int32_t *inputs, const int32_t *targets, si
 /* Zeroes grads then backpropagates the last forward's mean loss (plus
  * aux_loss with experts). */
 void model_backward(model *m);
+/* After a forward: recomputes layer l's ln1 output into m->ln (the bits the
+ * forward's linears read) and returns it. */
+const float *model_layer_ln1(model *m, size_t l);
 
 const model_tensor *model_find_tensor(const model *m, const char *name);
 /* Parameter count of a config without allocating. */
@@ -187,7 +203,9 @@ size_t model_count_params(const model_config *cfg);
  * checks against the memory there is before anything is written. */
 double model_memory_bytes(const model_config *cfg, size_t threads);
 /* Forward FLOPs per token: 2N (matmul weights, excluding embeddings lookup)
- * plus attention (QK^T and PV over the causal average of T/2 keys). */
+ * plus attention (QK^T, PV and the gate scores over the causal average of
+ * (T + 1) / 2 keys per query; the masked pairs the row blocks also compute
+ * are not charged). Every gate mode is charged the same. */
 double model_flops_per_token(const model_config *cfg);
 
 #endif

@@ -24,6 +24,11 @@ void model_par_linear_forward(pool *p, float *out, const float *inp, const float
 void model_par_linear_backward(pool *p, float *dinp, float *dweight, float *dbias,
                                const float *dout, const float *inp, const float *weight,
                                size_t N, size_t C, size_t OC);
+/* dout[N,OC] -> dinp[N,C] (+=) alone, the first half of the above: a caller
+ * that reuses inp's floats for dinp runs the weight gradient (dinp NULL)
+ * first. The two halves are independent, so the order changes no bit. */
+void model_par_linear_backward_input(pool *p, float *dinp, const float *dout,
+                                     const float *weight, size_t N, size_t C, size_t OC);
 
 /* inp[N,C] -> out[N,C], mean[N], rstd[N] (written), blocks of rows. There is
  * no pooled backward: layernorm_backward's weight and bias gradients sum over

@@ -276,11 +276,13 @@ double distill_forward(distill *d, const int32_t *inputs, size_t B)
     double total = 0.0;
     for (size_t l = 0; l < c->layers; l++) {
         const model_layer_params *p = &m->p.layer[l];
-        /* the gate projections, over the pool as the model runs them */
-        model_par_linear_forward(m->pool, d->gq + l * c->batch * T * Hr, m->la[l].ln1, p->gqw,
-                                 NULL, B * T, c->d, Hr);
-        model_par_linear_forward(m->pool, d->gk + l * c->batch * T * Hr, m->la[l].ln1, p->gkw,
-                                 NULL, B * T, c->d, Hr);
+        /* the gate projections, over the pool as the model runs them, from
+         * the layer's ln1 (recomputed: the model keeps no LayerNorm output) */
+        const float *ln1 = model_layer_ln1(m, l);
+        model_par_linear_forward(m->pool, d->gq + l * c->batch * T * Hr, ln1, p->gqw, NULL,
+                                 B * T, c->d, Hr);
+        model_par_linear_forward(m->pool, d->gk + l * c->batch * T * Hr, ln1, p->gkw, NULL,
+                                 B * T, c->d, Hr);
         pair_job pj = {.d = d, .layer = l, .B = B};
         pool_run(m->pool, pair_forward, &pj, B * H, MODEL_GRAIN_PAIRS);
         /* the pairs' sums, added in pair order */
@@ -321,10 +323,11 @@ void distill_backward(distill *d)
             for (size_t h = 0; h < H; h++)
                 g->gb[h] += d->dbias[b * H + h];
         /* weight gradients only: ln1 is frozen */
-        model_par_linear_backward(m->pool, NULL, g->gqw, NULL, d->dgq, m->la[l].ln1, p->gqw,
-                                  B * T, c->d, Hr);
-        model_par_linear_backward(m->pool, NULL, g->gkw, NULL, d->dgk, m->la[l].ln1, p->gkw,
-                                  B * T, c->d, Hr);
+        const float *ln1 = model_layer_ln1(m, l);
+        model_par_linear_backward(m->pool, NULL, g->gqw, NULL, d->dgq, ln1, p->gqw, B * T, c->d,
+                                  Hr);
+        model_par_linear_backward(m->pool, NULL, g->gkw, NULL, d->dgk, ln1, p->gkw, B * T, c->d,
+                                  Hr);
     }
 }
 

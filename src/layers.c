@@ -103,7 +103,8 @@ void residual_forward(float *out, const float *a, const float *b, size_t n)
     vec_active()->add(out, a, b, n);
 }
 
-/* logits[N,V] -> probs[N,V]; returns summed NLL over targets >= 0 */
+/* logits[N,V] -> probs[N,V] (may be the logits' own floats: each row's
+ * target logit is read first); returns summed NLL over targets >= 0 */
 double crossentropy_forward(float *probs, const float *logits, const int32_t *targets,
                             size_t N, size_t V)
 {
@@ -113,15 +114,16 @@ double crossentropy_forward(float *probs, const float *logits, const int32_t *ta
         const float *l = logits + n * V;
         float *p = probs + n * V;
         const float maxv = o->max(l, V);
+        const float target = targets[n] >= 0 ? l[targets[n]] : 0.0f;
         const double sum = o->exp_sum(p, l, maxv, V);
         o->scale(p, (float)(1.0 / sum), V);
         if (targets[n] >= 0)
-            total += -(double)(l[targets[n]] - maxv) + log(sum);
+            total += -(double)(target - maxv) + log(sum);
     }
     return total;
 }
 
-/* probs[N,V] -> dlogits[N,V] (written) */
+/* probs[N,V] -> dlogits[N,V] (written; may be the probabilities' own floats) */
 void crossentropy_backward(float *dlogits, const float *probs, const int32_t *targets,
                            size_t N, size_t V, float scale)
 {

@@ -44,9 +44,13 @@ double model_flops_per_token(const model_config *c)
     /* one expert per token: the FFN costs what a dense one does, plus the router */
     double router = d * (double)c->experts;
     double matmul = L * (per_layer + gate + router) + (double)c->V * d;
-    /* QK^T and PV: 2 * d * T each per query (full T x T products, as computed),
-     * plus the gate scores 2 * H * r * T */
-    double attn = L * (2.0 * 2.0 * d * T + 2.0 * (double)(c->heads * c->r) * T);
+    /* QK^T and PV: 2 * d FLOPs per (query, key) pair each, plus the gate
+     * scores 2 * H * r, over the pairs causality keeps: query i sees i + 1
+     * keys, (T + 1) / 2 on average. The row blocks (attention.h) compute some
+     * masked pairs on the diagonal too; that is waste, not work, and is not
+     * charged. */
+    double keys = (T + 1.0) / 2.0;
+    double attn = L * (2.0 * 2.0 * d + 2.0 * (double)(c->heads * c->r)) * keys;
     return 2.0 * matmul + attn;
 }
 

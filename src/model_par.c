@@ -60,6 +60,13 @@ void model_par_linear_backward(pool *p, float *dinp, float *dweight, float *dbia
     pool_run(p, linear_dw_chunk, &j, OC, MODEL_GRAIN_OUT_ROWS);
 }
 
+void model_par_linear_backward_input(pool *p, float *dinp, const float *dout,
+                                     const float *weight, size_t N, size_t C, size_t OC)
+{
+    linear_job j = {.dinp = dinp, .dout = dout, .weight = weight, .N = N, .C = C, .OC = OC};
+    pool_run(p, linear_dinp_chunk, &j, N, MODEL_GRAIN_ROWS);
+}
+
 /* ---- LayerNorm and GELU: rows, elements ---- */
 
 typedef struct {

@@ -247,8 +247,11 @@ const model_tensor *model_find_tensor(const model *m, const char *name)
  * layer of a model with experts (A_EXPERTS; NULL without). */
 enum { A_MODEL, A_LAYER, A_EXPERTS };
 /* The buffers: activations kept from forward for backward (m->acts), and the
- * backward's scratch, reused layer by layer (m->scratch). */
-enum { BUF_ACTS, BUF_SCRATCH };
+ * scratch, reused layer by layer (m->scratch). The scratch ends in a region
+ * two groups of rows share, since no layer needs both at once: the FFN's
+ * (gelu(fch), then d_fch) and the attention backward's (d_qkv, d_gq, d_gk,
+ * d_atty); it is as long as the longer group. */
+enum { BUF_ACTS, BUF_SCRATCH, BUF_SHARED_FFN, BUF_SHARED_ATTN };
 
 #define MODEL(f) offsetof(model, f)
 #define LACT(f) offsetof(model_layer_acts, f)
@@ -262,15 +265,16 @@ enum { BUF_ACTS, BUF_SCRATCH };
  * [L,B,H,T]), the hard masks (bits, [L,B,H,T,attn_keep_bytes(T)]) and the
  * routing (int32 [L, 3BT+E+1]), are laid out after the table by
  * model_acts_init. Attention keeps no T x T tensor: lse, the log-sum-exp of
- * each row, is what its backward recomputes the probabilities from. */
+ * each row, is what its backward recomputes the probabilities from.
+ * Kept per layer is only what the backward cannot recompute without a
+ * matrix product: a LayerNorm's output is recomputed from its input (the
+ * previous res3, res2), and the embedding from the tokens, in the scratch. */
 static const struct act_row {
     const char *name;
     unsigned char scope, buf;
     unsigned char shape[4];
     size_t field;   /* offsetof the pointer in model or model_layer_acts */
 } act_table[] = {
-    {"encoded", A_MODEL, BUF_ACTS, {D_B, D_T, D_D}, MODEL(encoded)},
-    {"ln1", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(ln1)},
     {"ln1_mean", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln1_mean)},
     {"ln1_rstd", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln1_rstd)},
     {"qkv", A_LAYER, BUF_ACTS, {D_B, D_T, D_3D}, LACT(qkv)},
@@ -279,7 +283,6 @@ static const struct act_row {
     {"lse", A_LAYER, BUF_ACTS, {D_B, D_H, D_T}, LACT(lse)},
     {"atty", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(atty)},
     {"res2", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(res2)},
-    {"ln2", A_LAYER, BUF_ACTS, {D_B, D_T, D_D}, LACT(ln2)},
     {"ln2_mean", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln2_mean)},
     {"ln2_rstd", A_LAYER, BUF_ACTS, {D_B, D_T}, LACT(ln2_rstd)},
     {"fch", A_LAYER, BUF_ACTS, {D_B, D_T, D_F}, LACT(fch)},
@@ -287,22 +290,21 @@ static const struct act_row {
     {"router", A_EXPERTS, BUF_ACTS, {D_B, D_T, D_E}, LACT(router)},
     {"xg", A_EXPERTS, BUF_ACTS, {D_B, D_T, D_D}, LACT(xg)},
     {"yg", A_EXPERTS, BUF_ACTS, {D_B, D_T, D_D}, LACT(yg)},
-    {"lnf", A_MODEL, BUF_ACTS, {D_B, D_T, D_D}, MODEL(lnf)},
     {"lnf_mean", A_MODEL, BUF_ACTS, {D_B, D_T}, MODEL(lnf_mean)},
     {"lnf_rstd", A_MODEL, BUF_ACTS, {D_B, D_T}, MODEL(lnf_rstd)},
     {"logits", A_MODEL, BUF_ACTS, {D_B, D_T, D_V}, MODEL(logits)},
-    {"probs", A_MODEL, BUF_ACTS, {D_B, D_T, D_V}, MODEL(probs)},
     {"d_res", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_res)},
     {"d_tmp", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_tmp)},
     {"d_ln", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_ln)},
-    {"d_atty", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(d_atty)},
-    {"d_qkv", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_3D}, MODEL(d_qkv)},
-    {"d_gq", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_HR}, MODEL(d_gq)},
-    {"d_gk", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_HR}, MODEL(d_gk)},
-    {"d_fch", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_F}, MODEL(d_fch)},
-    {"fch_gelu", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_F}, MODEL(fch_gelu)},
-    {"d_logits", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_V}, MODEL(d_logits)},
+    {"ln", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_D}, MODEL(ln)},
+    {"ln_mean", A_MODEL, BUF_SCRATCH, {D_B, D_T}, MODEL(ln_mean)},
+    {"ln_rstd", A_MODEL, BUF_SCRATCH, {D_B, D_T}, MODEL(ln_rstd)},
     {"d_router", A_MODEL, BUF_SCRATCH, {D_B, D_T, D_E}, MODEL(d_router)},
+    {"fch_gelu", A_MODEL, BUF_SHARED_FFN, {D_B, D_T, D_F}, MODEL(fch_gelu)},
+    {"d_qkv", A_MODEL, BUF_SHARED_ATTN, {D_B, D_T, D_3D}, MODEL(d_qkv)},
+    {"d_gq", A_MODEL, BUF_SHARED_ATTN, {D_B, D_T, D_HR}, MODEL(d_gq)},
+    {"d_gk", A_MODEL, BUF_SHARED_ATTN, {D_B, D_T, D_HR}, MODEL(d_gk)},
+    {"d_atty", A_MODEL, BUF_SHARED_ATTN, {D_B, D_T, D_D}, MODEL(d_atty)},
 };
 #define ACT_ROWS (sizeof act_table / sizeof act_table[0])
 
@@ -348,7 +350,9 @@ size_t model_acts_floats(const model_config *c)
 
 size_t model_scratch_floats(const model_config *c)
 {
-    return act_layout(c, BUF_SCRATCH, NULL, NULL);
+    const size_t ffn = act_layout(c, BUF_SHARED_FFN, NULL, NULL);
+    const size_t attn = act_layout(c, BUF_SHARED_ATTN, NULL, NULL);
+    return act_layout(c, BUF_SCRATCH, NULL, NULL) + (ffn > attn ? ffn : attn);
 }
 
 void model_acts_init(model *m)
@@ -360,8 +364,14 @@ void model_acts_init(model *m)
     m->num_acts = model_acts_floats(c);
     m->acts = xcalloc(m->num_acts, sizeof(float));
     act_layout(c, BUF_ACTS, m, m->acts);
-    m->scratch = xcalloc(model_scratch_floats(c), sizeof(float));
-    act_layout(c, BUF_SCRATCH, m, m->scratch);
+    m->num_scratch = model_scratch_floats(c);
+    m->scratch = xcalloc(m->num_scratch, sizeof(float));
+    float *shared = m->scratch + act_layout(c, BUF_SCRATCH, m, m->scratch);
+    act_layout(c, BUF_SHARED_FFN, m, shared);
+    act_layout(c, BUF_SHARED_ATTN, m, shared);
+    m->d_fch = m->fch_gelu;
+    m->encoded = m->d_tmp;
+    m->probs = m->logits;
 
     m->row_stats = xcalloc(L * B * H * T, sizeof *m->row_stats);
     for (size_t l = 0; l < L; l++)

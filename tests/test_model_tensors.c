@@ -245,10 +245,8 @@ static void test_acts(size_t E)
     span s[64 * 24];
     size_t n = 0;
 #define SPAN(ptr, size) (s[n++] = (span){(ptr), (size), #ptr})
-    SPAN(m.encoded, BT * d);
     for (size_t l = 0; l < L; l++) {
         const model_layer_acts *x = &m.la[l];
-        SPAN(x->ln1, BT * d);
         SPAN(x->ln1_mean, BT);
         SPAN(x->ln1_rstd, BT);
         SPAN(x->qkv, BT * 3 * d);
@@ -257,7 +255,6 @@ static void test_acts(size_t E)
         SPAN(x->lse, B * H * T);
         SPAN(x->atty, BT * d);
         SPAN(x->res2, BT * d);
-        SPAN(x->ln2, BT * d);
         SPAN(x->ln2_mean, BT);
         SPAN(x->ln2_rstd, BT);
         SPAN(x->fch, BT * F);
@@ -268,11 +265,9 @@ static void test_acts(size_t E)
             SPAN(x->yg, BT * d);
         }
     }
-    SPAN(m.lnf, BT * d);
     SPAN(m.lnf_mean, BT);
     SPAN(m.lnf_rstd, BT);
     SPAN(m.logits, BT * V);
-    SPAN(m.probs, BT * V);
     size_t want = 0;
     for (size_t i = 0; i < n; i++)
         want += s[i].n;
@@ -284,26 +279,38 @@ static void test_acts(size_t E)
     CHECK(ok && m.num_acts == want && !nulls,
           "%s: %zu activations tile the buffer of %zu floats (written out: %zu)%s%s", kind, n,
           m.num_acts, want, ok ? "" : "; first wrong: ", ok ? "" : bad);
+    CHECK(m.probs == m.logits, "%s: the probabilities are the logits' floats", kind);
 
+    /* the scratch: its own buffers, then a region the FFN's and the
+     * attention backward's share (each group tiles it from its start) */
     n = 0;
     SPAN(m.d_res, BT * d);
     SPAN(m.d_tmp, BT * d);
     SPAN(m.d_ln, BT * d);
-    SPAN(m.d_atty, BT * d);
+    SPAN(m.ln, BT * d);
+    SPAN(m.ln_mean, BT);
+    SPAN(m.ln_rstd, BT);
+    SPAN(m.d_router, BT * E);
+    size_t own = 0;
+    for (size_t i = 0; i < n; i++)
+        own += s[i].n;
+    const size_t shared = BT * F > BT * (4 * d + 2 * Hr) ? BT * F : BT * (4 * d + 2 * Hr);
+    const size_t want_scratch = own + shared;
+    SPAN(m.fch_gelu, BT * F);
+    const size_t ffn_end = n;
+    ok = tiles(s, n, m.scratch, own + BT * F, &bad);
+    n = ffn_end - 1;
     SPAN(m.d_qkv, BT * 3 * d);
     SPAN(m.d_gq, BT * Hr);
     SPAN(m.d_gk, BT * Hr);
-    SPAN(m.d_fch, BT * F);
-    SPAN(m.fch_gelu, BT * F);
-    SPAN(m.d_logits, BT * V);
-    SPAN(m.d_router, BT * E);
+    SPAN(m.d_atty, BT * d);
 #undef SPAN
-    size_t want_scratch = 0;
-    for (size_t i = 0; i < n; i++)
-        want_scratch += s[i].n;
-    ok = tiles(s, n, m.scratch, want_scratch, &bad);
-    CHECK(ok, "%s: the backward scratch is tiled by its %zu buffers (%zu floats)%s%s", kind, n,
-          want_scratch, ok ? "" : "; first wrong: ", ok ? "" : bad);
+    int ok_attn = tiles(s, n, m.scratch, own + BT * (4 * d + 2 * Hr), &bad);
+    CHECK(ok && ok_attn && m.num_scratch == want_scratch && m.d_fch == m.fch_gelu &&
+              m.encoded == m.d_tmp,
+          "%s: the scratch is its own %zu floats then a shared region of %zu floats that "
+          "fch_gelu (= d_fch) and d_qkv, d_gq, d_gk, d_atty each tile; encoded is d_tmp%s%s",
+          kind, own, shared, ok && ok_attn ? "" : "; first wrong: ", ok && ok_attn ? "" : bad);
 
     int typed = 1;
     for (size_t l = 0; l < L; l++) {
@@ -349,8 +356,25 @@ static void test_acts_linear_in_T(void)
           "attention scratch (%zu -> %zu)", a, b, sa, sb);
 }
 
+/* Issue 13: the attention computes the causal triangle only, so the FLOPs
+ * the bench divides by time charge (T + 1) / 2 keys per query, not T (the
+ * old count charged the full T x T products: 1998848 for tiny). Tiny:
+ * d 128, L 4, T 128, mlp 512, H*r 32, V 256. */
+static void test_flops_causal(void)
+{
+    model_config c;
+    model_preset("tiny", &c);
+    const double matmul = 4.0 * (4 * 128 * 128 + 2 * 128 * 512 + 2 * 128 * 32) + 256.0 * 128;
+    const double attn = 4.0 * (4 * 128 + 2 * 32) * (128 + 1) / 2.0;
+    const double want = 2.0 * matmul + attn;
+    CHECK(model_flops_per_token(&c) == want && want == 1852544.0,
+          "tiny: forward FLOPs per token %.0f = 2 x %.0f matmul + %.0f attention over the "
+          "causal (T+1)/2 keys (want %.0f)", model_flops_per_token(&c), matmul, attn, want);
+}
+
 int main(void)
 {
+    test_flops_causal();
     test_params(0);
     test_params(4);
     test_acts(0);

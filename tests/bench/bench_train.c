@@ -37,7 +37,8 @@
  * run the two binaries alternately, several times each, and compare the
  * medians, since other processes on the machine move any single figure by
  * more than the change being measured.
- * `bench_train --fma` prints only section 2b, `--peer` only section 6. */
+ * `bench_train --fma` prints only section 2b, `--peer` only section 6,
+ * `--rss` only section 5. */
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -531,8 +532,9 @@ static void print_flops(void)
         printf("%-6s %5zu %5zu %4zu %6zu %5zu %10zu %14.4g %14.4g\n", PRESETS[p], c.T, c.d,
                c.layers, c.batch * c.T, c.k, model_count_params(&c), fwd, 3.0 * fwd);
     }
-    printf("(every mode is charged the same FLOPs: gate projections and scores included, full "
-           "T x T products)\n\n");
+    printf("(every mode is charged the same FLOPs: gate projections and scores included; "
+           "attention and gate scores over the causal (T+1)/2 keys per query, not the masked "
+           "pairs the 64-row blocks also compute)\n\n");
 }
 
 /* Returns 0 when every run completed. */
@@ -600,13 +602,13 @@ typedef struct {
 typedef struct {
     int ok;
     double max_rss_mib;
-    size_t num_params, num_acts;  /* reported back by the child through a pipe */
+    size_t num_params, num_acts, num_scratch;  /* reported back by the child through a pipe */
 } rss_result;
 
 /* Child side: build the trainer, run the steps, report the buffer sizes. */
 _Noreturn static void rss_child(const rss_case *rc, int fd)
 {
-    size_t sizes[2] = {0, 0};
+    size_t sizes[3] = {0, 0, 0};
     if (rc->preset) {
         train_config tc;
         train_config_of(&tc, rc->preset, rc->mode, 1, rc->steps);
@@ -619,6 +621,7 @@ _Noreturn static void rss_child(const rss_case *rc, int fd)
                 _exit(3);
         sizes[0] = t.m.num_params;
         sizes[1] = t.m.num_acts;
+        sizes[2] = t.m.num_scratch;
     }
     ssize_t n = write(fd, sizes, sizeof sizes);
     _exit(n == (ssize_t)sizeof sizes ? 0 : 4);
@@ -643,7 +646,7 @@ static rss_result rss_measure(const rss_case *rc)
         rss_child(rc, fds[1]);
     }
     close(fds[1]);
-    size_t sizes[2] = {0, 0};
+    size_t sizes[3] = {0, 0, 0};
     ssize_t got = read(fds[0], sizes, sizeof sizes);
     close(fds[0]);
     int status = 0;
@@ -654,6 +657,7 @@ static rss_result rss_measure(const rss_case *rc)
     r.max_rss_mib = (double)ru.ru_maxrss / 1024.0;   /* ru_maxrss is in KiB on Linux */
     r.num_params = sizes[0];
     r.num_acts = sizes[1];
+    r.num_scratch = sizes[2];
     return r;
 }
 
@@ -671,8 +675,8 @@ static const rss_case RSS_CASES[] = {
 static void print_rss(const rss_result res[NRSS])
 {
     printf("== 5. peak RSS of a forked child (trainer_init + steps, pool of 1 thread)\n");
-    printf("%-6s %-9s %5s %10s %10s %12s %9s\n", "preset", "mode", "steps", "RSS MiB",
-           "- base MiB", "p+g+adam MiB", "acts MiB");
+    printf("%-6s %-9s %5s %10s %10s %12s %9s %11s %9s\n", "preset", "mode", "steps", "RSS MiB",
+           "- base MiB", "p+g+adam MiB", "acts MiB", "scratch MiB", "rest MiB");
     for (size_t i = 0; i < NRSS; i++) {
         const rss_case *c = &RSS_CASES[i];
         const rss_result *r = &res[i];
@@ -681,13 +685,22 @@ static void print_rss(const rss_result res[NRSS])
                    c->mode ? c->mode : "-", c->steps);
             continue;
         }
-        printf("%-6s %-9s %5zu %10.1f %10.1f %12.1f %9.1f\n", c->preset ? c->preset : "empty",
-               c->mode ? c->mode : "-", c->steps, r->max_rss_mib,
-               r->max_rss_mib - res[0].max_rss_mib, 16.0 * (double)r->num_params / MIB,
-               4.0 * (double)r->num_acts / MIB);
+        const double pga = 16.0 * (double)r->num_params / MIB;
+        const double acts = 4.0 * (double)r->num_acts / MIB;
+        const double scratch = 4.0 * (double)r->num_scratch / MIB;
+        printf("%-6s %-9s %5zu %10.1f %10.1f %12.1f %9.1f %11.1f %9.1f\n",
+               c->preset ? c->preset : "empty", c->mode ? c->mode : "-", c->steps,
+               r->max_rss_mib, r->max_rss_mib - res[0].max_rss_mib, pga, acts, scratch,
+               r->max_rss_mib - res[0].max_rss_mib - pga - acts - scratch);
     }
     printf("(empty = a child that only forks and exits: what every child inherits; "
-           "p+g+adam = params, grads, Adam m and v; acts = the activation buffer)\n");
+           "p+g+adam = params, grads, Adam m and v;\n acts = the activations kept for the "
+           "backward (the model's acts buffer; pages a mode never writes, such as a dense "
+           "arm's gate\n scores, are never touched and not resident); scratch = the buffers one "
+           "layer at a time uses, recomputed LayerNorm\n outputs included; rest = - base - "
+           "the three: row statistics, hard-mask bits, the per-thread attention\n scratch, "
+           "OpenBLAS's touched buffer, the data, malloc's own; negative where untouched acts "
+           "pages outweigh it)\n");
 }
 
 /* ---- 6. against PyTorch, config by config, interleaved ----
@@ -876,8 +889,18 @@ int main(int argc, char **argv)
     }
     if (argc == 2 && strcmp(argv[1], "--peer") == 0)
         return bench_peer();
+    if (argc == 2 && strcmp(argv[1], "--rss") == 0) {
+        rss_result rss[NRSS];
+        int bad = 0;
+        for (size_t i = 0; i < NRSS; i++) {
+            rss[i] = rss_measure(&RSS_CASES[i]);
+            bad |= !rss[i].ok;
+        }
+        print_rss(rss);
+        return bad;
+    }
     if (argc != 1) {
-        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS | --fma | --peer]\n");
+        fprintf(stderr, "usage: bench_train [--one PRESET MODE THREADS STEPS | --fma | --peer | --rss]\n");
         return 2;
     }
     char load_at_start[320], load_at_end[320];
