@@ -543,9 +543,28 @@ static int exit_status(const live_result *res)
     return res->diverged || res->failed ? EXIT_RUNTIME : 0;
 }
 
+/* The MPI job (include/world.h): cli_main's, for run. Ranks other than 0
+ * print nothing of their own (rank 0 speaks for the session): their stdout
+ * and stderr go to /dev/null, and what only they know (a failure of their
+ * own) goes to rank_err, the stderr mpirun gave them. */
+static const world *cli_world;
+static FILE *rank_err;
+
 static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
 {
     gl_error e;
+    lc->world = cli_world;
+    if (cli_world && cli_world->rank > 0) {
+        /* another rank: its share of the arms, no screen, no lines */
+        live_observer quiet = {0};
+        live_result res;
+        if (live_run(lc, &quiet, &res, &e)) {
+            if (e.msg[0])
+                fprintf(rank_err, "gatelab: rank %d: %s\n", cli_world->rank, e.msg);
+            return EXIT_RUNTIME;
+        }
+        return res.signal ? 128 + res.signal : exit_status(&res);
+    }
     train_config *tc = &ra->tc;
     int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     /* without the screen nobody can press space: an open-ended pause would
@@ -859,6 +878,11 @@ static int dispatch(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (cli_world && cli_world->size > 1)
+        /* a session spreads over the ranks; nothing else does (README) */
+        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run spreads over "
+                               "the ranks; run gatelab %s without mpirun", cmd,
+                               cli_world->size, cmd);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
@@ -907,7 +931,16 @@ static int help_asked(const cli_command *c, int from, int argc, char **argv)
 
 int cli_main(int argc, char **argv, const world *wld)
 {
-    (void)wld;
+    cli_world = wld;
+    if (wld && wld->rank > 0) {
+        /* rank 0 says everything once (see cli_world) */
+        int fd = dup(STDERR_FILENO);
+        rank_err = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!rank_err)
+            rank_err = stderr;
+        else if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            rank_err = stderr;
+    }
     /* parallelism comes from each model's pool; OpenBLAS threads would
      * compete with it for the same cores */
     openblas_set_num_threads(1);
