@@ -467,6 +467,33 @@ static void fault(live *lv, const live_observer *obs)
             mpi_link_flush(rm->link, r, 0);
         }
     live_store_finish(lv);   /* commits now, not at the next batch */
+    /* this rank's arms end at their next step boundary (arm_join follows);
+     * what they say meanwhile is taken, so none waits on a full ring, and
+     * not stored: the runs are marked */
+    for (int all = 0; !all;) {
+        all = 1;
+        for (size_t i = 0; i < lv->narms; i++) {
+            arm *a = lv->arms[i];
+            if (arm_is_remote(a))
+                continue;
+            int done = arm_done(a);
+            tel_record r;
+            while (arm_poll(a, &r) == 0) {
+                if (r.kind == REC_FORKED) {
+                    trainer *child = arm_take_fork(a);
+                    if (child) {
+                        trainer_free(child);
+                        free(child);
+                    }
+                }
+            }
+            if (arm_heat_take(a))   /* an arm may wait for this slot, not the ring */
+                arm_heat_taken(a);
+            all &= done;
+        }
+        if (!all)
+            nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
     rm->lost = 1;
     world_mark_lost();
     snprintf(rm->fault, sizeof rm->fault,
@@ -513,8 +540,10 @@ int live_remote_pump(live *lv, const live_observer *obs, int stopping)
                 p->heard = now;
             }
             int rc = apply_items(lv, r);
-            if (rc > 0)
+            if (rc > 0) {
+                p->heard = now;   /* we are the slow side: it is not silent */
                 break;
+            }
             p->msg = NULL;
             if (rc < 0) {
                 p->dead = 1;   /* what it sends makes no sense: it is not a gatelab rank */

@@ -167,7 +167,7 @@ check "the swap event of run 2 is at step 30" \
 check "the swap event says the soft gate" \
     [ "$(sql two.db "SELECT mode FROM events WHERE run = 2 AND kind = 'swap'")" = soft ]
 check "rank 1 wrote its checkpoints where the database says (the files exist)" \
-    sh -c "for f in \$(sqlite3 two.db \"SELECT path FROM checkpoints WHERE run = 2\"); do [ -s \"\$f\" ] || exit 1; done"
+    sh -c "n=0; for f in \$(sqlite3 two.db \"SELECT path FROM checkpoints WHERE run = 2\"); do [ -s \"\$f\" ] || exit 1; n=\$((n + 1)); done; [ \$n = 3 ]"
 
 echo "# steering a remote arm with gatelab send"
 DB=$TMP/steer.db
