@@ -20,6 +20,7 @@
 # POSIX sh only; needs the sqlite3 shell.
 
 BIN=${GATELAB_BIN:-build/release/gatelab}
+HERE=$(cd "$(dirname "$0")" && pwd)
 umask 022
 
 passed=0
@@ -87,6 +88,10 @@ fi
 # (every other test keeps them for gatelab's own code); ASan and UBSan stay on
 ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export ASAN_OPTIONS
+# a TSan build: Open MPI's TCP transport takes two of its locks in either
+# order at init and finalize; tests/tsan_mpi.supp names those functions only
+TSAN_OPTIONS="suppressions=$HERE/tsan_mpi.supp${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
+export TSAN_OPTIONS
 
 MICRO="--ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --eval-windows 4 --headless"
 sql() { sqlite3 -cmd '.timeout 5000' "$1" "$2"; }
