@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -550,6 +552,63 @@ static int exit_status(const live_result *res)
 static const world *cli_world;
 static FILE *rank_err;
 
+/* Under mpirun rank 0's stdin and stdout are mpirun's pipes; the person is
+ * at the controlling terminal, /dev/tty. Rank 0 is not in its foreground
+ * process group (mpirun is), so it makes its own group the foreground one
+ * (SIGTTOU ignored for that: a background tcsetpgrp would stop it) and
+ * gives it back at the end (cli_tty_release). mpirun must not read the
+ * terminal meanwhile: only with `mpirun --stdin none` (rank 0's stdin is
+ * then /dev/null, not mpirun's pipe) does rank 0 take it. NULL: no terminal
+ * (a batch job) or mpirun's stdin pipe: the session runs headless. */
+static FILE *cli_tty;
+static pid_t cli_tty_fg = -1;
+
+static FILE *cli_tty_open(void)
+{
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    /* mpirun forwards its stdin to rank 0 through a pipe unless told
+     * --stdin none; it would then read the terminal too, and stop there
+     * (SIGTTIN) once rank 0 holds it */
+    struct stat in;
+    if (fstat(STDIN_FILENO, &in) == 0 && S_ISFIFO(in.st_mode)) {
+        close(fd);
+        fprintf(stderr, "gatelab: the screen under mpirun needs mpirun --stdin none; printing "
+                        "progress lines (gatelab watch shows the screen from any terminal)\n");
+        return NULL;
+    }
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGTTOU, &ign, &old);
+    pid_t fg = tcgetpgrp(fd);
+    int ok = fg > 0 && (fg == getpgrp() || tcsetpgrp(fd, getpgrp()) == 0);
+    sigaction(SIGTTOU, &old, NULL);
+    FILE *f = ok ? fdopen(fd, "r+") : NULL;
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
+    cli_tty_fg = fg == getpgrp() ? -1 : fg;
+    cli_tty = f;
+    return f;
+}
+
+static void cli_tty_release(void)
+{
+    if (!cli_tty)
+        return;
+    if (cli_tty_fg > 0) {
+        struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGTTOU, &ign, &old);
+        tcsetpgrp(fileno(cli_tty), cli_tty_fg);   /* back to mpirun */
+        sigaction(SIGTTOU, &old, NULL);
+    }
+    fclose(cli_tty);
+    cli_tty = NULL;
+}
+
 static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
 {
     gl_error e;
@@ -567,6 +626,10 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     }
     train_config *tc = &ra->tc;
     int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    /* rank 0 of several: the screen on the controlling terminal, if any */
+    FILE *tty = !screen && !ra->headless && cli_world && cli_world->size > 1 ? cli_tty_open()
+                                                                          : NULL;
+    screen |= tty != NULL;
     /* without the screen nobody can press space: an open-ended pause would
      * never end (and resume would replay it) */
     for (size_t i = 0; !screen && i < lc->nscript; i++) {
@@ -607,7 +670,8 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     ui_live *ui = NULL;
     if (screen) {
         ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
-                         .ncompare = ra->ncompare, .write = plot_screen_write};
+                         .ncompare = ra->ncompare, .write = plot_screen_write,
+                         .in = tty, .out = tty};
         int fallback;
         session_shape shape;
         live_shape(lc, &shape);
@@ -967,8 +1031,11 @@ int cli_main(int argc, char **argv, const world *wld)
         return 0;
     }
     const cli_command *c = cli_help_find(argc, argv, &words);
-    if (!c)
-        return dispatch(argc, argv);
+    if (!c) {
+        int status = dispatch(argc, argv);
+        cli_tty_release();
+        return status;
+    }
     /* --opt=value becomes --opt value once, here, for every parser */
     char **w;
     int n;
@@ -983,5 +1050,6 @@ int cli_main(int argc, char **argv, const world *wld)
         status = dispatch(n, w);
     }
     free(w);
+    cli_tty_release();
     return status;
 }

@@ -12,6 +12,9 @@
 #   fault    kill -9 of rank 1 mid-run: rank 0 names the rank, exits
 #            non-zero, integrity_check ok, rank 1's run crashed, rank 0's
 #            stopped, and gatelab resume continues both;
+#   screen   under mpirun --stdin none in tmux, rank 0 opens the screen on
+#            the controlling terminal: space pauses both ranks' arms (key
+#            events), q y stops them, status 0, the terminal restored;
 #   refusal  another command than run under several ranks: one line, 2.
 # Skipped (counted, with the reason) without mpirun or with a gatelab built
 # without MPI.
@@ -55,7 +58,10 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatelab_mpi.XXXXXX") || { echo "mktemp failed"; echo "0 passed, 1 failed"; exit 1; }
 BGPIDS=""
+SOCK=gatelab_mpi_$$
+tm() { tmux -f /dev/null -L "$SOCK" "$@"; }
 cleanup() {
+    command -v tmux >/dev/null 2>&1 && tm kill-server 2>/dev/null
     for p in $BGPIDS; do kill -9 "$p" 2>/dev/null; done
     rm -rf "$TMP"
 }
@@ -236,6 +242,35 @@ else
     fail "both ranks train and have saved a checkpoint" "$(cat fault.err)"
     kill -9 "$MP" 2>/dev/null
     wait "$MP"
+fi
+
+echo "# the screen on the controlling terminal (mpirun --stdin none)"
+if command -v tmux >/dev/null 2>&1; then
+    DB=$TMP/screen.db
+    SCREEN="${MICRO% --headless} --threads 1 --arms soft,dense --steps 100000000 --eval-every 500"
+    tm new-session -d -s scr -x 120 -y 40 \
+        "cd '$TMP' && env LANG=C.UTF-8 LC_ALL=C.UTF-8 $MPIRUN --stdin none -np 2 '$BIN' run $SCREEN --db '$DB' >scr.out 2>scr.err; echo \$? >scr.rc; stty -a >scr.stty 2>&1; sleep 60"
+    cap() { tm capture-pane -p -t scr 2>/dev/null; }
+    if wait_until 600 sh -c "tmux -f /dev/null -L $SOCK capture-pane -p -t scr | grep -q '2 dense gate=dense'" &&
+       wait_until 600 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT count(DISTINCT run) FROM metrics WHERE key = 'train_loss'\" 2>/dev/null)\" = 2 ] 2>/dev/null"; then
+        ok "rank 0 draws the screen on the terminal, both ranks' arms in its header"
+        tm send-keys -t scr Space
+        check "space pauses both arms, the remote one too (pause events from the key)" \
+            wait_until 300 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT group_concat(status) || ' ' || (SELECT count(*) FROM events WHERE kind = 'pause' AND detail = 'key') FROM runs\")\" = 'paused,paused 2' ]"
+        tm send-keys -t scr q
+        wait_until 100 sh -c "tmux -f /dev/null -L $SOCK capture-pane -p -t scr | grep -q 'quit? y/n'"
+        tm send-keys -t scr y
+        check "q y: every rank ends, status 0" wait_until 600 sh -c "[ \"\$(cat '$TMP/scr.rc' 2>/dev/null)\" = 0 ]"
+        check "both runs stopped" [ "$(sql "$DB" "SELECT group_concat(status) FROM runs")" = "stopped,stopped" ]
+        check "the terminal is given back as it was (icanon, echo)" \
+            sh -c "grep -q ' icanon' '$TMP/scr.stty' && grep -q ' echo ' '$TMP/scr.stty'"
+        check "the summary lines follow on mpirun's stdout" grep -q 'summary: arm dense | stopped' scr.out
+    else
+        fail "rank 0 draws the screen on the terminal" "$(cap | head -5; cat scr.err)"
+    fi
+    tm kill-session -t scr 2>/dev/null
+else
+    skip "the screen under mpirun (no tmux)"
 fi
 
 echo "# only run spreads over the ranks"
