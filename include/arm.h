@@ -101,6 +101,25 @@ uint64_t arm_heat_version(const arm *a);
 const uint8_t *arm_heat_take(arm *a);
 void arm_heat_taken(arm *a);
 
+/* Remote arms (DESIGN §13): on rank 0 of an MPI job, an arm another rank
+ * trains is an arm without trainer or thread, so the session loop, the
+ * store and the screen read it like any other (live_remote.c fills it).
+ * arm_start does nothing for it. All main thread.
+ * create_remote: heat_bytes as the training rank's arm_heat_bytes (0: none).
+ * remote_push: one record as record_encode made it (n bytes); -1 when its
+ * ring is full. remote_heat: a heatmap payload of n bytes into the store's
+ * hand-over slot (store) or the screen's latest slot; -1 when the hand-over
+ * slot still holds one (arm_heat_take has not been answered), -2 when n is
+ * not the arm's size. remote_step: the step counter. remote_command: the
+ * next command arm_send queued for it, -1 when none. */
+arm *arm_create_remote(uint32_t index, const char *name, const arm_config *cfg,
+                       size_t heat_bytes);
+int arm_is_remote(const arm *a);
+int arm_remote_push(arm *a, const uint8_t *rec, size_t n);
+int arm_remote_heat(arm *a, const uint8_t *payload, size_t n, int store);
+void arm_remote_step(arm *a, uint64_t step);
+int arm_remote_command(arm *a, cmd_record *c);
+
 /* The evaluation schedule: 1 when an arm evaluates after `step` steps of a
  * run of `steps` with --eval-every `eval_every` (0: only at the end): every
  * eval_every steps, at the last step, and early at steps 10, 25 and 50 when

@@ -18,6 +18,7 @@
 #include "record.h"
 #include "session_view.h"
 #include "trainer.h"
+#include "world.h"
 
 typedef struct live_config {
     train_config tc;               /* shared by every arm; tc.model.mode and .experts
@@ -50,6 +51,8 @@ typedef struct live_config {
     size_t ntags;
     size_t keep_checkpoints;       /* --keep-checkpoints N (0: keep every file) */
     size_t heatmap_every;          /* --heatmap-every N (0 or 1: every evaluation) */
+    const world *world;            /* the MPI job (NULL or one rank: every arm here);
+                                      several ranks: live_remote.c */
 } live_config;
 
 /* Runs the session to the end. -1 with a message when it cannot start or the

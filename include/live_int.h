@@ -23,6 +23,8 @@ typedef struct {
 
 /* live_steer.c: the commands table in the owning process */
 typedef struct live_steer live_steer;
+/* live_remote.c: the session's other ranks (DESIGN §13) */
+typedef struct live_remote live_remote;
 
 struct live {
     const live_config *cfg;
@@ -60,6 +62,8 @@ struct live {
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
     size_t heat_cap;
     live_steer *steer;             /* with a database: the commands table (live_steer.c) */
+    live_remote *remote;           /* under mpirun with several ranks, else NULL */
+    char db_id[33];                /* a rank other than 0: the database's id (from rank 0) */
 };
 
 /* live_store.c: the database side. open: the session's row (or the resumed
@@ -123,5 +127,27 @@ int live_arms_make(live *lv, gl_error *e);
 void live_arms_adopt_fork(live *lv, trainer *child, const tel_record *r,
                           const live_observer *obs);
 void live_arms_free(live *lv, size_t i);
+
+/* live_remote.c: a session over the ranks of an MPI job (DESIGN §13).
+ * open: with cfg->world of several ranks, the link and the placement (a
+ * resume is refused); nothing otherwise. local: whether this rank trains
+ * arm i (1 without ranks); local_count: how many. begin: the whole setup
+ * on every rank (rank 0's store and runs, every rank's own arms) instead of
+ * live_run's own. pump (rank 0, each turn of the session loop): remote
+ * arms' records in, their commands out; 1 when a rank died — its runs are
+ * then marked crashed, the others stopped, the store finished, and
+ * live_remote_fault says which. work: the loop of the other ranks.
+ * close: `end` to the others (rank 0), then frees. */
+int live_remote_open(live *lv, gl_error *e);
+int live_remote_rank(const live *lv);
+int live_remote_local(const live *lv, size_t arm);
+size_t live_remote_local_count(const live *lv);
+int live_remote_begin(live *lv, const char *cwd, gl_error *e);
+int live_remote_pump(live *lv, const live_observer *obs, int stopping);
+int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e);
+const char *live_remote_fault(const live *lv);
+void live_remote_close(live *lv);
+/* live_arms.c: arm i, trained by another rank, as a remote arm */
+void live_arms_add_remote(live *lv, size_t i);
 
 #endif

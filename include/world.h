@@ -29,6 +29,11 @@ int world_launched(void);
  * session needs. */
 int world_init(world *w, int *argc, char ***argv, gl_error *err);
 
+/* A rank of the job died (the session found it, live_remote.c): MPI cannot
+ * be ended in order any more, so world_finalize leaves it (the process is
+ * about to exit and mpirun ends the job). */
+void world_mark_lost(void);
+
 /* Ends MPI if world_init began it; once, from the thread that began it. */
 void world_finalize(world *w);
 

@@ -102,6 +102,10 @@ struct arm {
     /* Stored (release) by the arm thread when the replicas' weights
      * differed; loaded (acquire) by arm_dp_mismatch on the main thread. */
     atomic_int dp_mismatch;
+    /* A remote arm (arm_create_remote): no trainer and no thread; the main
+     * thread fills its telemetry ring and heat slots from another rank's
+     * messages and takes the commands sent to it (live_remote.c). */
+    int remote;
 };
 
 /* --dp: replica 0 leads (commands, telemetry, checkpoints); the others
@@ -856,7 +860,8 @@ void arm_destroy(arm *a)
 {
     if (!a)
         return;
-    trainer_free(&a->t);
+    if (!a->remote)
+        trainer_free(&a->t);
     /* a fork the main thread never took (the session ended first) */
     trainer *child = atomic_exchange_explicit(&a->fork_child, NULL, memory_order_acquire);
     if (child) {
@@ -877,6 +882,8 @@ void arm_destroy(arm *a)
 
 int arm_start(arm *a, gl_error *err)
 {
+    if (a->remote)
+        return 0;   /* its thread runs on another rank */
     if (atomic_load_explicit(&a->parked, memory_order_acquire)) {
         /* after a park: its pool's workers first (the thread is joined) */
         if (pool_unpark(a->t.m.pool))
@@ -1004,4 +1011,67 @@ const uint8_t *arm_heat_take(arm *a)
 void arm_heat_taken(arm *a)
 {
     atomic_store_explicit(&a->heat_handed, 0, memory_order_release);
+}
+
+/* ---- remote arms: the other rank's thread, seen from rank 0's main thread ---- */
+
+arm *arm_create_remote(uint32_t index, const char *name, const arm_config *cfg,
+                       size_t heat_bytes)
+{
+    trainer none;
+    memset(&none, 0, sizeof none);
+    none.step = 0;
+    arm *a = arm_create(index, name, &none, cfg, NULL, 0);
+    a->remote = 1;
+    if (heat_bytes) {
+        a->heat_bytes = heat_bytes;
+        a->heat = latest_create(heat_bytes);
+        a->heat_flat = xmalloc(heat_bytes);
+        a->heat_hand = xmalloc(heat_bytes);
+    }
+    return a;
+}
+
+int arm_is_remote(const arm *a) { return a->remote; }
+
+int arm_remote_push(arm *a, const uint8_t *rec, size_t n)
+{
+    GL_ASSERT(a->remote && n <= RECORD_WIRE_MAX);
+    uint8_t slot[RECORD_WIRE_MAX] = {0};
+    memcpy(slot, rec, n);
+    return ring_push(a->tel, slot) ? -1 : 0;
+}
+
+int arm_remote_heat(arm *a, const uint8_t *payload, size_t n, int store)
+{
+    GL_ASSERT(a->remote);
+    if (!a->heat || n != a->heat_bytes)
+        return -2;
+    if (!store) {
+        latest_write(a->heat, payload);
+        return 0;
+    }
+    /* the main thread fills and takes this slot itself: no ordering needed
+     * beyond program order, the atomics only keep arm_heat_take's contract */
+    if (atomic_load_explicit(&a->heat_handed, memory_order_acquire))
+        return -1;   /* the last one is not taken yet */
+    memcpy(a->heat_hand, payload, n);
+    atomic_store_explicit(&a->heat_handed, 1, memory_order_release);
+    return 0;
+}
+
+void arm_remote_step(arm *a, uint64_t step)
+{
+    atomic_store_explicit(&a->step, step, memory_order_relaxed);
+}
+
+int arm_remote_command(arm *a, cmd_record *c)
+{
+    GL_ASSERT(a->remote);
+    uint8_t slot[COMMAND_WIRE_SIZE];
+    if (ring_pop(a->cmd, slot))
+        return -1;
+    long n = command_decode(slot, sizeof slot, c);
+    GL_ASSERT(n > 0);   /* arm_send encoded it */
+    return 0;
 }

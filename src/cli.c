@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "args.h"
@@ -548,11 +550,91 @@ static int exit_status(const live_result *res)
     return res->diverged || res->failed ? EXIT_RUNTIME : 0;
 }
 
+/* The MPI job (include/world.h): cli_main's, for run. Ranks other than 0
+ * print nothing of their own (rank 0 speaks for the session): their stdout
+ * and stderr go to /dev/null, and what only they know (a failure of their
+ * own) goes to rank_err, the stderr mpirun gave them. */
+static const world *cli_world;
+static FILE *rank_err;
+
+/* Under mpirun rank 0's stdin and stdout are mpirun's pipes; the person is
+ * at the controlling terminal, /dev/tty. Rank 0 is not in its foreground
+ * process group (mpirun is), so it makes its own group the foreground one
+ * (SIGTTOU ignored for that: a background tcsetpgrp would stop it) and
+ * gives it back at the end (cli_tty_release). mpirun must not read the
+ * terminal meanwhile: only with `mpirun --stdin none` (rank 0's stdin is
+ * then /dev/null, not mpirun's pipe) does rank 0 take it. NULL: no terminal
+ * (a batch job) or mpirun's stdin pipe: the session runs headless. */
+static FILE *cli_tty;
+static pid_t cli_tty_fg = -1;
+
+static FILE *cli_tty_open(void)
+{
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    /* mpirun forwards its stdin to rank 0 through a pipe unless told
+     * --stdin none; it would then read the terminal too, and stop there
+     * (SIGTTIN) once rank 0 holds it */
+    struct stat in;
+    if (fstat(STDIN_FILENO, &in) == 0 && S_ISFIFO(in.st_mode)) {
+        close(fd);
+        fprintf(stderr, "gatelab: the screen under mpirun needs mpirun --stdin none; printing "
+                        "progress lines (gatelab watch shows the screen from any terminal)\n");
+        return NULL;
+    }
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGTTOU, &ign, &old);
+    pid_t fg = tcgetpgrp(fd);
+    int ok = fg > 0 && (fg == getpgrp() || tcsetpgrp(fd, getpgrp()) == 0);
+    sigaction(SIGTTOU, &old, NULL);
+    FILE *f = ok ? fdopen(fd, "r+") : NULL;
+    if (!f) {
+        close(fd);
+        return NULL;
+    }
+    cli_tty_fg = fg == getpgrp() ? -1 : fg;
+    cli_tty = f;
+    return f;
+}
+
+static void cli_tty_release(void)
+{
+    if (!cli_tty)
+        return;
+    if (cli_tty_fg > 0) {
+        struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGTTOU, &ign, &old);
+        tcsetpgrp(fileno(cli_tty), cli_tty_fg);   /* back to mpirun */
+        sigaction(SIGTTOU, &old, NULL);
+    }
+    fclose(cli_tty);
+    cli_tty = NULL;
+}
+
 static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
 {
     gl_error e;
+    lc->world = cli_world;
+    if (cli_world && cli_world->rank > 0) {
+        /* another rank: its share of the arms, no screen, no lines */
+        live_observer quiet = {0};
+        live_result res;
+        if (live_run(lc, &quiet, &res, &e)) {
+            if (e.msg[0])
+                fprintf(rank_err, "gatelab: rank %d: %s\n", cli_world->rank, e.msg);
+            return EXIT_RUNTIME;
+        }
+        return res.signal ? 128 + res.signal : exit_status(&res);
+    }
     train_config *tc = &ra->tc;
     int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    /* rank 0 of several: the screen on the controlling terminal, if any */
+    FILE *tty = !screen && !ra->headless && cli_world && cli_world->size > 1 ? cli_tty_open()
+                                                                          : NULL;
+    screen |= tty != NULL;
     /* the data is checked before anything is written to the database */
     data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
     if (!d)
@@ -584,7 +666,8 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     ui_live *ui = NULL;
     if (screen) {
         ui_options uo = {.db_path = ra->db_path, .compare = ra->compare,
-                         .ncompare = ra->ncompare, .write = plot_screen_write};
+                         .ncompare = ra->ncompare, .write = plot_screen_write,
+                         .in = tty, .out = tty};
         int fallback;
         session_shape shape;
         live_shape(lc, &shape);
@@ -855,6 +938,11 @@ static int dispatch(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (cli_world && cli_world->size > 1)
+        /* a session spreads over the ranks; nothing else does (README) */
+        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run spreads over "
+                               "the ranks; run gatelab %s without mpirun", cmd,
+                               cli_world->size, cmd);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
@@ -903,7 +991,16 @@ static int help_asked(const cli_command *c, int from, int argc, char **argv)
 
 int cli_main(int argc, char **argv, const world *wld)
 {
-    (void)wld;
+    cli_world = wld;
+    if (wld && wld->rank > 0) {
+        /* rank 0 says everything once (see cli_world) */
+        int fd = dup(STDERR_FILENO);
+        rank_err = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (!rank_err)
+            rank_err = stderr;
+        else if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
+            rank_err = stderr;
+    }
     /* parallelism comes from each model's pool; OpenBLAS threads would
      * compete with it for the same cores */
     openblas_set_num_threads(1);
@@ -930,8 +1027,11 @@ int cli_main(int argc, char **argv, const world *wld)
         return 0;
     }
     const cli_command *c = cli_help_find(argc, argv, &words);
-    if (!c)
-        return dispatch(argc, argv);
+    if (!c) {
+        int status = dispatch(argc, argv);
+        cli_tty_release();
+        return status;
+    }
     /* --opt=value becomes --opt value once, here, for every parser */
     char **w;
     int n;
@@ -946,5 +1046,6 @@ int cli_main(int argc, char **argv, const world *wld)
         status = dispatch(n, w);
     }
     free(w);
+    cli_tty_release();
     return status;
 }

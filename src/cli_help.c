@@ -468,6 +468,17 @@ static const char exit_status_text[] =
     "stopped by SIGINT / SIGTERM, 141 stdout closed (runs stored as stopped); SIGHUP detaches: "
     "the session trains on, its output in <db>-session-N.log";
 
+/* issue 15: what to pass to mpirun (README: MPI) */
+static const char mpi_text[] =
+    "under MPI (a build with Open MPI): mpirun -np N gatelab run ... spreads the arms over "
+    "the ranks (arm i on rank i % N; rank 0 keeps the database, the output and the screen, "
+    "which it opens on the terminal with mpirun --stdin none); --threads is per rank. On a "
+    "cluster: --hostfile FILE with --map-by node (one rank per node) or --map-by socket "
+    "--bind-to socket, checkpoints on a filesystem every node sees; on one machine "
+    "--oversubscribe, as root --allow-run-as-root; --enable-recovery keeps the other ranks "
+    "alive when one dies (its runs are marked crashed either way). Other commands run "
+    "without mpirun.";
+
 static const char forms_text[] =
     "Every command answers --help (or -h) with its usage; an option that takes a value is "
     "written --opt VALUE or --opt=VALUE.";
@@ -540,5 +551,7 @@ void cli_help_print_all(FILE *f)
     put_options(f, run->shared);
     fputc('\n', f);
     put_words(f, exit_status_text, 0, 0);
+    fputs("\n\n", f);
+    put_words(f, mpi_text, 0, 0);
     fputc('\n', f);
 }

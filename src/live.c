@@ -203,13 +203,21 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
 
     int rc = -1, detach_failed = 0;
     gl_error detach_err = {0};
-    if (args_check_script(cfg, err) || (cfg->db_path && live_store_open(lv, err)))
+    if (args_check_script(cfg, err) || live_remote_open(lv, err) ||
+        (cfg->db_path && !lv->remote && live_store_open(lv, err)))
         goto out;
     res->session = lv->session;
     /* absolute, so stored checkpoint paths work from any directory */
     char cwd[1024] = "";
     if (!getcwd(cwd, sizeof cwd))
         cwd[0] = 0;
+    if (lv->remote) {
+        /* several ranks: the same steps, with the ranks (live_remote.c) */
+        if (live_remote_begin(lv, cwd, err))
+            goto out;
+        res->session = live_remote_rank(lv) == 0 ? lv->session : 0;
+        goto begun;
+    }
     if (live_arms_checkpoint_root(lv, cwd, err))
         goto out;
     if (live_arms_make(lv, err))
@@ -235,6 +243,7 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
         if (live_store_start(lv, err))
             goto out;
     }
+begun:
     if (cfg->resume_run) {
         /* the gate and step the run resumes with, from its begin record */
         const tel_record *b = &lv->info[0].begin;
@@ -262,10 +271,19 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
                 arm_join(lv->arms[j]);
             goto out;
         }
+    if (live_remote_rank(lv) > 0) {
+        /* the other ranks: their arms to rank 0's session loop */
+        if (live_remote_work(lv, &sigs, res, err) == 0)
+            rc = 0;
+        goto out;
+    }
 
     const live_observer *now = obs;   /* after a detach: obs->detached */
     int stopping = 0;
     for (;;) {
+        /* remote arms' records in, their commands out; a dead rank ends it */
+        if (lv->remote && live_remote_pump(lv, now, stopping))
+            break;
         int all_done = live_drain(lv, now, res, stopping);
         if (all_done)
             break;
@@ -280,6 +298,8 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
          * the terminal that is gone fails and the observer asks to stop */
         int sig = sigtimedwait(&sigs, NULL, &(struct timespec){0, 0});
         int ask = sig <= 0 && !stopping && now->on_tick ? now->on_tick(now->ctx, lv) : 0;
+        if (ask == LIVE_ASK_DETACH && lv->remote)
+            ask = 0;   /* the ranks cannot follow a fork: watch it with gatelab watch */
         if (ask == LIVE_ASK_DETACH) {
             /* the `d` key: the parent ends here, the child goes on */
             int how = live_detach(lv, obs, res, &sigs, &detach_err);
@@ -336,7 +356,10 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
     res->backpressure += lv->store_backpressure;
     rc = 0;
 out:
+    if (rc == 0 && live_remote_fault(lv))
+        rc = gl_fail(err, "%s", live_remote_fault(lv));
     teardown(lv);
+    live_remote_close(lv);
     /* the store thread is joined: its stores are all seen */
     if (rc == 0 && atomic_load_explicit(&lv->store_failed, memory_order_acquire))
         rc = gl_fail(err, "%s", lv->store_error);   /* the store's message names the path */

@@ -78,9 +78,10 @@ static int arm_dir(const live *lv, uint32_t idx, const char *name, char *out, si
 static void set_owner(const live *lv, uint32_t idx, checkpoint_owner *o)
 {
     const live_config *cfg = lv->cfg;
-    if (!lv->st)
+    if (!lv->st && !lv->db_id[0])
         return;
-    snprintf(o->db_id, sizeof o->db_id, "%s", store_db_id(lv->st));
+    /* another rank than 0 has the id rank 0 told it (live_remote.c) */
+    snprintf(o->db_id, sizeof o->db_id, "%s", lv->st ? store_db_id(lv->st) : lv->db_id);
     o->session = lv->session;
     int resumed = cfg->resume_run && idx == 0;   /* a later index: forked since */
     o->arm = resumed ? cfg->resume_arm : idx;
@@ -251,8 +252,14 @@ int live_arms_make(live *lv, gl_error *e)
 {
     const live_config *cfg = lv->cfg;
     size_t total = cfg->tc.threads ? cfg->tc.threads : 1;
-    lv->threads_per_arm = total / cfg->narms ? total / cfg->narms : 1;
+    /* under mpirun --threads is per rank, shared by the arms it trains */
+    size_t here = lv->remote ? live_remote_local_count(lv) : cfg->narms;
+    lv->threads_per_arm = here && total / here ? total / here : 1;
     for (size_t i = 0; i < cfg->narms; i++) {
+        if (!live_remote_local(lv, i)) {
+            live_arms_add_remote(lv, i);
+            continue;
+        }
         train_config tc = cfg->tc;
         tc.model.mode = cfg->modes[i];
         tc.model.experts = cfg->ffn[i] == LIVE_FFN_DENSE ? 0 : cfg->experts;
@@ -281,4 +288,27 @@ int live_arms_make(live *lv, gl_error *e)
         }
     }
     return 0;
+}
+
+void live_arms_add_remote(live *lv, size_t i)
+{
+    const live_config *cfg = lv->cfg;
+    const model_config *m = &cfg->tc.model;
+    GL_ASSERT(lv->narms == i && i < LIVE_MAX_ARMS);
+    char name[64];
+    args_arm_name(cfg, i, name, sizeof name);
+    arm_config ac = {.steps = cfg->tc.steps,
+                     .eval_every = cfg->tc.eval_every,
+                     .save_every = cfg->tc.save_every,
+                     .telemetry = cfg->telemetry,
+                     .keep_checkpoints = cfg->keep_checkpoints,
+                     .heatmap_every = cfg->heatmap_every,
+                     .run_id = &lv->run_ids[i]};
+    /* rank 0 keeps the training rank's heatmaps (the trainer's shape) */
+    size_t heat = live_remote_rank(lv) == 0 && cfg->telemetry && cfg->db_path
+                      ? heatmap_payload_size((uint32_t)m->layers, (uint32_t)m->heads,
+                                             (uint32_t)m->T)
+                      : 0;
+    lv->arms[i] = arm_create_remote((uint32_t)i, name, &ac, heat);
+    lv->narms++;
 }

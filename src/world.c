@@ -71,10 +71,14 @@ int world_init(world *w, int *argc, char ***argv, gl_error *err)
 #endif
 }
 
+static int lost;   /* world_mark_lost: main thread only */
+
+void world_mark_lost(void) { lost = 1; }
+
 void world_finalize(world *w)
 {
 #ifdef GATELAB_HAVE_MPI
-    if (w->mpi) {
+    if (w->mpi && !lost) {
         int done = 0;
         MPI_Finalized(&done);
         if (!done)
