@@ -304,6 +304,10 @@ int store_experiment_end(store *s, int64_t experiment, const char *status, doubl
 int store_experiment_link(store *s, int64_t experiment, int64_t run, uint64_t seed,
                           const char *role, const char *label, gl_error *err);
 
+/* Deletes an experiment with its result rows and run links (the runs stay):
+ * a measurement stored again from scratch (experiment crossdeploy). */
+int store_experiment_delete(store *s, int64_t experiment, gl_error *err);
+
 typedef struct {
     uint32_t position;            /* row order in the printed table */
     char line[8];                 /* "1".."4", "+" for the rows alongside */

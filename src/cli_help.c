@@ -197,6 +197,13 @@ static const cli_option moe_opts[] = {
     OPT_END,
 };
 
+static const cli_option crossdeploy_opts[] = {
+    OPT_DB,
+    {"--threads", "N", "worker threads of the evaluations (default: cores)", 0},
+    {"--from", "ID", "reprint a stored crossdeploy experiment (ID: its session)", 0},
+    OPT_END,
+};
+
 /* --distill-steps is the one name of "distillation updates" (experiment
  * absorption's --steps is the training); --steps stays as an alias */
 static const cli_option distill_opts[] = {
@@ -270,7 +277,8 @@ static const cli_command commands[] = {
      "units, a colour and legend entry per run, the event markers S P K Z F X R of the "
      "screen; or, with --heatmap, one run's masks at a step.",
      plot_opts, NULL, 0},
-    {"experiment", "absorption|moe", "gatelab experiment absorption|moe [OPTIONS]",
+    {"experiment", "absorption|moe|crossdeploy",
+     "gatelab experiment absorption|moe|crossdeploy [OPTIONS]",
      "The experiments, headless, stored, printed as a table.", NULL, NULL, 1},
     {"experiment absorption", NULL, NULL,
      "The paper's four lines of evidence: per seed one session of six arms (dense soft "
@@ -282,6 +290,12 @@ static const cli_command commands[] = {
      "FFN, a learned and a random router, then the learned router reset to its init; stored "
      "and printed as a table.",
      moe_opts, shared_opts, 0},
+    {"experiment crossdeploy", "SESSION", NULL,
+     "The cross-deployment matrix: every run of a stored session with a checkpoint "
+     "evaluated in its own mode and under dense soft random topk topk-random oracle "
+     "stochastic, on the val windows the session evaluated on; ppl and ratio to the "
+     "diagonal, stored as an experiment and printed as a table.",
+     crossdeploy_opts, NULL, 0},
     {"distill", "RUN", NULL,
      "Train a fresh gate to predict a stored run's oracle masks on its frozen model; saved "
      "next to the run's checkpoint and stored as a new run.",

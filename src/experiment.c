@@ -15,6 +15,7 @@
 #include "data.h"
 #include "evaluate.h"
 #include "experiment_absorption.h"
+#include "experiment_crossdeploy.h"
 #include "experiment_moe.h"
 #include "live.h"
 #include "model.h"
@@ -345,6 +346,7 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
                (long long)env.experiment, plan->title, a->seeds, a->seeds > 1 ? "s" : "",
                tc->steps, a->preset, wall);
         experiment_table_print(&t);
+        crossdeploy_print_rows(t.row, t.n);
         rc = experiment_table_store(env.st, env.experiment, &t, &e);
         if (!rc)
             rc = store_experiment_end(env.st, env.experiment, "finished", wall, &e);
@@ -373,11 +375,14 @@ int experiment_main(int argc, char **argv)
 {
     if (argc < 1)
         return cli_usage_error(
-            "experiment: missing kind (gatelab experiment absorption|moe [OPTIONS])");
+            "experiment: missing kind (gatelab experiment absorption|moe|crossdeploy "
+            "[OPTIONS])");
     const int moe = strcmp(argv[0], "moe") == 0;
+    if (strcmp(argv[0], "crossdeploy") == 0)
+        return experiment_crossdeploy_main(argc - 1, argv + 1);
     if (!moe && strcmp(argv[0], "absorption") != 0)
-        return cli_usage_error("experiment %s: unknown experiment (absorption, moe)",
-                                      argv[0]);
+        return cli_usage_error("experiment %s: unknown experiment (absorption, moe, "
+                               "crossdeploy)", argv[0]);
     static experiment_args a;
     gl_error e;
     if (experiment_args_parse(argv[0], argc - 1, argv + 1, &a, &e))

@@ -4,7 +4,8 @@
  * measured on their checkpoints — the topk arm's gate gradient, a
  * finite-difference probe of its gate, a fresh gate distilled onto the
  * frozen dense, random and soft models, and every gated model evaluated
- * dense — and the table beside the paper's figures. Every number comes
+ * dense — and the table beside the paper's figures, with the
+ * cross-deployment matrix of the six arms (experiment_crossdeploy.c). Every number comes
  * from a run, a checkpoint or the metrics table: nothing is adjusted to
  * agree with the paper. */
 #include "experiment_absorption.h"
@@ -19,6 +20,7 @@
 #include "distill_cli.h"
 #include "evaluate.h"
 #include "experiment.h"
+#include "experiment_crossdeploy.h"
 #include "gate.h"
 #include "model.h"
 #include "record.h"
@@ -71,6 +73,7 @@ typedef struct {
     double sigmoid_density;
     double oracle_mass[DISTILL_MAX_LAYERS];
     size_t layers;
+    crossdeploy_matrix cross;           /* every arm under every gate mode */
 } absorb_seed;
 
 static const gate_mode absorb_mode[ABSORB_NARMS] = {GATE_DENSE,   GATE_SOFT, GATE_RANDOM,
@@ -223,6 +226,18 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     for (size_t i = 0; i < ABSORB_NARMS; i++)
         printf(" %s %.3f (as trained %.3f)%s", gate_mode_name(absorb_mode[i]), s->dense_ppl[i],
                s->ppl[i], i + 1 < ABSORB_NARMS ? "," : "\n");
+    /* the cross-deployment matrix of the six arms (before the distillations
+     * join the session) */
+    if (crossdeploy_measure(x->st, s->run, ABSORB_NARMS, 1, x->data, x->windows, threads,
+                            &s->cross, e))
+        return -1;
+    printf("%scross-deployment (evaluated under dense .. stochastic, / as trained):", pre);
+    for (size_t i = 0; i < s->cross.n; i++) {
+        printf(" %s", s->cross.label[i]);
+        for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
+            printf("%s%.2f", c ? "," : " ", s->cross.ppl[i][c] / s->cross.own[i]);
+        printf("%s", i + 1 < s->cross.n ? ";" : "\n");
+    }
     /* line 3: distil a fresh gate onto the frozen dense, random and soft models */
     for (size_t di = 0; di < ABSORB_NDIST; di++) {
         const int ai = absorb_dist_arm[di];
@@ -439,6 +454,13 @@ static void build_table(experiment_table *t, const absorb_seed *s, size_t n)
         experiment_table_add_stat(t, "+", q, w, n, 3, l == 0 ? "~0.90 (k=64 of 512)" : "~0.90",
                                   "n/a");
     }
+
+    /* the cross-deployment matrix, every cell over the seeds */
+    crossdeploy_matrix *cm = xcalloc(n, sizeof *cm);
+    for (size_t i = 0; i < n; i++)
+        cm[i] = s[i].cross;
+    crossdeploy_add_rows(t, cm, n);
+    free(cm);
 }
 
 /* ---- experiment absorption: its plan ---- */

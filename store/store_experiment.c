@@ -121,6 +121,17 @@ int store_experiment_result(store *s, int64_t experiment, const store_result_row
     return exec_once(s, st, rc, err, "write experiment result");
 }
 
+int store_experiment_delete(store *s, int64_t experiment, gl_error *err)
+{
+    sqlite3_stmt *st;
+    /* experiment_runs and experiment_results go with it (ON DELETE CASCADE) */
+    if (store_prepare(s, "DELETE FROM experiments WHERE id = ?1", &st, err))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, experiment, &rc);
+    return exec_once(s, st, rc, err, "delete experiment");
+}
+
 void store_experiment_row_free(store_experiment_row *r)
 {
     free(r->command);

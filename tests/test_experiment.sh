@@ -99,6 +99,12 @@ for q in 'soft (learned gate): final val ppl' 'random (frozen gate): final val p
          'soft evaluated dense' 'oracle attention mass kept, layer 1'; do
     check "row: $q" grep -qF -- "$q" "$TMP/table"
 done
+check "the cross-deployment rows: 6 arms x (own + 7 modes) = 48, line X" \
+    [ "$(grep -c '^X ' "$TMP/table")" -eq 48 ]
+check "the cross-deployment matrix after the table: 6 lines of 8 cells" \
+    [ "$(awk '/^trained \\ evaluated/ { on = 1; next } on && /^$/ { exit } on' "$OUT" | awk -F'|' 'NF == 9' | grep -cE '^(dense|soft|random|sigmoid|topk|stochastic) ')" -eq 6 ]
+check "each seed prints its cross-deployment ratios" \
+    [ "$(grep -cE '^  cross-deployment \(evaluated under dense .. stochastic, / as trained\): dense [0-9.,]+; soft ' "$OUT")" -eq 2 ]
 v=$(grep -F 'topk: gate grad norm at every evaluation' "$TMP/table")
 check "the topk arm's gate gradient is exactly 0 at every evaluation (table: $(echo "$v" | awk -F'|' '{ print $3 }' | sed 's/^ *//; s/ *$//'))" \
     matches "$v" '\| exactly 0 \([0-9]+ evals\) +\|.*\| yes$'
@@ -148,6 +154,10 @@ for from in "$exp" "$(sql "select max(r.session) from experiment_runs x join run
     check "--from $from lists the 18 runs" [ "$(grep -cE '^  seed [12] \| session [0-9]+ \| run [0-9]+ \| (arm|distill) ' "$TMP/from")" -eq 18 ]
     [ "$rc" -eq 0 ] || fail "--from $from: exit $rc" "$(head -n 1 "$ERR")"
 done
+
+"$BIN" experiment crossdeploy "$exp" --db "$DB" --threads 2 >"$TMP/cross" 2>"$ERR"; rc=$?
+check "crossdeploy of the experiment's own session: printed, not stored over the absorption" \
+    sh -c "[ $rc -eq 0 ] && grep -q '^not stored: session $exp is experiment $exp (absorption)' '$TMP/cross' && [ \"\$(sqlite3 '$DB' 'select group_concat(kind) from experiments')\" = absorption ]"
 
 # ---------------------------------------------------------------------------
 # gatelab distill RUN, then gatelab eval CKPT --gate distilled

@@ -1,0 +1,103 @@
+#!/bin/sh
+# End-to-end tests of issue 16 ("beyond the paper") through the real binary,
+# at micro scale: `gatelab experiment crossdeploy SESSION` (a complete finite
+# matrix, its diagonal equal to the runs' own final val ppl, the rows stored,
+# `--from` reprinting it, a second measurement replacing the first, bad
+# inputs). The scientific outcome is not asserted.
+#
+# Usage (from the repo root):  GATELAB_BIN=build/release/gatelab sh tests/test_beyond.sh
+# Prints one "  ok   ..." / "  FAIL ..." line per check, then "N passed, N failed".
+# POSIX sh; needs the sqlite3 shell.
+
+BIN=${GATELAB_BIN:-build/release/gatelab}
+
+passed=0
+failed=0
+ok()   { passed=$((passed + 1)); echo "  ok   $1"; }
+fail() { failed=$((failed + 1)); echo "  FAIL $1"; [ -n "${2:-}" ] && echo "       $2"; return 0; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/gatelab_beyond.XXXXXX") || { echo "mktemp failed"; echo "0 passed, 1 failed"; exit 1; }
+trap 'rm -rf "$TMP"' EXIT
+trap 'exit 130' INT TERM
+OUT=$TMP/stdout
+ERR=$TMP/stderr
+
+if [ ! -x "$BIN" ]; then
+    fail "gatelab binary '$BIN' is not executable (set GATELAB_BIN)"
+    finish
+fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+    fail "the sqlite3 shell is needed by these tests"
+    finish
+fi
+
+sql() { sqlite3 -cmd '.timeout 5000' "$1" "$2" 2>>"$TMP/sql.err"; }
+nlines() { awk 'END { print NR }' "$1"; }
+
+expect_err() {
+    d=$1; want=$2; name=$3; shift 3
+    "$BIN" "$@" >"$OUT" 2>"$ERR"; rc=$?
+    msg=$(head -n 1 "$ERR")
+    if [ "$rc" -ne "$want" ]; then fail "$d: exit $rc, want $want" "stderr: $msg"
+    elif [ "$(nlines "$ERR")" -ne 1 ]; then fail "$d: $(nlines "$ERR") lines on stderr, expected 1" "$(head -n 3 "$ERR" | tr '\n' '|')"
+    elif ! grep -qF -- "$name" "$ERR"; then fail "$d: the error does not name '$name'" "stderr: $msg"
+    else ok "$d ($msg)"; fi
+}
+
+# the result table's rows: between its header and the blank line after it
+table_of() { awk '/^line +\| quantity/ { on = 1; next } on && /^-----/ { next } on && /^$/ { exit } on { print }' "$1"; }
+# the cross-deployment matrix: the lines after its header up to a blank line
+matrix_of() { awk '/^trained \\ evaluated/ { on = 1; next } on && /^$/ { exit } on { print }' "$1"; }
+
+MICRO="--ctx 32 --dim 32 --layers 2 --heads 2 --batch 4 --eval-windows 8 --threads 2"
+
+# ---------------------------------------------------------------------------
+# experiment crossdeploy SESSION
+# ---------------------------------------------------------------------------
+DB=$TMP/cross.db
+# shellcheck disable=SC2086
+"$BIN" run --headless $MICRO --arms dense,soft,random,topk --steps 30 --eval-every 10 \
+    --db "$DB" >"$OUT" 2>"$ERR"; rc=$?
+check "a micro session of dense, soft, random, topk trains (exit $rc)" [ "$rc" -eq 0 ]
+"$BIN" experiment crossdeploy 1 --db "$DB" --threads 2 >"$OUT" 2>"$ERR"; rc=$?
+check "experiment crossdeploy 1 exits 0" [ "$rc" -eq 0 ]
+check "... with nothing on stderr" [ ! -s "$ERR" ]
+table_of "$OUT" >"$TMP/table"
+check "the table has one row per run and column: 4 x (own + 7 modes) = 32" \
+    [ "$(grep -c '^X ' "$TMP/table")" -eq 32 ]
+bad=$(awk -F'|' '{ v = $3; if (v !~ /^ *[0-9]+\.[0-9]+ \(x[0-9]+\.[0-9]+\) *$/) print NR": "$0 }' "$TMP/table" | head -n 1)
+check "every cell is a finite ppl and ratio${bad:+ (row $bad)}" [ -z "$bad" ]
+matrix_of "$OUT" >"$TMP/matrix"
+check "the matrix: one line per run (4)" [ "$(nlines "$TMP/matrix")" -eq 4 ]
+bad=$(awk -F'|' 'NF != 9 { print NR; next } { for (i = 2; i <= 9; i++) if ($i !~ /^ *[0-9]+\.[0-9]+ x[0-9]+\.[0-9]+ *$/) { print NR": "$i; exit } }' "$TMP/matrix" | head -n 1)
+check "... with 8 finite cells each (own, dense .. stochastic)${bad:+ (line $bad)}" [ -z "$bad" ]
+for arm in dense soft random topk; do
+    run=$(sql "$DB" "select id from runs where mode = '$arm'")
+    own=$(awk -F'|' -v q="trained $arm #$run, evaluated own" '{ x = $2; gsub(/^ +| +$/, "", x) } x == q { split($3, a, " "); print a[1] }' "$TMP/table")
+    same=$(awk -F'|' -v q="trained $arm #$run, evaluated $arm" '{ x = $2; gsub(/^ +| +$/, "", x) } x == q { split($3, a, " "); print a[1] }' "$TMP/table")
+    stored=$(sql "$DB" "select printf('%.3f', value) from metrics where run = $run and key = 'val_ppl' order by step desc limit 1")
+    check "$arm: the diagonal ($own) is the run's own final val ppl ($stored) and its column '$arm' ($same)" \
+        [ -n "$own" ] && [ "$own" = "$stored" ] && [ "$own" = "$same" ]
+done
+check "stored: one experiment, kind crossdeploy, finished, id the session" \
+    [ "$(sql "$DB" "select count(*) || id || kind || status from experiments")" = "11crossdeployfinished" ]
+check "stored: the 32 rows, line X, every value a number" \
+    [ "$(sql "$DB" "select count(*) || ':' || sum(line = 'X') || ':' || sum(value is not null) from experiment_results where experiment = 1")" = "32:32:32" ]
+check "stored: the 4 runs linked" [ "$(sql "$DB" "select count(*) from experiment_runs where experiment = 1")" = 4 ]
+"$BIN" experiment crossdeploy --from 1 --db "$DB" >"$TMP/from" 2>"$ERR"; rc=$?
+table_of "$TMP/from" >"$TMP/table2"
+matrix_of "$TMP/from" >"$TMP/matrix2"
+check "--from 1 exits 0 and reprints the same table" sh -c "[ $rc -eq 0 ] && cmp -s '$TMP/table' '$TMP/table2'"
+check "--from 1 redraws the same matrix from the stored rows" cmp -s "$TMP/matrix" "$TMP/matrix2"
+"$BIN" experiment crossdeploy 1 --db "$DB" --threads 2 >"$OUT" 2>"$ERR"; rc=$?
+check "measured again: exit 0, still one experiment and 32 rows" \
+    sh -c "[ $rc -eq 0 ] && [ \"\$(sqlite3 '$DB' 'select count(*) from experiments; select count(*) from experiment_results')\" = \"\$(printf '1\n32')\" ]"
+expect_err "crossdeploy without a session" 2 "SESSION" experiment crossdeploy --db "$DB"
+expect_err "crossdeploy of a session that does not exist" 2 "99" experiment crossdeploy 99 --db "$DB"
+expect_err "crossdeploy with an unknown option" 2 "--bogus" experiment crossdeploy 1 --bogus --db "$DB"
+expect_err "crossdeploy on a missing database" 1 "$TMP/none.db" experiment crossdeploy 1 --db "$TMP/none.db"
+expect_err "crossdeploy --from another kind" 2 "crossdeploy" experiment absorption --from 1 --db "$DB"
+
+finish
