@@ -3,7 +3,10 @@
 # at micro scale: `gatelab experiment crossdeploy SESSION` (a complete finite
 # matrix, its diagonal equal to the runs' own final val ppl, the rows stored,
 # `--from` reprinting it, a second measurement replacing the first, bad
-# inputs). The scientific outcome is not asserted.
+# inputs); the co-adaptation trace (an evaluation at step 0, the frozen
+# random gate's absorption index equal to the one computed by hand from its
+# stored F1, per layer and for the model, the oracle drift, `show`). The
+# scientific outcome is not asserted.
 #
 # Usage (from the repo root):  GATELAB_BIN=build/release/gatelab sh tests/test_beyond.sh
 # Prints one "  ok   ..." / "  FAIL ..." line per check, then "N passed, N failed".
@@ -94,6 +97,41 @@ check "--from 1 redraws the same matrix from the stored rows" cmp -s "$TMP/matri
 "$BIN" experiment crossdeploy 1 --db "$DB" --threads 2 >"$OUT" 2>"$ERR"; rc=$?
 check "measured again: exit 0, still one experiment and 32 rows" \
     sh -c "[ $rc -eq 0 ] && [ \"\$(sqlite3 '$DB' 'select count(*) from experiments; select count(*) from experiment_results')\" = \"\$(printf '1\n32')\" ]"
+# ---------------------------------------------------------------------------
+# the co-adaptation trace, on the same session
+# ---------------------------------------------------------------------------
+R=$(sql "$DB" "select id from runs where mode = 'random'")
+check "every arm is evaluated at step 0, before its first step (4 val_ppl rows)" \
+    [ "$(sql "$DB" "select count(*) from metrics where key = 'val_ppl' and step = 0")" = 4 ]
+check "... and at 10, 20, 30: 4 evaluations per arm" \
+    [ "$(sql "$DB" "select group_concat(n) from (select count(*) n from metrics where key = 'val_ppl' group by run)")" = "4,4,4,4" ]
+check "no gate gradient at step 0 (no backward yet): absent, not 0" \
+    [ "$(sql "$DB" "select count(*) from metrics where key = 'gate_grad_norm' and step = 0")" = 0 ]
+# the frozen random gate's index by hand: the mean over heads of layer_metrics f1 per layer,
+# the mean over layers for the model, then (F1_t - F1_0) / (1 - F1_0)
+want=$(sql "$DB" "select printf('%.9f', (avg(value) filter (where step = 30) - avg(value) filter (where step = 0)) / (1.0 - avg(value) filter (where step = 0))) from layer_metrics where run = $R and key = 'f1' and layer = 0")
+got=$(sql "$DB" "select printf('%.9f', absorption_index) from absorption_trace where run = $R and step = 30 and layer = 0")
+check "random, layer 0: the view's index ($got) is (F1_30 - F1_0) / (1 - F1_0) of its layer_metrics ($want)" \
+    [ -n "$want" ] && [ "$got" = "$want" ]
+f0=$(sql "$DB" "select value from metrics where run = $R and key = 'f1' and step = 0")
+f30=$(sql "$DB" "select value from metrics where run = $R and key = 'f1' and step = 30")
+want=$(awk -v a="$f0" -v b="$f30" 'BEGIN { printf "%.9f", (b - a) / (1 - a) }')
+got=$(sql "$DB" "select printf('%.9f', value) from metrics where run = $R and key = 'absorption_index' and step = 30")
+check "random, model: the stored absorption_index metric ($got) from its f1 metrics $f0 -> $f30 ($want)" \
+    [ -n "$got" ] && [ "$got" = "$want" ]
+got=$(sql "$DB" "select printf('%.6f', absorption_index) from absorption_trace where run = $R and step = 30 and layer is null")
+check "... and the view's model row agrees to 6 decimals ($got)" [ "$got" = "$(printf '%.6f' "$want")" ]
+check "the index is 0 at step 0 for every gated arm, stored and in the view" \
+    [ "$(sql "$DB" "select count(*) from metrics where key = 'absorption_index' and step = 0 and value = 0")" = 3 ]
+check "the dense arm has no trace (no mask to compare), the oracle drift all the same" \
+    sh -c "[ \"\$(sqlite3 '$DB' \"select count(*) from absorption_trace t join runs r on r.id = t.run where r.mode = 'dense'\")\" = 0 ] && [ \"\$(sqlite3 '$DB' \"select count(*) from layer_metrics l join runs r on r.id = l.run where r.mode = 'dense' and l.key = 'oracle_drift'\")\" -gt 0 ]"
+check "oracle drift: per layer and head from the second evaluation on, every value in [0, 1]" \
+    [ "$(sql "$DB" "select count(*) || ':' || sum(value between 0 and 1) || ':' || sum(step = 0) from layer_metrics where key = 'oracle_drift'")" = "48:48:0" ]
+"$BIN" show "$R" --db "$DB" >"$OUT" 2>"$ERR"; rc=$?
+check "show RUN prints the trace: a heading and 3 rows (2 layers, model) per evaluation" \
+    sh -c "[ $rc -eq 0 ] && grep -q '^co-adaptation trace' '$OUT' && [ \"\$(grep -cE '^  step +[0-9]+ \| (layer [01]|model) +\| f1 [0-9.]+ \| mass [0-9.]+ \| chance [0-9.]+ \| drift ([0-9.]+|-) \| index -?[0-9.]+$' '$OUT')\" -eq 12 ]"
+check "... the drift absent ('-') at step 0 only" [ "$(grep -cE '^  step +0 \|.*\| drift - \|' "$OUT")" -eq 3 ]
+
 expect_err "crossdeploy without a session" 2 "SESSION" experiment crossdeploy --db "$DB"
 expect_err "crossdeploy of a session that does not exist" 2 "99" experiment crossdeploy 99 --db "$DB"
 expect_err "crossdeploy with an unknown option" 2 "--bogus" experiment crossdeploy 1 --bogus --db "$DB"
