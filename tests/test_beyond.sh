@@ -5,8 +5,10 @@
 # `--from` reprinting it, a second measurement replacing the first, bad
 # inputs); the co-adaptation trace (an evaluation at step 0, the frozen
 # random gate's absorption index equal to the one computed by hand from its
-# stored F1, per layer and for the model, the oracle drift, `show`). The
-# scientific outcome is not asserted.
+# stored F1, per layer and for the model, the oracle drift, `show`);
+# `gatelab experiment temperature` (a complete finite table per temperature,
+# the rows and runs stored with their temperature, `--from`, bad inputs). The
+# scientific outcome is not asserted, beyond a colder mask being harder.
 #
 # Usage (from the repo root):  GATELAB_BIN=build/release/gatelab sh tests/test_beyond.sh
 # Prints one "  ok   ..." / "  FAIL ..." line per check, then "N passed, N failed".
@@ -138,4 +140,54 @@ expect_err "crossdeploy with an unknown option" 2 "--bogus" experiment crossdepl
 expect_err "crossdeploy on a missing database" 1 "$TMP/none.db" experiment crossdeploy 1 --db "$TMP/none.db"
 expect_err "crossdeploy --from another kind" 2 "crossdeploy" experiment absorption --from 1 --db "$DB"
 
+# ---------------------------------------------------------------------------
+# experiment temperature, micro scale
+# ---------------------------------------------------------------------------
+TDB=$TMP/temp.db
+# shellcheck disable=SC2086
+"$BIN" experiment temperature $MICRO --steps 30 --seeds 2 --temps 1,0.1 --db "$TDB" >"$OUT" 2>"$ERR"; rc=$?
+check "experiment temperature --temps 1,0.1 --seeds 2 exits 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || echo "       stderr: $(head -n 3 "$ERR" | tr '\n' '|')"
+check "... with nothing on stderr" [ ! -s "$ERR" ]
+table_of "$OUT" >"$TMP/ttable"
+check "the table: 8 rows per temperature and for topk, and dense (25)" [ "$(nlines "$TMP/ttable")" -eq 25 ]
+for line in t1 t2 't->0'; do
+    check "line $line has its 8 rows" [ "$(awk -F'|' -v l="$line" '{ x = $1; gsub(/ /, "", x); if (x == l) c++ } END { print c + 0 }' "$TMP/ttable")" -ge 8 ]
+done
+bad=$(awk -F'|' '{ v = $3; gsub(/ /, "", v); if (v !~ /^-?[0-9]+\.[0-9]+(\+-[0-9]+\.[0-9]+)?$/) print NR": "$0 }' "$TMP/ttable" | head -n 1)
+check "every value is a finite number (mean +- sd over 2 seeds)${bad:+ (row $bad)}" [ -z "$bad" ]
+for q in 'soft t=1 learned: final val ppl' 'soft t=0.1 frozen random: final val ppl' \
+         'soft t=0.1 random - learned ppl' 'soft t=1 routing benefit (R-L)/(R-D), means' \
+         'soft t=0.1 gate grad norm, mean of 10 evals' 'soft t=1 gate grad norm, last eval' \
+         'soft t=0.1 mask entropy (bits per entry)' 'topk gate grad norm, last eval' 'dense: final val ppl'; do
+    check "row: $q" grep -qF -- "$q" "$TMP/ttable"
+done
+v=$(awk -F'|' '/topk gate grad norm, (mean|last)/ { print $3 }' "$TMP/ttable" | tr -d ' ' | sort -u)
+check "topk's gate gradient is 0 (mean and last: $v)" [ "$v" = "0.00000+-0.00000" ]
+e1=$(awk -F'|' '/soft t=1 mask entropy/ { split($3, a, " "); print a[1] }' "$TMP/ttable")
+e2=$(awk -F'|' '/soft t=0.1 mask entropy/ { split($3, a, " "); print a[1] }' "$TMP/ttable")
+check "a colder gate has a harder mask: entropy at t=0.1 ($e2) below t=1 ($e1)" \
+    awk -v a="$e2" -v b="$e1" 'BEGIN { exit !(a < b) }'
+check "stored: one experiment, kind temperature, finished" \
+    [ "$(sql "$TDB" "select count(*) || kind || status from experiments")" = "1temperaturefinished" ]
+check "stored: one result row per printed row (25), every value a number" \
+    [ "$(sql "$TDB" "select count(*) || ':' || sum(value is not null) from experiment_results")" = "25:25" ]
+check "stored: 2 seeds x (2 temperatures x 2 + 3) = 14 runs linked, 6 sessions" \
+    [ "$(sql "$TDB" "select count(*) || ':' || count(distinct r.session) from experiment_runs x join runs r on r.id = x.run")" = "14:6" ]
+check "each temperature's 8 runs carry it: --gate-temp T among their arguments, gate_temp T in their config" \
+    [ "$(sql "$TDB" "select count(*) from experiment_runs x join runs r on r.id = x.run where x.label like '% t=%' and instr(r.config, '\"--gate-temp\",\"' || substr(x.label, instr(x.label, 't=') + 2) || '\"') > 0 and json_extract(r.config, '\$.gate_temp') = cast(substr(x.label, instr(x.label, 't=') + 2) as real)")" = 8 ]
+exp=$(sed -n 's/^stored as experiment \([0-9][0-9]*\) in .*/\1/p' "$OUT")
+last=$(sql "$TDB" "select max(session) from runs")
+for from in "$exp" "$last"; do
+    "$BIN" experiment temperature --from "$from" --db "$TDB" >"$TMP/from" 2>"$ERR"; rc=$?
+    table_of "$TMP/from" >"$TMP/ttable2"
+    check "--from $from exits 0 and reprints the same table" sh -c "[ $rc -eq 0 ] && cmp -s '$TMP/ttable' '$TMP/ttable2'"
+done
+expect_err "temperature --temps with a bad value" 2 "--temps" experiment temperature --temps 1,x --db "$TDB"
+expect_err "temperature --temps out of range" 2 "--temps" experiment temperature --temps 1,500 --db "$TDB"
+expect_err "temperature --temps twice the same" 2 "--temps" experiment temperature --temps 1,1 --db "$TDB"
+expect_err "temperature --gate-temp (set per arm)" 2 "--gate-temp" experiment temperature --gate-temp 1 --db "$TDB"
+expect_err "absorption takes no --temps" 2 "--temps" experiment absorption --temps 1 --db "$TDB"
+
 finish
+
