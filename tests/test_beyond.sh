@@ -133,6 +133,9 @@ check "oracle drift: per layer and head from the second evaluation on, every val
 check "show RUN prints the trace: a heading and 3 rows (2 layers, model) per evaluation" \
     sh -c "[ $rc -eq 0 ] && grep -q '^co-adaptation trace' '$OUT' && [ \"\$(grep -cE '^  step +[0-9]+ \| (layer [01]|model) +\| f1 [0-9.]+ \| mass [0-9.]+ \| chance [0-9.]+ \| drift ([0-9.]+|-) \| index -?[0-9.]+$' '$OUT')\" -eq 12 ]"
 check "... the drift absent ('-') at step 0 only" [ "$(grep -cE '^  step +0 \|.*\| drift - \|' "$OUT")" -eq 3 ]
+"$BIN" plot "$R" --metric absorption_index --db "$DB" --out "$TMP/index.svg" >"$OUT" 2>"$ERR"; rc=$?
+check "plot --metric absorption_index draws the random run's 4 points" \
+    sh -c "[ $rc -eq 0 ] && [ -s '$TMP/index.svg' ] && grep -q 'absorption_index of 1 run, 4 points' '$OUT'"
 
 expect_err "crossdeploy without a session" 2 "SESSION" experiment crossdeploy --db "$DB"
 expect_err "crossdeploy of a session that does not exist" 2 "99" experiment crossdeploy 99 --db "$DB"
