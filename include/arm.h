@@ -123,7 +123,10 @@ int arm_remote_command(arm *a, cmd_record *c);
 /* The evaluation schedule: 1 when an arm evaluates after `step` steps of a
  * run of `steps` with --eval-every `eval_every` (0: only at the end): every
  * eval_every steps, at the last step, and early at steps 10, 25 and 50 when
- * below both. arm_eval_count: how many evaluations a whole run makes. */
+ * below both. A fresh run is also evaluated before its first step (step 0)
+ * when eval_every > 0 (issue 16: the untrained level of the co-adaptation
+ * trace); arm_eval_due is about steps taken, arm_eval_count counts that one
+ * too: how many evaluations a whole run makes. */
 int arm_eval_due(size_t step, size_t eval_every, size_t steps);
 size_t arm_eval_count(size_t eval_every, size_t steps);
 

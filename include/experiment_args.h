@@ -12,6 +12,7 @@
 #define EXPERIMENT_DEFAULT_DB "sessions/gatelab.db"
 #define EXPERIMENT_MAX_SEEDS 16
 #define EXPERIMENT_MAX_PASS 96     /* run options handed on to every seed's arms */
+#define EXPERIMENT_MAX_TEMPS 16
 
 typedef struct {
     const char *kind;            /* absorption | moe */
@@ -28,6 +29,9 @@ typedef struct {
     live_tag tags[LIVE_MAX_TAGS];
     size_t ntags;
     size_t heatmap_every;        /* --heatmap-every (0: every evaluation) */
+    /* temperature: the soft top-k temperatures (--temps) */
+    float temps[EXPERIMENT_MAX_TEMPS];
+    size_t ntemps;
 } experiment_args;
 
 /* argv holds the options after KIND; -1 with a one-line message naming the

@@ -11,7 +11,7 @@
 #include "common.h"
 #include "store.h"
 
-#define EXPERIMENT_MAX_ROWS 64
+#define EXPERIMENT_MAX_ROWS 256   /* absorption's lines and a cross-deployment matrix per arm */
 
 typedef struct {
     store_result_row row[EXPERIMENT_MAX_ROWS];

@@ -17,6 +17,7 @@ typedef struct {
     double density;                /* kept / visible of the mask in force */
     double entropy;                /* mean binary entropy (bits) of the mask entries */
     double flips, flip_rows;       /* share of G that changed since the last evaluation */
+    double oracle_flips, oracle_rows;  /* share of O that changed since the last evaluation */
     int has_gate;                  /* G defined (every mode but dense) */
 } metrics_head;
 
@@ -31,6 +32,7 @@ typedef enum {
     METRIC_ENTROPY,
     METRIC_FLIP_RATE,
     METRIC_GATE_GRAD_NORM,
+    METRIC_ORACLE_DRIFT,          /* share of the oracle top-k changed since the last evaluation */
     METRIC_COUNT
 } metric_key;
 
@@ -44,6 +46,10 @@ typedef struct {
     unsigned char *prev_mask;     /* [L*H*T*T] */
     unsigned char *cur_mask;      /* [L*H*T*T] */
     int have_prev;
+    /* the oracle's own top-k masks, the same way, for its drift (every
+     * mode: the oracle exists without a gate too) */
+    unsigned char *prev_oracle, *cur_oracle;   /* [L*H*T*T] */
+    int have_prev_oracle;
     double *grad_norm;            /* [L*H], filled by the trainer from gradients */
     /* when set, sequence 0's masks are drawn here as bytes round(255 v),
      * [L*H*T*T]: the mask in force and the oracle top-k mask */

@@ -12,7 +12,7 @@
 #include "common.h"
 #include "record.h"
 
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 /* PRAGMA application_id of a gatelab database ("gtlb") */
 #define STORE_APPLICATION_ID 0x67746c62
 
@@ -309,6 +309,23 @@ int store_experiment_end(store *s, int64_t experiment, const char *status, doubl
 int store_experiment_link(store *s, int64_t experiment, int64_t run, uint64_t seed,
                           const char *role, const char *label, gl_error *err);
 
+/* The co-adaptation trace of a run (view absorption_trace, issue 16): per
+ * evaluation, each layer (layer 0..L-1) then the model (layer -1), values
+ * NaN where absent (f1_0 and index without a step-0 evaluation); only the
+ * model rows when model_only. No rows on a file without the view. */
+typedef struct {
+    uint64_t step;
+    int layer;
+    double f1, mass_kept, chance, oracle_drift, f1_0, index;
+} store_absorption_row;
+typedef int (*store_absorption_fn)(void *ctx, const store_absorption_row *row);
+int store_list_absorption(store *s, int64_t run, int model_only, store_absorption_fn fn,
+                          void *ctx, gl_error *err);
+
+/* Deletes an experiment with its result rows and run links (the runs stay):
+ * a measurement stored again from scratch (experiment crossdeploy). */
+int store_experiment_delete(store *s, int64_t experiment, gl_error *err);
+
 typedef struct {
     uint32_t position;            /* row order in the printed table */
     char line[8];                 /* "1".."4", "+" for the rows alongside */
@@ -343,6 +360,10 @@ typedef int (*store_experiment_run_fn)(void *ctx, const store_experiment_run_row
 int store_list_experiment_runs(store *s, int64_t experiment, store_experiment_run_fn fn,
                                void *ctx, gl_error *err);
 
+/* How many rows metric `key` of a run has, their mean and the value at its
+ * newest step (0 rows: NaN, NaN). */
+int store_metric_mean_last(store *s, int64_t run, const char *key, size_t *count, double *mean,
+                           double *last, gl_error *err);
 /* How many rows metric `key` of a run has and the largest |value| among
  * them (0 rows: *max_abs = NaN). */
 int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, double *max_abs,

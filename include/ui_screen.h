@@ -76,6 +76,8 @@ typedef enum {
     UI_CHART_LR,
     UI_CHART_TOKENS_PER_S,
     UI_CHART_EXPERT_BALANCE,
+    UI_CHART_ABSORPTION,
+    UI_CHART_ORACLE_DRIFT,
     UI_CHART_COUNT
 } ui_chart;
 

@@ -71,12 +71,16 @@ typedef enum {
                                 feeder sends an evaluation's layer records before it
                                 (as an arm does) */
     UI_SER_FLIP_RATE,
+    UI_SER_ORACLE_DRIFT,     /* as density: the oracle top-k's share changed since the last
+                                evaluation (issue 16) */
+    UI_SER_ABSORPTION,       /* REC_EVAL: (f1 - f1 at step 0) / (1 - f1 at step 0), from the
+                                arm's own step-0 evaluation (none without one) */
     UI_SER_COUNT
 } ui_series_key;
 
 /* The key the store keeps a series under: a `metrics` key ("grad_norm",
- * "f1"...) or, for UI_SER_DENSITY and UI_SER_FLIP_RATE, a `layer_metrics`
- * key (*per_layer = 1). */
+ * "f1", "absorption_index"...) or, for UI_SER_DENSITY, UI_SER_FLIP_RATE and
+ * UI_SER_ORACLE_DRIFT, a `layer_metrics` key (*per_layer = 1). */
 const char *ui_series_key_name(ui_series_key k, int *per_layer);
 
 typedef struct {
@@ -94,6 +98,7 @@ typedef struct {
     double tok_s;                /* measured by the observer */
     double eval_tok_s;           /* the arm's own figure at its last evaluation */
     double expert_balance;       /* last evaluation's, NaN for a dense FFN */
+    double f1_0;                 /* F1 of its step-0 evaluation, NaN when none came */
     ui_series train, val;        /* train_loss per step, val_loss per evaluation */
     ui_series metric[UI_SER_COUNT];   /* the other curves, by ui_series_key */
     double *layer;               /* [L*H*METRIC_COUNT], NaN = none */

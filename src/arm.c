@@ -373,7 +373,7 @@ static void evaluate(arm *a)
      * last step had a gate (not dense, stochastic, oracle): elsewhere it is
      * absent (NaN), not 0, so "exactly 0" singles out topk; where it exists
      * a non-finite norm is flagged as diverged (record.h) */
-    const int has_gate = gate_mode_uses_gate(t->m.cfg.mode);
+    const int has_gate = gate_mode_uses_gate(t->m.cfg.mode) && t->step > 0;
     if (a->cfg.telemetry) {
         for (size_t l = 0; l < L; l++)
             for (size_t h = 0; h < H; h++) {
@@ -404,7 +404,7 @@ static void evaluate(arm *a)
     r.u.eval.oracle_mass = metrics_model_value(&t->metrics, L, METRIC_ORACLE_MASS);
     r.u.eval.gate_grad_norm = has_gate ? t->gate_grad_norm : NAN;
     r.u.eval.tokens_per_s = dt > 0.0 ? ((double)t->tokens_trained - a->tok_since) / dt : 0.0;
-    r.u.eval.train_loss = t->last_loss;
+    r.u.eval.train_loss = t->step > 0 ? t->last_loss : NAN;   /* none before the first step */
     r.u.eval.expert_balance = ev.expert_balance;
     /* which of these exist for this arm now: a NaN there is a blow-up the
      * store records as a `diverged` event, elsewhere it means "absent" */
@@ -715,7 +715,8 @@ int arm_eval_due(size_t step, size_t eval_every, size_t steps)
 
 size_t arm_eval_count(size_t eval_every, size_t steps)
 {
-    size_t n = eval_every ? steps / eval_every : 0;
+    /* the one before the first step (issue 16) comes with --eval-every */
+    size_t n = eval_every ? steps / eval_every + 1 : 0;
     if (!eval_every || steps % eval_every)
         n++;   /* the last step is always evaluated */
     for (size_t i = 0; i < sizeof early_evals / sizeof early_evals[0]; i++)
@@ -738,6 +739,14 @@ static void *arm_main(void *arg)
         push_event(a, EV_START, "%s k %zu at step %zu of %zu", gate_mode_name(mc->mode), mc->k,
                    t->step, a->cfg.steps);
         a->last_saved = a->last_eval = a->saved_commands = SIZE_MAX;
+        /* issue 16: a fresh run is evaluated before its first step, so the
+         * untrained level (F1 of the mask against the oracle, the oracle's
+         * own top-k) is measured, not assumed. It reads the val windows
+         * only (no training RNG), so the steps after it are unchanged. */
+        if (t->step == 0 && a->cfg.eval_every) {
+            evaluate(a);
+            a->last_eval = 0;
+        }
     }
     for (;;) {
         apply_commands(a, st);

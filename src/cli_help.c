@@ -197,6 +197,21 @@ static const cli_option moe_opts[] = {
     OPT_END,
 };
 
+static const cli_option temperature_opts[] = {
+    EXPERIMENT_HEAD_OPTS,
+    {"--temps", "T,T,...", "soft top-k temperatures, a learned and a frozen-random arm each "
+                           "(default 2,1,0.5,0.25,0.1,0.05; at most 16)", 0},
+    EXPERIMENT_TAIL_OPTS,
+    OPT_END,
+};
+
+static const cli_option crossdeploy_opts[] = {
+    OPT_DB,
+    {"--threads", "N", "worker threads of the evaluations (default: cores)", 0},
+    {"--from", "ID", "reprint a stored crossdeploy experiment (ID: its session)", 0},
+    OPT_END,
+};
+
 /* --distill-steps is the one name of "distillation updates" (experiment
  * absorption's --steps is the training); --steps stays as an alias */
 static const cli_option distill_opts[] = {
@@ -270,7 +285,8 @@ static const cli_command commands[] = {
      "units, a colour and legend entry per run, the event markers S P K Z F X R of the "
      "screen; or, with --heatmap, one run's masks at a step.",
      plot_opts, NULL, 0},
-    {"experiment", "absorption|moe", "gatelab experiment absorption|moe [OPTIONS]",
+    {"experiment", "absorption|moe|crossdeploy|temperature",
+     "gatelab experiment absorption|moe|crossdeploy|temperature [OPTIONS]",
      "The experiments, headless, stored, printed as a table.", NULL, NULL, 1},
     {"experiment absorption", NULL, NULL,
      "The paper's four lines of evidence: per seed one session of six arms (dense soft "
@@ -282,6 +298,18 @@ static const cli_command commands[] = {
      "FFN, a learned and a random router, then the learned router reset to its init; stored "
      "and printed as a table.",
      moe_opts, shared_opts, 0},
+    {"experiment temperature", NULL, NULL,
+     "Soft top-k temperature from soft to hard: per seed and temperature one session of a "
+     "learned and a frozen-random soft arm, plus one of topk, topk-random and dense; a table "
+     "per temperature of ppl, gap, routing benefit, the learned gate's gradient norm and its "
+     "mask's entropy, stored.",
+     temperature_opts, shared_opts, 0},
+    {"experiment crossdeploy", "SESSION", NULL,
+     "The cross-deployment matrix: every run of a stored session with a checkpoint "
+     "evaluated in its own mode and under dense soft random topk topk-random oracle "
+     "stochastic, on the val windows the session evaluated on; ppl and ratio to the "
+     "diagonal, stored as an experiment and printed as a table.",
+     crossdeploy_opts, NULL, 0},
     {"distill", "RUN", NULL,
      "Train a fresh gate to predict a stored run's oracle masks on its frozen model; saved "
      "next to the run's checkpoint and stored as a new run.",

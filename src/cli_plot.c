@@ -34,6 +34,7 @@ static const struct {
     {"oracle_mass", "fraction of attention mass"},  {"gate_grad_norm", "L2"}, {"grad_norm", "L2"},
     {"lr", "learning rate"},      {"tokens_per_s", "tokens/s"},
     {"expert_balance", "balance"},
+    {"absorption_index", "(F1 - F1 at step 0) / (1 - F1 at step 0)"},
 };
 #define NKNOWN (sizeof known_metrics / sizeof known_metrics[0])
 

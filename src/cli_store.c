@@ -265,6 +265,28 @@ static int show_summary(void *ctx, const store_summary_row *r)
     return 0;
 }
 
+/* one row of the co-adaptation trace (issue 16), under its heading; "-"
+ * where a value is absent (no drift at the first evaluation, no index
+ * without a step-0 evaluation) */
+static int show_absorption(void *ctx, const store_absorption_row *r)
+{
+    int *any = ctx;
+    if (!*any)
+        printf("co-adaptation trace (F1 and mass kept of the mask vs the oracle, chance F1, "
+               "oracle drift since the last evaluation, absorption index (F1-F1_0)/(1-F1_0)):\n");
+    *any = 1;
+    char where[24], drift[24], index[24];
+    if (r->layer < 0)
+        snprintf(where, sizeof where, "model");
+    else
+        snprintf(where, sizeof where, "layer %d", r->layer);
+    snprintf(drift, sizeof drift, isnan(r->oracle_drift) ? "-" : "%.4f", r->oracle_drift);
+    snprintf(index, sizeof index, isnan(r->index) ? "-" : "%.4f", r->index);
+    printf("  step %6llu | %-8s | f1 %.4f | mass %.4f | chance %.4f | drift %s | index %s\n",
+           (unsigned long long)r->step, where, r->f1, r->mass_kept, r->chance, drift, index);
+    return 0;
+}
+
 /* One pair of the learned_vs_random views, as the database compares it. */
 static int print_comparison(void *ctx, const store_comparison_row *c)
 {
@@ -362,6 +384,10 @@ int cli_show(int argc, char **argv)
     if (!rc) {
         printf("routing comparisons (learned vs random at one step):\n");
         rc = store_list_comparisons(st, 0, id, print_comparison, NULL, &e);
+    }
+    if (!rc) {
+        int any = 0;
+        rc = store_list_absorption(st, id, 0, show_absorption, &any, &e);
     }
     store_close(st);
     return rc ? cli_runtime_error(&e) : 0;

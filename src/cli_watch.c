@@ -31,8 +31,12 @@ typedef struct {
 
 void cli_print_eval_head(const tel_record *r, const char *name)
 {
-    printf("step %6llu | %-8s | train %.4f | val %.4f ppl %8.3f", (unsigned long long)r->step,
-           name, r->u.eval.train_loss, r->u.eval.val_loss, r->u.eval.val_ppl);
+    /* no train loss before the first step (the step-0 evaluation): "-" */
+    char train[32];
+    snprintf(train, sizeof train, isnan(r->u.eval.train_loss) ? "-" : "%.4f",
+             r->u.eval.train_loss);
+    printf("step %6llu | %-8s | train %s | val %.4f ppl %8.3f", (unsigned long long)r->step,
+           name, train, r->u.eval.val_loss, r->u.eval.val_ppl);
     if (!isnan(r->u.eval.bits_per_byte))
         printf(" bpb %.3f", r->u.eval.bits_per_byte);
     if (!isnan(r->u.eval.f1))

@@ -15,7 +15,9 @@
 #include "data.h"
 #include "evaluate.h"
 #include "experiment_absorption.h"
+#include "experiment_crossdeploy.h"
 #include "experiment_moe.h"
+#include "experiment_temperature.h"
 #include "live.h"
 #include "model.h"
 #include "runspec.h"
@@ -345,6 +347,7 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
                (long long)env.experiment, plan->title, a->seeds, a->seeds > 1 ? "s" : "",
                tc->steps, a->preset, wall);
         experiment_table_print(&t);
+        crossdeploy_print_rows(t.row, t.n);
         rc = experiment_table_store(env.st, env.experiment, &t, &e);
         if (!rc)
             rc = store_experiment_end(env.st, env.experiment, "finished", wall, &e);
@@ -373,16 +376,22 @@ int experiment_main(int argc, char **argv)
 {
     if (argc < 1)
         return cli_usage_error(
-            "experiment: missing kind (gatelab experiment absorption|moe [OPTIONS])");
+            "experiment: missing kind (gatelab experiment "
+            "absorption|moe|crossdeploy|temperature [OPTIONS])");
     const int moe = strcmp(argv[0], "moe") == 0;
-    if (!moe && strcmp(argv[0], "absorption") != 0)
-        return cli_usage_error("experiment %s: unknown experiment (absorption, moe)",
-                                      argv[0]);
+    const int temperature = strcmp(argv[0], "temperature") == 0;
+    if (strcmp(argv[0], "crossdeploy") == 0)
+        return experiment_crossdeploy_main(argc - 1, argv + 1);
+    if (!moe && !temperature && strcmp(argv[0], "absorption") != 0)
+        return cli_usage_error("experiment %s: unknown experiment (absorption, moe, "
+                               "crossdeploy, temperature)", argv[0]);
     static experiment_args a;
     gl_error e;
     if (experiment_args_parse(argv[0], argc - 1, argv + 1, &a, &e))
         return cli_usage_error("%s", e.msg);
     if (a.from)
         return experiment_table_reprint(a.db, a.from, a.kind);
+    if (temperature)
+        return experiment_temperature_run(&a, argc, argv);
     return moe ? experiment_moe_run(&a, argc, argv) : experiment_absorption_run(&a, argc, argv);
 }

@@ -4,7 +4,9 @@
  * measured on their checkpoints — the topk arm's gate gradient, a
  * finite-difference probe of its gate, a fresh gate distilled onto the
  * frozen dense, random and soft models, and every gated model evaluated
- * dense — and the table beside the paper's figures. Every number comes
+ * dense — and the table beside the paper's figures, with the absorption
+ * index of each gated arm (the co-adaptation trace, view absorption_trace)
+ * and the cross-deployment matrix of the six arms (experiment_crossdeploy.c). Every number comes
  * from a run, a checkpoint or the metrics table: nothing is adjusted to
  * agree with the paper. */
 #include "experiment_absorption.h"
@@ -19,6 +21,7 @@
 #include "distill_cli.h"
 #include "evaluate.h"
 #include "experiment.h"
+#include "experiment_crossdeploy.h"
 #include "gate.h"
 #include "model.h"
 #include "record.h"
@@ -53,6 +56,16 @@ typedef struct {
     double large_change;              /* L(w + 0.1 N(0,1)) - L(w) */
 } absorb_probe;
 
+/* The co-adaptation trace of one arm at its last evaluation (issue 16,
+ * view absorption_trace): [0] the model, [1 + l] layer l; NaN when the arm
+ * has no gate mask or no step-0 evaluation. */
+typedef struct {
+    size_t layers;
+    uint64_t step;
+    double f1[1 + DISTILL_MAX_LAYERS], f1_0[1 + DISTILL_MAX_LAYERS];
+    double chance[1 + DISTILL_MAX_LAYERS], index[1 + DISTILL_MAX_LAYERS];
+} absorb_trace;
+
 /* one seed: its session, runs, checkpoints and measurements */
 typedef struct {
     uint64_t seed;
@@ -71,6 +84,8 @@ typedef struct {
     double sigmoid_density;
     double oracle_mass[DISTILL_MAX_LAYERS];
     size_t layers;
+    crossdeploy_matrix cross;           /* every arm under every gate mode */
+    absorb_trace trace[ABSORB_NARMS];   /* the co-adaptation trace's last evaluation */
 } absorb_seed;
 
 static const gate_mode absorb_mode[ABSORB_NARMS] = {GATE_DENSE,   GATE_SOFT, GATE_RANDOM,
@@ -152,6 +167,37 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
     return 0;
 }
 
+/* ---- the co-adaptation trace ---- */
+
+/* keeps the rows of the newest step (they come in step order) */
+static int take_trace(void *ctx, const store_absorption_row *r)
+{
+    absorb_trace *t = ctx;
+    if (r->step != t->step) {
+        t->step = r->step;
+        t->layers = 0;
+    }
+    size_t at = r->layer < 0 ? 0 : 1 + (size_t)r->layer;
+    if (at > DISTILL_MAX_LAYERS)
+        return 0;
+    if (r->layer >= 0 && (size_t)r->layer + 1 > t->layers)
+        t->layers = (size_t)r->layer + 1;
+    t->f1[at] = r->f1;
+    t->f1_0[at] = r->f1_0;
+    t->chance[at] = r->chance;
+    t->index[at] = r->index;
+    return 0;
+}
+
+static int read_trace(store *st, int64_t run, absorb_trace *t, gl_error *e)
+{
+    t->step = UINT64_MAX;
+    t->layers = 0;
+    for (size_t i = 0; i <= DISTILL_MAX_LAYERS; i++)
+        t->f1[i] = t->f1_0[i] = t->chance[i] = t->index[i] = NAN;
+    return store_list_absorption(st, run, 0, take_trace, t, e);
+}
+
 /* ---- one seed: its session, runs, checkpoints and measurements ---- */
 
 /* the plan's measure: ctx is the absorb_seed array */
@@ -180,6 +226,17 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
             return -1;
     }
     const char *pre = "  ";
+    /* the co-adaptation trace: each gated arm's absorption index at its
+     * last evaluation, from the step-0 evaluation on */
+    printf("%sabsorption index (F1_t - F1_0) / (1 - F1_0) at the last evaluation:", pre);
+    for (size_t i = 0; i < ABSORB_NARMS; i++) {
+        if (read_trace(x->st, s->run[i], &s->trace[i], e))
+            return -1;
+        if (!isnan(s->trace[i].f1[0]))
+            printf(" %s %.3f (F1 %.3f -> %.3f)", gate_mode_name(absorb_mode[i]),
+                   s->trace[i].index[0], s->trace[i].f1_0[0], s->trace[i].f1[0]);
+    }
+    printf("\n");
     /* line 2: the topk arm's gate gradient at every evaluation, then the probe */
     if (store_metric_extent(x->st, s->run[ABSORB_TOPK], "gate_grad_norm", &s->grad_evals,
                             &s->grad_max, e))
@@ -223,6 +280,18 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     for (size_t i = 0; i < ABSORB_NARMS; i++)
         printf(" %s %.3f (as trained %.3f)%s", gate_mode_name(absorb_mode[i]), s->dense_ppl[i],
                s->ppl[i], i + 1 < ABSORB_NARMS ? "," : "\n");
+    /* the cross-deployment matrix of the six arms (before the distillations
+     * join the session) */
+    if (crossdeploy_measure(x->st, s->run, ABSORB_NARMS, 1, x->data, x->windows, threads,
+                            &s->cross, e))
+        return -1;
+    printf("%scross-deployment (evaluated under dense .. stochastic, / as trained):", pre);
+    for (size_t i = 0; i < s->cross.n; i++) {
+        printf(" %s", s->cross.label[i]);
+        for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
+            printf("%s%.2f", c ? "," : " ", s->cross.ppl[i][c] / s->cross.own[i]);
+        printf("%s", i + 1 < s->cross.n ? ";" : "\n");
+    }
     /* line 3: distil a fresh gate onto the frozen dense, random and soft models */
     for (size_t di = 0; di < ABSORB_NDIST; di++) {
         const int ai = absorb_dist_arm[di];
@@ -439,6 +508,42 @@ static void build_table(experiment_table *t, const absorb_seed *s, size_t n)
         experiment_table_add_stat(t, "+", q, w, n, 3, l == 0 ? "~0.90 (k=64 of 512)" : "~0.90",
                                   "n/a");
     }
+
+    /* the co-adaptation trace: per gated arm, the absorption index of the
+     * model and of each layer at the last evaluation, F1 from step 0 */
+    for (size_t g = 0; g < sizeof gated / sizeof gated[0]; g++) {
+        const int ai = gated[g];
+        for (size_t at = 0; at <= s[0].trace[ai].layers; at++) {
+            double f0[EXPERIMENT_MAX_SEEDS], f1[EXPERIMENT_MAX_SEEDS], ch[EXPERIMENT_MAX_SEEDS];
+            double m0, m1, mc, sd;
+            for (size_t i = 0; i < n; i++) {
+                w[i] = s[i].trace[ai].index[at];
+                f0[i] = s[i].trace[ai].f1_0[at];
+                f1[i] = s[i].trace[ai].f1[at];
+                ch[i] = s[i].trace[ai].chance[at];
+            }
+            if (isnan(f1[0]))
+                continue;
+            experiment_table_stats(f0, n, &m0, &sd);
+            experiment_table_stats(f1, n, &m1, &sd);
+            experiment_table_stats(ch, n, &mc, &sd);
+            char q[128], where[32];
+            if (at == 0)
+                snprintf(where, sizeof where, "model");
+            else
+                snprintf(where, sizeof where, "layer %zu", at - 1);
+            snprintf(q, sizeof q, "absorption index, %s %s (F1 %.3f -> %.3f, chance %.3f)",
+                     gate_mode_name(absorb_mode[ai]), where, m0, m1, mc);
+            experiment_table_add_stat(t, "A", q, w, n, 3, "-", "n/a");
+        }
+    }
+
+    /* the cross-deployment matrix, every cell over the seeds */
+    crossdeploy_matrix *cm = xcalloc(n, sizeof *cm);
+    for (size_t i = 0; i < n; i++)
+        cm[i] = s[i].cross;
+    crossdeploy_add_rows(t, cm, n);
+    free(cm);
 }
 
 /* ---- experiment absorption: its plan ---- */

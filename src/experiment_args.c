@@ -13,11 +13,45 @@
 #include "optim.h"
 #include "runspec.h"
 
+/* --temps T,T,...: each in the run-spec row's range of --gate-temp, no
+ * repeats (a table row per temperature) */
+static int parse_temps(const char *v, experiment_args *a, gl_error *e)
+{
+    if (!v || !*v)
+        return gl_fail(e, "--temps: missing value (e.g. 2,1,0.5,0.25,0.1,0.05)");
+    const runspec_row *row = runspec_find_flag("--gate-temp");
+    a->ntemps = 0;
+    const char *p = v;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char word[32];
+        if (len == 0 || len >= sizeof word)
+            return gl_fail(e, "--temps %s: an empty or too long temperature", v);
+        memcpy(word, p, len);
+        word[len] = '\0';
+        if (a->ntemps == EXPERIMENT_MAX_TEMPS)
+            return gl_fail(e, "--temps %s: at most %d temperatures", v, EXPERIMENT_MAX_TEMPS);
+        float t;
+        gl_error why;
+        if (runspec_parse_into(row, word, &t, &why))
+            return gl_fail(e, "--temps %s: %s", v, why.msg);
+        for (size_t i = 0; i < a->ntemps; i++)
+            if (a->temps[i] == t)
+                return gl_fail(e, "--temps %s: %s given twice", v, word);
+        a->temps[a->ntemps++] = t;
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
 int experiment_args_parse(const char *kind, int argc, char **argv, experiment_args *a, gl_error *e)
 {
     memset(a, 0, sizeof *a);
     a->kind = kind;
     const int moe = strcmp(kind, "moe") == 0;
+    const int temperature = strcmp(kind, "temperature") == 0;
     train_config *tc = &a->tc;
     model_config *mc = &tc->model;
     if (args_preset_defaults(argc, argv, &a->preset, tc, e))
@@ -28,6 +62,9 @@ int experiment_args_parse(const char *kind, int argc, char **argv, experiment_ar
     a->seeds = 3;
     a->distill_steps = 300;
     a->experts = 4;
+    static const float default_temps[] = {2.0f, 1.0f, 0.5f, 0.25f, 0.1f, 0.05f};
+    a->ntemps = sizeof default_temps / sizeof default_temps[0];
+    memcpy(a->temps, default_temps, sizeof default_temps);
     args_set set = {.eval_every_min = 1, .data_nonempty = 1};
     for (int i = 0; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -38,7 +75,12 @@ int experiment_args_parse(const char *kind, int argc, char **argv, experiment_ar
         } else if (strcmp(f, "--seeds") == 0) {
             rc = args_size(f, v, 1, EXPERIMENT_MAX_SEEDS, &a->seeds, e);
             pass = 0;
-        } else if (strcmp(f, "--distill-steps") == 0 && !moe) {
+        } else if (strcmp(f, "--temps") == 0 && temperature) {
+            rc = parse_temps(v, a, e);
+            pass = 0;
+        } else if (strcmp(f, "--gate-temp") == 0 && temperature) {
+            return gl_fail(e, "--gate-temp: experiment temperature sets it per arm (use --temps)");
+        } else if (strcmp(f, "--distill-steps") == 0 && !moe && !temperature) {
             rc = args_size(f, v, 1, 10000000, &a->distill_steps, e);
             pass = 0;
         } else if (strcmp(f, "--experts") == 0 && moe) {

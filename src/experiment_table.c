@@ -6,11 +6,13 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "args.h"
 #include "cli.h"
 #include "common.h"
+#include "experiment_crossdeploy.h"
 #include "store.h"
 
 /* ---- rows ---- */
@@ -95,9 +97,21 @@ int experiment_table_store(store *st, int64_t experiment, const experiment_table
     return rc;
 }
 
+/* the rows as read back, printed one by one and kept for the matrices
+ * drawn from them (crossdeploy_print_rows) */
+typedef struct {
+    store_result_row *row;
+    size_t n, cap;
+} stored_rows;
+
 static int print_stored_row(void *ctx, const store_result_row *r)
 {
-    (*(size_t *)ctx)++;
+    stored_rows *s = ctx;
+    if (s->n == s->cap) {
+        s->row = gl_grow(s->row, s->n, s->cap ? 2 * s->cap : 64, sizeof *s->row);
+        s->cap = s->cap ? 2 * s->cap : 64;
+    }
+    s->row[s->n++] = *r;
     print_row(r);
     return 0;
 }
@@ -141,10 +155,13 @@ int experiment_table_reprint(const char *db, const char *from, const char *kind)
         printf("command %s\nconfig %s\n\n", x.command, x.config_json);
         store_experiment_row_free(&x);
         print_header();
-        size_t rows = 0;
+        stored_rows rows = {.n = 0};
         rc = store_list_experiment_results(st, id, print_stored_row, &rows, &e);
-        if (!rc && rows == 0)
+        if (!rc && rows.n == 0)
             printf("(no result rows: the experiment did not finish)\n");
+        if (!rc)
+            crossdeploy_print_rows(rows.row, rows.n);
+        free(rows.row);
         if (!rc) {
             printf("\nruns:\n");
             rc = store_list_experiment_runs(st, id, print_stored_run, NULL, &e);

@@ -22,6 +22,7 @@ static const char *metric_names[METRIC_COUNT] = {
     [METRIC_ENTROPY] = "gate_entropy",
     [METRIC_FLIP_RATE] = "flip_rate",
     [METRIC_GATE_GRAD_NORM] = "gate_grad_norm",
+    [METRIC_ORACLE_DRIFT] = "oracle_drift",
 };
 
 const char *metric_name(metric_key k)
@@ -38,6 +39,8 @@ void metrics_init(metrics_state *m, size_t L, size_t H, size_t T)
     m->heads = xcalloc(L * H, sizeof *m->heads);
     m->prev_mask = xcalloc(L * H * T * T, 1);
     m->cur_mask = xcalloc(L * H * T * T, 1);
+    m->prev_oracle = xcalloc(L * H * T * T, 1);
+    m->cur_oracle = xcalloc(L * H * T * T, 1);
     m->grad_norm = xcalloc(L * H, sizeof *m->grad_norm);
 }
 
@@ -46,6 +49,8 @@ void metrics_free(metrics_state *m)
     free(m->heads);
     free(m->prev_mask);
     free(m->cur_mask);
+    free(m->prev_oracle);
+    free(m->cur_oracle);
     free(m->grad_norm);
     memset(m, 0, sizeof *m);
 }
@@ -66,6 +71,12 @@ void metrics_finish(metrics_state *m)
     m->have_prev = 0;
     for (size_t i = 0; i < m->L * m->H; i++)
         m->have_prev |= m->heads[i].has_gate;
+    t = m->prev_oracle;
+    m->prev_oracle = m->cur_oracle;
+    m->cur_oracle = t;
+    m->have_prev_oracle = 0;
+    for (size_t i = 0; i < m->L * m->H; i++)
+        m->have_prev_oracle |= m->heads[i].rows > 0.0;
 }
 
 static double binary_entropy_bits(double p)
@@ -136,6 +147,21 @@ void metrics_row(metrics_state *m, size_t layer, size_t head, size_t row,
     }
     mh->rows += 1.0;
     mh->oracle_mass += in_o / total;
+    if (record_flips) {
+        /* the oracle's drift: the model's own top-k moving between evaluations */
+        const size_t T = m->T, at = ((layer * m->H + head) * T + row) * T;
+        unsigned char *cur = m->cur_oracle + at;
+        const unsigned char *prev = m->prev_oracle + at;
+        size_t changed = 0;
+        for (size_t j = 0; j < n; j++) {
+            cur[j] = oracle_keep[j];
+            changed += oracle_keep[j] && !prev[j];
+        }
+        if (m->have_prev_oracle && no) {
+            mh->oracle_flips += (double)changed / (double)no;
+            mh->oracle_rows += 1.0;
+        }
+    }
     mh->chance += (double)k / (double)n;
 
     double density, entropy = 0.0;
@@ -209,6 +235,8 @@ double metrics_value(const metrics_state *m, size_t layer, size_t head, metric_k
     case METRIC_CHANCE: return mh->chance / mh->rows;
     case METRIC_DENSITY: return mh->density / mh->rows;
     case METRIC_ENTROPY: return mh->entropy / mh->rows;
+    case METRIC_ORACLE_DRIFT:
+        return mh->oracle_rows > 0.0 ? mh->oracle_flips / mh->oracle_rows : NAN;
     default: break;
     }
     if (!mh->has_gate)
@@ -243,6 +271,8 @@ int metrics_exists(const metrics_state *m, size_t layer, size_t head, metric_key
         return mh->has_gate;
     case METRIC_FLIP_RATE:
         return mh->has_gate && mh->flip_rows > 0.0;
+    case METRIC_ORACLE_DRIFT:
+        return mh->oracle_rows > 0.0;
     default:
         return 0;
     }

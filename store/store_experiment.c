@@ -121,6 +121,17 @@ int store_experiment_result(store *s, int64_t experiment, const store_result_row
     return exec_once(s, st, rc, err, "write experiment result");
 }
 
+int store_experiment_delete(store *s, int64_t experiment, gl_error *err)
+{
+    sqlite3_stmt *st;
+    /* experiment_runs and experiment_results go with it (ON DELETE CASCADE) */
+    if (store_prepare(s, "DELETE FROM experiments WHERE id = ?1", &st, err))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, experiment, &rc);
+    return exec_once(s, st, rc, err, "delete experiment");
+}
+
 void store_experiment_row_free(store_experiment_row *r)
 {
     free(r->command);
@@ -263,6 +274,31 @@ int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, d
     return out;
 }
 
+int store_metric_mean_last(store *s, int64_t run, const char *key, size_t *count, double *mean,
+                           double *last, gl_error *err)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                "SELECT count(*), avg(value),"
+                " (SELECT value FROM metrics WHERE run = ?1 AND key = ?2 ORDER BY step DESC"
+                " LIMIT 1) FROM metrics WHERE run = ?1 AND key = ?2",
+                &st, err))
+        return -1;
+    int rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_text(st, 2, key, &rc);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *count = (size_t)sqlite3_column_int64(st, 0);
+        *mean = store_col_f64(st, 1);
+        *last = store_col_f64(st, 2);
+    }
+    int out = store_end(s, st, rc, err, "read metric");
+    sqlite3_finalize(st);
+    return out;
+}
+
 int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, double value,
                      gl_error *err)
 {
@@ -282,6 +318,49 @@ int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, doub
     store_bind_i64(st, 4, (int64_t)llround(gl_wall_ms()), &rc);
     store_bind_f64(st, 5, value, &rc);
     return exec_once(s, st, rc, err, "write metric");
+}
+
+int store_list_absorption(store *s, int64_t run, int model_only, store_absorption_fn fn,
+                          void *ctx, gl_error *err)
+{
+    sqlite3_stmt *st;
+    /* a file this process may not migrate (read-only, schema 6) lacks the
+     * view: no trace then, not an error */
+    if (store_prepare(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view'"
+                         " AND name = 'absorption_trace'", &st, err))
+        return -1;
+    int rc = sqlite3_step(st);
+    int have = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) > 0;
+    int out = store_end(s, st, rc, err, "find absorption_trace");
+    sqlite3_finalize(st);
+    if (out || !have)
+        return out;
+    if (store_prepare(s,
+                "SELECT step, coalesce(layer, -1), f1, mass_kept, chance_f1, oracle_drift, f1_0,"
+                " absorption_index FROM absorption_trace WHERE run = ?1"
+                " AND (?2 = 0 OR layer IS NULL) ORDER BY step, layer IS NULL, layer",
+                &st, err))
+        return -1;
+    rc = SQLITE_OK;
+    store_bind_i64(st, 1, run, &rc);
+    store_bind_i64(st, 2, model_only, &rc);
+    if (rc == SQLITE_OK)
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            store_absorption_row r;
+            r.step = store_col_u64(st, 0);
+            r.layer = (int)sqlite3_column_int64(st, 1);
+            r.f1 = store_col_f64(st, 2);
+            r.mass_kept = store_col_f64(st, 3);
+            r.chance = store_col_f64(st, 4);
+            r.oracle_drift = store_col_f64(st, 5);
+            r.f1_0 = store_col_f64(st, 6);
+            r.index = store_col_f64(st, 7);
+            if (fn(ctx, &r))
+                break;
+        }
+    out = store_end(s, st, rc, err, "list absorption trace");
+    sqlite3_finalize(st);
+    return out;
 }
 
 int64_t store_next_arm(store *s, int64_t session, gl_error *err)

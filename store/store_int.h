@@ -40,6 +40,7 @@ typedef enum {
     SW_DELETE_SEGMENTS,
     SW_SEGMENT_REOPEN,
     SW_RUN_TAKE_OVER,
+    SW_ABSORPTION_PUT,
     SW_COUNT
 } store_write_stmt;
 

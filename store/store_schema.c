@@ -586,6 +586,40 @@ static const char schema_v6[] =
     "CREATE INDEX commands_pending ON commands (session, id) WHERE state = 'pending';\n"
     "CREATE INDEX commands_run ON commands (run);\n";
 
+/* Version 7 (issue 16): the co-adaptation trace of every gated run, per
+ * evaluation: per layer (the mean over heads) and for the model (layer
+ * NULL: the run's metrics, means over layers), F1 and mass kept of the mask
+ * in force against the oracle, chance F1, the oracle's own drift since the
+ * previous evaluation, F1 at step 0 (the evaluation before the first step)
+ * and the absorption index (F1_t - F1_0) / (1 - F1_0): 0 where the oracle
+ * has not moved toward the mask, 1 where the model's own top-k is the mask.
+ * NULL without a step-0 evaluation (runs made before it, forks). Views only:
+ * the rows are layer_metrics' and metrics'. */
+static const char schema_v7[] =
+    "CREATE VIEW absorption_trace AS\n"
+    "WITH lay AS (\n"
+    "  SELECT run, step, layer,\n"
+    "         avg(value) FILTER (WHERE key = 'f1') AS f1,\n"
+    "         avg(value) FILTER (WHERE key = 'mass_kept') AS mass_kept,\n"
+    "         avg(value) FILTER (WHERE key = 'chance_f1') AS chance_f1,\n"
+    "         avg(value) FILTER (WHERE key = 'oracle_drift') AS oracle_drift\n"
+    "  FROM layer_metrics\n"
+    "  WHERE key IN ('f1', 'mass_kept', 'chance_f1', 'oracle_drift')\n"
+    "  GROUP BY run, step, layer),\n"
+    "per_layer AS (\n"
+    "  SELECT l.run, l.step, l.layer, l.f1, l.mass_kept, l.chance_f1, l.oracle_drift,\n"
+    "         z.f1 AS f1_0\n"
+    "  FROM lay l LEFT JOIN lay z ON z.run = l.run AND z.layer = l.layer AND z.step = 0\n"
+    "  WHERE l.f1 IS NOT NULL),\n"
+    "model AS (\n"
+    "  SELECT run, step, NULL AS layer, avg(f1) AS f1, avg(mass_kept) AS mass_kept,\n"
+    "         avg(chance_f1) AS chance_f1, avg(oracle_drift) AS oracle_drift,\n"
+    "         avg(f1_0) AS f1_0\n"
+    "  FROM per_layer GROUP BY run, step)\n"
+    "SELECT run, step, layer, f1, mass_kept, chance_f1, oracle_drift, f1_0,\n"
+    "       CASE WHEN f1_0 < 1.0 THEN (f1 - f1_0) / (1.0 - f1_0) END AS absorption_index\n"
+    "FROM (SELECT * FROM per_layer UNION ALL SELECT * FROM model);\n";
+
 const char *const store_migrations[] = {
     schema_v1,
     schema_v2,
@@ -593,6 +627,7 @@ const char *const store_migrations[] = {
     schema_v4,
     schema_v5,
     schema_v6,
+    schema_v7,
 };
 
 _Static_assert(sizeof store_migrations / sizeof store_migrations[0] == STORE_SCHEMA_VERSION,

@@ -42,6 +42,15 @@ const char *const store_write_sql[SW_COUNT] = {
     [SW_METRIC_ADD] =
         "INSERT INTO metrics (run, key, step, wall_ms, value) VALUES (?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT (run, key, step) DO NOTHING",
+    /* the absorption index of an evaluation (issue 16): its f1 against the
+     * run's f1 at step 0; nothing without a step-0 evaluation */
+    [SW_ABSORPTION_PUT] =
+        "INSERT INTO metrics (run, key, step, wall_ms, value)"
+        " SELECT t.run, 'absorption_index', t.step, ?3, (t.value - z.value) / (1.0 - z.value)"
+        " FROM metrics t JOIN metrics z ON z.run = t.run AND z.key = 'f1' AND z.step = 0"
+        " WHERE t.run = ?1 AND t.key = 'f1' AND t.step = ?2 AND z.value < 1.0"
+        " ON CONFLICT (run, key, step) DO UPDATE SET wall_ms = excluded.wall_ms,"
+        " value = excluded.value",
     [SW_LAYER_PUT] =
         "INSERT INTO layer_metrics (run, step, layer, head, key, value)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
@@ -618,6 +627,15 @@ static int write_eval(store *s, int64_t run, const tel_record *r, gl_error *err)
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         if (put_value(s, run, m[i].key, r, m[i].v, !m[i].bit || (bits & m[i].bit), err))
             return -1;
+    if (isfinite(r->u.eval.f1)) {
+        sqlite3_stmt *st = s->sw[SW_ABSORPTION_PUT];
+        int rc = SQLITE_OK;
+        store_bind_i64(st, 1, run, &rc);
+        store_bind_u64(st, 2, r->step, &rc);
+        store_bind_i64(st, 3, record_ms(r), &rc);
+        if (store_exec(s, st, rc, err, "write absorption index"))
+            return -1;
+    }
     /* a copy of the last step's loss: that step's own record reported it
      * if it was not finite */
     return put_metric(s, SW_METRIC_ADD, run, "train_loss", r, r->u.eval.train_loss, err);

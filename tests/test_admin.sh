@@ -157,8 +157,8 @@ SOFTDIR=$(dirname "$(sql "$DB" "select path from checkpoints where run = $SOFT l
 check "keep-checkpoints 2: 2 files on disk" [ "$(ls "$SOFTDIR"/step*.safetensors | wc -l)" -eq 2 ]
 check "keep-checkpoints 2: the 2 newest rows (30, 40)" \
     [ "$(sql "$DB" "select group_concat(step) from (select step from checkpoints where run = $SOFT order by step)")" = "30,40" ]
-check "heatmap-every 2: heatmaps at steps 20 and 40 only" \
-    [ "$(sql "$DB" "select group_concat(step) from (select distinct step from heatmaps where run = $SOFT order by step)")" = "20,40" ]
+check "heatmap-every 2: heatmaps at steps 0 (before the first step), 20 and 40 only" \
+    [ "$(sql "$DB" "select group_concat(step) from (select distinct step from heatmaps where run = $SOFT order by step)")" = "0,20,40" ]
 check "both are in the stored argv (resume keeps them)" \
     [ "$(sql "$DB" "select count(*) from runs r, json_each(r.config, '\$.argv') a where r.id = $SOFT and a.value in ('--keep-checkpoints', '--heatmap-every')")" = 2 ]
 
@@ -169,14 +169,14 @@ check "both are in the stored argv (resume keeps them)" \
 HDB=$TMP/heat.db
 run_ok "soft,dense,random 200 steps, an evaluation every 2" \
     run $MICRO --db "$HDB" --arms soft,dense,random --steps 200 --eval-every 2
-check "every evaluation of every arm has its heatmaps (3 x 100 steps)" \
-    [ "$(sql "$HDB" "select group_concat(n) from (select (select count(distinct h.step) from heatmaps h where h.run = r.id) || '/' || (select count(*) from metrics m where m.run = r.id and m.key = 'val_loss') as n from runs r order by r.id)")" = "100/100,100/100,100/100" ]
+check "every evaluation of every arm has its heatmaps (3 x 101 steps, step 0 included)" \
+    [ "$(sql "$HDB" "select group_concat(n) from (select (select count(distinct h.step) from heatmaps h where h.run = r.id) || '/' || (select count(*) from metrics m where m.run = r.id and m.key = 'val_loss') as n from runs r order by r.id)")" = "101/101,101/101,101/101" ]
 check "and at the steps of the evaluations" \
     [ "$(sql "$HDB" "select count(*) from metrics m where m.key = 'val_loss' and not exists (select 1 from heatmaps h where h.run = m.run and h.step = m.step)")" = 0 ]
 run_ok "the same with --heatmap-every 5" \
     run $MICRO --db "$HDB" --arms soft,dense,random --steps 200 --eval-every 2 --heatmap-every 5
-check "--heatmap-every 5: steps 10, 20, .. 200 of each arm (3 x 20)" \
-    [ "$(sql "$HDB" "select count(distinct h.run || ':' || h.step) || ' ' || sum(distinct h.step % 10) from heatmaps h join runs r on r.id = h.run where r.session = 2")" = "60 0" ]
+check "--heatmap-every 5: steps 0, 10, 20, .. 200 of each arm (3 x 21)" \
+    [ "$(sql "$HDB" "select count(distinct h.run || ':' || h.step) || ' ' || sum(distinct h.step % 10) from heatmaps h join runs r on r.id = h.run where r.session = 2")" = "63 0" ]
 
 echo "resume --steps"
 bad "resume of a finished run without --steps" 'finished its 40 steps' "$DB" resume "$SOFT" --db "$DB"
@@ -186,8 +186,8 @@ check "extended run is finished at step 60" \
 check "the extension is an event" \
     [ "$(sql "$DB" "select count(*) from events where run = $SOFT and kind = 'resumed' and detail like '--steps 40 -> 60 (extended)%'")" = 1 ]
 if [ "$(sql "$DB" "select group_concat(step) from (select step from checkpoints where run = $SOFT order by step)")" = "50,60" ] && [ "$(ls "$SOFTDIR"/step*.safetensors | wc -l)" -eq 2 ]; then ok "resume kept --keep-checkpoints 2 (rows 50, 60; 2 files)"; else fail "resume kept --keep-checkpoints 2 (rows 50, 60; 2 files)"; fi
-check "resume kept --heatmap-every 2 (20, 40, 60)" \
-    [ "$(sql "$DB" "select group_concat(step) from (select distinct step from heatmaps where run = $SOFT order by step)")" = "20,40,60" ]
+check "resume kept --heatmap-every 2 (0, 20, 40, 60)" \
+    [ "$(sql "$DB" "select group_concat(step) from (select distinct step from heatmaps where run = $SOFT order by step)")" = "0,20,40,60" ]
 bad "resume --steps at or below the checkpoint" '--steps 50: .*step 60' "$DB" resume "$SOFT" --db "$DB" --steps 50
 bad "resume --steps 0" '--steps' "$DB" resume "$SOFT" --db "$DB" --steps 0
 bad "resume --bogus" '--bogus: unknown option for resume' "$DB" resume "$SOFT" --db "$DB" --bogus

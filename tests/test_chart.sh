@@ -161,7 +161,12 @@ check "m: lr" press_m live "Learning rate"
 check "lr: every arm" digits_are live 123
 check "m: tokens/s" press_m live "Tokens/s \(per arm\)"
 check "tokens/s: every arm" digits_are live 123
-check "m: back to loss (no expert balance without experts)" press_m live "Loss"
+check "m: absorption index (no expert balance without experts)" \
+    press_m live "Absorption index \(F1-F1_0\)/\(1-F1_0\)"
+check "absorption index: soft and random (from their step-0 evaluation)" digits_are live 12
+check "m: oracle drift" press_m live "Oracle drift \(per eval\)"
+check "oracle drift: every arm (the oracle needs no gate)" digits_are live 123
+check "m: back to loss" press_m live "Loss"
 
 check "z: the last 2000 steps in the title" \
     eval 'tm send-keys -t live z; wait_until 50 line_has live 3 "last 2000 steps"'

@@ -72,8 +72,8 @@ check "experiment absorption (2 seeds x 40 steps, micro) exits 0 in ${wall}s" [ 
 [ "$rc" -eq 0 ] || { echo "       stderr: $(head -n 3 "$ERR" | tr '\n' '|')"; finish; }
 check "nothing on stderr" [ ! -s "$ERR" ]
 check "it took under 120 s (${wall}s)" [ "$wall" -lt 120 ]
-check "progress: one line per evaluation and seed (20 lines)" \
-    [ "$(grep -cE '^seed [12]/2 \| step +[0-9]+ \| val ppl dense [0-9.]+ soft [0-9.]+ random [0-9.]+ sigmoid [0-9.]+ topk [0-9.]+ stochastic [0-9.]+ ' "$OUT")" -eq 20 ]
+check "progress: one line per evaluation and seed, step 0 included (22 lines)" \
+    [ "$(grep -cE '^seed [12]/2 \| step +[0-9]+ \| val ppl dense [0-9.]+ soft [0-9.]+ random [0-9.]+ sigmoid [0-9.]+ topk [0-9.]+ stochastic [0-9.]+ ' "$OUT")" -eq 22 ]
 check "progress: each seed distils onto dense, random and soft" \
     [ "$(grep -cE '^  onto (dense|random|soft): deployed val ppl [0-9.]+' "$OUT")" -eq 6 ]
 
@@ -99,6 +99,16 @@ for q in 'soft (learned gate): final val ppl' 'random (frozen gate): final val p
          'soft evaluated dense' 'oracle attention mass kept, layer 1'; do
     check "row: $q" grep -qF -- "$q" "$TMP/table"
 done
+check "the absorption index of each gated arm, model and 2 layers: 4 x 3 rows, line A" \
+    [ "$(grep -cE '^A +\| absorption index, (soft|random|sigmoid|topk) (model|layer [01]) \(F1 [0-9.]+ -> [0-9.]+, chance [0-9.]+\)' "$TMP/table")" -eq 12 ]
+check "each seed prints its arms' absorption index" \
+    [ "$(grep -cE '^  absorption index \(F1_t - F1_0\) / \(1 - F1_0\) at the last evaluation: soft -?[0-9.]+ \(F1 [0-9.]+ -> [0-9.]+\) random ' "$OUT")" -eq 2 ]
+check "the cross-deployment rows: 6 arms x (own + 7 modes) = 48, line X" \
+    [ "$(grep -c '^X ' "$TMP/table")" -eq 48 ]
+check "the cross-deployment matrix after the table: 6 lines of 8 cells" \
+    [ "$(awk '/^trained \\ evaluated/ { on = 1; next } on && /^$/ { exit } on' "$OUT" | awk -F'|' 'NF == 9' | grep -cE '^(dense|soft|random|sigmoid|topk|stochastic) ')" -eq 6 ]
+check "each seed prints its cross-deployment ratios" \
+    [ "$(grep -cE '^  cross-deployment \(evaluated under dense .. stochastic, / as trained\): dense [0-9.,]+; soft ' "$OUT")" -eq 2 ]
 v=$(grep -F 'topk: gate grad norm at every evaluation' "$TMP/table")
 check "the topk arm's gate gradient is exactly 0 at every evaluation (table: $(echo "$v" | awk -F'|' '{ print $3 }' | sed 's/^ *//; s/ *$//'))" \
     matches "$v" '\| exactly 0 \([0-9]+ evals\) +\|.*\| yes$'
@@ -108,7 +118,7 @@ check "the experiment is stored (id '$exp')" [ -n "$exp" ]
 # ---------------------------------------------------------------------------
 # the database
 # ---------------------------------------------------------------------------
-check "schema version 6" [ "$(sql 'pragma user_version')" = 6 ]
+check "schema version 7" [ "$(sql 'pragma user_version')" = 7 ]
 check "experiments: one row, absorption, finished, with its wall time" \
     [ "$(sql "select count(*) || kind || status || (wall_seconds > 0) from experiments")" = "1absorptionfinished1" ]
 check "experiment_results: as many rows as printed ($rows)" \
@@ -148,6 +158,10 @@ for from in "$exp" "$(sql "select max(r.session) from experiment_runs x join run
     check "--from $from lists the 18 runs" [ "$(grep -cE '^  seed [12] \| session [0-9]+ \| run [0-9]+ \| (arm|distill) ' "$TMP/from")" -eq 18 ]
     [ "$rc" -eq 0 ] || fail "--from $from: exit $rc" "$(head -n 1 "$ERR")"
 done
+
+"$BIN" experiment crossdeploy "$exp" --db "$DB" --threads 2 >"$TMP/cross" 2>"$ERR"; rc=$?
+check "crossdeploy of the experiment's own session: printed, not stored over the absorption" \
+    sh -c "[ $rc -eq 0 ] && grep -q '^not stored: session $exp is experiment $exp (absorption)' '$TMP/cross' && [ \"\$(sqlite3 '$DB' 'select group_concat(kind) from experiments')\" = absorption ]"
 
 # ---------------------------------------------------------------------------
 # gatelab distill RUN, then gatelab eval CKPT --gate distilled

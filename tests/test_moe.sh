@@ -57,9 +57,9 @@ DB=$TMP/run.db
 "$BIN" run --headless $MICRO --arms dense,dense+moe,soft+moe-random --experts 3 --steps 40 \
     --eval-every 20 --db "$DB" >"$OUT" 2>"$ERR"; rc=$?
 check "run --arms dense,dense+moe,soft+moe-random --experts 3 exits 0" [ "$rc" -eq 0 ]
-# evaluations at 10 (the early one, below --eval-every 20), 20 and 40
-check "the MoE arms print their expert balance at each evaluation (6 lines)" \
-    [ "$(grep -cE '^step +[0-9]+ \| (dense\+moe|soft\+moe-random) .*\| experts balance [0-9.]+ ' "$OUT")" -eq 6 ]
+# evaluations at 0 (before the first step), 10 (the early one, below --eval-every 20), 20 and 40
+check "the MoE arms print their expert balance at each evaluation (8 lines)" \
+    [ "$(grep -cE '^step +[0-9]+ \| (dense\+moe|soft\+moe-random) .*\| experts balance [0-9.]+ ' "$OUT")" -eq 8 ]
 check "the dense-FFN arm prints none" [ "$(grep -E '^step .*\| dense +\|' "$OUT" | grep -c 'experts balance')" -eq 0 ]
 check "runs are named by their --arms word, mode is the gate mode" \
     [ "$(sql "$DB" "select group_concat(name || ':' || mode, ' ') from (select * from runs order by arm)")" = "dense:dense dense+moe:dense soft+moe-random:soft" ]
@@ -67,7 +67,7 @@ check "config JSON: experts 3 and the router of each MoE arm, none for the dense
     [ "$(sql "$DB" "select group_concat(coalesce(json_extract(config, '\$.experts'), '-') || '/' || coalesce(json_extract(config, '\$.router'), '-'), ' ') from (select * from runs order by arm)")" = "-/- 3/learned 3/random" ]
 v=$(sql "$DB" "select group_concat(r.name || ':' || n, ' ') from (select run, count(*) n from metrics where key = 'expert_balance' and value >= 1 and value <= 3 group by run) m join runs r on r.id = m.run order by r.arm")
 check "metrics: expert_balance in [1, E] at every evaluation of the MoE runs only ($v)" \
-    [ "$v" = "dense+moe:3 soft+moe-random:3" ]
+    [ "$v" = "dense+moe:4 soft+moe-random:4" ]
 ck=$(sql "$DB" "select path from checkpoints c join runs r on r.id = c.run where r.name = 'soft+moe-random' order by step desc limit 1")
 check "the MoE checkpoint holds the router and each expert's tensors" \
     sh -c "head -c 20000 '$ck' | grep -q 'h.1.mlp.router.weight' && head -c 20000 '$ck' | grep -q 'h.1.mlp.experts.2.proj.weight' && head -c 20000 '$ck' | grep -q '\"router\":\"random\"'"
@@ -102,8 +102,8 @@ wall=$(( $(date +%s) - start ))
 check "experiment moe (2 seeds x 30 steps, micro) exits 0 in ${wall}s" [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || { echo "       stderr: $(head -n 3 "$ERR" | tr '\n' '|')"; finish; }
 check "nothing on stderr" [ ! -s "$ERR" ]
-check "progress: one line per evaluation and seed (20 lines)" \
-    [ "$(grep -cE '^seed [12]/2 \| step +[0-9]+ \| val ppl dense [0-9.]+ dense\+moe [0-9.]+ dense\+moe-random [0-9.]+ ' "$OUT")" -eq 20 ]
+check "progress: one line per evaluation and seed, step 0 included (22 lines)" \
+    [ "$(grep -cE '^seed [12]/2 \| step +[0-9]+ \| val ppl dense [0-9.]+ dense\+moe [0-9.]+ dense\+moe-random [0-9.]+ ' "$OUT")" -eq 22 ]
 check "each seed measures the router reset" \
     [ "$(grep -cE '^  final val ppl: .*learned router reset to its init: ppl [0-9.]+, [0-9.]+% of routings change' "$OUT")" -eq 2 ]
 awk '/^line +\| quantity/ { on = 1; next } on && /^-----/ { next } on && /^$/ { exit } on { print }' "$OUT" >"$TMP/table"

@@ -393,8 +393,8 @@ else
     fail "the CSV matches the metrics table" "$(tail -n 1 "$TMP/csv.out")"
 fi
 gl export 2 --db "$DB" --csv "$TMP/out/two.csv"
-check "export 2 --csv: one run's rows (300 steps)" sh -c \
-    "[ $rc -eq 0 ] && [ \$(tail -n +2 '$TMP/out/two.csv' | cut -d, -f1 | sort -u) = 2 ] && [ \$(tail -n +2 '$TMP/out/two.csv' | wc -l) -eq 300 ]"
+check "export 2 --csv: one run's rows (300 steps and the evaluation at step 0)" sh -c \
+    "[ $rc -eq 0 ] && [ \$(tail -n +2 '$TMP/out/two.csv' | cut -d, -f1 | sort -u) = 2 ] && [ \$(tail -n +2 '$TMP/out/two.csv' | wc -l) -eq 301 ]"
 bad "export --csv of a missing run" "no run 42 in" export 42 --db "$DB" --csv "$TMP/out/x.csv"
 bad "export --csv into a missing directory" "cannot write .*nodir/x.csv" \
     export 1 --db "$DB" --csv "$TMP/out/nodir/x.csv"

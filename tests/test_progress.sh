@@ -60,7 +60,7 @@ A=$TMP/a.db
 run_ok "run --steps 120 --eval-every 100" run $MICRO --steps 120 --eval-every 100 --db "$A"
 for run in 1 2; do
     s=$(eval_steps "$A" $run)
-    check "run $run evaluates at 10,25,50, then 100 and the last step (got $s)" [ "$s" = "10,25,50,100,120" ]
+    check "run $run evaluates at 0 (before the first step), 10,25,50, then 100 and the last step (got $s)" [ "$s" = "0,10,25,50,100,120" ]
 done
 n=$(sql "$A" "select count(*) from metrics where key = 'f1' and step in (10, 25, 50) and run = 1")
 check "the early evaluations store the gate metrics too (soft f1 at 10, 25, 50: $n)" [ "$n" = 3 ]
@@ -71,12 +71,12 @@ B=$TMP/b.db
 # shellcheck disable=SC2086
 run_ok "run --steps 60 --eval-every 20" run $MICRO --steps 60 --eval-every 20 --db "$B"
 s=$(eval_steps "$B" 1)
-check "only the early steps below --eval-every (10, not 25 or 50: got $s)" [ "$s" = "10,20,40,60" ]
+check "only the early steps below --eval-every (10, not 25 or 50: got $s)" [ "$s" = "0,10,20,40,60" ]
 C=$TMP/c.db
 # shellcheck disable=SC2086
 run_ok "run --steps 30 --eval-every 100" run $MICRO --steps 30 --eval-every 100 --db "$C"
 s=$(eval_steps "$C" 1)
-check "only the early steps below --steps (10, 25, then the last: got $s)" [ "$s" = "10,25,30" ]
+check "only the early steps below --steps (10, 25, then the last: got $s)" [ "$s" = "0,10,25,30" ]
 D=$TMP/d.db
 # shellcheck disable=SC2086
 run_ok "run --steps 120 --eval-every 0" run $MICRO --steps 120 --eval-every 0 --db "$D"
@@ -104,13 +104,14 @@ run_ok "resume run 1" resume 1 --db "$S"
 run_ok "resume run 2" resume 2 --db "$S"
 for run in 1 2; do
     s=$(eval_steps "$S" $run)
-    check "stopped at 30 and resumed: run $run evaluates at 10,25,30,50,100,120 (got $s)" \
-        [ "$s" = "10,25,30,50,100,120" ]
+    check "stopped at 30 and resumed: run $run evaluates at 0,10,25,30,50,100,120 (got $s)" \
+        [ "$s" = "0,10,25,30,50,100,120" ]
 done
 same=$(sql "$S" "attach '$A' as a; select count(*) from metrics x join a.metrics y
     on y.run = x.run and y.key = x.key and y.step = x.step
     where x.key in ('train_loss', 'val_loss') and x.value = y.value")
-check "train and val losses after stop + resume equal the uninterrupted run ($same of 250)" [ "$same" = 250 ]
+# 2 runs x (120 train losses + val losses at 0, 10, 25, 50, 100, 120); none at step 0
+check "train and val losses after stop + resume equal the uninterrupted run ($same of 252)" [ "$same" = 252 ]
 
 # ---------------------------------------------------------------------------
 echo "# headless progress: percent done and time left"
@@ -119,10 +120,14 @@ echo "# headless progress: percent done and time left"
 run_ok "a headless run for the progress lines" run $MICRO --steps 120 --eval-every 100 --db "$TMP/p.db"
 n=$(grep -c '^step ' "$OUT")
 bad=$(grep '^step ' "$OUT" | grep -vE '\| [0-9]{1,3}% ETA ([0-9]+[smhd]([0-9]{2}[smh])?|\?)$' | head -n 1)
-check "every progress line ends in 'NN% ETA TIME' ($n lines${bad:+; not: $bad})" eval '[ "$n" = 10 ] && [ -z "$bad" ]'
+check "every progress line ends in 'NN% ETA TIME' ($n lines${bad:+; not: $bad})" eval '[ "$n" = 12 ] && [ -z "$bad" ]'
 last=$(grep '^step ' "$OUT" | tail -n 1)
 check "the last one says 100% ETA 0s ($last)" eval 'printf "%s\n" "$last" | grep -qE "\| 100% ETA 0s$"'
-first=$(grep '^step ' "$OUT" | head -n 1)
+first=$(grep -E '^step +10 ' "$OUT" | head -n 1)
+zero=$(grep -E '^step +0 ' "$OUT" | head -n 1)
+check "the step-0 evaluation's line: no train loss yet, 0% ($zero)" \
+    eval 'printf "%s\n" "$zero" | grep -qE "^step +0 \| [a-z]+ +\| train - \| val [0-9.]+ .*\| 0% ETA "'
+check "... and no train_loss row at step 0" [ "$(sql "$TMP/p.db" "select count(*) from metrics where key = 'train_loss' and step = 0")" = 0 ]
 # (the other arm may be a few steps further: under a quarter, not 0 exactly)
 check "the first one (step 10 of 120) says under 25% ($first)" \
     eval 'printf "%s\n" "$first" | grep -qE "^step +10 .*\| ([0-9]|1[0-9]|2[0-4])% ETA "'

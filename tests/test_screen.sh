@@ -236,8 +236,9 @@ RDB=$TMP/r.db
 check "a short headless run to replay" [ $? -eq 0 ]
 start replay 120 40 "$UTF8" "$BIN replay 1 --db $RDB"
 check "replay: every panel title" wait_until 100 titles replay
-# --eval-every 20: the early evaluation at step 10 (below 20), then 20, 40, ..., 200
-check "replay: the session, at its last evaluation" shows replay "replay of session 1 \| step 200 \(evaluation 11 of 11\)"
+# --eval-every 20: the one before the first step (0), the early evaluation at step 10
+# (below 20), then 20, 40, ..., 200
+check "replay: the session, at its last evaluation" shows replay "replay of session 1 \| step 200 \(evaluation 12 of 12\)"
 check "replay: the key bar names the keys as they work (,/. step, </> ends)" \
     shows replay ",/\. step +</> ends"
 check "replay: loss curves" braille replay
@@ -246,15 +247,15 @@ check "replay: gates from the segments (soft swapped, k 6)" line_has replay 2 "1
 check "replay: heatmap from the database" shows replay "gate: random k4 @200"
 check "replay: agreement from layer_metrics (2 layers)" shows replay "L1 random"
 tm send-keys -t replay Left Left Left Left Left
-check "replay: cursor keys scrub back" wait_until 30 shows replay "step 100 \(evaluation 6 of 11\)"
+check "replay: cursor keys scrub back" wait_until 30 shows replay "step 100 \(evaluation 7 of 12\)"
 check "replay: the gate before the swap" line_has replay 2 "1 soft gate=soft k=4"
 tm send-keys -t replay .
-check "replay: . steps forward" wait_until 30 shows replay "step 120 \(evaluation 7 of 11\)"
+check "replay: . steps forward" wait_until 30 shows replay "step 120 \(evaluation 8 of 12\)"
 tm send-keys -t replay '<'
-check "replay: < jumps to the first evaluation (the early one, step 10)" \
-    wait_until 30 shows replay "step 10 \(evaluation 1 of 11\)"
+check "replay: < jumps to the first evaluation (the one before the first step, step 0)" \
+    wait_until 30 shows replay "step 0 \(evaluation 1 of 12\)"
 tm send-keys -t replay '>'
-check "replay: > jumps to the last" wait_until 30 shows replay "step 200 \(evaluation 11 of 11\)"
+check "replay: > jumps to the last" wait_until 30 shows replay "step 200 \(evaluation 12 of 12\)"
 tm send-keys -t replay '?'
 check "replay: the help says < and > jump to the first / last evaluation" \
     wait_until 30 shows replay "jump to the first / last evaluation step \(< and >"
@@ -292,8 +293,8 @@ check "once running, the header says how long the rest takes (ETA 1h02m, 3m12s, 
     wait_until 200 line_has first 1 "\| ETA [0-9]+[smhd]([0-9][0-9][smh])? "
 check "every arm stored its early evaluations at 10, 25 and 50" wait_until 100 db_has "$FDB" \
     "SELECT count(*) FROM metrics WHERE key = 'val_loss' AND step IN (10, 25, 50)" 9
-check "... and none at another step below 100" \
-    [ "$(sql "$FDB" "SELECT count(*) FROM metrics WHERE key = 'val_loss' AND step < 100 AND step NOT IN (10, 25, 50)")" = 0 ]
+check "... and none at another step below 100 but step 0 (before the first step)" \
+    [ "$(sql "$FDB" "SELECT count(*) FROM metrics WHERE key = 'val_loss' AND step < 100 AND step NOT IN (0, 10, 25, 50)")" = 0 ]
 tm send-keys -t first q
 wait_until 30 shows first "quit\? y/n"
 tm send-keys -t first y

@@ -2,9 +2,12 @@
  * older gatelab versions made them — a version-3 file to 4 and a version-4
  * file to 5 with every row kept (names, tags and notes arrive empty), and a
  * migration that fails part-way leaving the file exactly as it was, and a
- * version-5 file to 6 (the commands table) with the commands API on it. The
- * rest of the store is test_store.c. */
+ * version-5 file to 6 (the commands table) with the commands API on it, and
+ * a version-6 file to 7 (the absorption_trace view, checked on hand-made
+ * rows). The rest of the store is test_store.c. */
 #include "store_fixture.h"
+
+#include <math.h>
 
 /* ---- migration from schema 3 to 4 ------------------------------------- */
 
@@ -407,6 +410,13 @@ static int count_cmd(void *ctx, const store_command_row *row)
     return 0;
 }
 
+static int count_absorption(void *ctx, const store_absorption_row *row)
+{
+    (void)row;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
 static void test_migrate_v5(void)
 {
     char *path = tmp_path("v5.db");
@@ -429,7 +439,8 @@ static void test_migrate_v5(void)
         return;
     }
     db = raw_open(path);
-    CHECK(raw_int(db, "PRAGMA user_version") == 6, "user_version is 6");
+    CHECK(raw_int(db, "PRAGMA user_version") == STORE_SCHEMA_VERSION, "user_version is %d",
+          STORE_SCHEMA_VERSION);
     size_t same = 0;
     for (size_t t = 0; t < N_V5_TABLES; t++) {
         char *after = table_text(db, v5_tables[t]);
@@ -523,6 +534,78 @@ static void test_migrate_v5(void)
     free(path);
 }
 
+/* ---- migration from schema 6 to 7: the absorption_trace view ---------- */
+
+/* run 2 (random) evaluated at step 0 and 200, two layers, two heads in
+ * layer 0: layer 0's F1 goes 0.3 -> 0.55 (index 0.25 / 0.7), layer 1's
+ * stays 0.3 (index 0), the model's 0.3 -> 0.425 (index 0.125 / 0.7) */
+static void test_migrate_v6(void)
+{
+    char *path = tmp_path("v6.db");
+    sqlite3 *db = old_file(path, 6);
+    raw_exec(db, "INSERT INTO layer_metrics (run, step, layer, head, key, value) VALUES"
+                 " (2, 0, 0, 0, 'f1', 0.2), (2, 0, 0, 1, 'f1', 0.4), (2, 0, 1, 0, 'f1', 0.3),"
+                 " (2, 200, 0, 0, 'f1', 0.5), (2, 200, 0, 1, 'f1', 0.6), (2, 200, 1, 0, 'f1', 0.3),"
+                 " (2, 200, 0, 0, 'oracle_drift', 0.1), (2, 200, 0, 1, 'oracle_drift', 0.3),"
+                 " (2, 200, 1, 0, 'oracle_drift', 0.4), (2, 200, 0, 0, 'chance_f1', 0.25),"
+                 " (2, 200, 0, 0, 'mass_kept', 0.5)");
+    char *before[N_V5_TABLES];
+    for (size_t t = 0; t < N_V5_TABLES; t++)
+        before[t] = table_text(db, v5_tables[t]);
+    sqlite3_close(db);
+
+    gl_error err = {{0}};
+    store *s = store_open(path, STORE_EXISTING, &err);
+    CHECK(s != NULL, "a version-6 file opens (%s)", s ? "migrated" : err.msg);
+    if (!s) {
+        for (size_t t = 0; t < N_V5_TABLES; t++)
+            free(before[t]);
+        free(path);
+        return;
+    }
+    db = raw_open(path);
+    CHECK(raw_int(db, "PRAGMA user_version") == 7, "user_version is 7");
+    size_t same = 0;
+    for (size_t t = 0; t < N_V5_TABLES; t++) {
+        char *after = table_text(db, v5_tables[t]);
+        same += strcmp(after, before[t]) == 0;
+        free(after);
+        free(before[t]);
+    }
+    CHECK(same == N_V5_TABLES, "6 -> 7: every row of the %zu tables is kept (%zu equal)",
+          N_V5_TABLES, same);
+    double l0 = raw_double(db, "SELECT absorption_index FROM absorption_trace WHERE run = 2"
+                               " AND step = 200 AND layer = 0");
+    double l1 = raw_double(db, "SELECT absorption_index FROM absorption_trace WHERE run = 2"
+                               " AND step = 200 AND layer = 1");
+    double mo = raw_double(db, "SELECT absorption_index FROM absorption_trace WHERE run = 2"
+                               " AND step = 200 AND layer IS NULL");
+    CHECK(fabs(l0 - 0.25 / 0.7) < 1e-12 && fabs(l1) < 1e-12 && fabs(mo - 0.125 / 0.7) < 1e-12,
+          "absorption_trace: layer 0 (0.55-0.3)/0.7 = %.6f, layer 1 0 (%.6f), model "
+          "(0.425-0.3)/0.7 = %.6f", l0, l1, mo);
+    CHECK(fabs(raw_double(db, "SELECT oracle_drift FROM absorption_trace WHERE run = 2 AND"
+                              " step = 200 AND layer = 0") - 0.2) < 1e-12 &&
+              fabs(raw_double(db, "SELECT oracle_drift FROM absorption_trace WHERE run = 2 AND"
+                                  " step = 200 AND layer IS NULL") - 0.3) < 1e-12 &&
+              raw_int(db, "SELECT count(*) FROM absorption_trace WHERE run = 2 AND step = 0 AND"
+                          " oracle_drift IS NULL AND absorption_index = 0") == 3,
+          "oracle drift: the mean over heads per layer (0.2), over layers for the model (0.3); "
+          "none at step 0, where the index is 0");
+    CHECK(raw_int(db, "SELECT count(*) FROM absorption_trace WHERE run = 1 AND"
+                      " absorption_index IS NULL AND f1_0 IS NULL") == 3 &&
+              raw_int(db, "SELECT count(*) FROM absorption_trace WHERE run = 1") == 3,
+          "a run without a step-0 evaluation has its trace and no index");
+    size_t n = 0;
+    CHECK(store_list_absorption(s, 2, 1, count_absorption, &n, &err) == 0 && n == 2,
+          "store_list_absorption, model only: steps 0 and 200 (%zu)", n);
+    n = 0;
+    CHECK(store_list_absorption(s, 2, 0, count_absorption, &n, &err) == 0 && n == 6,
+          "... and with the layers: 3 rows per evaluation (%zu)", n);
+    sqlite3_close(db);
+    store_close(s);
+    free(path);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/gatelab_test_migrate_XXXXXX");
@@ -532,6 +615,7 @@ int main(void)
     test_migrate_fails_whole();
     test_migrate_v4();
     test_migrate_v5();
+    test_migrate_v6();
 
     rm_tree(tmpdir);
     return check_finish();

@@ -41,7 +41,11 @@ typedef struct {
  * are shares in [0, 1] (means over layers of the means over heads); norms
  * are L2 norms of gradients; lr the learning rate the step used (warm-up
  * and cosine included); tokens/s the arm's own training throughput between
- * evaluations; expert balance E * sum of squared expert shares (1: even).
+ * evaluations; expert balance E * sum of squared expert shares (1: even);
+ * the absorption index (F1_t - F1_0) / (1 - F1_0) of issue 16 (0: the
+ * oracle has not moved toward the mask since step 0, 1: it is the mask; it
+ * can be negative); oracle drift the share of the oracle's top-k that changed
+ * since the previous evaluation.
  * Only losses are always positive, so only they may have a log axis: an lr
  * decays to 0 with min_lr_frac 0, a hard gate's gradient norm can be 0. */
 static const chart_def charts[UI_CHART_COUNT] = {
@@ -71,6 +75,12 @@ static const chart_def charts[UI_CHART_COUNT] = {
     [UI_CHART_EXPERT_BALANCE] = {"expert balance", "Expert balance (1 = even)", "E*s^2",
                                  UI_SER_EXPERT_BALANCE, SRC_NONE, 0, 0,
                                  "only arms with experts (+moe) have one"},
+    [UI_CHART_ABSORPTION] = {"absorption index", "Absorption index (F1-F1_0)/(1-F1_0)", "index",
+                             UI_SER_ABSORPTION, SRC_NONE, 0, 0,
+                             "it needs a gate mask and the evaluation at step 0"},
+    [UI_CHART_ORACLE_DRIFT] = {"oracle drift", "Oracle drift (per eval)", "share",
+                               UI_SER_ORACLE_DRIFT, SRC_NONE, 0, 0,
+                               "it needs an earlier evaluation to compare with"},
 };
 
 void ui_chart_describe(int chart, ui_chart_info *out)

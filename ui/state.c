@@ -167,6 +167,8 @@ static const struct {
     [UI_SER_EXPERT_BALANCE] = {"expert_balance", 0},
     [UI_SER_DENSITY] = {"density", 1},
     [UI_SER_FLIP_RATE] = {"flip_rate", 1},
+    [UI_SER_ORACLE_DRIFT] = {"oracle_drift", 1},
+    [UI_SER_ABSORPTION] = {"absorption_index", 0},
 };
 
 const char *ui_series_key_name(ui_series_key k, int *per_layer)
@@ -235,6 +237,7 @@ ui_arm *ui_state_arm(ui_state *st, size_t i, const char *name)
         a->tok_s = NAN;
         a->eval_tok_s = NAN;
         a->expert_balance = NAN;
+        a->f1_0 = NAN;
         st->narms++;
     }
     if (name && *name)
@@ -358,7 +361,15 @@ unsigned ui_state_record(ui_state *st, const tel_record *r)
                           ui_state_model_mean(st, r->arm, METRIC_DENSITY));
             ui_series_add(&a->metric[UI_SER_FLIP_RATE], r->step,
                           ui_state_model_mean(st, r->arm, METRIC_FLIP_RATE));
+            ui_series_add(&a->metric[UI_SER_ORACLE_DRIFT], r->step,
+                          ui_state_model_mean(st, r->arm, METRIC_ORACLE_DRIFT));
         }
+        /* the absorption index, as the store computes it (issue 16) */
+        if (r->step == 0)
+            a->f1_0 = r->u.eval.f1;
+        if (a->f1_0 < 1.0)
+            ui_series_add(&a->metric[UI_SER_ABSORPTION], r->step,
+                          (r->u.eval.f1 - a->f1_0) / (1.0 - a->f1_0));
         if (r->step > a->step)
             a->step = r->step;
         return UI_DIRTY_LOSS | UI_DIRTY_HEADER | UI_DIRTY_EVENTS;
