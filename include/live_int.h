@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "live.h"
+#include "pace.h"
 #include "ring.h"
 #include "store.h"
 
@@ -56,7 +57,8 @@ struct live {
     char store_error[sizeof(gl_error)];
     uint64_t store_backpressure;
     char ckpt_root[2048];
-    size_t threads_per_arm;
+    size_t threads_per_arm;        /* each arm's pool: --threads (pace lends them out) */
+    pace *pace;                    /* the arms' pacing (pace.h); freed by teardown */
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
     size_t heat_cap;
     live_steer *steer;             /* with a database: the commands table (live_steer.c) */

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "pace.h"
 #include "ring.h"
 #include "safetensors.h"
 
@@ -547,9 +548,14 @@ static void apply_ring(arm *a, arm_state *st)
             apply_one(a, &c, st);
 }
 
-/* Blocks (no spinning) until resumed, stopped, or a timed pause runs out. */
+/* Blocks (no spinning) until resumed, stopped, or a timed pause runs out.
+ * Paused, the arm neither holds the others back nor takes cores (pace.h);
+ * resumed, the others wait while it catches up. Still paused after a park,
+ * it stays so for pace too. */
 static void wait_while_paused(arm *a, arm_state *st)
 {
+    if (a->cfg.pace)
+        pace_idle(a->cfg.pace, a->index, 1, a->t.step);
     pthread_mutex_lock(&a->mu);
     while (st->paused && !st->stop && !st->failed &&
            !atomic_load_explicit(&a->park, memory_order_acquire)) {
@@ -584,6 +590,8 @@ static void wait_while_paused(arm *a, arm_state *st)
         }
     }
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace && !st->paused)
+        pace_idle(a->cfg.pace, a->index, 0, a->t.step);
 }
 
 static void apply_commands(arm *a, arm_state *st)
@@ -636,6 +644,23 @@ size_t arm_eval_count(size_t eval_every, size_t steps)
     return n;
 }
 
+/* pace_hold's interrupt: a command or a park ends a wait for the others,
+ * so they take effect as promptly as between any two steps. arm_send and
+ * arm_park call pace_wake after making this true. */
+static int pace_interrupt(void *ctx)
+{
+    arm *a = ctx;
+    return ring_count(a->cmd) > 0 || atomic_load_explicit(&a->park, memory_order_acquire);
+}
+
+/* The thread's last word: its peers no longer wait for it. */
+static void end_thread(arm *a)
+{
+    if (a->cfg.pace)
+        pace_leave(a->cfg.pace, a->index);
+    atomic_store_explicit(&a->done, 1, memory_order_release);
+}
+
 static void *arm_main(void *arg)
 {
     arm *a = arg;
@@ -663,15 +688,20 @@ static void *arm_main(void *arg)
             atomic_store_explicit(&a->parked, 1, memory_order_release);
             return NULL;
         }
+        /* ahead of the slowest arm: wait for it (its cores lent to it) */
+        if (a->cfg.pace && pace_hold(a->cfg.pace, a->index, pace_interrupt, a))
+            continue;
         if (trainer_step(t)) {
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
                        t->last_grad_norm, t->step + 1);
             hand_heat_at_end(a);
             push_status(a, RUN_DIVERGED);
-            atomic_store_explicit(&a->done, 1, memory_order_release);
+            end_thread(a);
             return NULL;
         }
         atomic_store_explicit(&a->step, t->step, memory_order_relaxed);
+        if (a->cfg.pace)
+            pace_step(a->cfg.pace, a->index, t->step);
         if (a->cfg.telemetry) {
             tel_record r = {.kind = REC_STEP, .step = t->step};
             r.u.step.loss = t->last_loss;
@@ -718,7 +748,7 @@ static void *arm_main(void *arg)
         push_event(a, EV_FINISH, "%zu steps", t->step);
         push_status(a, RUN_FINISHED);
     }
-    atomic_store_explicit(&a->done, 1, memory_order_release);
+    end_thread(a);
     return NULL;
 }
 
@@ -818,6 +848,8 @@ void arm_park(arm *a)
     pthread_mutex_lock(&a->mu);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace)
+        pace_wake(a->cfg.pace);   /* an arm waiting for the others parks too */
 }
 
 void arm_park_ended(arm *a)
@@ -841,6 +873,8 @@ int arm_send(arm *a, const cmd_record *c)
     pthread_mutex_lock(&a->mu);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace)
+        pace_wake(a->cfg.pace);   /* nor one waiting for the others */
     return 0;
 }
 
@@ -878,7 +912,7 @@ int arm_done(const arm *a)
 
 void arm_mark_done(arm *a)
 {
-    atomic_store_explicit(&a->done, 1, memory_order_release);
+    end_thread(a);   /* no thread: nobody waits for it */
 }
 
 uint64_t arm_backpressure(const arm *a)
