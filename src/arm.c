@@ -700,8 +700,6 @@ static void *arm_main(void *arg)
             return NULL;
         }
         atomic_store_explicit(&a->step, t->step, memory_order_relaxed);
-        if (a->cfg.pace)
-            pace_step(a->cfg.pace, a->index, t->step);
         if (a->cfg.telemetry) {
             tel_record r = {.kind = REC_STEP, .step = t->step};
             r.u.step.loss = t->last_loss;
@@ -709,6 +707,11 @@ static void *arm_main(void *arg)
             r.u.step.lr = t->o.cfg.lr * optim_schedule(&t->o.cfg, t->step - 1);
             push(a, &r);
         }
+        /* after the step's record: a peer that pace lets start a step has
+         * every record (and its wall_ms) of the steps it waited for behind
+         * it, which is what test_pace.sh reads the guarantee from */
+        if (a->cfg.pace)
+            pace_step(a->cfg.pace, a->index, t->step);
         if (arm_eval_due(t->step, a->cfg.eval_every, a->cfg.steps)) {
             evaluate(a);
             a->last_eval = t->step;
