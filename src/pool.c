@@ -68,10 +68,12 @@ size_t pool_blocks(size_t n, size_t grain)
     return blocks ? blocks : 1;
 }
 
-/* Share t of the current job is blocks [share_begin(t), share_begin(t + 1)). */
-static size_t share_begin(const pool *p, size_t blocks, size_t t)
+/* Share t of a job of `width` threads is blocks [share_begin(t),
+ * share_begin(t + 1)). The width is passed, not read from the pool: workers
+ * read the job's under the lock once, and the pool's may change after. */
+static size_t share_begin(size_t blocks, size_t width, size_t t)
 {
-    return blocks * t / p->job_width;
+    return blocks * t / width;
 }
 
 /* Runs the blocks of worker's own share, then whatever is left of the
@@ -80,7 +82,7 @@ static void take_blocks(pool *p, pool_fn fn, void *ctx, size_t n, size_t blocks,
                         size_t width)
 {
     for (size_t k = 0; k < width; k++) {
-        const size_t t = (worker + k) % width, end = share_begin(p, blocks, t + 1);
+        const size_t t = (worker + k) % width, end = share_begin(blocks, width, t + 1);
         for (;;) {
             size_t i = atomic_fetch_add_explicit(&p->share[t].next, 1, memory_order_relaxed);
             if (i >= end)
@@ -245,7 +247,7 @@ void pool_run(pool *p, pool_fn fn, void *ctx, size_t n, size_t grain)
     p->blocks = blocks;
     p->job_width = width;
     for (size_t t = 0; t < width; t++)
-        atomic_store_explicit(&p->share[t].next, share_begin(p, blocks, t), memory_order_relaxed);
+        atomic_store_explicit(&p->share[t].next, share_begin(blocks, width, t), memory_order_relaxed);
     p->pending = width - 1;
     p->generation++;
     for (size_t t = 1; t < width; t++)

@@ -38,9 +38,8 @@ typedef struct {
     atomic_int *done;              /* [narms] */
     uint64_t slack;
     atomic_int worst;              /* the largest lead this arm saw over a peer */
+    volatile double sink;          /* keeps the spin loop (each arm its own) */
 } fake_arm;
-
-static volatile double sink;
 
 static void *fake_main(void *arg)
 {
@@ -50,7 +49,7 @@ static void *fake_main(void *arg)
         double x = 0.0;
         for (uint64_t i = 0; i < f->work; i++)
             x += (double)i * 1e-9;
-        sink = x;
+        f->sink = x;
         atomic_store(&f->counters[f->slot], s + 1);
         /* a peer's counter is stored before it tells pace, so it is at
          * least what pace knew when it let this step start */
