@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "command.h"
+#include "pace.h"
 #include "record.h"
 #include "trainer.h"
 
@@ -26,6 +27,8 @@ typedef struct {
                                   checkpoint owners: stored (release) by the store
                                   thread's begin_run, loaded (acquire) by the arm
                                   thread in save_checkpoint */
+    pace *pace;                /* the session's pacing (pace.h), slot = the arm's
+                                  index; NULL: the arm runs unpaced */
 } arm_config;
 
 /* The arm itself is private to arm.c: the session reaches it through the

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "live.h"
+#include "pace.h"
 #include "ring.h"
 #include "store.h"
 
@@ -58,7 +59,8 @@ struct live {
     char store_error[sizeof(gl_error)];
     uint64_t store_backpressure;
     char ckpt_root[2048];
-    size_t threads_per_arm;
+    size_t threads_per_arm;        /* each arm's pool: --threads (pace lends them out) */
+    pace *pace;                    /* the arms' pacing (pace.h); freed by teardown */
     uint8_t *heat_flat;            /* main thread: a payload read from an arm's heat slot */
     size_t heat_cap;
     live_steer *steer;             /* with a database: the commands table (live_steer.c) */
@@ -131,7 +133,7 @@ void live_arms_free(live *lv, size_t i);
 /* live_remote.c: a session over the ranks of an MPI job (DESIGN §13).
  * open: with cfg->world of several ranks, the link and the placement (a
  * resume is refused); nothing otherwise. local: whether this rank trains
- * arm i (1 without ranks); local_count: how many. begin: the whole setup
+ * arm i (1 without ranks). begin: the whole setup
  * on every rank (rank 0's store and runs, every rank's own arms) instead of
  * live_run's own. pump (rank 0, each turn of the session loop): remote
  * arms' records in, their commands out; 1 when a rank died — its runs are
@@ -141,7 +143,6 @@ void live_arms_free(live *lv, size_t i);
 int live_remote_open(live *lv, gl_error *e);
 int live_remote_rank(const live *lv);
 int live_remote_local(const live *lv, size_t arm);
-size_t live_remote_local_count(const live *lv);
 int live_remote_begin(live *lv, const char *cwd, gl_error *e);
 int live_remote_pump(live *lv, const live_observer *obs, int stopping);
 int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e);

@@ -38,6 +38,13 @@ size_t pool_threads(const pool *p);
  * a bit of what pool_run computes; no pool_run may run while parked. */
 void pool_park(pool *p);
 int pool_unpark(pool *p);
+/* How many of the pool's threads (the caller's included) share the jobs
+ * that start from now on: 1..pool_threads, clamped; pool_threads at
+ * creation. Any thread may set it at any time (pace.c lends an arm the
+ * cores of arms that wait); a job already running keeps its width. Like the
+ * thread count, it never changes a bit of what pool_run computes. */
+void pool_set_width(pool *p, size_t width);
+size_t pool_width(const pool *p);
 
 /* The number of blocks [0, n) is cut into: max(1, n / grain), so every block
  * holds at least grain items (n >= grain) and at most 2 * grain - 1; block i

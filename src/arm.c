@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gate.h"
+#include "pace.h"
 #include "ring.h"
 #include "safetensors.h"
 
@@ -604,9 +605,14 @@ static void apply_ring(arm *a, arm_state *st)
             apply_one(a, &c, st);
 }
 
-/* Blocks (no spinning) until resumed, stopped, or a timed pause runs out. */
+/* Blocks (no spinning) until resumed, stopped, or a timed pause runs out.
+ * Paused, the arm neither holds the others back nor takes cores (pace.h);
+ * resumed, the others wait while it catches up. Still paused after a park,
+ * it stays so for pace too. */
 static void wait_while_paused(arm *a, arm_state *st)
 {
+    if (a->cfg.pace)
+        pace_idle(a->cfg.pace, a->index, 1, a->t.step);
     pthread_mutex_lock(&a->mu);
     while (st->paused && !st->stop && !st->failed &&
            !atomic_load_explicit(&a->park, memory_order_acquire)) {
@@ -641,6 +647,8 @@ static void wait_while_paused(arm *a, arm_state *st)
         }
     }
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace && !st->paused)
+        pace_idle(a->cfg.pace, a->index, 0, a->t.step);
 }
 
 /* The leader's boundary block: what it applied since the last one. */
@@ -724,6 +732,23 @@ size_t arm_eval_count(size_t eval_every, size_t steps)
     return n;
 }
 
+/* pace_hold's interrupt: a command or a park ends a wait for the others,
+ * so they take effect as promptly as between any two steps. arm_send and
+ * arm_park call pace_wake after making this true. */
+static int pace_interrupt(void *ctx)
+{
+    arm *a = ctx;
+    return ring_count(a->cmd) > 0 || atomic_load_explicit(&a->park, memory_order_acquire);
+}
+
+/* The thread's last word: its peers no longer wait for it. */
+static void end_thread(arm *a)
+{
+    if (a->cfg.pace)
+        pace_leave(a->cfg.pace, a->index);
+    atomic_store_explicit(&a->done, 1, memory_order_release);
+}
+
 static void *arm_main(void *arg)
 {
     arm *a = arg;
@@ -759,12 +784,15 @@ static void *arm_main(void *arg)
             atomic_store_explicit(&a->parked, 1, memory_order_release);
             return NULL;
         }
+        /* ahead of the slowest arm: wait for it (its cores lent to it) */
+        if (a->cfg.pace && pace_hold(a->cfg.pace, a->index, pace_interrupt, a))
+            continue;
         if (trainer_step(t)) {
             push_event(a, EV_DIVERGED, "loss %g, grad norm %g at step %zu", t->last_loss,
                        t->last_grad_norm, t->step + 1);
             hand_heat_at_end(a);
             push_status(a, RUN_DIVERGED);
-            atomic_store_explicit(&a->done, 1, memory_order_release);
+            end_thread(a);
             return NULL;
         }
         atomic_store_explicit(&a->step, t->step, memory_order_relaxed);
@@ -775,6 +803,11 @@ static void *arm_main(void *arg)
             r.u.step.lr = t->o.cfg.lr * optim_schedule(&t->o.cfg, t->step - 1);
             push(a, &r);
         }
+        /* after the step's record: a peer that pace lets start a step has
+         * every record (and its wall_ms) of the steps it waited for behind
+         * it, which is what test_pace.sh reads the guarantee from */
+        if (a->cfg.pace)
+            pace_step(a->cfg.pace, a->index, t->step);
         if (arm_eval_due(t->step, a->cfg.eval_every, a->cfg.steps)) {
             evaluate(a);
             a->last_eval = t->step;
@@ -818,7 +851,7 @@ static void *arm_main(void *arg)
         push_event(a, EV_FINISH, "%zu steps", t->step);
         push_status(a, RUN_FINISHED);
     }
-    atomic_store_explicit(&a->done, 1, memory_order_release);
+    end_thread(a);
     return NULL;
 }
 
@@ -922,6 +955,8 @@ void arm_park(arm *a)
     pthread_mutex_lock(&a->mu);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace)
+        pace_wake(a->cfg.pace);   /* an arm waiting for the others parks too */
 }
 
 void arm_park_ended(arm *a)
@@ -945,6 +980,8 @@ int arm_send(arm *a, const cmd_record *c)
     pthread_mutex_lock(&a->mu);
     pthread_cond_signal(&a->cv);
     pthread_mutex_unlock(&a->mu);
+    if (a->cfg.pace)
+        pace_wake(a->cfg.pace);   /* nor one waiting for the others */
     return 0;
 }
 
@@ -982,7 +1019,7 @@ int arm_done(const arm *a)
 
 void arm_mark_done(arm *a)
 {
-    atomic_store_explicit(&a->done, 1, memory_order_release);
+    end_thread(a);   /* no thread: nobody waits for it */
 }
 
 int arm_dp_mismatch(const arm *a)

@@ -178,6 +178,8 @@ static void teardown(live *lv)
     live_store_finish(lv);
     for (size_t i = 0; i < lv->narms; i++)
         live_arms_free(lv, i);
+    pace_destroy(lv->pace);   /* after the arms: they leave it as they end */
+    lv->pace = NULL;
     live_store_close(lv);
 }
 

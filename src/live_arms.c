@@ -134,7 +134,8 @@ static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, cons
                      .telemetry = cfg->telemetry,
                      .keep_checkpoints = cfg->keep_checkpoints,
                      .heatmap_every = cfg->heatmap_every,
-                     .run_id = &lv->run_ids[idx]};
+                     .run_id = &lv->run_ids[idx],
+                     .pace = lv->pace};
     set_owner(lv, idx, &t->owner);
     arm_info *in = &lv->info[idx];
     in->config_json = config_json(lv, t, name, t->m.cfg.mode, mine, nmine, has_dir ? ckdir : NULL);
@@ -151,6 +152,8 @@ static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, cons
     in->begin.u.run.parent_arm = parent;
     in->begin.u.run.seed = m->seed;
     snprintf(in->begin.u.run.name, sizeof in->begin.u.run.name, "%s", name);
+    /* paced from its first step: a fork starts level with its parent */
+    pace_join(lv->pace, idx, t->step, t->m.pool);
     lv->arms[idx] = arm_create(idx, name, t, &ac, mine, nmine);   /* copies ckdir */
     free(mine);
     lv->narms++;
@@ -162,6 +165,8 @@ void live_arms_free(live *lv, size_t i)
     arm *a = lv->arms[i];
     if (!a)
         return;
+    if (lv->pace)
+        pace_leave(lv->pace, i);   /* a parked arm's slot still names its pool */
     arm_destroy(a);
     free(lv->info[i].config_json);
     lv->info[i].config_json = NULL;
@@ -252,9 +257,14 @@ int live_arms_make(live *lv, gl_error *e)
 {
     const live_config *cfg = lv->cfg;
     size_t total = cfg->tc.threads ? cfg->tc.threads : 1;
-    /* under mpirun --threads is per rank, shared by the arms it trains */
-    size_t here = lv->remote ? live_remote_local_count(lv) : cfg->narms;
-    lv->threads_per_arm = here && total / here ? total / here : 1;
+    /* Every arm's pool has a thread per core, and pace decides how many of
+     * them work: one per running arm, the cores of arms that wait for the
+     * slowest lent to the arms behind (pace.h). Before, each arm had
+     * total / arms threads and the kernel shared the cores out evenly, so
+     * a cheaper arm ran ahead of the others. Under mpirun --threads is per
+     * rank and pace holds together the arms this rank trains. */
+    lv->threads_per_arm = total;
+    lv->pace = pace_create(total, pace_slack(cfg->tc.eval_every));
     for (size_t i = 0; i < cfg->narms; i++) {
         if (!live_remote_local(lv, i)) {
             live_arms_add_remote(lv, i);

@@ -133,14 +133,6 @@ int live_remote_local(const live *lv, size_t ix)
     return !rm || placement_leader_of_arm(&rm->pl, ix) == rm->rank;
 }
 
-size_t live_remote_local_count(const live *lv)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < lv->cfg->narms; i++)
-        n += live_remote_local(lv, i) != 0;
-    return n;
-}
-
 static int leader(const live *lv, size_t ix)
 {
     return placement_leader_of_arm(&lv->remote->pl, ix);

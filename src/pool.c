@@ -6,7 +6,12 @@
  * cache (handing blocks out first come first served made 2-thread steps of
  * the tiny preset about 6% slower). A thread done with its share takes what is
  * left of the others', so one slowed by another process does not hold the
- * rest up. Neither choice changes a bit of the results. */
+ * rest up. Neither choice changes a bit of the results.
+ *
+ * Width (pool_set_width, for the session's pacing, pace.c): a job is shared
+ * by the first `width` threads only, read once per job; the others sleep on
+ * their own condition variable and are not woken, so an arm whose extra
+ * workers are lent to nobody costs nothing for them. */
 #include "pool.h"
 
 #include <pthread.h>
@@ -32,7 +37,8 @@ struct pool {
     size_t threads;
     pthread_t *tids;
     pthread_mutex_t lock;
-    pthread_cond_t start, done;
+    pthread_cond_t done;
+    pthread_cond_t *go;         /* [threads]: worker t waits on go[t] for a job */
     unsigned long generation;   /* bumped per job; workers wait for a new value */
     int parked;                 /* pool_park joined the workers (caller's thread only) */
     size_t pending;             /* workers not yet done with the current job */
@@ -42,7 +48,12 @@ struct pool {
     pool_fn fn;
     void *ctx;
     size_t n, blocks;
+    size_t job_width;           /* threads 0..job_width-1 share the current job */
     pool_share *share;          /* [threads] */
+    /* Relaxed both sides: the width the next job gets (pool_set_width, any
+     * thread; pool_run, the caller's thread). It only decides how many
+     * threads share a job, never what a block computes. */
+    _Atomic size_t width;
 };
 
 typedef struct {
@@ -57,18 +68,21 @@ size_t pool_blocks(size_t n, size_t grain)
     return blocks ? blocks : 1;
 }
 
-/* Share t of the current job is blocks [share_begin(t), share_begin(t + 1)). */
-static size_t share_begin(const pool *p, size_t blocks, size_t t)
+/* Share t of a job of `width` threads is blocks [share_begin(t),
+ * share_begin(t + 1)). The width is passed, not read from the pool: workers
+ * read the job's under the lock once, and the pool's may change after. */
+static size_t share_begin(size_t blocks, size_t width, size_t t)
 {
-    return blocks * t / p->threads;
+    return blocks * t / width;
 }
 
 /* Runs the blocks of worker's own share, then whatever is left of the
  * others', in worker order from the next one. */
-static void take_blocks(pool *p, pool_fn fn, void *ctx, size_t n, size_t blocks, size_t worker)
+static void take_blocks(pool *p, pool_fn fn, void *ctx, size_t n, size_t blocks, size_t worker,
+                        size_t width)
 {
-    for (size_t k = 0; k < p->threads; k++) {
-        const size_t t = (worker + k) % p->threads, end = share_begin(p, blocks, t + 1);
+    for (size_t k = 0; k < width; k++) {
+        const size_t t = (worker + k) % width, end = share_begin(blocks, width, t + 1);
         for (;;) {
             size_t i = atomic_fetch_add_explicit(&p->share[t].next, 1, memory_order_relaxed);
             if (i >= end)
@@ -86,16 +100,20 @@ static void *worker_main(void *arg)
     unsigned long seen = wa.seen;
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->quit && p->generation == seen)
-            pthread_cond_wait(&p->start, &p->lock);
+        /* a job this worker is not part of (narrower than it) is seen
+         * and slept through */
+        while (!p->quit && (p->generation == seen || wa.worker >= p->job_width)) {
+            seen = p->generation;
+            pthread_cond_wait(&p->go[wa.worker], &p->lock);
+        }
         if (p->quit)
             break;
         seen = p->generation;
         pool_fn fn = p->fn;
         void *ctx = p->ctx;
-        const size_t n = p->n, blocks = p->blocks;
+        const size_t n = p->n, blocks = p->blocks, width = p->job_width;
         pthread_mutex_unlock(&p->lock);
-        take_blocks(p, fn, ctx, n, blocks, wa.worker);
+        take_blocks(p, fn, ctx, n, blocks, wa.worker, width);
         pthread_mutex_lock(&p->lock);
         if (--p->pending == 0)
             pthread_cond_signal(&p->done);
@@ -142,8 +160,11 @@ pool *pool_create(size_t threads)
     for (size_t t = 0; t < p->threads; t++)
         atomic_init(&p->share[t].next, 0);
     pthread_mutex_init(&p->lock, NULL);
-    pthread_cond_init(&p->start, NULL);
+    p->go = xcalloc(p->threads, sizeof *p->go);
+    for (size_t t = 0; t < p->threads; t++)
+        pthread_cond_init(&p->go[t], NULL);
     pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->width, p->threads);
     p->tids = xcalloc(p->threads, sizeof *p->tids);
     if (start_workers(p)) {
         p->threads = 1;   /* none running: destroy joins nothing */
@@ -159,7 +180,8 @@ void pool_park(pool *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->quit = 1;
-    pthread_cond_broadcast(&p->start);
+    for (size_t t = 1; t < p->threads; t++)
+        pthread_cond_signal(&p->go[t]);
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 1; i < p->threads; i++)
         pthread_join(p->tids[i], NULL);
@@ -177,7 +199,9 @@ void pool_destroy(pool *p)
     if (!p)
         return;
     pool_park(p);
-    pthread_cond_destroy(&p->start);
+    for (size_t t = 0; t < p->threads; t++)
+        pthread_cond_destroy(&p->go[t]);
+    free(p->go);
     pthread_cond_destroy(&p->done);
     pthread_mutex_destroy(&p->lock);
     free(p->tids);
@@ -190,12 +214,27 @@ size_t pool_threads(const pool *p)
     return p->threads;
 }
 
+void pool_set_width(pool *p, size_t width)
+{
+    if (width < 1)
+        width = 1;
+    if (width > p->threads)
+        width = p->threads;
+    atomic_store_explicit(&p->width, width, memory_order_relaxed);   /* see pool.width */
+}
+
+size_t pool_width(const pool *p)
+{
+    return atomic_load_explicit(&p->width, memory_order_relaxed);
+}
+
 void pool_run(pool *p, pool_fn fn, void *ctx, size_t n, size_t grain)
 {
     if (!n)
         return;
     const size_t blocks = pool_blocks(n, grain);
-    if (p->threads == 1 || blocks == 1) {
+    const size_t width = pool_width(p);
+    if (width == 1 || blocks == 1) {
         /* the same blocks, in order, on this thread */
         for (size_t i = 0; i < blocks; i++)
             fn(ctx, 0, n * i / blocks, n * (i + 1) / blocks);
@@ -206,14 +245,16 @@ void pool_run(pool *p, pool_fn fn, void *ctx, size_t n, size_t grain)
     p->ctx = ctx;
     p->n = n;
     p->blocks = blocks;
-    for (size_t t = 0; t < p->threads; t++)
-        atomic_store_explicit(&p->share[t].next, share_begin(p, blocks, t), memory_order_relaxed);
-    p->pending = p->threads - 1;
+    p->job_width = width;
+    for (size_t t = 0; t < width; t++)
+        atomic_store_explicit(&p->share[t].next, share_begin(blocks, width, t), memory_order_relaxed);
+    p->pending = width - 1;
     p->generation++;
-    pthread_cond_broadcast(&p->start);
+    for (size_t t = 1; t < width; t++)
+        pthread_cond_signal(&p->go[t]);
     pthread_mutex_unlock(&p->lock);
 
-    take_blocks(p, fn, ctx, n, blocks, 0);
+    take_blocks(p, fn, ctx, n, blocks, 0, width);
 
     pthread_mutex_lock(&p->lock);
     while (p->pending)
