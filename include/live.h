@@ -53,6 +53,7 @@ typedef struct live_config {
     size_t heatmap_every;          /* --heatmap-every N (0 or 1: every evaluation) */
     const world *world;            /* the MPI job (NULL or one rank: every arm here);
                                       several ranks: live_remote.c */
+    size_t dp;                     /* --dp N: each arm on N ranks (0 or 1: one) */
 } live_config;
 
 /* Runs the session to the end. -1 with a message when it cannot start or the

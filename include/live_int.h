@@ -133,7 +133,10 @@ void live_arms_free(live *lv, size_t i);
 /* live_remote.c: a session over the ranks of an MPI job (DESIGN §13).
  * open: with cfg->world of several ranks, the link and the placement (a
  * resume is refused); nothing otherwise. local: whether this rank trains
- * arm i (1 without ranks). begin: the whole setup
+ * arm i (1 without ranks), as its leader or a --dp follower; leads: whether
+ * it leads it (the rank that reports it to rank 0). dp: the communicator of
+ * arm i's --dp replicas on this rank (NULL: none), made by live_arms_make
+ * through live_remote_dp_make. begin: the whole setup
  * on every rank (rank 0's store and runs, every rank's own arms) instead of
  * live_run's own. pump (rank 0, each turn of the session loop): remote
  * arms' records in, their commands out; 1 when a rank died — its runs are
@@ -143,6 +146,8 @@ void live_arms_free(live *lv, size_t i);
 int live_remote_open(live *lv, gl_error *e);
 int live_remote_rank(const live *lv);
 int live_remote_local(const live *lv, size_t arm);
+int live_remote_leads(const live *lv, size_t arm);
+int live_remote_dp_make(live *lv, size_t arm, trainer *t, gl_error *e);
 int live_remote_begin(live *lv, const char *cwd, gl_error *e);
 int live_remote_pump(live *lv, const live_observer *obs, int stopping);
 int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e);

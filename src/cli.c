@@ -26,9 +26,11 @@
 #include "plot_screen.h"
 #include "common.h"
 #include "data.h"
+#include "dp.h"
 #include "distill.h"
 #include "gate.h"
 #include "model.h"
+#include "placement.h"
 #include "progress.h"
 #include "runspec.h"
 #include "safetensors.h"
@@ -86,6 +88,7 @@ typedef struct {
     live_tag tags[LIVE_MAX_TAGS];
     size_t ntags;
     size_t keep_checkpoints, heatmap_every;   /* kept in run_argv: resume keeps them */
+    size_t dp;                     /* --dp N: not kept (a resume is one process) */
 } run_args;
 
 /* --compare RUN[,RUN]: stored runs drawn as ghost curves on the screen */
@@ -201,6 +204,9 @@ static int parse_run(int argc, char **argv, run_args *ra, gl_error *e)
         } else if ((rc = args_label_option(f, v, &ra->name, &ra->note, ra->tags, &ra->ntags,
                                            e)) != 0) {
             rc = rc < 0 ? -1 : 0;   /* --name, --note, --tag: the session's, not resume's */
+            keep = 0;
+        } else if (strcmp(f, "--dp") == 0) {
+            rc = args_size(f, v, 1, 256, &ra->dp, e);
             keep = 0;
         } else if (strcmp(f, "--keep-checkpoints") == 0) {
             rc = args_size(f, v, 1, 1000000, &ra->keep_checkpoints, e);
@@ -756,12 +762,21 @@ static int cmd_run(int argc, char **argv)
                       .tags = ra.tags,
                       .ntags = ra.ntags,
                       .keep_checkpoints = ra.keep_checkpoints,
-                      .heatmap_every = ra.heatmap_every};
+                      .heatmap_every = ra.heatmap_every,
+                      .dp = ra.dp};
     memcpy(lc.modes, ra.modes, sizeof lc.modes);
     memcpy(lc.ffn, ra.ffn, sizeof lc.ffn);
     lc.experts = ra.experts;
     if (args_check_script(&lc, &e))
         return cli_usage_error("%s", e.msg);
+    if (ra.dp > 1) {
+        /* the job's shape and the batch's split, before anything is written */
+        placement pl;
+        size_t row0, rows;
+        if (placement_init(&pl, cli_world ? cli_world->size : 1, (int)ra.dp, &e) ||
+            dp_slice(ra.tc.model.batch, (int)ra.dp, 0, &row0, &rows, &e))
+            return cli_usage_error("%s", e.msg);
+    }
     if (!ra.telemetry && (ra.name || ra.note || ra.ntags))
         return cli_usage_error("--name, --note and --tag are stored with the runs; "
                                "not with --no-telemetry");

@@ -91,6 +91,8 @@ static const cli_option run_opts[] = {
     {"--no-telemetry", NULL, "store nothing; print evaluations only", 0},
     {"--headless", NULL, "print progress lines even on a terminal (no screen)", 0},
     {"--compare", "RUN[,RUN]", "draw stored runs as dimmed ghost curves on the screen", 0},
+    {"--dp", "N", "under mpirun: each arm trained by N ranks, data-parallel (each computes "
+                  "B/N sequences of the batch; -np a multiple of N)", 0},
     OPT_END,
 };
 

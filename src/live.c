@@ -203,7 +203,7 @@ int live_run(const live_config *cfg, const live_observer *obs, live_result *res,
     gl_stop_signal_set(&sigs);
     pthread_sigmask(SIG_BLOCK, &sigs, &old);
 
-    int rc = -1, detach_failed = 0;
+    int rc = -1, detach_failed = 0, dp_failed = 0;
     gl_error detach_err = {0};
     if (args_check_script(cfg, err) || live_remote_open(lv, err) ||
         (cfg->db_path && !lv->remote && live_store_open(lv, err)))
@@ -289,6 +289,13 @@ begun:
         int all_done = live_drain(lv, now, res, stopping);
         if (all_done)
             break;
+        /* --dp: an arm that failed (its replicas' weights differed, or its
+         * leader could not save) stops the session: its error event says why */
+        if (!stopping && cfg->dp > 1 && res->failed) {
+            stopping = 1;
+            dp_failed = 1;
+            stop_all(lv, 2);
+        }
         /* partner: the release store in store_fail */
         if (!stopping && atomic_load_explicit(&lv->store_failed, memory_order_acquire)) {
             stopping = 1;
@@ -360,6 +367,10 @@ begun:
 out:
     if (rc == 0 && live_remote_fault(lv))
         rc = gl_fail(err, "%s", live_remote_fault(lv));
+    if (rc == 0 && dp_failed)
+        rc = gl_fail(err, "--dp %zu: an arm failed (its error event says why: replicas whose "
+                          "weights differ, or a checkpoint not written); every arm stopped",
+                     cfg->dp);
     teardown(lv);
     live_remote_close(lv);
     /* the store thread is joined: its stores are all seen */

@@ -104,7 +104,8 @@ static int add_arm(live *lv, trainer *t, const char *name, uint32_t parent, cons
     /* scripted commands addressed to this arm (by index or name) or to all */
     scripted_command *mine = cfg->nscript ? xmalloc(cfg->nscript * sizeof *mine) : NULL;
     size_t nmine = 0;
-    if (parent == UINT32_MAX)
+    /* a --dp follower applies what its leader hands it, not a script */
+    if (parent == UINT32_MAX && live_remote_leads(lv, idx))
         for (size_t i = 0; i < cfg->nscript; i++) {
             const char *sel = cfg->script[i].arm;
             char num[24];
@@ -279,6 +280,10 @@ int live_arms_make(live *lv, gl_error *e)
         trainer t;
         if (trainer_init(&t, &tc, e))
             return -1;
+        if (live_remote_dp_make(lv, i, &t, e)) {   /* --dp: one replica of the arm */
+            trainer_free(&t);
+            return -1;
+        }
         const char *dir = NULL;
         char resume_dir[2048];
         if (cfg->resume_ckpt) {

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dp.h"
 #include "mpi_link.h"
 #include "placement.h"
 
@@ -54,6 +55,8 @@ typedef struct {
 struct live_remote {
     mpi_link *link;
     placement pl;
+    dp_comm *group;            /* this rank's --dp group (dp_open), NULL at --dp 1 */
+    dp_comm *arm_dp[LIVE_MAX_ARMS];   /* per arm this rank trains (dp_dup) */
     int rank, size;
     char host[64];
     peer_state *peers;
@@ -130,7 +133,27 @@ int live_remote_rank(const live *lv) { return lv->remote ? lv->remote->rank : 0;
 int live_remote_local(const live *lv, size_t ix)
 {
     const live_remote *rm = lv->remote;
+    return !rm || placement_trains(&rm->pl, rm->rank, ix);
+}
+
+int live_remote_leads(const live *lv, size_t ix)
+{
+    const live_remote *rm = lv->remote;
     return !rm || placement_leader_of_arm(&rm->pl, ix) == rm->rank;
+}
+
+/* Every replica of arm ix's group calls it for each of the group's arms in
+ * arm order (live_arms_make's loop), so the collectives match: the arm's
+ * own communicator, then t made its replica (which copies the leader's
+ * starting state). Nothing at --dp 1. */
+int live_remote_dp_make(live *lv, size_t ix, trainer *t, gl_error *e)
+{
+    live_remote *rm = lv->remote;
+    if (!rm || !rm->group)
+        return 0;
+    if (dp_dup(&rm->arm_dp[ix], rm->group, e))
+        return -1;
+    return trainer_set_dp(t, rm->arm_dp[ix], DP_BUCKET_BYTES, 1, e);
 }
 
 static int leader(const live *lv, size_t ix)
@@ -147,7 +170,12 @@ int live_remote_open(live *lv, gl_error *e)
         return gl_fail(e, "resume: one run trains in one process; run gatelab resume without "
                           "mpirun (or with -np 1)");
     live_remote *rm = xcalloc(1, sizeof *rm);
-    if (placement_init(&rm->pl, w->size, 1, e)) {
+    if (placement_init(&rm->pl, w->size, lv->cfg->dp ? (int)lv->cfg->dp : 1, e)) {
+        free(rm);
+        return -1;
+    }
+    /* collective over every rank: the --dp groups' communicators */
+    if (dp_open(&rm->group, w, &rm->pl, e)) {
         free(rm);
         return -1;
     }
@@ -258,7 +286,7 @@ int live_remote_begin(live *lv, const char *cwd, gl_error *e)
         snprintf(sh.err, sizeof sh.err, "%s", ok ? "" : mine.msg);
         mpi_link_append(rm->link, 0, &sh, sizeof sh);
         for (size_t i = 0; ok && i < lv->narms; i++) {
-            if (!live_remote_local(lv, i))
+            if (!live_remote_leads(lv, i))
                 continue;
             const arm_info *in = &lv->info[i];
             size_t cap = RECORD_WIRE_MAX + in->begin.payload;
@@ -591,7 +619,7 @@ static int take_commands(live *lv, int *end)
                 continue;
             }
             cmd_record c;
-            if (kind != IT_CMD || ix >= lv->narms || !live_remote_local(lv, ix) ||
+            if (kind != IT_CMD || ix >= lv->narms || !live_remote_leads(lv, ix) ||
                 command_decode(b, len, &c) != (long)len)
                 return -1;
             while (!arm_done(lv->arms[ix]) && arm_send(lv->arms[ix], &c))
@@ -658,6 +686,18 @@ int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e)
             if (!live_remote_local(lv, i) || rm->done_sent[i])
                 continue;
             arm *a = lv->arms[i];
+            if (!live_remote_leads(lv, i)) {
+                /* a --dp follower: the leader reports the arm; this rank
+                 * only waits for its replica to end */
+                tel_record r;
+                while (arm_poll(a, &r) == 0)
+                    ;
+                if (arm_heat_take(a))
+                    arm_heat_taken(a);
+                rm->done_sent[i] = arm_done(a) && arm_poll(a, &r) != 0;
+                all_done &= rm->done_sent[i];
+                continue;
+            }
             int done = arm_done(a);   /* first: what it pushed before is then seen */
             int empty = send_arm(lv, i);
             uint64_t step = arm_step(a);
@@ -736,6 +776,12 @@ void live_remote_close(live *lv)
             while (mpi_link_flush(rm->link, r, 0) == 0 && gl_now() - t0 < END_WAIT)
                 nanosleep(&(struct timespec){0, 200000}, NULL);
         }
+    }
+    /* the arms (and their trainers) are freed by now (teardown) */
+    if (!rm->lost) {
+        for (size_t i = 0; i < LIVE_MAX_ARMS; i++)
+            dp_close(rm->arm_dp[i]);
+        dp_close(rm->group);
     }
     mpi_link_close(rm->link, rm->lost);
     free(rm->peers);

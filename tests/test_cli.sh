@@ -334,11 +334,9 @@ for w in ls show replay watch resume eval export "experiment absorption" "experi
 done
 cp "$OUT" "$TMP/help.all"
 # every option the README mentions is in the top-level help; mpirun's own
-# (--allow-run-as-root, --oversubscribe) are Open MPI's, and --dp (issue 15)
-# is documented on the trainer side before the session's wiring puts it in
-# run's help (that change drops it from this list)
+# (--allow-run-as-root, --oversubscribe) are Open MPI's
 for o in $(grep -o -- '--[a-z][a-z-]*[a-z]' README.md | sort -u); do
-    case "$o" in --allow-run-as-root | --oversubscribe | --dp) continue ;; esac
+    case "$o" in --allow-run-as-root | --oversubscribe) continue ;; esac
     check "--help mentions $o (README does)" grep -qF -- "$o" "$TMP/help.all"
 done
 

@@ -273,6 +273,40 @@ else
     skip "the screen under mpirun (no tmux)"
 fi
 
+echo "# --dp 2: 2 arms x 2 replicas on 4 ranks, against one process"
+# Each replica sums half the batch's gradient; the sum of the halves differs
+# from the whole batch's in fp32 summation order only (tests/test_dp.c
+# measures it: 2e-6 in loss over 30 steps), so the losses agree to 1e-4.
+ARGS="$MICRO --arms soft,dense --steps 40 --eval-every 10 --save-every 20 --at 20:swap:topk@1"
+"$BIN" run $ARGS --threads 1 --db dp1.db >dp1.out 2>dp1.err
+R1=$?
+$MPIRUN -np 4 "$BIN" run $ARGS --threads 1 --dp 2 --db dp4.db >dp4.out 2>dp4.err
+R4=$?
+check "both end with status 0 ($R1, $R4: $(head -n 1 dp4.err))" [ "$R1" = 0 ] && [ "$R4" = 0 ]
+vals() { sql "$1" "SELECT r.arm || ' ' || m.key || ' ' || m.step || ' ' || m.value FROM metrics m
+                   JOIN runs r ON r.id = m.run WHERE m.key IN ('val_loss', 'train_loss')
+                   ORDER BY r.arm, m.key, m.step"; }
+vals dp1.db >dp1.vals
+vals dp4.db >dp4.vals
+worst=$(paste -d' ' dp1.vals dp4.vals | awk '$1 != $5 || $2 != $6 || $3 != $7 { print "rows"; exit }
+    { d = $4 - $8; if (d < 0) d = -d; if (d > w) w = d } END { if (NR == 0) print "none"; else printf "%.2g\n", w }')
+check "--dp 2 losses match one process within 1e-4 at every step (worst $worst, $(wc -l <dp4.vals) values)" \
+    awk -v w="$worst" 'BEGIN { exit !(w != "rows" && w != "none" && w + 0 <= 1e-4) }'
+check "two runs, finished, as many as in one process" \
+    [ "$(sql dp4.db "SELECT group_concat(status) FROM runs")" = "finished,finished" ]
+check "the scripted swap on the remote --dp arm is an event at step 20, once" \
+    [ "$(sql dp4.db "SELECT group_concat(e.step) FROM events e JOIN runs r ON r.id = e.run WHERE e.kind = 'swap'")" = 20 ]
+check "each arm's leader wrote its checkpoints (20, 40), the followers none" \
+    [ "$(sql dp4.db "SELECT count(*) FROM checkpoints")" = 4 ]
+$MPIRUN -np 3 "$BIN" run $ARGS --threads 1 --dp 2 --db dp3.db >dp3.out 2>dp3.err
+R3=$?
+check "--dp 2 on 3 ranks: exit 2, one line naming --dp ($(head -n 1 dp3.err))" \
+    sh -c "[ $R3 = 2 ] && grep -q -- '--dp 2' dp3.err && [ ! -e dp3.db ]"
+"$BIN" run $MICRO --arms soft --steps 5 --batch 6 --dp 4 --db dpb.db >dpb.out 2>dpb.err
+RB=$?
+check "--dp without mpirun: exit 2 naming --dp ($(head -n 1 dpb.err))" \
+    sh -c "[ $RB = 2 ] && grep -q -- '--dp 4' dpb.err"
+
 echo "# only run spreads over the ranks"
 $MPIRUN -np 2 "$BIN" ls --db two.db >ls.out 2>ls.err
 RC=$?
