@@ -360,14 +360,14 @@ typedef int (*store_experiment_run_fn)(void *ctx, const store_experiment_run_row
 int store_list_experiment_runs(store *s, int64_t experiment, store_experiment_run_fn fn,
                                void *ctx, gl_error *err);
 
-/* How many rows metric `key` of a run has, their mean and the value at its
- * newest step (0 rows: NaN, NaN). */
-int store_metric_mean_last(store *s, int64_t run, const char *key, size_t *count, double *mean,
-                           double *last, gl_error *err);
-/* How many rows metric `key` of a run has and the largest |value| among
- * them (0 rows: *max_abs = NaN). */
-int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, double *max_abs,
-                        gl_error *err);
+/* Metric `key` of a run over its rows: how many, their mean, the largest
+ * |value| and the value at its newest step (0 rows: NaN for the three). */
+typedef struct {
+    size_t count;
+    double mean, max_abs, last;
+} store_metric_stats;
+int store_metric_summary(store *s, int64_t run, const char *key, store_metric_stats *out,
+                         gl_error *err);
 /* One metrics row (replacing the same run, key and step); a non-finite value
  * is not stored. */
 int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, double value,

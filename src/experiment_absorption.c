@@ -238,9 +238,11 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     }
     printf("\n");
     /* line 2: the topk arm's gate gradient at every evaluation, then the probe */
-    if (store_metric_extent(x->st, s->run[ABSORB_TOPK], "gate_grad_norm", &s->grad_evals,
-                            &s->grad_max, e))
+    store_metric_stats gs;
+    if (store_metric_summary(x->st, s->run[ABSORB_TOPK], "gate_grad_norm", &gs, e))
         return -1;
+    s->grad_evals = gs.count;
+    s->grad_max = gs.max_abs;
     if (probe_gate(s->ckpt[ABSORB_TOPK], x->data, threads, s->seed, &s->probe, e) ||
         probe_gate(s->ckpt[ABSORB_SOFT], x->data, threads, s->seed, &s->soft_probe, e))
         return -1;

@@ -44,9 +44,12 @@ typedef struct {
 static int measure_learned(const experiment_env *x, int64_t run, const char *ckpt,
                            temp_cell *c, gl_error *e)
 {
-    if (store_metric_mean_last(x->st, run, "gate_grad_norm", &c->grad_evals, &c->grad_mean,
-                               &c->grad_last, e))
+    store_metric_stats gs;
+    if (store_metric_summary(x->st, run, "gate_grad_norm", &gs, e))
         return -1;
+    c->grad_evals = gs.count;
+    c->grad_mean = gs.mean;
+    c->grad_last = gs.last;
     metrics_state ms;
     double ppl;
     if (experiment_eval_ckpt(ckpt, -1, x->data, x->windows, x->a->tc.threads, &ppl, &ms, e))

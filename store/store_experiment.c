@@ -253,33 +253,12 @@ int store_list_experiment_runs(store *s, int64_t experiment, store_experiment_ru
     return out;
 }
 
-int store_metric_extent(store *s, int64_t run, const char *key, size_t *count, double *max_abs,
-                        gl_error *err)
-{
-    sqlite3_stmt *st;
-    if (store_prepare(s, "SELECT count(*), max(abs(value)) FROM metrics WHERE run = ?1 AND key = ?2",
-                &st, err))
-        return -1;
-    int rc = SQLITE_OK;
-    store_bind_i64(st, 1, run, &rc);
-    store_bind_text(st, 2, key, &rc);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *count = (size_t)sqlite3_column_int64(st, 0);
-        *max_abs = store_col_f64(st, 1);
-    }
-    int out = store_end(s, st, rc, err, "read metric");
-    sqlite3_finalize(st);
-    return out;
-}
-
-int store_metric_mean_last(store *s, int64_t run, const char *key, size_t *count, double *mean,
-                           double *last, gl_error *err)
+int store_metric_summary(store *s, int64_t run, const char *key, store_metric_stats *out,
+                         gl_error *err)
 {
     sqlite3_stmt *st;
     if (store_prepare(s,
-                "SELECT count(*), avg(value),"
+                "SELECT count(*), avg(value), max(abs(value)),"
                 " (SELECT value FROM metrics WHERE run = ?1 AND key = ?2 ORDER BY step DESC"
                 " LIMIT 1) FROM metrics WHERE run = ?1 AND key = ?2",
                 &st, err))
@@ -290,13 +269,14 @@ int store_metric_mean_last(store *s, int64_t run, const char *key, size_t *count
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        *count = (size_t)sqlite3_column_int64(st, 0);
-        *mean = store_col_f64(st, 1);
-        *last = store_col_f64(st, 2);
+        out->count = (size_t)sqlite3_column_int64(st, 0);
+        out->mean = store_col_f64(st, 1);
+        out->max_abs = store_col_f64(st, 2);
+        out->last = store_col_f64(st, 3);
     }
-    int out = store_end(s, st, rc, err, "read metric");
+    int bad = store_end(s, st, rc, err, "read metric");
     sqlite3_finalize(st);
-    return out;
+    return bad;
 }
 
 int store_put_metric(store *s, int64_t run, const char *key, uint64_t step, double value,
