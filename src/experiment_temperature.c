@@ -133,7 +133,7 @@ static void build_table(experiment_table *t, const temp_results *res, const expe
     const size_t n = a->seeds;
     const temp_cell *c[EXPERIMENT_MAX_SEEDS];
     for (size_t ti = 0; ti < a->ntemps; ti++) {
-        char line[8], what[40];
+        char line[24], what[40];
         snprintf(line, sizeof line, "t%zu", ti + 1);
         snprintf(what, sizeof what, "soft t=%g", (double)a->temps[ti]);
         for (size_t i = 0; i < n; i++)
