@@ -830,8 +830,10 @@ static void *arm_main(void *arg)
         if (t->step > 0 && a->last_eval != t->step)
             evaluate(a);
         /* again when a scripted stop came after this step's periodic save:
-         * the file must count it as done, or every resume would stop here */
-        if (!st->failed && a->cfg.ckpt_dir && t->step > 0 &&
+         * the file must count it as done, or every resume would stop here.
+         * At step 0 too: a run stopped before its first step (a session
+         * stopped at once) is resumable like any other */
+        if (!st->failed && a->cfg.ckpt_dir &&
             (a->last_saved != t->step || a->saved_commands != t->commands_done) &&
             save_checkpoint(a, "on stop"))
             st->failed = 1;

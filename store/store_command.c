@@ -49,8 +49,44 @@ void store_command_finalize(store *s)
     }
 }
 
+/* A writer outside a transaction (send, watch) takes the write lock first
+ * with BEGIN IMMEDIATE, whose wait the busy timeout covers: an autocommit
+ * statement reads, then upgrades to write, and an upgrade that finds the
+ * database changed under it fails at once ("database is locked") however
+ * long the timeout, which a session writing every 0.5 s makes likely. The
+ * owner's store thread calls these inside its batch's transaction. */
+static int command_add(store *s, int64_t session, int64_t run, const char *kind,
+                       const char *arg, int64_t *id_out, gl_error *err);
+
+static int own_begin(store *s, int *own, gl_error *err)
+{
+    *own = !store_in_transaction(s);
+    return *own ? store_begin(s, err) : 0;
+}
+
+static int own_end(store *s, int own, int out, gl_error *err)
+{
+    if (!own)
+        return out;
+    if (out) {
+        store_abort(s);
+        return out;
+    }
+    return store_commit(s, err);
+}
+
 int store_command_add(store *s, int64_t session, int64_t run, const char *kind, const char *arg,
                       int64_t *id_out, gl_error *err)
+{
+    int own;
+    if (own_begin(s, &own, err))
+        return -1;
+    int out = command_add(s, session, run, kind, arg, id_out, err);
+    return own_end(s, own, out, err);
+}
+
+static int command_add(store *s, int64_t session, int64_t run, const char *kind,
+                       const char *arg, int64_t *id_out, gl_error *err)
 {
     if (!kind || !*kind)
         return gl_fail(err, "%s: a command needs a kind", s->path);
@@ -125,8 +161,8 @@ int store_command_pending(store *s, int64_t session, int64_t after, store_comman
 
 /* One UPDATE of the owner's; *changed (may be NULL): whether the row was
  * still pending. */
-static int decide(store *s, store_command_stmt which, int64_t key, int64_t step,
-                  const char *reason, int *changed, gl_error *err)
+static int decide_in(store *s, store_command_stmt which, int64_t key, int64_t step,
+                     const char *reason, int *changed, gl_error *err)
 {
     sqlite3_stmt *st = command_stmt(s, which, err);
     if (!st)
@@ -148,6 +184,16 @@ static int decide(store *s, store_command_stmt which, int64_t key, int64_t step,
     if (changed)
         *changed = sqlite3_changes(s->db);
     return 0;
+}
+
+static int decide(store *s, store_command_stmt which, int64_t key, int64_t step,
+                  const char *reason, int *changed, gl_error *err)
+{
+    int own;
+    if (own_begin(s, &own, err))
+        return -1;
+    int out = decide_in(s, which, key, step, reason, changed, err);
+    return own_end(s, own, out, err);
 }
 
 int store_command_applied(store *s, int64_t id, uint64_t step, const char *note, int *changed,

@@ -178,6 +178,18 @@ run_ok "the same with --heatmap-every 5" \
 check "--heatmap-every 5: steps 0, 10, 20, .. 200 of each arm (3 x 21)" \
     [ "$(sql "$HDB" "select count(distinct h.run || ':' || h.step) || ' ' || sum(distinct h.step % 10) from heatmaps h join runs r on r.id = h.run where r.session = 2")" = "63 0" ]
 
+# A run stopped before its first step (a session stopped at once: the
+# reader of its output gone after three lines, q at once) is resumable like
+# any other: its stop writes a checkpoint at step 0 (before, none, and
+# resume had nothing to continue from).
+ZDB=$TMP/zero.db
+run_ok "run --at 0:stop (stopped before its first step)" \
+    run $MICRO --db "$ZDB" --arms soft --steps 20 --eval-every 10 --at 0:stop
+check "stopped at step 0 with a resumable checkpoint at 0" \
+    [ "$(sql "$ZDB" "select status || ' ' || final_step || ' ' || (select group_concat(step) from checkpoints where resumable = 1) from runs")" = "stopped 0 0" ]
+run_ok "resume of the run stopped at step 0" resume 1 --db "$ZDB" --headless
+check "... finishes its 20 steps" [ "$(sql "$ZDB" "select status || ' ' || final_step from runs")" = "finished 20" ]
+
 echo "resume --steps"
 bad "resume of a finished run without --steps" 'finished its 40 steps' "$DB" resume "$SOFT" --db "$DB"
 run_ok "resume a finished run --steps 60 (extend)" resume "$SOFT" --db "$DB" --steps 60 --headless
