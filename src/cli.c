@@ -557,7 +557,7 @@ static int exit_status(const live_result *res)
 }
 
 /* The MPI job (include/world.h) as cli_main was given it, handed to the
- * commands that spread over its ranks (run, resume). Ranks
+ * commands that spread over its ranks (run, resume, experiment). Ranks
  * other than 0 print nothing of their own (rank 0 speaks for the session):
  * their stdout and stderr go to /dev/null, and what only they know (a
  * failure of their own) goes to rank_err, the stderr mpirun gave them. */
@@ -957,11 +957,14 @@ static int dispatch(int argc, char **argv, const cli_job *job)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2, job);
+    if (strcmp(cmd, "experiment") == 0)
+        return experiment_main(argc - 2, argv + 2, job->w);
     if (job->w && job->w->size > 1)
-        /* a session spreads over the ranks; nothing else does (README) */
-        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run spreads over "
-                               "the ranks; run gatelab %s without mpirun", cmd,
-                               job->w->size, cmd);
+        /* sessions and experiments spread over the ranks; nothing else
+         * does (README) */
+        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run and gatelab "
+                               "experiment spread over the ranks; run gatelab %s without mpirun",
+                               cmd, job->w->size, cmd);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
@@ -978,8 +981,6 @@ static int dispatch(int argc, char **argv, const cli_job *job)
         return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "watch") == 0)
         return cli_watch(argc - 2, argv + 2);
-    if (strcmp(cmd, "experiment") == 0)
-        return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)
         return distill_cli_main(argc - 2, argv + 2);
     /* names, tags, notes and housekeeping (cli_store.c) */
