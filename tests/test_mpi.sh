@@ -219,8 +219,10 @@ fi
 
 echo "# a rank killed mid-run"
 DB=$TMP/fault.db
-$MPIRUN -np 2 "$BIN" run $MICRO --threads 1 --arms soft,dense --steps 100000000 --eval-every 200 \
-    --save-every 200 --db "$DB" >fault.out 2>fault.err &
+# mpirun's default leaves rank 0 2 s between a rank's death and its own
+# SIGKILL; an ASan build under load once needed more to mark and commit
+$MPIRUN --mca odls_base_sigkill_timeout 5 -np 2 "$BIN" run $MICRO --threads 1 --arms soft,dense \
+    --steps 100000000 --eval-every 200 --save-every 200 --db "$DB" >fault.out 2>fault.err &
 MP=$!
 BGPIDS="$BGPIDS $MP"
 if wait_until 600 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT count(DISTINCT run) FROM checkpoints\" 2>/dev/null)\" = 2 ] 2>/dev/null" &&
