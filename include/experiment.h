@@ -9,7 +9,8 @@
  * (`experiment absorption`: the paper's four lines of evidence),
  * experiment_moe (`experiment moe`), experiment_args (the command line of
  * every kind), experiment_table (result tables, their printing and storage,
- * `--from` reprints); distill_cli (`gatelab distill`, and a distillation
+ * `--from` reprints), experiment_farm (the measurements as tasks over the
+ * ranks of an MPI job); distill_cli (`gatelab distill`, and a distillation
  * stored as a run, which absorption's line 3 uses too). */
 #ifndef GATELAB_EXPERIMENT_H
 #define GATELAB_EXPERIMENT_H
@@ -20,6 +21,7 @@
 #include "common.h"
 #include "data.h"
 #include "experiment_args.h"
+#include "experiment_farm.h"
 #include "experiment_table.h"
 #include "gate.h"
 #include "json.h"
@@ -28,12 +30,19 @@
 #include "progress.h"
 #include "store.h"
 #include "trainer.h"
+#include "world.h"
 
 /* `gatelab experiment KIND [OPTIONS]`: argv[0] is KIND (absorption or
- * moe).
+ * moe). w: the MPI job (a job of one without mpirun). Under several ranks
+ * every rank runs this with the same words: the seeds' sessions spread
+ * their arms over the ranks as `gatelab run` does, the measurements are
+ * farmed over them (experiment_farm.h), and rank 0 alone opens the
+ * database and prints. `--from` reprints on rank 0 (the others end at
+ * once); `experiment crossdeploy SESSION` is refused (its data is named by
+ * the database only rank 0 reads).
  * Returns the exit status: 0 done, 1 runtime failure, 2 usage error,
  * 128 + signal when SIGINT/SIGTERM stopped the training. */
-int experiment_main(int argc, char **argv);
+int experiment_main(int argc, char **argv, const world *w);
 
 /* ---- shared by the experiment kinds ---- */
 
@@ -47,9 +56,26 @@ int experiment_eval_ckpt(const char *path, int mode, const data_source *data, si
                          size_t threads, double *ppl, metrics_state *ms, gl_error *err);
 
 /* Opens the data (checking its tokens against V, which a .bin file sets)
- * and the database, and counts the val windows an evaluation uses. */
+ * and, when st is not NULL, the database (rank 0 only), and counts the val
+ * windows an evaluation uses. */
 int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
                     gl_error *e);
+
+/* -- measurements as tasks (experiment_farm.h) -- */
+
+/* The shared task codes: EVAL v[0] = the checkpoint's val ppl in t->mode;
+ * EVAL_METRICS the same and its metrics: v[1] the model's mask density,
+ * v[2] its mask entropy, v[3] the layers L, v[4 + l] layer l's oracle
+ * mass (l < DISTILL_MAX_LAYERS). A kind's own codes start at KIND. */
+enum { EXPERIMENT_TASK_EVAL = 1, EXPERIMENT_TASK_EVAL_METRICS, EXPERIMENT_TASK_KIND = 16 };
+
+/* A task for the checkpoint at path. */
+experiment_task experiment_task_make(int op, const char *path, int mode, uint64_t seed);
+
+/* The shared codes, on any rank; ctx is the experiment_env (its data,
+ * windows and --threads). */
+int experiment_task_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                            gl_error *e);
 
 /* -- the seed loop: one live session per seed, progress lines as they train -- */
 
@@ -87,11 +113,13 @@ typedef struct {
     int npass;                /* at most EXPERIMENT_MAX_PASS - 12 */
     const char *command;      /* the experiment's command line */
     const experiment_args *args;   /* --name, --note, --tag, --heatmap-every */
+    const world *world;       /* the arms over its ranks (NULL: all here) */
 } experiment_seeds;
 
 /* Trains seed `seed` (1 .. nseeds) as one live session, printing progress
- * through p; res gets the session and any signal that stopped it. -1 with
- * a message when live_run fails. */
+ * through p (rank 0; the other ranks train their share of the arms
+ * quietly); res gets the session (0 on the other ranks) and any signal
+ * that stopped it. -1 with a message when live_run fails. */
 int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_progress *p,
                           live_result *res, gl_error *e);
 
@@ -112,7 +140,8 @@ int experiment_session_runs(store *st, int64_t session, const char *const *names
 /* What experiment_run has opened, for the plan's callbacks. */
 typedef struct {
     experiment_args *a;
-    store *st;
+    store *st;                /* rank 0 only (NULL on the others) */
+    experiment_farm *farm;    /* the measurements' tasks over the ranks */
     const data_source *data;  /* its val windows serve every evaluation */
     size_t windows;           /* val windows an evaluation uses */
     int64_t experiment;       /* 0 until the first seed's session exists */
@@ -139,12 +168,23 @@ typedef struct {
                    gl_error *e);
     /* the table over every seed, once all are measured */
     void (*build_table)(void *ctx, const experiment_env *env, experiment_table *t);
+    /* the kind's own task codes (>= EXPERIMENT_TASK_KIND), on any rank
+     * (ctx: the experiment_env); NULL: only the shared ones */
+    experiment_task_fn compute;
 } experiment_plan;
 
 /* Opens the data and the database, trains and measures every seed, then
  * prints and stores the table; the experiment takes the id of its first
- * session and is marked finished or failed. Returns the exit status of
+ * session and is marked finished or failed. Under several ranks of w,
+ * every rank runs it: the others train their share of each session and
+ * serve the farm until rank 0 says stop. Returns the exit status of
  * experiment_main. */
-int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv);
+int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv,
+                   const world *w);
+
+/* The other ranks after a session (rc: what experiment_train_seed
+ * returned there): -1 when rank 0 is gone (the session lost it), else
+ * experiment_farm_serve's answer: 0 go on, > 0 stop with that status. */
+int experiment_after_session(experiment_farm *f, int rc, gl_error *e);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "data.h"
+#include "experiment_farm.h"
 #include "experiment_table.h"
 #include "gate.h"
 #include "store.h"
@@ -33,6 +34,18 @@ typedef struct {
     double own[CROSSDEPLOY_MAX_ROWS];         /* the diagonal: evaluated as it trained */
     double ppl[CROSSDEPLOY_MAX_ROWS][CROSSDEPLOY_NCOLS];
 } crossdeploy_matrix;
+
+/* The evaluations of one row: its own mode, then every column's. */
+#define CROSSDEPLOY_TASKS_PER_ROW (1 + CROSSDEPLOY_NCOLS)
+
+/* The rows' labels and runs for runs[0..n) (labelled as crossdeploy_measure
+ * does), and the tasks that measure them: per row CROSSDEPLOY_TASKS_PER_ROW
+ * EXPERIMENT_TASK_EVAL of its newest checkpoint into tasks[] (room for n of
+ * them). The number of tasks, or -1 with a message. */
+int crossdeploy_tasks(store *st, const int64_t *runs, size_t n, int by_mode,
+                      crossdeploy_matrix *m, experiment_task *tasks, gl_error *e);
+/* The cells from the tasks' results, in crossdeploy_tasks' order. */
+void crossdeploy_fill(crossdeploy_matrix *m, const experiment_task_out *out);
 
 /* Rows for runs[0..n) (their newest checkpoints), labelled by their mode
  * (by_mode: rows that line up across seeds) or by name, mode and run id, each evaluated in its own mode and under every

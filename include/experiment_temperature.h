@@ -10,9 +10,10 @@
 #define GATELAB_EXPERIMENT_TEMPERATURE_H
 
 #include "experiment_args.h"
+#include "world.h"
 
 /* Trains and measures every seed and temperature, prints and stores the
  * table; the exit status of experiment_main. */
-int experiment_temperature_run(experiment_args *a, int argc, char **argv);
+int experiment_temperature_run(experiment_args *a, int argc, char **argv, const world *w);
 
 #endif

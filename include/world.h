@@ -33,6 +33,9 @@ int world_init(world *w, int *argc, char ***argv, gl_error *err);
  * be ended in order any more, so world_finalize leaves it (the process is
  * about to exit and mpirun ends the job). */
 void world_mark_lost(void);
+/* Whether world_mark_lost was called: a rank is gone, nothing collective
+ * can follow. */
+int world_is_lost(void);
 
 /* Ends MPI if world_init began it; once, from the thread that began it. */
 void world_finalize(world *w);

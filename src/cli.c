@@ -556,12 +556,15 @@ static int exit_status(const live_result *res)
     return res->diverged || res->failed ? EXIT_RUNTIME : 0;
 }
 
-/* The MPI job (include/world.h): cli_main's, for run. Ranks other than 0
- * print nothing of their own (rank 0 speaks for the session): their stdout
- * and stderr go to /dev/null, and what only they know (a failure of their
- * own) goes to rank_err, the stderr mpirun gave them. */
-static const world *cli_world;
-static FILE *rank_err;
+/* The MPI job (include/world.h) as cli_main was given it, handed to the
+ * commands that spread over its ranks (run, resume, experiment). Ranks
+ * other than 0 print nothing of their own (rank 0 speaks for the session):
+ * their stdout and stderr go to /dev/null, and what only they know (a
+ * failure of their own) goes to rank_err, the stderr mpirun gave them. */
+typedef struct {
+    const world *w;     /* NULL: a job of one */
+    FILE *rank_err;     /* ranks other than 0 */
+} cli_job;
 
 /* Under mpirun rank 0's stdin and stdout are mpirun's pipes; the person is
  * at the controlling terminal, /dev/tty. Rank 0 is not in its foreground
@@ -620,17 +623,19 @@ static void cli_tty_release(void)
     cli_tty = NULL;
 }
 
-static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
+static int run_session(run_args *ra, live_config *lc, int argc, char **argv,
+                       const cli_job *job)
 {
     gl_error e;
-    lc->world = cli_world;
-    if (cli_world && cli_world->rank > 0) {
+    const world *w = job->w;
+    lc->world = w;
+    if (w && w->rank > 0) {
         /* another rank: its share of the arms, no screen, no lines */
         live_observer quiet = {0};
         live_result res;
         if (live_run(lc, &quiet, &res, &e)) {
             if (e.msg[0])
-                fprintf(rank_err, "gatelab: rank %d: %s\n", cli_world->rank, e.msg);
+                fprintf(job->rank_err, "gatelab: rank %d: %s\n", w->rank, e.msg);
             return EXIT_RUNTIME;
         }
         return res.signal ? 128 + res.signal : exit_status(&res);
@@ -638,8 +643,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     train_config *tc = &ra->tc;
     int screen = !ra->headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
     /* rank 0 of several: the screen on the controlling terminal, if any */
-    FILE *tty = !screen && !ra->headless && cli_world && cli_world->size > 1 ? cli_tty_open()
-                                                                          : NULL;
+    FILE *tty = !screen && !ra->headless && w && w->size > 1 ? cli_tty_open() : NULL;
     screen |= tty != NULL;
     /* the data is checked before anything is written to the database */
     data_source *d = data_open(tc->data_path, tc->model.T, tc->model.seed, &e);
@@ -742,7 +746,7 @@ static int run_session(run_args *ra, live_config *lc, int argc, char **argv)
     return exit_status(&res);
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv, const cli_job *job)
 {
     static run_args ra;
     gl_error e;
@@ -773,14 +777,14 @@ static int cmd_run(int argc, char **argv)
         /* the job's shape and the batch's split, before anything is written */
         placement pl;
         size_t row0, rows;
-        if (placement_init(&pl, cli_world ? cli_world->size : 1, (int)ra.dp, &e) ||
+        if (placement_init(&pl, job->w ? job->w->size : 1, (int)ra.dp, &e) ||
             dp_slice(ra.tc.model.batch, (int)ra.dp, 0, &row0, &rows, &e))
             return cli_usage_error("%s", e.msg);
     }
     if (!ra.telemetry && (ra.name || ra.note || ra.ntags))
         return cli_usage_error("--name, --note and --tag are stored with the runs; "
                                "not with --no-telemetry");
-    return run_session(&ra, &lc, argc, argv);
+    return run_session(&ra, &lc, argc, argv, job);
 }
 
 /* The whole check of run's words (options, --arms, --at against them), with
@@ -818,7 +822,7 @@ static void set_flag(char **argv, int *argc, const char *flag, char *value)
  * total: beyond the old one extends it, below it ends it earlier (never
  * before the checkpoint's step). The optimizer's schedule is recomputed
  * for the new total (README "resume"). */
-static int cmd_resume(int argc, char **argv)
+static int cmd_resume(int argc, char **argv, const cli_job *job)
 {
     const char *db = "sessions/gatelab.db", *run_word = NULL;
     char *steps_word = NULL, *threads_word = NULL;
@@ -937,7 +941,7 @@ static int cmd_resume(int argc, char **argv)
     lc.modes[0] = ra.modes[0];
     lc.ffn[0] = ra.ffn[0];
     lc.experts = ra.experts;
-    status = run_session(&ra, &lc, argc + 1, argv - 1);
+    status = run_session(&ra, &lc, argc + 1, argv - 1, job);
 done:
     free(words);
     for (int i = 0; i < rargc; i++)
@@ -946,18 +950,21 @@ done:
     return status;
 }
 
-static int dispatch(int argc, char **argv)
+static int dispatch(int argc, char **argv, const cli_job *job)
 {
     if (argc < 2 || argv[1][0] == '-')
-        return cmd_run(argc - 1, argv + 1);
+        return cmd_run(argc - 1, argv + 1, job);
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 2, argv + 2);
-    if (cli_world && cli_world->size > 1)
-        /* a session spreads over the ranks; nothing else does (README) */
-        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run spreads over "
-                               "the ranks; run gatelab %s without mpirun", cmd,
-                               cli_world->size, cmd);
+        return cmd_run(argc - 2, argv + 2, job);
+    if (strcmp(cmd, "experiment") == 0)
+        return experiment_main(argc - 2, argv + 2, job->w);
+    if (job->w && job->w->size > 1)
+        /* sessions and experiments spread over the ranks; nothing else
+         * does (README) */
+        return cli_usage_error("%s: under mpirun with %d ranks only gatelab run and gatelab "
+                               "experiment spread over the ranks; run gatelab %s without mpirun",
+                               cmd, job->w->size, cmd);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
@@ -969,13 +976,11 @@ static int dispatch(int argc, char **argv)
     if (strcmp(cmd, "show") == 0)
         return cli_show(argc - 2, argv + 2);
     if (strcmp(cmd, "resume") == 0)
-        return cmd_resume(argc - 2, argv + 2);
+        return cmd_resume(argc - 2, argv + 2, job);
     if (strcmp(cmd, "replay") == 0)
         return cli_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "watch") == 0)
         return cli_watch(argc - 2, argv + 2);
-    if (strcmp(cmd, "experiment") == 0)
-        return experiment_main(argc - 2, argv + 2);
     if (strcmp(cmd, "distill") == 0)
         return distill_cli_main(argc - 2, argv + 2);
     /* names, tags, notes and housekeeping (cli_store.c) */
@@ -1006,15 +1011,13 @@ static int help_asked(const cli_command *c, int from, int argc, char **argv)
 
 int cli_main(int argc, char **argv, const world *wld)
 {
-    cli_world = wld;
+    cli_job job = {.w = wld, .rank_err = stderr};
     if (wld && wld->rank > 0) {
-        /* rank 0 says everything once (see cli_world) */
+        /* rank 0 says everything once (see cli_job) */
         int fd = dup(STDERR_FILENO);
-        rank_err = fd >= 0 ? fdopen(fd, "w") : NULL;
-        if (!rank_err)
-            rank_err = stderr;
-        else if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-            rank_err = stderr;
+        FILE *err = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (err && freopen("/dev/null", "w", stdout) && freopen("/dev/null", "w", stderr))
+            job.rank_err = err;
     }
     /* parallelism comes from each model's pool; OpenBLAS threads would
      * compete with it for the same cores */
@@ -1037,13 +1040,13 @@ int cli_main(int argc, char **argv, const world *wld)
     if (argc >= 3 && strcmp(argv[1], "help") == 0) {   /* gatelab help COMMAND [KIND] */
         const cli_command *c = cli_help_find(argc - 1, argv + 1, &words);
         if (!c)
-            return dispatch(argc - 1, argv + 1);   /* names the unknown command */
+            return dispatch(argc - 1, argv + 1, &job);   /* names the unknown command */
         cli_help_print(stdout, c);
         return 0;
     }
     const cli_command *c = cli_help_find(argc, argv, &words);
     if (!c) {
-        int status = dispatch(argc, argv);
+        int status = dispatch(argc, argv, &job);
         cli_tty_release();
         return status;
     }
@@ -1058,7 +1061,7 @@ int cli_main(int argc, char **argv, const world *wld)
         cli_help_print(stdout, c);
         status = 0;
     } else {
-        status = dispatch(n, w);
+        status = dispatch(n, w, &job);
     }
     free(w);
     cli_tty_release();

@@ -289,7 +289,9 @@ static const cli_command commands[] = {
      plot_opts, NULL, 0},
     {"experiment", "absorption|moe|crossdeploy|temperature",
      "gatelab experiment absorption|moe|crossdeploy|temperature [OPTIONS]",
-     "The experiments, headless, stored, printed as a table.", NULL, NULL, 1},
+     "The experiments, headless, stored, printed as a table; under mpirun -np N (not "
+     "crossdeploy) the sessions' arms and the measurements spread over the ranks.",
+     NULL, NULL, 1},
     {"experiment absorption", NULL, NULL,
      "The paper's four lines of evidence: per seed one session of six arms (dense soft "
      "random sigmoid topk stochastic), then measurements on their checkpoints; stored and "
@@ -506,8 +508,10 @@ static const char mpi_text[] =
     "cluster: --hostfile FILE with --map-by node (one rank per node) or --map-by socket "
     "--bind-to socket, checkpoints on a filesystem every node sees; on one machine "
     "--oversubscribe, as root --allow-run-as-root; --enable-recovery keeps the other ranks "
-    "alive when one dies (its runs are marked crashed either way). Other commands run "
-    "without mpirun.";
+    "alive when one dies (its runs are marked crashed either way). mpirun -np N gatelab "
+    "experiment absorption|moe|temperature ... spreads each seed's session the same way "
+    "and farms the measurements on checkpoints over the ranks (rank 0 prints and stores "
+    "the same table). Other commands run without mpirun.";
 
 static const char forms_text[] =
     "Every command answers --help (or -h) with its usage; an option that takes a value is "

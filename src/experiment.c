@@ -1,7 +1,9 @@
 /* experiment: what every `gatelab experiment KIND` shares (experiment.h):
- * the helpers, the seed loop (one live session per seed, live.c, stored
- * like any `run`), experiment_run (one experiment from start to end) and
- * the dispatch to the kinds (experiment_absorption.c, experiment_moe.c). */
+ * the helpers, the shared measurement tasks (experiment_farm.c hands them
+ * to the ranks), the seed loop (one live session per seed, live.c, stored
+ * like any `run`, its arms over the ranks under mpirun), experiment_run
+ * (one experiment from start to end, on every rank) and the dispatch to the
+ * kinds (experiment_absorption.c, experiment_moe.c). */
 #include "experiment.h"
 
 #include <math.h>
@@ -13,6 +15,7 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "data.h"
+#include "distill.h"
 #include "evaluate.h"
 #include "experiment_absorption.h"
 #include "experiment_crossdeploy.h"
@@ -40,6 +43,48 @@ int experiment_eval_ckpt(const char *path, int mode, const data_source *data, si
     *ppl = exp(evaluate_windows(&m, &spec));
     model_free(&m);
     return 0;
+}
+
+/* ---- measurements as tasks ---- */
+
+experiment_task experiment_task_make(int op, const char *path, int mode, uint64_t seed)
+{
+    experiment_task t = {.op = op, .mode = mode, .seed = seed};
+    snprintf(t.path, sizeof t.path, "%s", path);
+    return t;
+}
+
+int experiment_task_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                            gl_error *e)
+{
+    const experiment_env *env = ctx;
+    const size_t threads = env->a->tc.threads;
+    if (t->op == EXPERIMENT_TASK_EVAL)
+        return experiment_eval_ckpt(t->path, t->mode, env->data, env->windows, threads,
+                                    &out->v[0], NULL, e);
+    if (t->op != EXPERIMENT_TASK_EVAL_METRICS)
+        return gl_fail(e, "a measurement task of unknown kind %d", (int)t->op);
+    _Static_assert(4 + DISTILL_MAX_LAYERS <= EXPERIMENT_TASK_VALUES, "room for every layer");
+    metrics_state ms;
+    if (experiment_eval_ckpt(t->path, t->mode, env->data, env->windows, threads, &out->v[0],
+                             &ms, e))
+        return -1;
+    out->v[1] = metrics_model_value(&ms, ms.L, METRIC_DENSITY);
+    out->v[2] = metrics_model_value(&ms, ms.L, METRIC_ENTROPY);
+    size_t layers = ms.L < DISTILL_MAX_LAYERS ? ms.L : DISTILL_MAX_LAYERS;
+    out->v[3] = (double)layers;
+    for (size_t l = 0; l < layers; l++)
+        out->v[4 + l] = metrics_layer_value(&ms, l, METRIC_ORACLE_MASS);
+    metrics_free(&ms);
+    return 0;
+}
+
+int experiment_after_session(experiment_farm *f, int rc, gl_error *e)
+{
+    /* the session lost rank 0: nobody is left to say stop */
+    if (rc && world_is_lost())
+        return -1;
+    return experiment_farm_serve(f, e);
 }
 
 /* ---- the seed loop: progress lines, one session per seed ---- */
@@ -182,7 +227,7 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
              (unsigned long long)seed, x->nseeds);
     live_config lc = {.tc = *tc, .narms = x->narms, .db_path = x->db, .telemetry = 1,
                       .command_line = session_cmd, .run_argv = run_argv,
-                      .run_argc = run_argc};
+                      .run_argc = run_argc, .world = x->world};
     if (x->args) {
         lc.name = x->args->name;
         lc.note = x->args->note;
@@ -202,6 +247,8 @@ int experiment_train_seed(const experiment_seeds *x, uint64_t seed, experiment_p
     p->printed = 0;
     p->seed = (size_t)seed;
     live_observer obs = {.on_record = on_record, .ctx = p};
+    if (x->world && x->world->rank > 0)
+        return live_run(&lc, &(live_observer){0}, res, e);   /* its share, quietly */
     printf("seed %llu/%zu: training %zu arms for %zu steps\n", (unsigned long long)seed,
            x->nseeds, x->narms, tc->steps);
     fflush(stdout);
@@ -255,8 +302,7 @@ int experiment_open(experiment_args *a, data_source **data, store **st, size_t *
         data_close(*data);
         return -1;
     }
-    *st = store_open(a->db, STORE_CREATE, e);
-    if (!*st) {
+    if (st && !(*st = store_open(a->db, STORE_CREATE, e))) {
         data_close(*data);
         return -1;
     }
@@ -288,17 +334,72 @@ static char *config_json(const experiment_plan *plan, const experiment_args *a)
     return json_take(&b);
 }
 
-int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv)
+/* The task function of a plan: its own codes, then the shared ones. */
+typedef struct {
+    const experiment_plan *plan;
+    experiment_env *env;
+} plan_tasks;
+
+static int plan_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                        gl_error *e)
 {
-    gl_error e;
+    const plan_tasks *pt = ctx;
+    if (t->op >= EXPERIMENT_TASK_KIND && pt->plan->compute)
+        return pt->plan->compute(pt->env, t, out, e);
+    return experiment_task_compute(pt->env, t, out, e);
+}
+
+/* Rank 0: seed si + 1 trained (trc: experiment_train_seed's answer) and
+ * measured. -1 with a message; *status gets a signal's. */
+static int seed_done(const experiment_plan *plan, experiment_env *env, size_t si, int trc,
+                     const live_result *res, const char *command, const char *config,
+                     double started_ms, int *status, gl_error *e)
+{
+    experiment_args *a = env->a;
+    if (trc)
+        return -1;
+    if (res->signal) {
+        *status = 128 + res->signal;
+        return gl_fail(e, "%s: training stopped; the runs are stored as stopped",
+                       gl_signal_name(res->signal));
+    }
+    if (si == 0) {
+        /* the experiment takes the id of its first session */
+        if (store_experiment_begin(env->st, res->session, plan->kind, command, config,
+                                   started_ms, e))
+            return -1;
+        env->experiment = res->session;
+    }
+    printf("seed %zu/%zu: session %lld trained; measuring\n", si + 1, a->seeds,
+           (long long)res->session);
+    fflush(stdout);
+    return plan->measure(plan->ctx, env, si, res->session, e);
+}
+
+int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv,
+                   const world *w)
+{
+    gl_error e, why = {{0}};
     double start = gl_now(), started_ms = gl_wall_ms();
+    const int rank = w ? w->rank : 0;
     train_config *tc = &a->tc;
-    data_source *data;
+    data_source *data = NULL;
     experiment_env env = {.a = a};
-    if (experiment_open(a, &data, &env.st, &env.windows, &e))
-        return cli_runtime_error(&e);
+    /* every rank opens the data (its evaluations read it); rank 0 alone
+     * the database */
+    int ready = experiment_open(a, &data, rank == 0 ? &env.st : NULL, &env.windows, &why) == 0;
     env.data = data;
-    plan->print_header(&env);
+    plan_tasks pt = {.plan = plan, .env = &env};
+    env.farm = experiment_farm_open(w, ready, &why, plan_compute, &pt, &e);
+    if (!env.farm) {
+        if (ready) {
+            store_close(env.st);
+            data_close(data);
+        }
+        return cli_runtime_error(&e);
+    }
+    if (rank == 0)
+        plan->print_header(&env);
     fflush(stdout);
     char *command = cli_join_words("gatelab experiment", argc, argv);
     char *config = config_json(plan, a);
@@ -309,37 +410,32 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
     experiment_seeds xs = {.tc = tc, .db = a->db, .modes = plan->modes, .ffn = plan->ffn,
                            .experts = plan->experts, .narms = plan->narms, .nseeds = a->seeds,
                            .pass = a->pass, .npass = a->npass, .command = command,
-                           .args = a};
+                           .args = a, .world = w};
     int status = 0, rc = 0;
     for (size_t si = 0; si < a->seeds && !rc; si++) {
         live_result res;
-        if (experiment_train_seed(&xs, si + 1, &p, &res, &e)) {
-            rc = -1;
-            break;
+        int trc = experiment_train_seed(&xs, si + 1, &p, &res, &e);
+        if (rank > 0) {
+            /* rank 0 measures (with this rank's help) and says go on or stop */
+            int next = experiment_after_session(env.farm, trc, &e);
+            if (next > 0)
+                status = next;
+            if (next)
+                rc = next < 0 ? -1 : 1;
+            continue;
         }
-        if (res.signal) {
-            status = 128 + res.signal;
-            gl_fail(&e, "%s: training stopped; the runs are stored as stopped",
-                    gl_signal_name(res.signal));
+        rc = seed_done(plan, &env, si, trc, &res, command, config, started_ms, &status, &e);
+        gl_error ne;
+        if (experiment_farm_next(env.farm, rc ? (status ? status : 1) : 0, &ne) && !rc) {
+            e = ne;
             rc = -1;
-            break;
         }
-        if (si == 0) {
-            /* the experiment takes the id of its first session */
-            if (store_experiment_begin(env.st, res.session, plan->kind, command, config,
-                                       started_ms, &e)) {
-                rc = -1;
-                break;
-            }
-            env.experiment = res.session;
-        }
-        printf("seed %zu/%zu: session %lld trained; measuring\n", si + 1, a->seeds,
-               (long long)res.session);
-        fflush(stdout);
-        if (plan->measure(plan->ctx, &env, si, res.session, &e))
-            rc = -1;
     }
-    if (!rc) {
+    if (rank > 0) {
+        /* rank 0 speaks for the experiment; a stop it asked for is its status */
+        if (rc < 0)
+            status = cli_runtime_error(&e);
+    } else if (!rc) {
         experiment_table t = {.n = 0};
         plan->build_table(plan->ctx, &env, &t);
         double wall = gl_now() - start;
@@ -360,19 +456,20 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
         gl_error ignore;
         store_experiment_end(env.st, env.experiment, "failed", gl_now() - start, &ignore);
     }
-    if (rc) {
+    if (rank == 0 && rc) {
         int runtime = cli_runtime_error(&e);   /* prints; a signal's status wins */
         status = status ? status : runtime;
     }
     experiment_progress_free(&p);
     free(command);
     free(config);
+    experiment_farm_close(env.farm);
     store_close(env.st);
     data_close(data);
     return status;
 }
 
-int experiment_main(int argc, char **argv)
+int experiment_main(int argc, char **argv, const world *w)
 {
     if (argc < 1)
         return cli_usage_error(
@@ -380,8 +477,17 @@ int experiment_main(int argc, char **argv)
             "absorption|moe|crossdeploy|temperature [OPTIONS])");
     const int moe = strcmp(argv[0], "moe") == 0;
     const int temperature = strcmp(argv[0], "temperature") == 0;
-    if (strcmp(argv[0], "crossdeploy") == 0)
+    const int ranks = w ? w->size : 1;
+    if (strcmp(argv[0], "crossdeploy") == 0) {
+        /* the session's data is named in the database, which only rank 0
+         * reads: nothing to spread (README "MPI") */
+        if (ranks > 1)
+            return cli_usage_error("experiment crossdeploy: measures one stored session in one "
+                                   "process; run it without mpirun (under mpirun with %d "
+                                   "ranks only run and experiment absorption|moe|temperature "
+                                   "spread over the ranks)", ranks);
         return experiment_crossdeploy_main(argc - 1, argv + 1);
+    }
     if (!moe && !temperature && strcmp(argv[0], "absorption") != 0)
         return cli_usage_error("experiment %s: unknown experiment (absorption, moe, "
                                "crossdeploy, temperature)", argv[0]);
@@ -389,9 +495,10 @@ int experiment_main(int argc, char **argv)
     gl_error e;
     if (experiment_args_parse(argv[0], argc - 1, argv + 1, &a, &e))
         return cli_usage_error("%s", e.msg);
-    if (a.from)
-        return experiment_table_reprint(a.db, a.from, a.kind);
+    if (a.from)   /* a reprint reads the database: rank 0's alone */
+        return w && w->rank > 0 ? 0 : experiment_table_reprint(a.db, a.from, a.kind);
     if (temperature)
-        return experiment_temperature_run(&a, argc, argv);
-    return moe ? experiment_moe_run(&a, argc, argv) : experiment_absorption_run(&a, argc, argv);
+        return experiment_temperature_run(&a, argc, argv, w);
+    return moe ? experiment_moe_run(&a, argc, argv, w)
+               : experiment_absorption_run(&a, argc, argv, w);
 }

@@ -167,6 +167,40 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
     return 0;
 }
 
+/* the probe as a task (experiment_farm.h): its result's doubles */
+enum { ABSORB_TASK_PROBE = EXPERIMENT_TASK_KIND };
+/* a seed's tasks: 2 probes, 6 + 1 evaluations, the cross-deployment matrix */
+#define ABSORB_TASKS (2 + ABSORB_NARMS + 1 + ABSORB_NARMS * CROSSDEPLOY_TASKS_PER_ROW)
+
+static int absorb_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                          gl_error *e)
+{
+    const experiment_env *env = ctx;
+    if (t->op != ABSORB_TASK_PROBE)
+        return gl_fail(e, "experiment absorption: a task of unknown kind %d", (int)t->op);
+    absorb_probe p;
+    if (probe_gate(t->path, env->data, env->a->tc.threads, t->seed, &p, e))
+        return -1;
+    _Static_assert(1 + 2 * ABSORB_PROBE_NEPS + 1 <= EXPERIMENT_TASK_VALUES, "a probe's values");
+    out->v[0] = (double)p.grad_nonzero;
+    for (size_t k = 0; k < ABSORB_PROBE_NEPS; k++) {
+        out->v[1 + k] = p.change[k];
+        out->v[1 + ABSORB_PROBE_NEPS + k] = p.slope[k];
+    }
+    out->v[1 + 2 * ABSORB_PROBE_NEPS] = p.large_change;
+    return 0;
+}
+
+static void decode_probe(const experiment_task_out *o, absorb_probe *p)
+{
+    p->grad_nonzero = (size_t)o->v[0];
+    for (size_t k = 0; k < ABSORB_PROBE_NEPS; k++) {
+        p->change[k] = o->v[1 + k];
+        p->slope[k] = o->v[1 + ABSORB_PROBE_NEPS + k];
+    }
+    p->large_change = o->v[1 + 2 * ABSORB_PROBE_NEPS];
+}
+
 /* ---- the co-adaptation trace ---- */
 
 /* keeps the rows of the newest step (they come in step order) */
@@ -208,7 +242,7 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     s->seed = seed_index + 1;
     s->session = session;
     const experiment_args *a = x->a;
-    const size_t threads = a->tc.threads;
+    const size_t threads = a->tc.threads;   /* the distillations, here */
     const char *names[ABSORB_NARMS];
     for (size_t i = 0; i < ABSORB_NARMS; i++)
         names[i] = gate_mode_name(absorb_mode[i]);
@@ -237,56 +271,70 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
                    s->trace[i].index[0], s->trace[i].f1_0[0], s->trace[i].f1[0]);
     }
     printf("\n");
-    /* line 2: the topk arm's gate gradient at every evaluation, then the probe */
+    /* line 2: the topk arm's gate gradient at every evaluation */
     store_metric_stats gs;
     if (store_metric_summary(x->st, s->run[ABSORB_TOPK], "gate_grad_norm", &gs, e))
         return -1;
     s->grad_evals = gs.count;
     s->grad_max = gs.max_abs;
-    if (probe_gate(s->ckpt[ABSORB_TOPK], x->data, threads, s->seed, &s->probe, e) ||
-        probe_gate(s->ckpt[ABSORB_SOFT], x->data, threads, s->seed, &s->soft_probe, e))
+    /* every computation on the checkpoints, one batch over the ranks: the
+     * probes (line 2), every checkpoint evaluated dense (line 4, the
+     * sigmoid one also in its own mode) and the cross-deployment matrix of
+     * the six arms (before the distillations join the session) */
+    experiment_task *tasks = xcalloc(ABSORB_TASKS, sizeof *tasks);
+    experiment_task_out *out = xcalloc(ABSORB_TASKS, sizeof *out);
+    size_t nt = 0;
+    tasks[nt++] = experiment_task_make(ABSORB_TASK_PROBE, s->ckpt[ABSORB_TOPK], -1, s->seed);
+    tasks[nt++] = experiment_task_make(ABSORB_TASK_PROBE, s->ckpt[ABSORB_SOFT], -1, s->seed);
+    const size_t first_eval = nt;
+    for (size_t i = 0; i < ABSORB_NARMS; i++) {
+        int own = i == ABSORB_DENSE || i == ABSORB_SIGMOID;
+        tasks[nt++] = experiment_task_make(own ? EXPERIMENT_TASK_EVAL_METRICS
+                                               : EXPERIMENT_TASK_EVAL,
+                                           s->ckpt[i], own ? -1 : GATE_DENSE, s->seed);
+    }
+    const size_t sigmoid_dense = nt;
+    tasks[nt++] = experiment_task_make(EXPERIMENT_TASK_EVAL, s->ckpt[ABSORB_SIGMOID], GATE_DENSE,
+                                       s->seed);
+    const size_t first_cross = nt;
+    int ct = crossdeploy_tasks(x->st, s->run, ABSORB_NARMS, 1, &s->cross, tasks + nt, e);
+    int rc = ct < 0 ? -1 : 0;
+    if (!rc) {
+        nt += (size_t)ct;
+        GL_ASSERT(nt <= ABSORB_TASKS);
+        rc = experiment_farm_run(x->farm, tasks, nt, out, e);
+    }
+    if (rc) {
+        free(tasks);
+        free(out);
         return -1;
+    }
+    decode_probe(&out[0], &s->probe);
+    decode_probe(&out[1], &s->soft_probe);
+    for (size_t i = 0; i < ABSORB_NARMS; i++) {
+        const experiment_task_out *o = &out[first_eval + i];
+        s->dense_ppl[i] = i == ABSORB_SIGMOID ? out[sigmoid_dense].v[0] : o->v[0];
+        if (i == ABSORB_DENSE) {
+            s->layers = (size_t)o->v[3];
+            for (size_t l = 0; l < s->layers; l++)
+                s->oracle_mass[l] = o->v[4 + l];
+        }
+        if (i == ABSORB_SIGMOID)
+            s->sigmoid_density = o->v[1];
+    }
+    crossdeploy_fill(&s->cross, out + first_cross);
+    free(tasks);
+    free(out);
     printf("%stopk: gate grad norm max %g over %zu evaluations, %zu backprop gate-gradient "
            "entries != 0 | |loss change| along random signs: +-1e-3 %g, +-1e-6 %g "
            "(soft, the smooth control: %g, %g; slope %.4g) | %+.6f after a %g random move\n",
            pre, s->grad_max, s->grad_evals, s->probe.grad_nonzero, s->probe.change[0],
            s->probe.change[1], s->soft_probe.change[0], s->soft_probe.change[1],
            s->soft_probe.slope[1], s->probe.large_change, (double)PROBE_LARGE);
-    /* line 4 and alongside: every checkpoint evaluated dense */
-    for (size_t i = 0; i < ABSORB_NARMS; i++) {
-        metrics_state ms;
-        int own = i == ABSORB_DENSE || i == ABSORB_SIGMOID;
-        double ppl;
-        if (experiment_eval_ckpt(s->ckpt[i], own ? -1 : GATE_DENSE, x->data, x->windows, threads,
-                                 &ppl, own ? &ms : NULL, e))
-            return -1;
-        s->dense_ppl[i] = i == ABSORB_SIGMOID ? NAN : ppl;
-        if (i == ABSORB_DENSE) {
-            s->layers = ms.L < DISTILL_MAX_LAYERS ? ms.L : DISTILL_MAX_LAYERS;
-            for (size_t l = 0; l < s->layers; l++)
-                s->oracle_mass[l] = metrics_layer_value(&ms, l, METRIC_ORACLE_MASS);
-        }
-        if (i == ABSORB_SIGMOID) {
-            s->sigmoid_density = metrics_model_value(&ms, ms.L, METRIC_DENSITY);
-            /* and the sigmoid model without its gate */
-            if (experiment_eval_ckpt(s->ckpt[i], GATE_DENSE, x->data, x->windows, threads,
-                                     &s->dense_ppl[i], NULL, e)) {
-                metrics_free(&ms);
-                return -1;
-            }
-        }
-        if (own)
-            metrics_free(&ms);
-    }
     printf("%sevaluated dense:", pre);
     for (size_t i = 0; i < ABSORB_NARMS; i++)
         printf(" %s %.3f (as trained %.3f)%s", gate_mode_name(absorb_mode[i]), s->dense_ppl[i],
                s->ppl[i], i + 1 < ABSORB_NARMS ? "," : "\n");
-    /* the cross-deployment matrix of the six arms (before the distillations
-     * join the session) */
-    if (crossdeploy_measure(x->st, s->run, ABSORB_NARMS, 1, x->data, x->windows, threads,
-                            &s->cross, e))
-        return -1;
     printf("%scross-deployment (evaluated under dense .. stochastic, / as trained):", pre);
     for (size_t i = 0; i < s->cross.n; i++) {
         printf(" %s", s->cross.label[i]);
@@ -568,7 +616,7 @@ static void absorption_table(void *ctx, const experiment_env *env, experiment_ta
     build_table(t, ctx, env->a->seeds);
 }
 
-int experiment_absorption_run(experiment_args *a, int argc, char **argv)
+int experiment_absorption_run(experiment_args *a, int argc, char **argv, const world *w)
 {
     const char *names[ABSORB_NARMS];
     for (size_t i = 0; i < ABSORB_NARMS; i++)
@@ -579,8 +627,9 @@ int experiment_absorption_run(experiment_args *a, int argc, char **argv)
                                   .print_header = absorption_header,
                                   .config_json = config_json_of, .ctx = seeds,
                                   .measure = measure_seed,
-                                  .build_table = absorption_table};
-    int status = experiment_run(a, &plan, argc, argv);
+                                  .build_table = absorption_table,
+                                  .compute = absorb_compute};
+    int status = experiment_run(a, &plan, argc, argv, w);
     free(seeds);
     return status;
 }

@@ -28,14 +28,14 @@ const gate_mode crossdeploy_modes[CROSSDEPLOY_NCOLS] = {
 
 /* ---- measuring ---- */
 
-int crossdeploy_measure(store *st, const int64_t *runs, size_t n, int by_mode,
-                        const data_source *data, size_t windows, size_t threads,
-                        crossdeploy_matrix *m, gl_error *e)
+int crossdeploy_tasks(store *st, const int64_t *runs, size_t n, int by_mode,
+                      crossdeploy_matrix *m, experiment_task *tasks, gl_error *e)
 {
     memset(m, 0, sizeof *m);
     if (n > CROSSDEPLOY_MAX_ROWS)
         return gl_fail(e, "%zu trained runs: the cross-deployment matrix takes at most %d", n,
                        CROSSDEPLOY_MAX_ROWS);
+    size_t nt = 0;
     for (size_t i = 0; i < n; i++) {
         store_run_row row;
         store_checkpoint_row ck;
@@ -54,15 +54,45 @@ int crossdeploy_measure(store *st, const int64_t *runs, size_t n, int by_mode,
         m->run[i] = runs[i];
         if (store_find_checkpoint(st, runs[i], UINT64_MAX, 0, &ck, e))
             return -1;
-        if (experiment_eval_ckpt(ck.path, -1, data, windows, threads, &m->own[i], NULL, e))
-            return -1;
+        tasks[nt++] = experiment_task_make(EXPERIMENT_TASK_EVAL, ck.path, -1, 0);
         for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
-            if (experiment_eval_ckpt(ck.path, (int)crossdeploy_modes[c], data, windows, threads,
-                                     &m->ppl[i][c], NULL, e))
-                return -1;
-        m->n = i + 1;
+            tasks[nt++] = experiment_task_make(EXPERIMENT_TASK_EVAL, ck.path,
+                                               (int)crossdeploy_modes[c], 0);
     }
-    return 0;
+    m->n = n;
+    return (int)nt;
+}
+
+void crossdeploy_fill(crossdeploy_matrix *m, const experiment_task_out *out)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        const experiment_task_out *row = out + i * CROSSDEPLOY_TASKS_PER_ROW;
+        m->own[i] = row[0].v[0];
+        for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
+            m->ppl[i][c] = row[1 + c].v[0];
+    }
+}
+
+int crossdeploy_measure(store *st, const int64_t *runs, size_t n, int by_mode,
+                        const data_source *data, size_t windows, size_t threads,
+                        crossdeploy_matrix *m, gl_error *e)
+{
+    experiment_task *tasks = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
+                                     sizeof *tasks);
+    experiment_task_out *out = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
+                                       sizeof *out);
+    int nt = crossdeploy_tasks(st, runs, n, by_mode, m, tasks, e);
+    int rc = nt < 0 ? -1 : 0;
+    for (int i = 0; !rc && i < nt; i++)
+        rc = experiment_eval_ckpt(tasks[i].path, tasks[i].mode, data, windows, threads,
+                                  &out[i].v[0], NULL, e);
+    if (!rc)
+        crossdeploy_fill(m, out);
+    else
+        m->n = 0;
+    free(tasks);
+    free(out);
+    return rc;
 }
 
 /* ---- result rows ---- */

@@ -129,6 +129,19 @@ static int router_reset(const char *path, const data_source *data, size_t window
     return 0;
 }
 
+/* the router reset as a task (experiment_farm.h): v[0] ppl, v[1] rerouted */
+enum { MOE_TASK_RESET = EXPERIMENT_TASK_KIND };
+
+static int moe_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                       gl_error *e)
+{
+    const experiment_env *env = ctx;
+    if (t->op != MOE_TASK_RESET)
+        return gl_fail(e, "experiment moe: a task of unknown kind %d", (int)t->op);
+    return router_reset(t->path, env->data, env->windows, env->a->tc.threads, &out->v[0],
+                        &out->v[1], e);
+}
+
 /* the plan's measure: ctx is the moe_seed array */
 static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, int64_t session,
                         gl_error *e)
@@ -153,9 +166,14 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     if (store_find_checkpoint(x->st, s->run[MOE_LEARNED], UINT64_MAX, 0, &ck, e))
         return -1;
     snprintf(ckpt, sizeof ckpt, "%s", ck.path);
-    if (router_reset(ckpt, x->data, x->windows, x->a->tc.threads, &s->reset_ppl, &s->rerouted,
-                     e))
+    /* one task: the farm runs it here (the other ranks wait for the next
+     * session) */
+    experiment_task t = experiment_task_make(MOE_TASK_RESET, ckpt, -1, s->seed);
+    experiment_task_out out;
+    if (experiment_farm_run(x->farm, &t, 1, &out, e))
         return -1;
+    s->reset_ppl = out.v[0];
+    s->rerouted = out.v[1];
     printf("  final val ppl: dense %.3f, learned router %.3f, random router %.3f | expert "
            "balance learned %.3f random %.3f | learned router reset to its init: ppl %.3f, "
            "%.1f%% of routings change\n",
@@ -237,7 +255,7 @@ static void moe_header(const experiment_env *env)
            (double)tc->model.moe_aux, tc->threads, data_describe(env->data), a->db);
 }
 
-int experiment_moe_run(experiment_args *a, int argc, char **argv)
+int experiment_moe_run(experiment_args *a, int argc, char **argv, const world *w)
 {
     moe_seed *seeds = xcalloc(a->seeds, sizeof *seeds);
     const experiment_plan plan = {.kind = "moe", .title = "learned vs frozen random MoE router",
@@ -245,8 +263,8 @@ int experiment_moe_run(experiment_args *a, int argc, char **argv)
                                   .narms = MOE_NARMS, .experts = a->experts,
                                   .print_header = moe_header, .config_json = config_json_of,
                                   .ctx = seeds, .measure = measure_seed,
-                                  .build_table = build_table};
-    int status = experiment_run(a, &plan, argc, argv);
+                                  .build_table = build_table, .compute = moe_compute};
+    int status = experiment_run(a, &plan, argc, argv, w);
     free(seeds);
     return status;
 }

@@ -40,9 +40,9 @@ typedef struct {
     double dense[EXPERIMENT_MAX_SEEDS];
 } temp_results;
 
-/* the learned arm's gradient over training and its mask at the end */
-static int measure_learned(const experiment_env *x, int64_t run, const char *ckpt,
-                           temp_cell *c, gl_error *e)
+/* the learned arm's gradient over training (its mask at the end is a
+ * task: EXPERIMENT_TASK_EVAL_METRICS of its checkpoint) */
+static int measure_learned(const experiment_env *x, int64_t run, temp_cell *c, gl_error *e)
 {
     store_metric_stats gs;
     if (store_metric_summary(x->st, run, "gate_grad_norm", &gs, e))
@@ -50,13 +50,6 @@ static int measure_learned(const experiment_env *x, int64_t run, const char *ckp
     c->grad_evals = gs.count;
     c->grad_mean = gs.mean;
     c->grad_last = gs.last;
-    metrics_state ms;
-    double ppl;
-    if (experiment_eval_ckpt(ckpt, -1, x->data, x->windows, x->a->tc.threads, &ppl, &ms, e))
-        return -1;
-    c->entropy = metrics_model_value(&ms, ms.L, METRIC_ENTROPY);
-    c->density = metrics_model_value(&ms, ms.L, METRIC_DENSITY);
-    metrics_free(&ms);
     return 0;
 }
 
@@ -173,13 +166,97 @@ static char *config_json(const experiment_args *a)
     return json_take(&b);
 }
 
-/* the sessions of one seed: every temperature, then the baseline */
+/* What rank 0 keeps of a seed's sessions until their masks are measured. */
+typedef struct {
+    int64_t session[EXPERIMENT_MAX_TEMPS + 1];
+    temp_cell *cell[EXPERIMENT_MAX_TEMPS + 1];
+    const char *learned[EXPERIMENT_MAX_TEMPS + 1], *frozen[EXPERIMENT_MAX_TEMPS + 1];
+    experiment_task task[EXPERIMENT_MAX_TEMPS + 1];
+} temp_seed;
+
+/* Rank 0: session ti of the seed trained (trc: its answer); its runs
+ * linked and read, its learned arm's mask made a task. */
+static int session_done(experiment_args *a, experiment_env *env, size_t si, size_t ti,
+                        int trc, const live_result *lr, const char *command, const char *suffix,
+                        double started_ms, temp_results *res, temp_seed *ts, int *status,
+                        gl_error *e)
+{
+    const int base = ti == a->ntemps;
+    const size_t narms = base ? BASE_NARMS : TEMP_NARMS;
+    if (trc)
+        return -1;
+    if (lr->signal) {
+        *status = 128 + lr->signal;
+        return gl_fail(e, "%s: training stopped; the runs are stored as stopped",
+                       gl_signal_name(lr->signal));
+    }
+    if (!env->experiment) {
+        char *config = config_json(a);
+        int rc = store_experiment_begin(env->st, lr->session, "temperature", command, config,
+                                        started_ms, e);
+        free(config);
+        if (rc)
+            return -1;
+        env->experiment = lr->session;
+    }
+    int64_t run[BASE_NARMS];
+    double ppl[BASE_NARMS];
+    char ckpt[BASE_NARMS][REC_TEXT];
+    const gate_mode *modes = base ? base_modes : temp_modes;
+    if (session_arms(env, lr->session, si + 1, modes, narms, suffix, run, ppl, ckpt, e))
+        return -1;
+    temp_cell *c = base ? &res->hard[si] : &res->t[si][ti];
+    c->ppl = ppl[0];
+    c->random_ppl = ppl[1];
+    if (base)
+        res->dense[si] = ppl[BASE_DENSE];
+    ts->session[ti] = lr->session;
+    ts->cell[ti] = c;
+    ts->learned[ti] = gate_mode_name(modes[0]);
+    ts->frozen[ti] = gate_mode_name(modes[1]);
+    ts->task[ti] = experiment_task_make(EXPERIMENT_TASK_EVAL_METRICS, ckpt[0], -1, si + 1);
+    return measure_learned(env, run[0], c, e);
+}
+
+/* Rank 0: every learned mask of the seed, one batch over the ranks, and a
+ * line per session. */
+static int seed_masks(const experiment_args *a, experiment_env *env, temp_seed *ts,
+                      gl_error *e)
+{
+    const size_t n = a->ntemps + 1;
+    experiment_task_out *out = xcalloc(n, sizeof *out);
+    if (experiment_farm_run(env->farm, ts->task, n, out, e)) {
+        free(out);
+        return -1;
+    }
+    for (size_t ti = 0; ti < n; ti++) {
+        temp_cell *c = ts->cell[ti];
+        c->density = out[ti].v[1];
+        c->entropy = out[ti].v[2];
+        printf("  session %lld: %s %.3f, %s %.3f | learned gate grad norm mean %.4g last "
+               "%.4g | mask entropy %.4f bits\n",
+               (long long)ts->session[ti], ts->learned[ti], c->ppl, ts->frozen[ti],
+               c->random_ppl, c->grad_mean, c->grad_last, c->entropy);
+    }
+    fflush(stdout);
+    free(out);
+    return 0;
+}
+
+/* the sessions of one seed: every temperature, then the baseline; then
+ * their learned masks. Every rank runs it: the sessions spread their arms
+ * over the ranks, and after each the other ranks serve rank 0's tasks until
+ * it says go on or stop (*status: the stop's, or a signal's). */
 static int train_seed(experiment_args *a, experiment_env *env, size_t si, const char *command,
-                      temp_results *res, int *status, double started_ms, gl_error *e)
+                      temp_results *res, int *status, double started_ms, const world *w,
+                      gl_error *e)
 {
     train_config *tc = &a->tc;
+    const int rank = w ? w->rank : 0;
     const float keep_temp = tc->model.gate_temp;
     const uint64_t seed = si + 1;
+    temp_seed ts;
+    memset(&ts, 0, sizeof ts);
     for (size_t ti = 0; ti <= a->ntemps; ti++) {
         const int base = ti == a->ntemps;
         const size_t narms = base ? BASE_NARMS : TEMP_NARMS;
@@ -188,7 +265,7 @@ static int train_seed(experiment_args *a, experiment_env *env, size_t si, const 
             names[i] = gate_mode_name(base ? base_modes[i] : temp_modes[i]);
         /* the temperature is one of the arms' run options, so `resume`
          * rebuilds it */
-        char temp_word[32];
+        char temp_word[32] = "";
         char *pass[EXPERIMENT_MAX_PASS];
         int npass = 0;
         for (int i = 0; i < a->npass; i++)
@@ -220,7 +297,7 @@ static int train_seed(experiment_args *a, experiment_env *env, size_t si, const 
         experiment_seeds xs = {.tc = tc, .db = a->db,
                                .modes = base ? base_modes : temp_modes, .narms = narms,
                                .nseeds = a->seeds, .pass = pass, .npass = npass,
-                               .command = cmd, .args = a};
+                               .command = cmd, .args = a, .world = w};
         if (base)
             printf("seed %zu/%zu: topk, topk-random and dense (t -> 0)\n", si + 1, a->seeds);
         else
@@ -230,55 +307,51 @@ static int train_seed(experiment_args *a, experiment_env *env, size_t si, const 
         int rc = experiment_train_seed(&xs, seed, &p, &lr, e);
         experiment_progress_free(&p);
         tc->model.gate_temp = keep_temp;
-        if (rc)
-            return -1;
-        if (lr.signal) {
-            *status = 128 + lr.signal;
-            return gl_fail(e, "%s: training stopped; the runs are stored as stopped",
-                           gl_signal_name(lr.signal));
-        }
-        if (!env->experiment) {
-            char *config = config_json(a);
-            rc = store_experiment_begin(env->st, lr.session, "temperature", command, config,
-                                        started_ms, e);
-            free(config);
-            if (rc)
+        if (rank > 0) {
+            int next = experiment_after_session(env->farm, rc, e);
+            if (next > 0) {
+                *status = next;
+                return gl_fail(e, "rank 0 stopped the experiment");
+            }
+            if (next)
                 return -1;
-            env->experiment = lr.session;
+            continue;
         }
-        int64_t run[BASE_NARMS];
-        double ppl[BASE_NARMS];
-        char ckpt[BASE_NARMS][REC_TEXT];
         char suffix[40];
         snprintf(suffix, sizeof suffix, base ? "" : " t=%s", temp_word);
-        if (session_arms(env, lr.session, seed, base ? base_modes : temp_modes, narms, suffix,
-                         run, ppl, ckpt, e))
+        rc = session_done(a, env, si, ti, rc, &lr, command, suffix, started_ms, res, &ts,
+                          status, e);
+        if (!rc && base)
+            rc = seed_masks(a, env, &ts, e);
+        gl_error ne;
+        if (experiment_farm_next(env->farm, rc ? (*status ? *status : 1) : 0, &ne) && !rc) {
+            *e = ne;
+            rc = -1;
+        }
+        if (rc)
             return -1;
-        temp_cell *c = base ? &res->hard[si] : &res->t[si][ti];
-        c->ppl = ppl[0];
-        c->random_ppl = ppl[1];
-        if (base)
-            res->dense[si] = ppl[BASE_DENSE];
-        if (measure_learned(env, run[0], ckpt[0], c, e))
-            return -1;
-        printf("  session %lld: %s %.3f, %s %.3f | learned gate grad norm mean %.4g last "
-               "%.4g | mask entropy %.4f bits\n",
-               (long long)lr.session, names[0], c->ppl, names[1], c->random_ppl, c->grad_mean,
-               c->grad_last, c->entropy);
-        fflush(stdout);
     }
     return 0;
 }
 
-int experiment_temperature_run(experiment_args *a, int argc, char **argv)
+int experiment_temperature_run(experiment_args *a, int argc, char **argv, const world *w)
 {
-    gl_error e;
+    gl_error e, why = {{0}};
     double start = gl_now(), started_ms = gl_wall_ms();
-    data_source *data;
+    const int rank = w ? w->rank : 0;
+    data_source *data = NULL;
     experiment_env env = {.a = a};
-    if (experiment_open(a, &data, &env.st, &env.windows, &e))
-        return cli_runtime_error(&e);
+    /* every rank reads the data, rank 0 alone the database (experiment_run) */
+    int ready = experiment_open(a, &data, rank == 0 ? &env.st : NULL, &env.windows, &why) == 0;
     env.data = data;
+    env.farm = experiment_farm_open(w, ready, &why, experiment_task_compute, &env, &e);
+    if (!env.farm) {
+        if (ready) {
+            store_close(env.st);
+            data_close(data);
+        }
+        return cli_runtime_error(&e);
+    }
     const model_config *c = &a->tc.model;
     printf("experiment temperature | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu "
            "r=%zu k=%zu batch %zu | %zu seeds x %zu steps | temps",
@@ -293,8 +366,12 @@ int experiment_temperature_run(experiment_args *a, int argc, char **argv)
     temp_results *res = xcalloc(1, sizeof *res);
     int status = 0, rc = 0;
     for (size_t si = 0; si < a->seeds && !rc; si++)
-        rc = train_seed(a, &env, si, command, res, &status, started_ms, &e);
-    if (!rc) {
+        rc = train_seed(a, &env, si, command, res, &status, started_ms, w, &e);
+    if (rank > 0) {
+        /* rank 0 speaks for the experiment */
+        if (rc && !status)
+            status = cli_runtime_error(&e);
+    } else if (!rc) {
         experiment_table *t = xcalloc(1, sizeof *t);
         build_table(t, res, a);
         double wall = gl_now() - start;
@@ -315,12 +392,13 @@ int experiment_temperature_run(experiment_args *a, int argc, char **argv)
         gl_error ignore;
         store_experiment_end(env.st, env.experiment, "failed", gl_now() - start, &ignore);
     }
-    if (rc) {
+    if (rank == 0 && rc) {
         int runtime = cli_runtime_error(&e);
         status = status ? status : runtime;
     }
     free(res);
     free(command);
+    experiment_farm_close(env.farm);
     store_close(env.st);
     data_close(data);
     return status;

@@ -17,7 +17,14 @@
  * through arm_heat_take, and the screen's latest), step counters and a
  * last `done` per arm, at least every HEARTBEAT seconds; rank 0 sends the
  * commands arm_send queued for remote arms (the command codec) and, when
- * every arm is done, `end`. A rank that dies: rank 0 marks its runs
+ * every arm is done, `end`; each rank answers `end` with `bye`, its last
+ * item, and rank 0 reads until it has every `bye` before the link closes.
+ * Nothing may be left unread on a link's communicator: an experiment opens
+ * one session after another, and a message left from one session (a
+ * heartbeat, the last records) would be matched by the next session's
+ * receives once MPI reuses the freed communicator's context — seen as a
+ * remote arm that never ends, or as a rank that sends nonsense. A rank
+ * that dies: rank 0 marks its runs
  * crashed and every other run stopped, commits at once and fails naming
  * the rank (the ranks' messages are the transport's, mpi_link.c). */
 #include "live_int.h"
@@ -41,7 +48,7 @@
 #define OUT_MAX ((size_t)1 << 20)   /* bytes a rank gathers before it waits for a send */
 #define END_WAIT 5.0           /* a rank waits this long for its last sends after `end` */
 
-enum { IT_REC = 1, IT_HEAT_STORE, IT_HEAT_LATEST, IT_STEP, IT_DONE, IT_CMD, IT_END };
+enum { IT_REC = 1, IT_HEAT_STORE, IT_HEAT_LATEST, IT_STEP, IT_DONE, IT_CMD, IT_END, IT_BYE };
 
 typedef struct {
     int pid;
@@ -732,8 +739,17 @@ int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e)
                 if (!all_done)
                     stop_local(lv);
             }
-            if (all_done && mpi_link_idle(rm->link, 0))
+            if (all_done && mpi_link_idle(rm->link, 0)) {
+                /* the last item on this link: rank 0 reads up to it */
+                put_item(rm->link, 0, IT_BYE, 0, NULL, 0);
+                while (mpi_link_flush(rm->link, 0, 0) == 0 && gl_now() - end_at < END_WAIT)
+                    nanosleep(&(struct timespec){0, 200000}, NULL);
+                while (!mpi_link_idle(rm->link, 0) && gl_now() - end_at < END_WAIT)
+                    nanosleep(&(struct timespec){0, 200000}, NULL);
+                if (!mpi_link_idle(rm->link, 0))
+                    rm->lost = 1;
                 break;
+            }
             if (now - end_at > END_WAIT) {
                 rm->lost = 1;
                 break;
@@ -763,7 +779,25 @@ int live_remote_work(live *lv, sigset_t *sigs, live_result *res, gl_error *e)
     return rc;
 }
 
-/* Rank 0 at the end: `end` to every rank, once every arm is done. */
+/* Whether rank r's message just taken holds its `bye`; what else it holds
+ * comes after every arm was done and is dropped (heartbeats). */
+static int holds_bye(const uint8_t *m, size_t n)
+{
+    size_t off = 0;
+    uint8_t kind;
+    uint32_t ix, len;
+    const uint8_t *b;
+    while (get_item(m, n, &off, &kind, &ix, &b, &len) == 1)
+        if (kind == IT_BYE)
+            return 1;
+    return 0;
+}
+
+/* Rank 0 at the end: `end` to every rank, once every arm is done, then
+ * everything they send up to their `bye`, so the link's communicator is
+ * freed with nothing in it (see the top of this file). A rank that does not
+ * answer within END_WAIT leaves the communicator unfreed (lost), so no
+ * later session can be handed its messages. */
 void live_remote_close(live *lv)
 {
     live_remote *rm = lv->remote;
@@ -775,6 +809,23 @@ void live_remote_close(live *lv)
             double t0 = gl_now();
             while (mpi_link_flush(rm->link, r, 0) == 0 && gl_now() - t0 < END_WAIT)
                 nanosleep(&(struct timespec){0, 200000}, NULL);
+        }
+        for (int r = 1; r < rm->size; r++) {
+            int bye = rm->peers[r].dead;
+            double t0 = gl_now();
+            while (!bye && gl_now() - t0 < END_WAIT) {
+                const uint8_t *m;
+                size_t n;
+                int got = mpi_link_take(rm->link, r, &m, &n);
+                if (got < 0)
+                    break;
+                if (got == 1)
+                    bye = holds_bye(m, n);
+                else
+                    nanosleep(&(struct timespec){0, 200000}, NULL);
+            }
+            if (!bye)
+                rm->lost = 1;
         }
     }
     /* the arms (and their trainers) are freed by now (teardown) */

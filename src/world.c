@@ -75,6 +75,8 @@ static int lost;   /* world_mark_lost: main thread only */
 
 void world_mark_lost(void) { lost = 1; }
 
+int world_is_lost(void) { return lost; }
+
 void world_finalize(world *w)
 {
 #ifdef GATELAB_HAVE_MPI

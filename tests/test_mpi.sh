@@ -15,7 +15,14 @@
 #   screen   under mpirun --stdin none in tmux, rank 0 opens the screen on
 #            the controlling terminal: space pauses both ranks' arms (key
 #            events), q y stops them, status 0, the terminal restored;
-#   refusal  another command than run under several ranks: one line, 2.
+#   experiments  experiment absorption, moe and temperature over 2 ranks
+#            (seeds' sessions with their arms over the ranks, the
+#            measurements farmed over them) print the same table and store
+#            the same experiment_results rows and losses as one process; a
+#            bad option exits 2 on every rank with one line; --from reprints
+#            on rank 0; crossdeploy SESSION is refused with one line;
+#   refusal  another command than run or experiment under several ranks:
+#            one line, 2.
 # Skipped (counted, with the reason) without mpirun or with a gatelab built
 # without MPI.
 #
@@ -212,8 +219,10 @@ fi
 
 echo "# a rank killed mid-run"
 DB=$TMP/fault.db
-$MPIRUN -np 2 "$BIN" run $MICRO --threads 1 --arms soft,dense --steps 100000000 --eval-every 200 \
-    --save-every 200 --db "$DB" >fault.out 2>fault.err &
+# mpirun's default leaves rank 0 2 s between a rank's death and its own
+# SIGKILL; an ASan build under load once needed more to mark and commit
+$MPIRUN --mca odls_base_sigkill_timeout 5 -np 2 "$BIN" run $MICRO --threads 1 --arms soft,dense \
+    --steps 100000000 --eval-every 200 --save-every 200 --db "$DB" >fault.out 2>fault.err &
 MP=$!
 BGPIDS="$BGPIDS $MP"
 if wait_until 600 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT count(DISTINCT run) FROM checkpoints\" 2>/dev/null)\" = 2 ] 2>/dev/null" &&
@@ -307,11 +316,77 @@ RB=$?
 check "--dp without mpirun: exit 2 naming --dp ($(head -n 1 dpb.err))" \
     sh -c "[ $RB = 2 ] && grep -q -- '--dp 4' dpb.err"
 
-echo "# only run spreads over the ranks"
+echo "# experiments over 2 ranks vs one process"
+# One worker thread per arm in both (--threads 1), so the arms over ranks
+# train bit for bit as in one process; the measurements are the same
+# deterministic computations on the same checkpoints wherever they run.
+# Compared: the table and the cross-deployment matrix as printed (the
+# heading with its experiment id and wall time aside), every stored result
+# row (%.17g) and every stored loss.
+XMICRO="--ctx 32 --dim 32 --layers 1 --heads 2 --batch 4 --eval-windows 4 --threads 1 --eval-every 10"
+# the table and the matrix: from the table's header to the reprint hint
+tables() { awk '/^line +\| quantity/ { on = 1 } /^stored as experiment/ { on = 0 } on' "$1"; }
+results() {
+    sql "$1" "SELECT position, line, quantity, printf('%.17g', value), printf('%.17g', spread), gatelab, paper, same_direction
+              FROM experiment_results ORDER BY position"
+    sql "$1" "SELECT r.name, r.mode, r.seed, r.status, m.key, m.step, printf('%.17g', m.value) FROM metrics m
+              JOIN runs r ON r.id = m.run WHERE m.key IN ('train_loss', 'val_loss') ORDER BY r.session, r.arm, m.key, m.step"
+    sql "$1" "SELECT count(*), group_concat(DISTINCT kind), group_concat(DISTINCT status) FROM experiments"
+    sql "$1" "SELECT count(*) FROM experiment_runs"
+}
+for kind in absorption moe temperature; do
+    case $kind in
+        absorption) XARGS="--steps 20 --seeds 2 --distill-steps 6" ;;
+        moe) XARGS="--steps 20 --seeds 2" ;;
+        temperature) XARGS="--steps 20 --seeds 2 --temps 1,0.1" ;;
+    esac
+    # shellcheck disable=SC2086
+    "$BIN" experiment $kind $XMICRO $XARGS --db "x1-$kind.db" >"x1-$kind.out" 2>"x1-$kind.err"
+    R1=$?
+    # shellcheck disable=SC2086
+    $MPIRUN -np 2 "$BIN" experiment $kind $XMICRO $XARGS --db "x2-$kind.db" >"x2-$kind.out" 2>"x2-$kind.err"
+    R2=$?
+    check "experiment $kind: one process and 2 ranks end with status 0 ($R1, $R2: $(head -n 1 "x2-$kind.err"))" \
+        [ "$R1" = 0 ] && [ "$R2" = 0 ]
+    tables "x1-$kind.out" >"x1-$kind.table"
+    tables "x2-$kind.out" >"x2-$kind.table"
+    if [ -s "x2-$kind.table" ] && cmp -s "x1-$kind.table" "x2-$kind.table"; then
+        ok "experiment $kind: the same table over 2 ranks ($(wc -l <"x2-$kind.table") lines)"
+    else
+        fail "experiment $kind: the same table over 2 ranks" "$(diff "x1-$kind.table" "x2-$kind.table" | head -6)"
+    fi
+    results "x1-$kind.db" >"x1-$kind.rows"
+    results "x2-$kind.db" >"x2-$kind.rows"
+    if [ "$(sql "x2-$kind.db" "SELECT count(*) FROM experiment_results")" -gt 0 ] &&
+       cmp -s "x1-$kind.rows" "x2-$kind.rows"; then
+        ok "experiment $kind: the same result rows and losses stored ($(wc -l <"x2-$kind.rows") rows, %.17g)"
+    else
+        fail "experiment $kind: the same result rows and losses stored" "$(diff "x1-$kind.rows" "x2-$kind.rows" | head -6)"
+    fi
+done
+$MPIRUN -np 2 "$BIN" experiment moe $XMICRO --steps 20 --bogus 1 --db xbad.db >xbad.out 2>xbad.err
+RC=$?
+# (mpirun adds its own lines about ranks that ended non-zero)
+check "experiment with a bad option under 2 ranks: status 2, one gatelab line naming it, no database ($(head -n 1 xbad.err))" \
+    sh -c "[ $RC = 2 ] && [ \"\$(grep -c '^gatelab: ' xbad.err)\" = 1 ] && grep -q -- '--bogus' xbad.err && [ ! -e xbad.db ]"
+$MPIRUN -np 2 "$BIN" experiment moe --from 1 --db x2-moe.db >xfrom.out 2>xfrom.err
+RC=$?
+# the table alone: a reprint lists the runs after it
+table_of() { awk '/^line +\| quantity/ { on = 1 } on && /^$/ { exit } on' "$1"; }
+table_of x2-moe.out >x2-moe.table0
+table_of xfrom.out >xfrom.table
+check "experiment moe --from under 2 ranks: rank 0 reprints the same table once (status $RC)" \
+    sh -c "[ $RC = 0 ] && [ -s xfrom.table ] && cmp -s x2-moe.table0 xfrom.table && [ \"\$(grep -c '^line ' xfrom.out)\" = 1 ]"
+$MPIRUN -np 2 "$BIN" experiment crossdeploy 1 --db x2-moe.db >xcd.out 2>xcd.err
+RC=$?
+check "experiment crossdeploy SESSION under 2 ranks: refused, status 2, one gatelab line ($(head -n 1 xcd.err))" \
+    sh -c "[ $RC = 2 ] && [ \"\$(grep -c '^gatelab: ' xcd.err)\" = 1 ] && grep -q 'without mpirun' xcd.err"
+
+echo "# only run and experiment spread over the ranks"
 $MPIRUN -np 2 "$BIN" ls --db two.db >ls.out 2>ls.err
 RC=$?
 check "gatelab ls under 2 ranks: refused with one line from rank 0 (status $RC)" \
-    [ "$RC" != 0 ] && [ "$(grep -c 'ls: under mpirun with 2 ranks only gatelab run spreads over the ranks' ls.err)" = 1 ]
+    [ "$RC" != 0 ] && [ "$(grep -c 'ls: under mpirun with 2 ranks only gatelab run and gatelab experiment spread over the ranks' ls.err)" = 1 ]
 
 totals
 [ "$failed" -eq 0 ]

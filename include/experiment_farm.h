@@ -1,0 +1,83 @@
+/* experiment_farm: an experiment's measurements over the ranks of an MPI job
+ * (DESIGN §13, README "MPI"). A measurement that is a pure computation on a
+ * checkpoint (an evaluation under a gate mode, a probe, a router reset) is a
+ * task: plain bytes (a code, a mode, a seed, a path on the filesystem every
+ * rank sees), and its result is a fixed array of doubles. Rank 0, which
+ * alone reads and writes the database, makes a batch of tasks, and
+ * experiment_farm_run hands task i to rank i % size; every rank computes its
+ * share with the same function (the farm's, given at open by every rank
+ * alike) and the results come back to rank 0 in task order. Results are
+ * those of a single process: the same tasks, the same inputs, the same
+ * deterministic code — only where they are computed differs.
+ *
+ * Between sessions the other ranks wait in experiment_farm_serve: they
+ * compute batches until rank 0 says go on (the next session) or stop (with
+ * the exit status rank 0 ends with). A job of one rank (no mpirun, or
+ * -np 1) has no link at all: run computes the tasks in order here, next and
+ * serve do nothing, so the kinds' code is the same in both cases.
+ *
+ * A rank that dies while rank 0 waits for its results: on the same host
+ * rank 0 sees its pid gone and fails naming it; on another host mpirun ends
+ * the job (it kills every rank once one dies). */
+#ifndef GATELAB_EXPERIMENT_FARM_H
+#define GATELAB_EXPERIMENT_FARM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+#include "record.h"
+#include "world.h"
+
+/* doubles of one result: an evaluation with metrics needs 4 + one per
+ * layer (DISTILL_MAX_LAYERS) */
+#define EXPERIMENT_TASK_VALUES 72
+
+typedef struct {
+    int32_t op;              /* what to compute: the farm function's codes */
+    int32_t mode;            /* gate mode to evaluate under, -1: the checkpoint's own */
+    uint64_t seed;           /* the experiment seed (probes draw from it) */
+    char path[REC_TEXT];     /* the checkpoint */
+} experiment_task;
+
+typedef struct {
+    double v[EXPERIMENT_TASK_VALUES];
+} experiment_task_out;
+
+/* Computes one task into out (zeroed before); -1 with a message. ctx is
+ * what the rank gave experiment_farm_open. */
+typedef int (*experiment_task_fn)(void *ctx, const experiment_task *t, experiment_task_out *out,
+                                  gl_error *e);
+
+typedef struct experiment_farm experiment_farm;
+
+/* Every rank, at the same point: joins the ranks (a job of one: nothing to
+ * join). ready: whether this rank opened what it needs (its data), with
+ * why_not its message when not; the farm opens only when every rank is
+ * ready, else every rank gets -1 and rank 0 the message of the first rank
+ * that was not (naming it). */
+experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error *why_not,
+                                      experiment_task_fn fn, void *ctx, gl_error *e);
+/* Every rank, at the same point (it ends the link's communicator). */
+void experiment_farm_close(experiment_farm *f);
+
+/* This rank (0 in a job of one) and the job's ranks. */
+int experiment_farm_rank(const experiment_farm *f);
+int experiment_farm_size(const experiment_farm *f);
+
+/* Rank 0: tasks[0..n) over the ranks, out[i] for tasks[i]. -1 with the
+ * message of the first task that failed ("rank R: ..." when another rank
+ * computed it), or of a rank that died. */
+int experiment_farm_run(experiment_farm *f, const experiment_task *tasks, size_t n,
+                        experiment_task_out *out, gl_error *e);
+
+/* Rank 0, after each session and its measurements: the other ranks go on
+ * to the next session (status 0) or stop and end with `status`. */
+int experiment_farm_next(experiment_farm *f, int status, gl_error *e);
+
+/* The other ranks, after each session: computes rank 0's batches until it
+ * says go on (0) or stop (its status, > 0); -1 with a message when the
+ * link fails. A job of one: 0 at once. */
+int experiment_farm_serve(experiment_farm *f, gl_error *e);
+
+#endif
