@@ -334,9 +334,9 @@ for w in ls show replay watch resume eval export "experiment absorption" "experi
 done
 cp "$OUT" "$TMP/help.all"
 # every option the README mentions is in the top-level help; mpirun's own
-# (--allow-run-as-root, --oversubscribe) are Open MPI's
+# (--allow-run-as-root, --oversubscribe, --mca) are Open MPI's
 for o in $(grep -o -- '--[a-z][a-z-]*[a-z]' README.md | sort -u); do
-    case "$o" in --allow-run-as-root | --oversubscribe) continue ;; esac
+    case "$o" in --allow-run-as-root | --oversubscribe | --mca) continue ;; esac
     check "--help mentions $o (README does)" grep -qF -- "$o" "$TMP/help.all"
 done
 
