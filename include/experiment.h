@@ -55,12 +55,6 @@ int experiment_main(int argc, char **argv, const world *w);
 int experiment_eval_ckpt(const char *path, int mode, const data_source *data, size_t windows,
                          size_t threads, double *ppl, metrics_state *ms, gl_error *err);
 
-/* Opens the data (checking its tokens against V, which a .bin file sets)
- * and, when st is not NULL, the database (rank 0 only), and counts the val
- * windows an evaluation uses. */
-int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
-                    gl_error *e);
-
 /* -- measurements as tasks (experiment_farm.h) -- */
 
 /* The shared task codes: EVAL v[0] = the checkpoint's val ppl in t->mode;
@@ -146,6 +140,15 @@ typedef struct {
     size_t windows;           /* val windows an evaluation uses */
     int64_t experiment;       /* 0 until the first seed's session exists */
 } experiment_env;
+
+/* Every rank, at the start of an experiment: env's data (every rank's
+ * evaluations read it; *data is its owner), rank 0 alone the database, and
+ * the farm over the ranks computing with fn(ctx). -1 with a message (rank
+ * 0's, naming the rank that could not open) and nothing left open. */
+int experiment_env_open(experiment_env *env, const world *w, experiment_task_fn fn, void *ctx,
+                        data_source **data, gl_error *e);
+/* What experiment_env_open opened, every rank at the same point. */
+void experiment_env_close(experiment_env *env, data_source *data);
 
 /* What one experiment kind brings to the shared run. */
 typedef struct {

@@ -61,10 +61,6 @@ experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error 
 /* Every rank, at the same point (it ends the link's communicator). */
 void experiment_farm_close(experiment_farm *f);
 
-/* This rank (0 in a job of one) and the job's ranks. */
-int experiment_farm_rank(const experiment_farm *f);
-int experiment_farm_size(const experiment_farm *f);
-
 /* Rank 0: tasks[0..n) over the ranks, out[i] for tasks[i]. -1 with the
  * message of the first task that failed ("rank R: ..." when another rank
  * computed it), or of a rank that died. */

@@ -286,8 +286,11 @@ int experiment_session_runs(store *st, int64_t session, const char *const *names
     return 0;
 }
 
-int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
-                    gl_error *e)
+/* Opens the data (checking its tokens against V, which a .bin file sets)
+ * and, when st is not NULL, the database (rank 0 only), and counts the val
+ * windows an evaluation uses. */
+static int experiment_open(experiment_args *a, data_source **data, store **st, size_t *windows,
+                           gl_error *e)
 {
     train_config *tc = &a->tc;
     /* the data is checked before anything is written */
@@ -332,6 +335,34 @@ static char *config_json(const experiment_plan *plan, const experiment_args *a)
     runspec_write_json(&b, &a->tc, RUNSPEC_EXPERIMENT);
     json_object_end(&b);
     return json_take(&b);
+}
+
+int experiment_env_open(experiment_env *env, const world *w, experiment_task_fn fn, void *ctx,
+                        data_source **data, gl_error *e)
+{
+    gl_error why = {{0}};
+    *data = NULL;
+    int ready = experiment_open(env->a, data, w && w->rank > 0 ? NULL : &env->st,
+                                &env->windows, &why) == 0;
+    env->data = *data;
+    /* the farm opens only when every rank is ready; rank 0 says who was not */
+    env->farm = experiment_farm_open(w, ready, &why, fn, ctx, e);
+    if (env->farm)
+        return 0;
+    if (ready) {
+        store_close(env->st);
+        data_close(*data);
+    }
+    env->st = NULL;
+    env->data = *data = NULL;
+    return -1;
+}
+
+void experiment_env_close(experiment_env *env, data_source *data)
+{
+    experiment_farm_close(env->farm);
+    store_close(env->st);
+    data_close(data);
 }
 
 /* The task function of a plan: its own codes, then the shared ones. */
@@ -379,25 +410,15 @@ static int seed_done(const experiment_plan *plan, experiment_env *env, size_t si
 int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, char **argv,
                    const world *w)
 {
-    gl_error e, why = {{0}};
+    gl_error e;
     double start = gl_now(), started_ms = gl_wall_ms();
     const int rank = w ? w->rank : 0;
     train_config *tc = &a->tc;
-    data_source *data = NULL;
+    data_source *data;
     experiment_env env = {.a = a};
-    /* every rank opens the data (its evaluations read it); rank 0 alone
-     * the database */
-    int ready = experiment_open(a, &data, rank == 0 ? &env.st : NULL, &env.windows, &why) == 0;
-    env.data = data;
     plan_tasks pt = {.plan = plan, .env = &env};
-    env.farm = experiment_farm_open(w, ready, &why, plan_compute, &pt, &e);
-    if (!env.farm) {
-        if (ready) {
-            store_close(env.st);
-            data_close(data);
-        }
+    if (experiment_env_open(&env, w, plan_compute, &pt, &data, &e))
         return cli_runtime_error(&e);
-    }
     if (rank == 0)
         plan->print_header(&env);
     fflush(stdout);
@@ -463,9 +484,7 @@ int experiment_run(experiment_args *a, const experiment_plan *plan, int argc, ch
     experiment_progress_free(&p);
     free(command);
     free(config);
-    experiment_farm_close(env.farm);
-    store_close(env.st);
-    data_close(data);
+    experiment_env_close(&env, data);
     return status;
 }
 

@@ -151,9 +151,6 @@ void experiment_farm_close(experiment_farm *f)
     free(f);
 }
 
-int experiment_farm_rank(const experiment_farm *f) { return f->rank; }
-int experiment_farm_size(const experiment_farm *f) { return f->size; }
-
 /* Whether rank r's process is gone (only seen on this host: kill 0). */
 static int peer_gone(const experiment_farm *f, int r)
 {

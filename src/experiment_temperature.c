@@ -336,22 +336,13 @@ static int train_seed(experiment_args *a, experiment_env *env, size_t si, const 
 
 int experiment_temperature_run(experiment_args *a, int argc, char **argv, const world *w)
 {
-    gl_error e, why = {{0}};
+    gl_error e;
     double start = gl_now(), started_ms = gl_wall_ms();
     const int rank = w ? w->rank : 0;
-    data_source *data = NULL;
+    data_source *data;
     experiment_env env = {.a = a};
-    /* every rank reads the data, rank 0 alone the database (experiment_run) */
-    int ready = experiment_open(a, &data, rank == 0 ? &env.st : NULL, &env.windows, &why) == 0;
-    env.data = data;
-    env.farm = experiment_farm_open(w, ready, &why, experiment_task_compute, &env, &e);
-    if (!env.farm) {
-        if (ready) {
-            store_close(env.st);
-            data_close(data);
-        }
+    if (experiment_env_open(&env, w, experiment_task_compute, &env, &data, &e))
         return cli_runtime_error(&e);
-    }
     const model_config *c = &a->tc.model;
     printf("experiment temperature | preset %s | %zu params | V=%zu T=%zu d=%zu L=%zu H=%zu "
            "r=%zu k=%zu batch %zu | %zu seeds x %zu steps | temps",
@@ -398,8 +389,6 @@ int experiment_temperature_run(experiment_args *a, int argc, char **argv, const 
     }
     free(res);
     free(command);
-    experiment_farm_close(env.farm);
-    store_close(env.st);
-    data_close(data);
+    experiment_env_close(&env, data);
     return status;
 }
