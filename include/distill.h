@@ -120,6 +120,14 @@ typedef struct {
 
 void distill_result_free(distill_result *r);
 
+/* A result as plain doubles, to carry it to another process
+ * (experiment_farm.h): every field, the deployed state by metrics_pack.
+ * pack writes distill_result_pack(r, NULL) values; unpack rebuilds r
+ * (distill_result_free) or fails with a message when v is not a packed
+ * result. */
+size_t distill_result_pack(const distill_result *r, double *v);
+int distill_result_unpack(distill_result *r, const double *v, size_t n, gl_error *e);
+
 typedef void (*distill_progress_fn)(void *ctx, size_t step, size_t steps, double loss);
 
 /* Loads ckpt (any gate mode), distils a fresh gate on the train stream of

@@ -139,6 +139,7 @@ typedef struct {
     const data_source *data;  /* its val windows serve every evaluation */
     size_t windows;           /* val windows an evaluation uses */
     int64_t experiment;       /* 0 until the first seed's session exists */
+    int rank;                 /* this rank (0: the one that prints and stores) */
 } experiment_env;
 
 /* Every rank, at the start of an experiment: env's data (every rank's

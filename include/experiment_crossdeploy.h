@@ -19,6 +19,7 @@
 #include "experiment_table.h"
 #include "gate.h"
 #include "store.h"
+#include "world.h"
 
 #define CROSSDEPLOY_MAX_ROWS 16
 #define CROSSDEPLOY_NCOLS 7    /* dense soft random topk topk-random oracle stochastic */
@@ -38,22 +39,15 @@ typedef struct {
 /* The evaluations of one row: its own mode, then every column's. */
 #define CROSSDEPLOY_TASKS_PER_ROW (1 + CROSSDEPLOY_NCOLS)
 
-/* The rows' labels and runs for runs[0..n) (labelled as crossdeploy_measure
- * does), and the tasks that measure them: per row CROSSDEPLOY_TASKS_PER_ROW
+/* The rows' labels and runs for runs[0..n) (by_mode: labelled by their
+ * mode, rows that line up across seeds; else by name, mode and run id), and
+ * the tasks that measure them over the session's val windows: per row CROSSDEPLOY_TASKS_PER_ROW
  * EXPERIMENT_TASK_EVAL of its newest checkpoint into tasks[] (room for n of
  * them). The number of tasks, or -1 with a message. */
 int crossdeploy_tasks(store *st, const int64_t *runs, size_t n, int by_mode,
                       crossdeploy_matrix *m, experiment_task *tasks, gl_error *e);
 /* The cells from the tasks' results, in crossdeploy_tasks' order. */
 void crossdeploy_fill(crossdeploy_matrix *m, const experiment_task_out *out);
-
-/* Rows for runs[0..n) (their newest checkpoints), labelled by their mode
- * (by_mode: rows that line up across seeds) or by name, mode and run id, each evaluated in its own mode and under every
- * column's mode over the first `windows` val windows of data. -1 with a
- * message (a run without a checkpoint, a checkpoint that does not load). */
-int crossdeploy_measure(store *st, const int64_t *runs, size_t n, int by_mode,
-                        const data_source *data, size_t windows, size_t threads,
-                        crossdeploy_matrix *m, gl_error *e);
 
 /* One row per cell (and per diagonal) of line CROSSDEPLOY_LINE: the mean
  * ppl over the nseeds matrices (whose rows must match) and the mean ratio
@@ -66,7 +60,9 @@ void crossdeploy_add_rows(experiment_table *t, const crossdeploy_matrix *m, size
 void crossdeploy_print_rows(const store_result_row *rows, size_t n);
 
 /* `gatelab experiment crossdeploy SESSION [--db PATH] [--threads N]` or
- * `--from ID`: argv after the kind. The exit status. */
-int experiment_crossdeploy_main(int argc, char **argv);
+ * `--from ID`: argv after the kind, on every rank of w (NULL: a job of
+ * one); rank 0 reads the database, every rank computes its share of the
+ * cells. The exit status. */
+int experiment_crossdeploy_main(int argc, char **argv, const world *w);
 
 #endif

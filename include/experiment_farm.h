@@ -1,8 +1,9 @@
 /* experiment_farm: an experiment's measurements over the ranks of an MPI job
  * (DESIGN §13, README "MPI"). A measurement that is a pure computation on a
- * checkpoint (an evaluation under a gate mode, a probe, a router reset) is a
- * task: plain bytes (a code, a mode, a seed, a path on the filesystem every
- * rank sees), and its result is a fixed array of doubles. Rank 0, which
+ * checkpoint (an evaluation under a gate mode, a probe, a router reset, a
+ * distillation that writes its file beside the checkpoint) is a task: plain bytes (a code, a mode, a seed, a path on the filesystem every
+ * rank sees), and its result is a fixed array of doubles with, for the
+ * few that need it, a tail of any length (a distillation's metrics). Rank 0, which
  * alone reads and writes the database, makes a batch of tasks, and
  * experiment_farm_run hands task i to rank i % size; every rank computes its
  * share with the same function (the farm's, given at open by every rank
@@ -36,13 +37,24 @@
 typedef struct {
     int32_t op;              /* what to compute: the farm function's codes */
     int32_t mode;            /* gate mode to evaluate under, -1: the checkpoint's own */
-    uint64_t seed;           /* the experiment seed (probes draw from it) */
+    uint64_t seed;           /* the experiment seed (probes and distillations draw from it) */
+    uint64_t step;           /* the checkpoint's step (a distillation names its file by it) */
     char path[REC_TEXT];     /* the checkpoint */
 } experiment_task;
 
+/* A result: v, and for a result longer than v (a distillation with its
+ * per-head metrics) `more`, nmore values the task function allocates with
+ * experiment_task_out_more. The farm carries both; whoever made the array
+ * frees the tails with experiment_task_outs_free. */
 typedef struct {
     double v[EXPERIMENT_TASK_VALUES];
+    double *more;
+    size_t nmore;
 } experiment_task_out;
+
+/* room for n values in out->more (zeroed; the one tail of a result) */
+double *experiment_task_out_more(experiment_task_out *out, size_t n);
+void experiment_task_outs_free(experiment_task_out *out, size_t n);
 
 /* Computes one task into out (zeroed before); -1 with a message. ctx is
  * what the rank gave experiment_farm_open. */
@@ -61,9 +73,15 @@ experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error 
 /* Every rank, at the same point (it ends the link's communicator). */
 void experiment_farm_close(experiment_farm *f);
 
-/* Rank 0: tasks[0..n) over the ranks, out[i] for tasks[i]. -1 with the
- * message of the first task that failed ("rank R: ..." when another rank
- * computed it), or of a rank that died. */
+/* Every rank, at the same point: rank 0's n bytes into every rank's buf
+ * (what the others need to compute, known only to rank 0: the data a
+ * stored session names). A job of one: nothing to do. */
+int experiment_farm_bcast(experiment_farm *f, void *buf, size_t n, gl_error *e);
+
+/* Rank 0: tasks[0..n) over the ranks, out[i] for tasks[i] (what out held
+ * is overwritten: free its tails first). -1 with the message of the first
+ * task that failed ("rank R: ..." when another rank computed it), or of a
+ * rank that died. The tails are the caller's to free, after a failure too. */
 int experiment_farm_run(experiment_farm *f, const experiment_task *tasks, size_t n,
                         experiment_task_out *out, gl_error *e);
 

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 /* Sums over rows with more than k visible keys (rows with fewer keep every
  * key and would score 1 trivially). */
 typedef struct {
@@ -103,5 +105,16 @@ int metrics_model_exists(const metrics_state *m, size_t L, metric_key key);
 double metrics_layer_value(const metrics_state *m, size_t layer, metric_key key);
 /* Mean of the defined layer means over layers 0..L-1 (NaN when none is). */
 double metrics_model_value(const metrics_state *m, size_t L, metric_key key);
+
+/* The sums behind every metrics_value as plain doubles, to carry a measured
+ * state to another process (experiment_farm.h): L, H, T, k, then per head
+ * its sums, whether it has a gate and its gate grad norm. pack writes
+ * metrics_pack_size(m) values (v may be NULL to ask); unpack rebuilds a
+ * state that answers metrics_value/_layer_/_model_ exactly as m did (not
+ * the masks of its last evaluation: it reads, it does not measure on) and
+ * is freed with metrics_free; -1 with a message when v is not a packed
+ * state. */
+size_t metrics_pack(const metrics_state *m, double *v);
+int metrics_unpack(metrics_state *m, const double *v, size_t n, gl_error *e);
 
 #endif

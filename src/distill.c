@@ -9,12 +9,15 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
 #include "data.h"
 #include "evaluate.h"
+#include "gate.h"
 #include "model_par.h"
 #include "optim.h"
 #include "rng.h"
@@ -375,6 +378,55 @@ void distill_result_free(distill_result *r)
 {
     if (r->deployed.heads)
         metrics_free(&r->deployed);
+}
+
+/* the doubles of a result, in packed order */
+static const size_t result_doubles[] = {
+    offsetof(distill_result, loss_first),       offsetof(distill_result, loss_last),
+    offsetof(distill_result, held_out.rows),    offsetof(distill_result, held_out.topk_f1),
+    offsetof(distill_result, held_out.thr_p),   offsetof(distill_result, held_out.thr_r),
+    offsetof(distill_result, held_out.thr_f1),  offsetof(distill_result, held_out.chance),
+    offsetof(distill_result, precision),        offsetof(distill_result, recall),
+    offsetof(distill_result, f1),               offsetof(distill_result, chance),
+    offsetof(distill_result, mass_kept),        offsetof(distill_result, oracle_mass),
+    offsetof(distill_result, val_loss),         offsetof(distill_result, val_ppl),
+    offsetof(distill_result, source_val_ppl),   offsetof(distill_result, seconds),
+};
+#define RESULT_DOUBLES (sizeof result_doubles / sizeof result_doubles[0])
+/* then steps, layers, source step, source mode; then the deployed state */
+#define RESULT_TOP (RESULT_DOUBLES + 4)
+
+size_t distill_result_pack(const distill_result *r, double *v)
+{
+    const size_t n = RESULT_TOP + metrics_pack(&r->deployed, NULL);
+    if (!v)
+        return n;
+    for (size_t i = 0; i < RESULT_DOUBLES; i++)
+        memcpy(&v[i], (const char *)r + result_doubles[i], sizeof v[i]);
+    gate_mode mode = GATE_MODE_COUNT;
+    gate_mode_parse(r->source_mode, &mode);
+    v[RESULT_DOUBLES] = (double)r->steps;
+    v[RESULT_DOUBLES + 1] = (double)r->layers;
+    v[RESULT_DOUBLES + 2] = (double)r->source_step;
+    v[RESULT_DOUBLES + 3] = (double)mode;
+    metrics_pack(&r->deployed, v + RESULT_TOP);
+    return n;
+}
+
+int distill_result_unpack(distill_result *r, const double *v, size_t n, gl_error *e)
+{
+    memset(r, 0, sizeof *r);
+    const double mode = n >= RESULT_TOP ? v[RESULT_DOUBLES + 3] : -1;
+    if (n < RESULT_TOP || !(mode >= 0 && mode < GATE_MODE_COUNT) || v[RESULT_DOUBLES] < 0 ||
+        v[RESULT_DOUBLES + 1] < 0 || v[RESULT_DOUBLES + 2] < 0)
+        return gl_fail(e, "distillation: %zu values are not a packed result", n);
+    for (size_t i = 0; i < RESULT_DOUBLES; i++)
+        memcpy((char *)r + result_doubles[i], &v[i], sizeof v[i]);
+    r->steps = (size_t)v[RESULT_DOUBLES];
+    r->layers = (size_t)v[RESULT_DOUBLES + 1];
+    r->source_step = (size_t)v[RESULT_DOUBLES + 2];
+    snprintf(r->source_mode, sizeof r->source_mode, "%s", gate_mode_name((gate_mode)mode));
+    return metrics_unpack(&r->deployed, v + RESULT_TOP, n - RESULT_TOP, e);
 }
 
 /* evaluate's batch for the held-out agreement: the distillation forward */

@@ -342,6 +342,7 @@ int experiment_env_open(experiment_env *env, const world *w, experiment_task_fn 
 {
     gl_error why = {{0}};
     *data = NULL;
+    env->rank = w ? w->rank : 0;
     int ready = experiment_open(env->a, data, w && w->rank > 0 ? NULL : &env->st,
                                 &env->windows, &why) == 0;
     env->data = *data;
@@ -496,17 +497,8 @@ int experiment_main(int argc, char **argv, const world *w)
             "absorption|moe|crossdeploy|temperature [OPTIONS])");
     const int moe = strcmp(argv[0], "moe") == 0;
     const int temperature = strcmp(argv[0], "temperature") == 0;
-    const int ranks = w ? w->size : 1;
-    if (strcmp(argv[0], "crossdeploy") == 0) {
-        /* the session's data is named in the database, which only rank 0
-         * reads: nothing to spread (README "MPI") */
-        if (ranks > 1)
-            return cli_usage_error("experiment crossdeploy: measures one stored session in one "
-                                   "process; run it without mpirun (under mpirun with %d "
-                                   "ranks only run and experiment absorption|moe|temperature "
-                                   "spread over the ranks)", ranks);
-        return experiment_crossdeploy_main(argc - 1, argv + 1);
-    }
+    if (strcmp(argv[0], "crossdeploy") == 0)
+        return experiment_crossdeploy_main(argc - 1, argv + 1, w);
     if (!moe && !temperature && strcmp(argv[0], "absorption") != 0)
         return cli_usage_error("experiment %s: unknown experiment (absorption, moe, "
                                "crossdeploy, temperature)", argv[0]);

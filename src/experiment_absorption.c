@@ -167,15 +167,61 @@ static int probe_gate(const char *path, const data_source *data, size_t threads,
     return 0;
 }
 
-/* the probe as a task (experiment_farm.h): its result's doubles */
-enum { ABSORB_TASK_PROBE = EXPERIMENT_TASK_KIND };
-/* a seed's tasks: 2 probes, 6 + 1 evaluations, the cross-deployment matrix */
-#define ABSORB_TASKS (2 + ABSORB_NARMS + 1 + ABSORB_NARMS * CROSSDEPLOY_TASKS_PER_ROW)
+/* ---- the kind's tasks (experiment_farm.h) ---- */
+
+/* the probe: its result's doubles; the distillation: its packed result in
+ * the tail (task mode: the source arm's, which names its progress lines) */
+enum { ABSORB_TASK_PROBE = EXPERIMENT_TASK_KIND, ABSORB_TASK_DISTILL };
+/* a seed's tasks: 3 distillations, 2 probes, 6 + 1 evaluations, the
+ * cross-deployment matrix */
+#define ABSORB_TASKS \
+    (ABSORB_NDIST + 2 + ABSORB_NARMS + 1 + ABSORB_NARMS * CROSSDEPLOY_TASKS_PER_ROW)
+
+/* a distillation of line 3 onto a checkpoint of seed `seed` */
+static void distill_settings(const experiment_args *a, uint64_t seed, distill_config *dc)
+{
+    distill_default_config(dc);
+    dc->steps = a->distill_steps;
+    dc->warmup = dc->steps / 10;
+    dc->batch = a->tc.model.batch;
+    dc->seed = seed;
+}
+
+/* Distils onto t's checkpoint, writes the distilled file beside it (the
+ * filesystem every rank sees) and packs the result into out's tail;
+ * progress lines on rank 0, whose stdout is the experiment's. */
+static int distill_task(const experiment_env *env, const experiment_task *t,
+                        experiment_task_out *out, gl_error *e)
+{
+    const experiment_args *a = env->a;
+    distill_config dc;
+    distill_settings(a, t->seed, &dc);
+    char path[1024], prefix[96];
+    if (distill_cli_out_path(t->path, t->step, &dc, path, sizeof path, e))
+        return -1;
+    snprintf(prefix, sizeof prefix, "  onto %s: ", gate_mode_name((gate_mode)t->mode));
+    distill_cli_progress pr = {.prefix = prefix,
+                               .every = dc.steps >= 3 ? dc.steps / 3 : 1,
+                               .t0 = gl_now()};
+    distill_result r;
+    int rc = distill_checkpoint(t->path, a->tc.data_path, &dc, env->windows, a->tc.threads,
+                                path, env->rank == 0 ? distill_cli_on_progress : NULL, &pr, 1,
+                                &r, e);
+    if (pr.bar_ready)
+        progress_bar_clear(&pr.bar);
+    if (rc)
+        return -1;
+    distill_result_pack(&r, experiment_task_out_more(out, distill_result_pack(&r, NULL)));
+    distill_result_free(&r);
+    return 0;
+}
 
 static int absorb_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
                           gl_error *e)
 {
     const experiment_env *env = ctx;
+    if (t->op == ABSORB_TASK_DISTILL)
+        return distill_task(env, t, out, e);
     if (t->op != ABSORB_TASK_PROBE)
         return gl_fail(e, "experiment absorption: a task of unknown kind %d", (int)t->op);
     absorb_probe p;
@@ -234,6 +280,91 @@ static int read_trace(store *st, int64_t run, absorb_trace *t, gl_error *e)
 
 /* ---- one seed: its session, runs, checkpoints and measurements ---- */
 
+/* Rank 0: the batch's results of seed s (distillations in out[0..3),
+ * probes from first_probe on) printed and stored. */
+static int seed_results(const experiment_env *x, absorb_seed *s, const experiment_task_out *out,
+                        size_t first_probe, gl_error *e)
+{
+    const experiment_args *a = x->a;
+    const char *pre = "  ";
+    const size_t first_eval = first_probe + 2;
+    const size_t sigmoid_dense = first_eval + ABSORB_NARMS;
+    const size_t first_cross = sigmoid_dense + 1;
+    decode_probe(&out[first_probe], &s->probe);
+    decode_probe(&out[first_probe + 1], &s->soft_probe);
+    for (size_t i = 0; i < ABSORB_NARMS; i++) {
+        const experiment_task_out *o = &out[first_eval + i];
+        s->dense_ppl[i] = i == ABSORB_SIGMOID ? out[sigmoid_dense].v[0] : o->v[0];
+        if (i == ABSORB_DENSE) {
+            s->layers = (size_t)o->v[3];
+            for (size_t l = 0; l < s->layers; l++)
+                s->oracle_mass[l] = o->v[4 + l];
+        }
+        if (i == ABSORB_SIGMOID)
+            s->sigmoid_density = o->v[1];
+    }
+    crossdeploy_fill(&s->cross, out + first_cross);
+    printf("%stopk: gate grad norm max %g over %zu evaluations, %zu backprop gate-gradient "
+           "entries != 0 | |loss change| along random signs: +-1e-3 %g, +-1e-6 %g "
+           "(soft, the smooth control: %g, %g; slope %.4g) | %+.6f after a %g random move\n",
+           pre, s->grad_max, s->grad_evals, s->probe.grad_nonzero, s->probe.change[0],
+           s->probe.change[1], s->soft_probe.change[0], s->soft_probe.change[1],
+           s->soft_probe.slope[1], s->probe.large_change, (double)PROBE_LARGE);
+    printf("%sevaluated dense:", pre);
+    for (size_t i = 0; i < ABSORB_NARMS; i++)
+        printf(" %s %.3f (as trained %.3f)%s", gate_mode_name(absorb_mode[i]), s->dense_ppl[i],
+               s->ppl[i], i + 1 < ABSORB_NARMS ? "," : "\n");
+    printf("%scross-deployment (evaluated under dense .. stochastic, / as trained):", pre);
+    for (size_t i = 0; i < s->cross.n; i++) {
+        printf(" %s", s->cross.label[i]);
+        for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
+            printf("%s%.2f", c ? "," : " ", s->cross.ppl[i][c] / s->cross.own[i]);
+        printf("%s", i + 1 < s->cross.n ? ";" : "\n");
+    }
+    /* line 3: the fresh gates distilled onto the frozen dense, random and
+     * soft models, each stored as a run of the session */
+    for (size_t di = 0; di < ABSORB_NDIST; di++) {
+        const int ai = absorb_dist_arm[di];
+        char path[1024], prefix[96];
+        store_checkpoint_row ck;
+        distill_config dc;
+        distill_settings(a, s->seed, &dc);
+        distill_result r;
+        if (store_find_checkpoint(x->st, s->run[ai], UINT64_MAX, 0, &ck, e) ||
+            distill_cli_out_path(ck.path, ck.step, &dc, path, sizeof path, e) ||
+            distill_result_unpack(&r, out[di].more, out[di].nmore, e))
+            return -1;
+        snprintf(prefix, sizeof prefix, "%sonto %s: ", pre, gate_mode_name(absorb_mode[ai]));
+        distill_cli_print(prefix, &r);
+        int64_t arm = store_next_arm(x->st, s->session, e);
+        distill_cli_record d = {.source_run = s->run[ai],
+                                .source_name = gate_mode_name(absorb_mode[ai]),
+                                .source_ckpt = ck.path, .out_ckpt = path,
+                                .data_path = a->tc.data_path, .eval_windows = x->windows,
+                                .cfg = &dc, .res = &r};
+        int64_t run = arm < 0 ? -1 : distill_cli_store(x->st, s->session, arm, &d, e);
+        char label[40];
+        snprintf(label, sizeof label, "distill:%s", gate_mode_name(absorb_mode[ai]));
+        /* --tag: the distillation is a run of the session like the arms */
+        for (size_t t = 0; run >= 0 && t < a->ntags; t++)
+            if (store_tag_set(x->st, run, a->tags[t].key, a->tags[t].value, e))
+                run = -1;
+        if (run < 0 || (x->experiment && store_experiment_link(x->st, x->experiment, run,
+                                                               s->seed, "distill", label, e))) {
+            distill_result_free(&r);
+            return -1;
+        }
+        s->dist_run[di] = run;
+        s->dist_f1[di] = r.f1;
+        s->dist_chance[di] = r.chance;
+        s->dist_ppl[di] = r.val_ppl;
+        s->dist_source_ppl[di] = r.source_val_ppl;
+        s->dist_thr_f1[di] = r.held_out.thr_f1;
+        distill_result_free(&r);
+    }
+    return 0;
+}
+
 /* the plan's measure: ctx is the absorb_seed array */
 static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, int64_t session,
                         gl_error *e)
@@ -241,19 +372,19 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     absorb_seed *s = (absorb_seed *)ctx + seed_index;
     s->seed = seed_index + 1;
     s->session = session;
-    const experiment_args *a = x->a;
-    const size_t threads = a->tc.threads;   /* the distillations, here */
     const char *names[ABSORB_NARMS];
     for (size_t i = 0; i < ABSORB_NARMS; i++)
         names[i] = gate_mode_name(absorb_mode[i]);
     if (experiment_session_runs(x->st, s->session, names, ABSORB_NARMS, EXPERIMENT_BY_MODE,
                                 s->run, s->ppl, e))
         return -1;
+    uint64_t ckpt_step[ABSORB_NARMS];
     for (size_t i = 0; i < ABSORB_NARMS; i++) {
         store_checkpoint_row ck;
         if (store_find_checkpoint(x->st, s->run[i], UINT64_MAX, 0, &ck, e))
             return -1;
         snprintf(s->ckpt[i], sizeof s->ckpt[i], "%s", ck.path);
+        ckpt_step[i] = ck.step;
         if (x->experiment &&
             store_experiment_link(x->st, x->experiment, s->run[i], s->seed, "arm",
                                   gate_mode_name(absorb_mode[i]), e))
@@ -278,25 +409,31 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     s->grad_evals = gs.count;
     s->grad_max = gs.max_abs;
     /* every computation on the checkpoints, one batch over the ranks: the
-     * probes (line 2), every checkpoint evaluated dense (line 4, the
-     * sigmoid one also in its own mode) and the cross-deployment matrix of
-     * the six arms (before the distillations join the session) */
+     * distillations first (the long tasks: one per rank as far as they go;
+     * line 3), the probes (line 2), every checkpoint evaluated dense (line
+     * 4, the sigmoid one also in its own mode) and the cross-deployment
+     * matrix of the six arms (before the distillations join the session) */
     experiment_task *tasks = xcalloc(ABSORB_TASKS, sizeof *tasks);
     experiment_task_out *out = xcalloc(ABSORB_TASKS, sizeof *out);
     size_t nt = 0;
+    for (size_t di = 0; di < ABSORB_NDIST; di++) {
+        const int ai = absorb_dist_arm[di];
+        tasks[nt] = experiment_task_make(ABSORB_TASK_DISTILL, s->ckpt[ai], (int)absorb_mode[ai],
+                                         s->seed);
+        tasks[nt++].step = ckpt_step[ai];
+    }
+    const size_t first_probe = nt;
     tasks[nt++] = experiment_task_make(ABSORB_TASK_PROBE, s->ckpt[ABSORB_TOPK], -1, s->seed);
     tasks[nt++] = experiment_task_make(ABSORB_TASK_PROBE, s->ckpt[ABSORB_SOFT], -1, s->seed);
-    const size_t first_eval = nt;
+    GL_ASSERT(nt == first_probe + 2);   /* the layout seed_results reads */
     for (size_t i = 0; i < ABSORB_NARMS; i++) {
         int own = i == ABSORB_DENSE || i == ABSORB_SIGMOID;
         tasks[nt++] = experiment_task_make(own ? EXPERIMENT_TASK_EVAL_METRICS
                                                : EXPERIMENT_TASK_EVAL,
                                            s->ckpt[i], own ? -1 : GATE_DENSE, s->seed);
     }
-    const size_t sigmoid_dense = nt;
     tasks[nt++] = experiment_task_make(EXPERIMENT_TASK_EVAL, s->ckpt[ABSORB_SIGMOID], GATE_DENSE,
                                        s->seed);
-    const size_t first_cross = nt;
     int ct = crossdeploy_tasks(x->st, s->run, ABSORB_NARMS, 1, &s->cross, tasks + nt, e);
     int rc = ct < 0 ? -1 : 0;
     if (!rc) {
@@ -304,97 +441,12 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
         GL_ASSERT(nt <= ABSORB_TASKS);
         rc = experiment_farm_run(x->farm, tasks, nt, out, e);
     }
-    if (rc) {
-        free(tasks);
-        free(out);
-        return -1;
-    }
-    decode_probe(&out[0], &s->probe);
-    decode_probe(&out[1], &s->soft_probe);
-    for (size_t i = 0; i < ABSORB_NARMS; i++) {
-        const experiment_task_out *o = &out[first_eval + i];
-        s->dense_ppl[i] = i == ABSORB_SIGMOID ? out[sigmoid_dense].v[0] : o->v[0];
-        if (i == ABSORB_DENSE) {
-            s->layers = (size_t)o->v[3];
-            for (size_t l = 0; l < s->layers; l++)
-                s->oracle_mass[l] = o->v[4 + l];
-        }
-        if (i == ABSORB_SIGMOID)
-            s->sigmoid_density = o->v[1];
-    }
-    crossdeploy_fill(&s->cross, out + first_cross);
+    if (!rc)
+        rc = seed_results(x, s, out, first_probe, e);
+    experiment_task_outs_free(out, nt);
     free(tasks);
     free(out);
-    printf("%stopk: gate grad norm max %g over %zu evaluations, %zu backprop gate-gradient "
-           "entries != 0 | |loss change| along random signs: +-1e-3 %g, +-1e-6 %g "
-           "(soft, the smooth control: %g, %g; slope %.4g) | %+.6f after a %g random move\n",
-           pre, s->grad_max, s->grad_evals, s->probe.grad_nonzero, s->probe.change[0],
-           s->probe.change[1], s->soft_probe.change[0], s->soft_probe.change[1],
-           s->soft_probe.slope[1], s->probe.large_change, (double)PROBE_LARGE);
-    printf("%sevaluated dense:", pre);
-    for (size_t i = 0; i < ABSORB_NARMS; i++)
-        printf(" %s %.3f (as trained %.3f)%s", gate_mode_name(absorb_mode[i]), s->dense_ppl[i],
-               s->ppl[i], i + 1 < ABSORB_NARMS ? "," : "\n");
-    printf("%scross-deployment (evaluated under dense .. stochastic, / as trained):", pre);
-    for (size_t i = 0; i < s->cross.n; i++) {
-        printf(" %s", s->cross.label[i]);
-        for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
-            printf("%s%.2f", c ? "," : " ", s->cross.ppl[i][c] / s->cross.own[i]);
-        printf("%s", i + 1 < s->cross.n ? ";" : "\n");
-    }
-    /* line 3: distil a fresh gate onto the frozen dense, random and soft models */
-    for (size_t di = 0; di < ABSORB_NDIST; di++) {
-        const int ai = absorb_dist_arm[di];
-        char out[1024], prefix[96];
-        store_checkpoint_row ck;
-        distill_config dc;
-        distill_default_config(&dc);
-        dc.steps = a->distill_steps;
-        dc.warmup = dc.steps / 10;
-        dc.batch = a->tc.model.batch;
-        dc.seed = s->seed;
-        if (store_find_checkpoint(x->st, s->run[ai], UINT64_MAX, 0, &ck, e) ||
-            distill_cli_out_path(ck.path, ck.step, &dc, out, sizeof out, e))
-            return -1;
-        snprintf(prefix, sizeof prefix, "%sonto %s: ", pre, gate_mode_name(absorb_mode[ai]));
-        distill_cli_progress pr = {.prefix = prefix,
-                                   .every = dc.steps >= 3 ? dc.steps / 3 : 1,
-                                   .t0 = gl_now()};
-        distill_result r;
-        int failed = distill_checkpoint(ck.path, a->tc.data_path, &dc, x->windows, threads,
-                                        out, distill_cli_on_progress, &pr, 1, &r, e);
-        if (pr.bar_ready)
-            progress_bar_clear(&pr.bar);
-        if (failed)
-            return -1;
-        distill_cli_print(prefix, &r);
-        int64_t arm = store_next_arm(x->st, s->session, e);
-        distill_cli_record d = {.source_run = s->run[ai],
-                                .source_name = gate_mode_name(absorb_mode[ai]),
-                                .source_ckpt = ck.path, .out_ckpt = out,
-                                .data_path = a->tc.data_path, .eval_windows = x->windows,
-                                .cfg = &dc, .res = &r};
-        int64_t run = arm < 0 ? -1 : distill_cli_store(x->st, s->session, arm, &d, e);
-        char label[40];
-        snprintf(label, sizeof label, "distill:%s", gate_mode_name(absorb_mode[ai]));
-        /* --tag: the distillation is a run of the session like the arms */
-        for (size_t t = 0; run >= 0 && t < a->ntags; t++)
-            if (store_tag_set(x->st, run, a->tags[t].key, a->tags[t].value, e))
-                run = -1;
-        if (run < 0 || (x->experiment && store_experiment_link(x->st, x->experiment, run,
-                                                               s->seed, "distill", label, e))) {
-            distill_result_free(&r);
-            return -1;
-        }
-        s->dist_run[di] = run;
-        s->dist_f1[di] = r.f1;
-        s->dist_chance[di] = r.chance;
-        s->dist_ppl[di] = r.val_ppl;
-        s->dist_source_ppl[di] = r.source_val_ppl;
-        s->dist_thr_f1[di] = r.held_out.thr_f1;
-        distill_result_free(&r);
-    }
-    return 0;
+    return rc;
 }
 
 /* the plan's config_json */

@@ -1,6 +1,7 @@
 /* experiment_crossdeploy: the cross-deployment matrix (experiment_crossdeploy.h)
  * — its measurement on a session's checkpoints, its result rows, the table
- * rebuilt from them, and `gatelab experiment crossdeploy SESSION`. Every
+ * rebuilt from them, and `gatelab experiment crossdeploy SESSION` (its cells
+ * over the ranks of an MPI job, experiment_farm.h). Every
  * cell is experiment_eval_ckpt: the evaluation the other experiments use,
  * on the val windows the session's runs evaluated on. */
 #include "experiment_crossdeploy.h"
@@ -71,28 +72,6 @@ void crossdeploy_fill(crossdeploy_matrix *m, const experiment_task_out *out)
         for (size_t c = 0; c < CROSSDEPLOY_NCOLS; c++)
             m->ppl[i][c] = row[1 + c].v[0];
     }
-}
-
-int crossdeploy_measure(store *st, const int64_t *runs, size_t n, int by_mode,
-                        const data_source *data, size_t windows, size_t threads,
-                        crossdeploy_matrix *m, gl_error *e)
-{
-    experiment_task *tasks = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
-                                     sizeof *tasks);
-    experiment_task_out *out = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
-                                       sizeof *out);
-    int nt = crossdeploy_tasks(st, runs, n, by_mode, m, tasks, e);
-    int rc = nt < 0 ? -1 : 0;
-    for (int i = 0; !rc && i < nt; i++)
-        rc = experiment_eval_ckpt(tasks[i].path, tasks[i].mode, data, windows, threads,
-                                  &out[i].v[0], NULL, e);
-    if (!rc)
-        crossdeploy_fill(m, out);
-    else
-        m->n = 0;
-    free(tasks);
-    free(out);
-    return rc;
 }
 
 /* ---- result rows ---- */
@@ -220,38 +199,187 @@ static int by_id(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* the data the session's first run trained on and its evaluation windows */
-static data_source *open_session_data(store *st, int64_t run, size_t *windows, gl_error *e)
+/* The data the session's first run trained on, as rank 0 reads it from the
+ * database, for every rank to open (plain bytes, experiment_farm_bcast). */
+typedef struct {
+    int64_t run;              /* the run that names it */
+    int32_t has_path;         /* 0: the embedded generator */
+    char path[4096];
+    uint64_t T, seed, V;      /* the checkpoint's context, data seed and vocabulary */
+    uint64_t windows_limit;   /* the run's --eval-windows */
+} session_data;
+
+static int session_data_of(store *st, int64_t run, session_data *d, gl_error *e)
 {
+    memset(d, 0, sizeof *d);
+    d->run = run;
     store_run_row row;
     if (store_get_run(st, run, &row, e))
-        return NULL;
+        return -1;
+    const char *json = row.config_json ? row.config_json : "{}";
+    d->has_path = json_get_string(json, "data", d->path, sizeof d->path) == 0;
+    d->windows_limit = runspec_json_size(json, "eval_windows", 64);
+    store_run_row_free(&row);
     store_checkpoint_row ck;
     checkpoint_info info;
     st_file f;
-    const char *json = row.config_json ? row.config_json : "{}";
-    char path[4096];
-    int g = json_get_string(json, "data", path, sizeof path);
-    size_t limit = runspec_json_size(json, "eval_windows", 64);
-    data_source *d = NULL;
-    if (!store_find_checkpoint(st, run, UINT64_MAX, 0, &ck, e) &&
-        !cli_open_checkpoint(ck.path, &f, &info, e)) {
-        st_free(&f);
-        d = data_open(g == 0 ? path : NULL, info.model.T, info.model.seed, e);
-        if (d && data_max_token(d) >= info.model.V) {
-            gl_fail(e, "%s: token id %u >= vocabulary size V=%zu of run %lld", data_describe(d),
-                    data_max_token(d), info.model.V, (long long)run);
-            data_close(d);
-            d = NULL;
-        }
-    }
-    store_run_row_free(&row);
-    if (d)
-        *windows = evaluate_window_count(d, limit);
-    return d;
+    if (store_find_checkpoint(st, run, UINT64_MAX, 0, &ck, e) ||
+        cli_open_checkpoint(ck.path, &f, &info, e))
+        return -1;
+    st_free(&f);
+    d->T = info.model.T;
+    d->seed = info.model.seed;
+    d->V = info.model.V;
+    return 0;
 }
 
-int experiment_crossdeploy_main(int argc, char **argv)
+static data_source *session_data_open(const session_data *d, size_t *windows, gl_error *e)
+{
+    data_source *src = data_open(d->has_path ? d->path : NULL, d->T, d->seed, e);
+    if (src && data_max_token(src) >= d->V) {
+        gl_fail(e, "%s: token id %u >= vocabulary size V=%llu of run %lld", data_describe(src),
+                data_max_token(src), (unsigned long long)d->V, (long long)d->run);
+        data_close(src);
+        return NULL;
+    }
+    if (src)
+        *windows = evaluate_window_count(src, d->windows_limit);
+    return src;
+}
+
+/* What every rank computes the cells with (experiment_farm's ctx). */
+typedef struct {
+    session_data spec;
+    data_source *data;        /* NULL: why says why not */
+    gl_error why;
+    size_t windows, threads;
+} cell_ctx;
+
+static int cell_compute(void *ctx, const experiment_task *t, experiment_task_out *out,
+                        gl_error *e)
+{
+    const cell_ctx *c = ctx;
+    if (!c->data)
+        return gl_fail(e, "%s", c->why.msg);
+    if (t->op != EXPERIMENT_TASK_EVAL)
+        return gl_fail(e, "experiment crossdeploy: a task of unknown kind %d", (int)t->op);
+    return experiment_eval_ckpt(t->path, t->mode, c->data, c->windows, c->threads, &out->v[0],
+                                NULL, e);
+}
+
+/* Rank 0: the session named by `word`, its runs with a checkpoint (sorted
+ * by id) and their data, opened here. The exit status (a message printed). */
+static int prepare(store **st, const char *db, const char *word, int64_t *session,
+                   session_runs *sr, cell_ctx *c)
+{
+    gl_error e;
+    if (!(*st = store_open(db, STORE_EXISTING, &e)))
+        return cli_runtime_error(&e);
+    int status = cli_find_session(*st, "experiment crossdeploy", word, db, session);
+    if (status)
+        return status;
+    if (store_list_runs(*st, *session, collect, sr, &e))
+        return cli_runtime_error(&e);
+    /* the session's runs that have a checkpoint (one killed before its
+     * first save has none) */
+    size_t keep = 0;
+    for (size_t i = 0; i < sr->n; i++) {
+        store_checkpoint_row ck;
+        gl_error ignore;
+        if (!store_find_checkpoint(*st, sr->run[i], UINT64_MAX, 0, &ck, &ignore))
+            sr->run[keep++] = sr->run[i];
+        else
+            sr->skipped++;
+    }
+    sr->n = keep;
+    qsort(sr->run, sr->n, sizeof sr->run[0], by_id);
+    if (sr->n == 0) {
+        gl_fail(&e, "session %lld has no run with a checkpoint in %s", (long long)*session, db);
+        return cli_runtime_error(&e);
+    }
+    if (sr->n > CROSSDEPLOY_MAX_ROWS) {
+        gl_fail(&e, "session %lld: more than %d runs with a checkpoint (the matrix takes at "
+                    "most %d rows)", (long long)*session, CROSSDEPLOY_MAX_ROWS,
+                CROSSDEPLOY_MAX_ROWS);
+        return cli_runtime_error(&e);
+    }
+    if (session_data_of(*st, sr->run[0], &c->spec, &e) ||
+        !(c->data = session_data_open(&c->spec, &c->windows, &e)))
+        return cli_runtime_error(&e);
+    return 0;
+}
+
+/* Rank 0: the matrix measured over the ranks, printed and stored. */
+static int measure_and_store(store *st, experiment_farm *f, int64_t session,
+                             const session_runs *sr, const cell_ctx *c, const char *db,
+                             const char *command, double start, double started_ms, gl_error *e)
+{
+    printf("experiment crossdeploy | session %lld | %zu runs x (own + %d modes) | %zu val "
+           "windows of %s | %zu threads | db %s\n",
+           (long long)session, sr->n, CROSSDEPLOY_NCOLS, c->windows, data_describe(c->data),
+           c->threads, db);
+    if (sr->skipped)
+        printf("%zu run%s without a checkpoint left out\n", sr->skipped,
+               sr->skipped > 1 ? "s" : "");
+    fflush(stdout);
+    crossdeploy_matrix *m = xcalloc(1, sizeof *m);
+    experiment_table *t = xcalloc(1, sizeof *t);
+    experiment_task *tasks = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
+                                     sizeof *tasks);
+    experiment_task_out *out = xcalloc(CROSSDEPLOY_MAX_ROWS * CROSSDEPLOY_TASKS_PER_ROW,
+                                       sizeof *out);
+    int nt = crossdeploy_tasks(st, sr->run, sr->n, 0, m, tasks, e);
+    int rc = nt < 0 ? -1 : experiment_farm_run(f, tasks, (size_t)nt, out, e);
+    if (!rc) {
+        crossdeploy_fill(m, out);
+        crossdeploy_add_rows(t, m, 1);
+        double wall = gl_now() - start;
+        printf("\nexperiment %lld: cross-deployment, session %lld, %zu runs (wall %.0f s)\n\n",
+               (long long)session, (long long)session, sr->n, wall);
+        experiment_table_print(t);
+        crossdeploy_print_rows(t->row, t->n);
+        /* the experiment takes the session's id, as the others do; one
+         * already stored for this session as crossdeploy is measured anew */
+        store_experiment_row x;
+        int stored = 1;
+        if (store_get_experiment(st, session, &x, e) == 0) {
+            if (strcmp(x.kind, "crossdeploy") == 0) {
+                rc = store_experiment_delete(st, session, e);
+            } else {
+                printf("\nnot stored: session %lld is experiment %lld (%s), whose own table "
+                       "holds its cross-deployment matrix\n",
+                       (long long)session, (long long)x.id, x.kind);
+                stored = 0;
+            }
+            store_experiment_row_free(&x);
+        }
+        char config[128];
+        snprintf(config, sizeof config,
+                 "{\"kind\":\"crossdeploy\",\"session\":%lld,\"eval_windows\":%zu}",
+                 (long long)session, c->windows);
+        if (!rc && stored)
+            rc = store_experiment_begin(st, session, "crossdeploy", command, config, started_ms,
+                                        e);
+        for (size_t i = 0; !rc && stored && i < m->n; i++)
+            rc = store_experiment_link(st, session, m->run[i], 1, "arm", m->label[i], e);
+        if (!rc && stored)
+            rc = experiment_table_store(st, session, t, e);
+        if (!rc && stored)
+            rc = store_experiment_end(st, session, "finished", wall, e);
+        if (!rc && stored)
+            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment crossdeploy "
+                   "--from %lld --db %s\n",
+                   (long long)session, db, (long long)session, db);
+    }
+    experiment_task_outs_free(out, nt > 0 ? (size_t)nt : 0);
+    free(tasks);
+    free(out);
+    free(m);
+    free(t);
+    return rc;
+}
+
+int experiment_crossdeploy_main(int argc, char **argv, const world *w)
 {
     const char *db = EXPERIMENT_DEFAULT_DB, *word = NULL, *from = NULL;
     size_t threads = args_default_threads();
@@ -275,107 +403,52 @@ int experiment_crossdeploy_main(int argc, char **argv)
             return cli_usage_error("experiment crossdeploy: unexpected argument '%s'", f);
         }
     }
-    if (from)
-        return word ? cli_usage_error("experiment crossdeploy: SESSION and --from %s: give one",
-                                      from)
-                    : experiment_table_reprint(db, from, "crossdeploy");
+    const int rank = w ? w->rank : 0;
+    if (from) {
+        if (word)
+            return cli_usage_error("experiment crossdeploy: SESSION and --from %s: give one",
+                                   from);
+        /* a reprint reads the database: rank 0's alone */
+        return rank > 0 ? 0 : experiment_table_reprint(db, from, "crossdeploy");
+    }
     if (!word)
         return cli_usage_error("experiment crossdeploy: missing SESSION (gatelab experiment "
                                "crossdeploy SESSION [--db PATH])");
     double start = gl_now(), started_ms = gl_wall_ms();
-    store *st = store_open(db, STORE_EXISTING, &e);
-    if (!st)
-        return cli_runtime_error(&e);
-    int64_t session;
-    int status = cli_find_session(st, "experiment crossdeploy", word, db, &session);
-    if (status) {
-        store_close(st);
-        return status;
-    }
+    /* rank 0 reads the session and its data's name; every rank opens the
+     * data and computes its share of the cells (task i on rank i % N) */
+    store *st = NULL;
+    int64_t session = 0;
     session_runs sr = {.n = 0};
-    data_source *data = NULL;
-    crossdeploy_matrix *m = xcalloc(1, sizeof *m);
-    experiment_table *t = xcalloc(1, sizeof *t);
-    char *command = cli_join_words("gatelab experiment crossdeploy", argc, argv);
-    size_t windows = 0;
-    int rc = store_list_runs(st, session, collect, &sr, &e);
-    /* the session's runs that have a checkpoint (one killed before its
-     * first save has none) */
-    size_t keep = 0;
-    for (size_t i = 0; !rc && i < sr.n; i++) {
-        store_checkpoint_row ck;
-        gl_error ignore;
-        if (!store_find_checkpoint(st, sr.run[i], UINT64_MAX, 0, &ck, &ignore))
-            sr.run[keep++] = sr.run[i];
-        else
-            sr.skipped++;
+    cell_ctx c = {.threads = threads};
+    int status = rank == 0 ? prepare(&st, db, word, &session, &sr, &c) : 0;
+    gl_error why = {{0}};
+    snprintf(why.msg, sizeof why.msg, "rank 0 could not read session %s", word);
+    experiment_farm *f = experiment_farm_open(w, status == 0, &why, cell_compute, &c, &e);
+    if (!f) {
+        /* rank 0 has said why (its own failure) or says it now */
+        if (!status)
+            status = cli_runtime_error(&e);
+    } else if (experiment_farm_bcast(f, &c.spec, sizeof c.spec, &e)) {
+        status = cli_runtime_error(&e);
+    } else if (rank > 0) {
+        /* a rank that cannot open the data fails its first cell, naming it */
+        c.spec.path[sizeof c.spec.path - 1] = 0;
+        c.data = session_data_open(&c.spec, &c.windows, &c.why);
+        int next = experiment_farm_serve(f, &e);
+        status = next < 0 ? cli_runtime_error(&e) : next;
+    } else {
+        char *command = cli_join_words("gatelab experiment crossdeploy", argc, argv);
+        int rc = measure_and_store(st, f, session, &sr, &c, db, command, start, started_ms, &e);
+        free(command);
+        if (rc)
+            status = cli_runtime_error(&e);
+        gl_error ne;
+        if (experiment_farm_next(f, status, &ne) && !status)
+            status = cli_runtime_error(&ne);
     }
-    sr.n = keep;
-    qsort(sr.run, sr.n, sizeof sr.run[0], by_id);
-    if (!rc && sr.n == 0)
-        rc = gl_fail(&e, "session %lld has no run with a checkpoint in %s", (long long)session,
-                     db);
-    if (!rc && sr.n > CROSSDEPLOY_MAX_ROWS)
-        rc = gl_fail(&e, "session %lld: more than %d runs with a checkpoint (the matrix takes "
-                         "at most %d rows)", (long long)session, CROSSDEPLOY_MAX_ROWS,
-                     CROSSDEPLOY_MAX_ROWS);
-    if (!rc && !(data = open_session_data(st, sr.run[0], &windows, &e)))
-        rc = -1;
-    if (!rc) {
-        printf("experiment crossdeploy | session %lld | %zu runs x (own + %d modes) | %zu val "
-               "windows of %s | %zu threads | db %s\n",
-               (long long)session, sr.n, CROSSDEPLOY_NCOLS, windows, data_describe(data),
-               threads, db);
-        if (sr.skipped)
-            printf("%zu run%s without a checkpoint left out\n", sr.skipped,
-                   sr.skipped > 1 ? "s" : "");
-        fflush(stdout);
-        rc = crossdeploy_measure(st, sr.run, sr.n, 0, data, windows, threads, m, &e);
-    }
-    if (!rc) {
-        crossdeploy_add_rows(t, m, 1);
-        double wall = gl_now() - start;
-        printf("\nexperiment %lld: cross-deployment, session %lld, %zu runs (wall %.0f s)\n\n",
-               (long long)session, (long long)session, sr.n, wall);
-        experiment_table_print(t);
-        crossdeploy_print_rows(t->row, t->n);
-        /* the experiment takes the session's id, as the others do; one
-         * already stored for this session as crossdeploy is measured anew */
-        store_experiment_row x;
-        int stored = 1;
-        if (store_get_experiment(st, session, &x, &e) == 0) {
-            if (strcmp(x.kind, "crossdeploy") == 0) {
-                rc = store_experiment_delete(st, session, &e);
-            } else {
-                printf("\nnot stored: session %lld is experiment %lld (%s), whose own table "
-                       "holds its cross-deployment matrix\n",
-                       (long long)session, (long long)x.id, x.kind);
-                stored = 0;
-            }
-            store_experiment_row_free(&x);
-        }
-        char config[128];
-        snprintf(config, sizeof config,
-                 "{\"kind\":\"crossdeploy\",\"session\":%lld,\"eval_windows\":%zu}",
-                 (long long)session, windows);
-        if (!rc && stored)
-            rc = store_experiment_begin(st, session, "crossdeploy", command, config, started_ms,
-                                        &e);
-        for (size_t i = 0; !rc && stored && i < m->n; i++)
-            rc = store_experiment_link(st, session, m->run[i], 1, "arm", m->label[i], &e);
-        if (!rc && stored)
-            rc = experiment_table_store(st, session, t, &e);
-        if (!rc && stored)
-            rc = store_experiment_end(st, session, "finished", wall, &e);
-        if (!rc && stored)
-            printf("\nstored as experiment %lld in %s; reprint: gatelab experiment crossdeploy "
-                   "--from %lld --db %s\n",
-                   (long long)session, db, (long long)session, db);
-    }
-    free(command);
-    free(m);
-    free(t);
-    data_close(data);
+    experiment_farm_close(f);
+    data_close(c.data);
     store_close(st);
-    return rc ? cli_runtime_error(&e) : 0;
+    return status;
 }

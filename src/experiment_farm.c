@@ -5,7 +5,8 @@
  *          0 -> all: bcast whether every rank is ready
  *   batch  0 -> rank r: a head (TASKS, n) and r's share of the tasks, in
  *          task order (blocking sends: small, and r is waiting for them);
- *          r -> 0: a verdict (ok, or the first failure) and n results
+ *          r -> 0: a verdict (ok, or the first failure) and n results,
+ *          each v, the length of its tail, the tail
  *   next   0 -> rank r: a head GO or STOP with rank 0's exit status
  * Every struct is plain data of fixed size, the same binary on every rank. */
 #include "experiment_farm.h"
@@ -62,11 +63,64 @@ struct experiment_farm {
     size_t cap;
 };
 
+double *experiment_task_out_more(experiment_task_out *out, size_t n)
+{
+    GL_ASSERT(!out->more);   /* one tail per result */
+    out->more = xcalloc(n ? n : 1, sizeof *out->more);
+    out->nmore = n;
+    return out->more;
+}
+
+void experiment_task_outs_free(experiment_task_out *out, size_t n)
+{
+    for (size_t i = 0; out && i < n; i++) {
+        free(out[i].more);
+        out[i].more = NULL;
+        out[i].nmore = 0;
+    }
+}
+
 static int compute(experiment_farm *f, const experiment_task *t, experiment_task_out *out,
                    gl_error *e)
 {
     memset(out, 0, sizeof *out);
-    return f->fn(f->ctx, t, out, e);
+    int rc = f->fn(f->ctx, t, out, e);
+    if (rc)
+        experiment_task_outs_free(out, 1);
+    return rc;
+}
+
+/* ---- a result on the wire: v, the tail's length, the tail ---- */
+
+static void result_append(mpi_link *l, const experiment_task_out *o)
+{
+    const uint64_t nmore = o->nmore;
+    mpi_link_append(l, 0, o->v, sizeof o->v);
+    mpi_link_append(l, 0, &nmore, sizeof nmore);
+    if (nmore)
+        mpi_link_append(l, 0, o->more, nmore * sizeof *o->more);
+}
+
+/* One result from m[*at..len) into o (its tail allocated); -1 when the
+ * bytes end before it does. */
+static int result_take(const uint8_t *m, size_t len, size_t *at, experiment_task_out *o)
+{
+    uint64_t nmore;
+    o->more = NULL;
+    o->nmore = 0;
+    if (len - *at < sizeof o->v + sizeof nmore)
+        return -1;
+    memcpy(o->v, m + *at, sizeof o->v);
+    memcpy(&nmore, m + *at + sizeof o->v, sizeof nmore);
+    *at += sizeof o->v + sizeof nmore;
+    if (nmore > (len - *at) / sizeof *o->more)
+        return -1;
+    if (nmore) {
+        memcpy(experiment_task_out_more(o, (size_t)nmore), m + *at,
+               (size_t)nmore * sizeof *o->more);
+        *at += (size_t)nmore * sizeof *o->more;
+    }
+    return 0;
 }
 
 experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error *why_not,
@@ -151,6 +205,11 @@ void experiment_farm_close(experiment_farm *f)
     free(f);
 }
 
+int experiment_farm_bcast(experiment_farm *f, void *buf, size_t n, gl_error *e)
+{
+    return f->link ? mpi_link_bcast(f->link, buf, n, e) : 0;
+}
+
 /* Whether rank r's process is gone (only seen on this host: kill 0). */
 static int peer_gone(const experiment_farm *f, int r)
 {
@@ -181,10 +240,14 @@ static int collect(experiment_farm *f, int r, const size_t *mine, size_t n,
     v.err[sizeof v.err - 1] = 0;
     if (!v.ok)
         return gl_fail(e, "rank %d: %.480s", r, v.err);
-    if (v.n != n || len != sizeof v + n * sizeof *out)
+    if (v.n != n)
         return gl_fail(e, "rank %d: %u results for %zu tasks", r, v.n, n);
+    size_t at = sizeof v;
     for (size_t i = 0; i < n; i++)
-        memcpy(&out[mine[i]], m + sizeof v + i * sizeof *out, sizeof *out);
+        if (result_take(m, len, &at, &out[mine[i]]))
+            return gl_fail(e, "rank %d: result %zu of %zu is cut short", r, i + 1, n);
+    if (at != len)
+        return gl_fail(e, "rank %d: %zu bytes after its %zu results", r, len - at, n);
     return 0;
 }
 
@@ -268,8 +331,9 @@ static int serve_batch(experiment_farm *f, size_t n, gl_error *e)
         }
     }
     mpi_link_append(f->link, 0, &v, sizeof v);
-    if (v.ok)
-        mpi_link_append(f->link, 0, out, n * sizeof *out);
+    for (size_t i = 0; v.ok && i < n; i++)
+        result_append(f->link, &out[i]);
+    experiment_task_outs_free(out, n);
     free(t);
     free(out);
     int posted;

@@ -5,6 +5,7 @@
 #include "metrics.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,4 +315,75 @@ double metrics_model_value(const metrics_state *m, size_t L, metric_key key)
     for (size_t l = 0; l < L; l++)
         metrics_mean_add(&mean, metrics_layer_value(m, l, key));
     return metrics_mean_get(&mean);
+}
+
+/* ---- a measured state as doubles ---- */
+
+/* the sums of a head, in packed order */
+static const size_t head_sums[] = {
+    offsetof(metrics_head, rows),        offsetof(metrics_head, precision),
+    offsetof(metrics_head, recall),      offsetof(metrics_head, f1),
+    offsetof(metrics_head, mass_kept),   offsetof(metrics_head, oracle_mass),
+    offsetof(metrics_head, chance),      offsetof(metrics_head, density),
+    offsetof(metrics_head, entropy),     offsetof(metrics_head, flips),
+    offsetof(metrics_head, flip_rows),   offsetof(metrics_head, oracle_flips),
+    offsetof(metrics_head, oracle_rows),
+};
+#define NSUMS (sizeof head_sums / sizeof head_sums[0])
+_Static_assert(offsetof(metrics_head, has_gate) == NSUMS * sizeof(double),
+               "every sum of a head is packed (the doubles before has_gate)");
+/* per head: the sums, has_gate, the grad norm */
+#define PACKED_HEAD (NSUMS + 2)
+#define PACKED_TOP 4
+
+size_t metrics_pack(const metrics_state *m, double *v)
+{
+    const size_t n = PACKED_TOP + m->L * m->H * PACKED_HEAD;
+    if (!v)
+        return n;
+    v[0] = (double)m->L;
+    v[1] = (double)m->H;
+    v[2] = (double)m->T;
+    v[3] = (double)m->k;
+    double *o = v + PACKED_TOP;
+    for (size_t i = 0; i < m->L * m->H; i++, o += PACKED_HEAD) {
+        const char *h = (const char *)&m->heads[i];
+        for (size_t s = 0; s < NSUMS; s++)
+            memcpy(&o[s], h + head_sums[s], sizeof o[s]);
+        o[NSUMS] = m->heads[i].has_gate;
+        o[NSUMS + 1] = m->grad_norm[i];
+    }
+    return n;
+}
+
+/* a count a packed state can hold: whole, not above the limit */
+static int packed_count(double x, double limit)
+{
+    return x >= 0 && x <= limit && x == floor(x);
+}
+
+int metrics_unpack(metrics_state *m, const double *v, size_t n, gl_error *e)
+{
+    memset(m, 0, sizeof *m);
+    /* 2^20: no model this program trains has more layers, heads or positions */
+    if (n < PACKED_TOP || !packed_count(v[0], 1 << 20) || !packed_count(v[1], 1 << 20) ||
+        !packed_count(v[2], 1 << 20) || !packed_count(v[3], 1 << 20) ||
+        n != PACKED_TOP + (size_t)v[0] * (size_t)v[1] * PACKED_HEAD)
+        return gl_fail(e, "metrics: %zu values are not a packed state", n);
+    m->L = (size_t)v[0];
+    m->H = (size_t)v[1];
+    m->T = (size_t)v[2];
+    m->k = (size_t)v[3];
+    const size_t nh = m->L * m->H;
+    m->heads = xcalloc(nh ? nh : 1, sizeof *m->heads);
+    m->grad_norm = xcalloc(nh ? nh : 1, sizeof *m->grad_norm);
+    const double *o = v + PACKED_TOP;
+    for (size_t i = 0; i < m->L * m->H; i++, o += PACKED_HEAD) {
+        char *h = (char *)&m->heads[i];
+        for (size_t s = 0; s < NSUMS; s++)
+            memcpy(h + head_sums[s], &o[s], sizeof o[s]);
+        m->heads[i].has_gate = o[NSUMS] != 0;
+        m->grad_norm[i] = o[NSUMS + 1];
+    }
+    return 0;
 }

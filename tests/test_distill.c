@@ -244,6 +244,62 @@ static void test_learns(const char *ckpt)
     trainer_free(&t);
 }
 
+/* same bits (NaN included: an absent metric must stay absent) */
+static int same_bits(double a, double b)
+{
+    return memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* A result carried to another rank (experiment_farm.h) as doubles: every
+ * figure the store and the tables read comes back bit for bit, and a cut or
+ * corrupted array is refused. */
+static void test_pack(const distill_result *r)
+{
+    printf("# a distillation's result packed into doubles and back\n");
+    size_t n = distill_result_pack(r, NULL);
+    double *v = xcalloc(n, sizeof *v);
+    CHECK(distill_result_pack(r, v) == n && n > 22 + r->deployed.L * r->deployed.H,
+          "packed into %zu doubles", n);
+    distill_result u;
+    gl_error err;
+    int rc = distill_result_unpack(&u, v, n, &err);
+    CHECK(rc == 0, "unpacked (%s)", rc ? err.msg : "ok");
+    if (rc == 0) {
+        CHECK(same_bits(u.loss_first, r->loss_first) && same_bits(u.loss_last, r->loss_last) &&
+                  same_bits(u.held_out.thr_f1, r->held_out.thr_f1) &&
+                  same_bits(u.held_out.rows, r->held_out.rows) && same_bits(u.f1, r->f1) &&
+                  same_bits(u.val_ppl, r->val_ppl) && same_bits(u.val_loss, r->val_loss) &&
+                  same_bits(u.source_val_ppl, r->source_val_ppl) &&
+                  same_bits(u.seconds, r->seconds) && u.steps == r->steps &&
+                  u.layers == r->layers && u.source_step == r->source_step &&
+                  strcmp(u.source_mode, r->source_mode) == 0,
+              "the scalars, steps and source mode (%s) come back bit for bit", u.source_mode);
+        const metrics_state *a = &r->deployed, *b = &u.deployed;
+        size_t same = 0, total = 0;
+        for (size_t l = 0; l < a->L; l++)
+            for (size_t h = 0; h < a->H; h++)
+                for (int k = 0; k < METRIC_COUNT; k++, total++)
+                    same += same_bits(metrics_value(a, l, h, (metric_key)k),
+                                      metrics_value(b, l, h, (metric_key)k)) &&
+                            metrics_exists(a, l, h, (metric_key)k) ==
+                                metrics_exists(b, l, h, (metric_key)k);
+        CHECK(b->L == a->L && b->H == a->H && b->k == a->k && same == total &&
+                  same_bits(metrics_model_value(b, b->L, METRIC_ORACLE_MASS),
+                            metrics_model_value(a, a->L, METRIC_ORACLE_MASS)),
+              "every deployed metric of %zu layers x %zu heads the same (%zu of %zu values)",
+              b->L, b->H, same, total);
+        distill_result_free(&u);
+    }
+    CHECK(distill_result_unpack(&u, v, n - 1, &err) != 0, "one value short: refused (%s)",
+          err.msg);
+    distill_result_free(&u);
+    v[22 - 1] = 99.0;   /* the source mode */
+    CHECK(distill_result_unpack(&u, v, n, &err) != 0, "an unknown gate mode: refused (%s)",
+          err.msg);
+    distill_result_free(&u);
+    free(v);
+}
+
 static void test_checkpoint(const char *ckpt, const char *out)
 {
     distill_config dc;
@@ -278,6 +334,7 @@ static void test_checkpoint(const char *ckpt, const char *out)
         model_free(&m);
         st_free(&f);
     }
+    test_pack(&r);
     distill_result_free(&r);
 }
 

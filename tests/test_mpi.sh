@@ -20,7 +20,9 @@
 #            measurements farmed over them) print the same table and store
 #            the same experiment_results rows and losses as one process; a
 #            bad option exits 2 on every rank with one line; --from reprints
-#            on rank 0; crossdeploy SESSION is refused with one line;
+#            on rank 0; the distillations of absorption are farmed (rank 1
+#            computes one); crossdeploy SESSION over 2 ranks stores the
+#            same rows as one process;
 #   refusal  another command than run or experiment under several ranks:
 #            one line, 2.
 # Skipped (counted, with the reason) without mpirun or with a gatelab built
@@ -364,6 +366,18 @@ for kind in absorption moe temperature; do
         fail "experiment $kind: the same result rows and losses stored" "$(diff "x1-$kind.rows" "x2-$kind.rows" | head -6)"
     fi
 done
+# the three distillations of line 3 are tasks 0, 1, 2 of a seed's batch: on
+# 2 ranks the random model's is rank 1's, whose progress lines are not
+# printed (rank 0 prints its own tasks' progress, then every result)
+check "experiment absorption: one process prints progress for the 3 distillations" \
+    sh -c "[ \"\$(grep -Ec '^  onto (dense|random|soft): distill update' x1-absorption.out)\" = 18 ]"
+check "experiment absorption over 2 ranks: rank 0 distils onto dense and soft, rank 1 onto random (its progress lines absent), every result printed" \
+    sh -c "[ \"\$(grep -Ec '^  onto (dense|soft): distill update' x2-absorption.out)\" = 12 ] &&
+           ! grep -q '^  onto random: distill update' x2-absorption.out &&
+           [ \"\$(grep -c '^  onto random: deployed val ppl' x2-absorption.out)\" = 2 ]"
+check "experiment absorption over 2 ranks: the distilled runs stored with their layer metrics, as in one process" \
+    sh -c "[ \"\$(sqlite3 x2-absorption.db \"SELECT count(*) FROM runs WHERE mode = 'distilled'\")\" = 6 ] &&
+           [ \"\$(sqlite3 x2-absorption.db \"SELECT count(*) FROM layer_metrics l JOIN runs r ON r.id = l.run WHERE r.mode = 'distilled'\")\" = \"\$(sqlite3 x1-absorption.db \"SELECT count(*) FROM layer_metrics l JOIN runs r ON r.id = l.run WHERE r.mode = 'distilled'\")\" ]"
 $MPIRUN -np 2 "$BIN" experiment moe $XMICRO --steps 20 --bogus 1 --db xbad.db >xbad.out 2>xbad.err
 RC=$?
 # (mpirun adds its own lines about ranks that ended non-zero)
@@ -377,10 +391,34 @@ table_of x2-moe.out >x2-moe.table0
 table_of xfrom.out >xfrom.table
 check "experiment moe --from under 2 ranks: rank 0 reprints the same table once (status $RC)" \
     sh -c "[ $RC = 0 ] && [ -s xfrom.table ] && cmp -s x2-moe.table0 xfrom.table && [ \"\$(grep -c '^line ' xfrom.out)\" = 1 ]"
-$MPIRUN -np 2 "$BIN" experiment crossdeploy 1 --db x2-moe.db >xcd.out 2>xcd.err
+# crossdeploy SESSION: rank 0 reads the session and names its data, every
+# rank computes its share of the cells (session 1 of the parity test)
+cp one.db xcd1.db && cp one.db xcd2.db
+"$BIN" experiment crossdeploy 1 --threads 1 --db xcd1.db >xcd1.out 2>xcd1.err
+R1=$?
+$MPIRUN -np 2 "$BIN" experiment crossdeploy 1 --threads 1 --db xcd2.db >xcd2.out 2>xcd2.err
+R2=$?
+cdrows() {
+    sql "$1" "SELECT experiment, position, line, quantity, printf('%.17g', value), gatelab FROM experiment_results ORDER BY position"
+    sql "$1" "SELECT id, kind, status FROM experiments"
+}
+cdrows xcd1.db >xcd1.rows
+cdrows xcd2.db >xcd2.rows
+check "experiment crossdeploy SESSION over 2 ranks: status 0 ($R1, $R2: $(head -n 1 xcd2.err))" [ "$R1" = 0 ] && [ "$R2" = 0 ]
+if [ "$(grep -c '^1|[0-9]*|X|trained ' xcd2.rows)" = 16 ] && grep -qx '1|crossdeploy|finished' xcd2.rows &&
+   cmp -s xcd1.rows xcd2.rows; then
+    ok "experiment crossdeploy SESSION over 2 ranks: the same $(grep -c . xcd2.rows) result rows as one process (%.17g), stored as a finished experiment"
+else
+    fail "experiment crossdeploy SESSION over 2 ranks: the same result rows" "$(diff xcd1.rows xcd2.rows | head -6)"
+fi
+check "experiment crossdeploy SESSION over 2 ranks: the same matrix printed" \
+    sh -c "grep '^X ' xcd1.out >xcd1.m; grep '^X ' xcd2.out >xcd2.m; [ -s xcd2.m ] && cmp -s xcd1.m xcd2.m"
+$MPIRUN -np 2 "$BIN" experiment crossdeploy 99 --db xcd2.db >xcd3.out 2>xcd3.err
 RC=$?
-check "experiment crossdeploy SESSION under 2 ranks: refused, status 2, one gatelab line ($(head -n 1 xcd.err))" \
-    sh -c "[ $RC = 2 ] && [ \"\$(grep -c '^gatelab: ' xcd.err)\" = 1 ] && grep -q 'without mpirun' xcd.err"
+# (mpirun's status is that of the first rank to end non-zero: rank 0's 2 or
+# rank 1's 1, which has nothing to measure once rank 0 stops)
+check "experiment crossdeploy of a session that does not exist under 2 ranks: non-zero ($RC), one gatelab line, every rank ends ($(head -n 1 xcd3.err))" \
+    sh -c "[ $RC != 0 ] && [ \"\$(grep -c '^gatelab: ' xcd3.err)\" = 1 ] && grep -q 'no session 99' xcd3.err"
 
 echo "# only run and experiment spread over the ranks"
 $MPIRUN -np 2 "$BIN" ls --db two.db >ls.out 2>ls.err
