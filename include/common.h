@@ -56,6 +56,12 @@ _Noreturn void gl_fatal(const char *file, int line, const char *what);
  * does not block them (a library's) are sent on to the main thread. A SIGHUP
  * ignored at start (nohup) stays ignored. */
 void gl_route_stop_signals(void);
+/* Called in the signal handler on the main thread, just before a stop signal
+ * that no session takes ends the process (its default action): the last
+ * words of whatever cannot stop cleanly then. Async-signal-safe only
+ * (write, kill); NULL: none. */
+typedef void (*gl_stop_hook)(int sig);
+void gl_set_stop_hook(gl_stop_hook hook);
 /* The signals a session loop takes with sigtimedwait to stop cleanly:
  * SIGINT, SIGTERM, and SIGHUP unless it was ignored at start. */
 void gl_stop_signal_set(sigset_t *set);

@@ -17,9 +17,13 @@
  * -np 1) has no link at all: run computes the tasks in order here, next and
  * serve do nothing, so the kinds' code is the same in both cases.
  *
- * A rank that dies while rank 0 waits for its results: on the same host
- * rank 0 sees its pid gone and fails naming it; on another host mpirun ends
- * the job (it kills every rank once one dies). */
+ * A rank that dies during the measurements: on the same host rank 0 sees
+ * its pid gone where it waits (for the rank's results, or in
+ * experiment_farm_next) and fails naming it, MPI left unfinished
+ * (world_mark_lost); when mpirun's SIGTERM comes first, while rank 0
+ * computes its own share, rank 0's last words name the rank (a stop hook,
+ * gl_set_stop_hook, while the farm is open). On another host mpirun ends the
+ * job (it kills every rank once one dies) and its own lines name the rank. */
 #ifndef GATELAB_EXPERIMENT_FARM_H
 #define GATELAB_EXPERIMENT_FARM_H
 
@@ -86,7 +90,9 @@ int experiment_farm_run(experiment_farm *f, const experiment_task *tasks, size_t
                         experiment_task_out *out, gl_error *e);
 
 /* Rank 0, after each session and its measurements: the other ranks go on
- * to the next session (status 0) or stop and end with `status`. */
+ * to the next session (status 0) or stop and end with `status`. A rank
+ * seen dead here (its pid gone) is skipped and the others stop: with status
+ * 0, -1 with the message naming it. */
 int experiment_farm_next(experiment_farm *f, int status, gl_error *e);
 
 /* The other ranks, after each session: computes rank 0's batches until it

@@ -42,7 +42,8 @@ int mpi_link_flush(mpi_link *l, int to, int force);
 int mpi_link_idle(mpi_link *l, int to);
 
 /* The next message from peer `from`, if one has arrived: 1 and *msg, *n
- * (valid until the next take from that peer), 0 none, -1 an MPI error. */
+ * (valid until the next take from that peer), 0 none yet (one may be on
+ * its way: take again), -1 an MPI error. Never blocks. */
 int mpi_link_take(mpi_link *l, int from, const uint8_t **msg, size_t *n);
 
 #endif

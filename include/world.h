@@ -29,9 +29,10 @@ int world_launched(void);
  * session needs. */
 int world_init(world *w, int *argc, char ***argv, gl_error *err);
 
-/* A rank of the job died (the session found it, live_remote.c): MPI cannot
- * be ended in order any more, so world_finalize leaves it (the process is
- * about to exit and mpirun ends the job). */
+/* A rank of the job died (a session found it, live_remote.c, or an
+ * experiment's measurements, experiment_farm.c): MPI cannot be ended in
+ * order any more, so world_finalize leaves it (the process is about to exit
+ * and mpirun ends the job). */
 void world_mark_lost(void);
 /* Whether world_mark_lost was called: a rank is gone, nothing collective
  * can follow. */

@@ -172,6 +172,7 @@ double gl_wall_ms(void)
 static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP};
 #define NSTOP (sizeof stop_signals / sizeof stop_signals[0])
 static volatile sig_atomic_t stop_ignored[NSTOP];
+static gl_stop_hook volatile stop_hook;   /* gl_set_stop_hook, main thread */
 
 static size_t stop_index(int sig)
 {
@@ -196,6 +197,9 @@ static void route_to_main(int sig)
     }
     if (stop_ignored[stop_index(sig)])
         return;
+    gl_stop_hook hook = stop_hook;
+    if (hook)
+        hook(sig);
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -224,6 +228,11 @@ void gl_route_stop_signals(void)
             continue;
         sigaction(stop_signals[i], &sa, NULL);
     }
+}
+
+void gl_set_stop_hook(gl_stop_hook hook)
+{
+    stop_hook = hook;
 }
 
 void gl_ignore_hangup(void)

@@ -49,7 +49,9 @@ typedef struct {
 
 typedef struct {
     int pid;
+    int local;               /* on rank 0's host: kill(pid, 0) sees it gone */
     char host[64];
+    char gone[200];          /* "gatelab: rank R (pid P on H) died ...; ", for say_gone */
 } farm_peer;
 
 struct experiment_farm {
@@ -123,6 +125,61 @@ static int result_take(const uint8_t *m, size_t len, size_t *at, experiment_task
     return 0;
 }
 
+/* Whether rank r's process is gone (only seen on this host: kill 0).
+ * Async-signal-safe (say_gone calls it). */
+static int peer_gone(const experiment_farm *f, int r)
+{
+    const farm_peer *p = &f->peers[r];
+    return p->local && kill(p->pid, 0) && errno == ESRCH;
+}
+
+static void gone_text(const experiment_farm *f, int r, char *buf, size_t n)
+{
+    snprintf(buf, n, "rank %d (pid %d on %s) died during the measurements", r, f->peers[r].pid,
+             f->peers[r].host);
+}
+
+/* Rank r is gone: MPI cannot end in order now (world_finalize leaves it,
+ * links close without waiting), and rank 0 fails naming it. */
+static int fail_gone(const experiment_farm *f, int r, gl_error *e)
+{
+    world_mark_lost();
+    char what[160];
+    gone_text(f, r, what, sizeof what);
+    return gl_fail(e, "%s", what);
+}
+
+/* Rank 0, while its farm is open with other ranks: what say_gone reads. */
+static experiment_farm *volatile hooked;
+
+/* The stop hook (gl_set_stop_hook) of rank 0 while its farm is open. When a
+ * rank dies, mpirun sends the others SIGCONT, then SIGTERM and SIGKILL
+ * odls_base_sigkill_timeout seconds apart (1 s by default). Rank 0 sees the
+ * death where it waits (collect, experiment_farm_next); computing its own
+ * share (a distillation, an evaluation) it cannot, and the SIGTERM ends it
+ * there, in the middle of a computation it cannot leave: its last words name
+ * the rank, as the farm would have (the experiment row stays `running`, as
+ * after any interruption of the measurements). A rank on another host is
+ * not seen: mpirun's own lines name it. Async-signal-safe: kill, write,
+ * strlen. */
+static void say_gone(int sig)
+{
+    const experiment_farm *f = hooked;
+    if (!f || world_is_lost())   /* lost: the death was already said */
+        return;
+    int saved = errno;
+    const char *name = gl_signal_name(sig);
+    const char *tail = " ends rank 0; the experiment is left running\n";
+    for (int r = 1; r < f->size; r++)
+        if (peer_gone(f, r)) {
+            ssize_t w = write(STDERR_FILENO, f->peers[r].gone, strlen(f->peers[r].gone));
+            w = write(STDERR_FILENO, name, strlen(name));
+            w = write(STDERR_FILENO, tail, strlen(tail));
+            (void)w;
+        }
+    errno = saved;
+}
+
 experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error *why_not,
                                       experiment_task_fn fn, void *ctx, gl_error *e)
 {
@@ -173,8 +230,10 @@ experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error 
             memcpy(&h, f->buf, sizeof h);
             h.host[sizeof h.host - 1] = 0;
             h.err[sizeof h.err - 1] = 0;
-            f->peers[r].pid = h.pid;
-            snprintf(f->peers[r].host, sizeof f->peers[r].host, "%s", h.host);
+            farm_peer *p = &f->peers[r];
+            p->pid = h.pid;
+            p->local = h.pid > 0 && strcmp(h.host, f->host) == 0;
+            snprintf(p->host, sizeof p->host, "%s", h.host);
             if (!h.ok && go.ok) {
                 go.ok = 0;
                 snprintf(go.err, sizeof go.err, "rank %d: %.480s", r, h.err);
@@ -191,6 +250,15 @@ experiment_farm *experiment_farm_open(const world *w, int ready, const gl_error 
         experiment_farm_close(f);
         return NULL;
     }
+    if (f->rank == 0) {
+        for (int r = 1; r < f->size; r++) {
+            char what[160];
+            gone_text(f, r, what, sizeof what);
+            snprintf(f->peers[r].gone, sizeof f->peers[r].gone, "gatelab: %s; ", what);
+        }
+        hooked = f;
+        gl_set_stop_hook(say_gone);
+    }
     return f;
 }
 
@@ -198,7 +266,11 @@ void experiment_farm_close(experiment_farm *f)
 {
     if (!f)
         return;
-    /* a rank lost (a session found it): nothing collective can end */
+    if (hooked == f) {
+        gl_set_stop_hook(NULL);
+        hooked = NULL;
+    }
+    /* a rank lost (a session or the farm found it): nothing collective can end */
     mpi_link_close(f->link, world_is_lost());
     free(f->peers);
     free(f->buf);
@@ -208,13 +280,6 @@ void experiment_farm_close(experiment_farm *f)
 int experiment_farm_bcast(experiment_farm *f, void *buf, size_t n, gl_error *e)
 {
     return f->link ? mpi_link_bcast(f->link, buf, n, e) : 0;
-}
-
-/* Whether rank r's process is gone (only seen on this host: kill 0). */
-static int peer_gone(const experiment_farm *f, int r)
-{
-    const farm_peer *p = &f->peers[r];
-    return p->pid > 0 && strcmp(p->host, f->host) == 0 && kill(p->pid, 0) && errno == ESRCH;
 }
 
 /* Rank 0: rank r's verdict and results for its `n` tasks, polled so that a
@@ -227,8 +292,7 @@ static int collect(experiment_farm *f, int r, const size_t *mine, size_t n,
     int got;
     while ((got = mpi_link_take(f->link, r, &m, &len)) == 0) {
         if (peer_gone(f, r))
-            return gl_fail(e, "rank %d (pid %d on %s) died during the measurements", r,
-                           f->peers[r].pid, f->peers[r].host);
+            return fail_gone(f, r, e);
         nanosleep(&(struct timespec){0, 1000000}, NULL);
     }
     if (got < 0)
@@ -307,11 +371,24 @@ int experiment_farm_run(experiment_farm *f, const experiment_task *tasks, size_t
 int experiment_farm_next(experiment_farm *f, int status, gl_error *e)
 {
     GL_ASSERT(f->rank == 0);
+    /* a rank that died while this one computed its own share (its pid gone
+     * before mpirun's SIGTERM came): the next session's setup would wait
+     * for it with the stop signals blocked, so the others stop instead */
+    int rc = 0;
+    for (int r = 1; f->link && r < f->size; r++) {
+        if (!peer_gone(f, r))
+            continue;
+        world_mark_lost();
+        if (!status) {
+            rc = fail_gone(f, r, e);
+            status = 1;
+        }
+    }
     farm_head h = {.what = status ? FARM_STOP : FARM_GO, .status = status};
     for (int r = 1; f->link && r < f->size; r++)
-        if (mpi_link_send(f->link, r, &h, sizeof h, e))
+        if (!peer_gone(f, r) && mpi_link_send(f->link, r, &h, sizeof h, e))
             return -1;
-    return 0;
+    return rc;
 }
 
 /* One batch of n tasks (after the head in f->buf) computed and answered. */

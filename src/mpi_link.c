@@ -19,6 +19,9 @@ typedef struct {
     int busy;
     uint8_t *in;            /* the last message taken from this peer */
     size_t in_cap;
+    MPI_Request rreq;       /* take's receive into `in`, while receiving */
+    int receiving;
+    size_t rn;              /* its size */
 } peer;
 
 struct mpi_link {
@@ -68,8 +71,12 @@ void mpi_link_close(mpi_link *l, int lost)
          * process is about to go) */
         if (!p->busy || !lost)
             free(p->flying);
+        /* the same for a message being received from a dead peer */
+        if (p->receiving && !lost)
+            MPI_Wait(&p->rreq, MPI_STATUS_IGNORE);
+        if (!p->receiving || !lost)
+            free(p->in);
         free(p->next);
-        free(p->in);
     }
     if (!lost)
         MPI_Comm_free(&l->comm);
@@ -91,9 +98,8 @@ int mpi_link_send(mpi_link *l, int to, const void *buf, size_t n, gl_error *e)
     return rc == MPI_SUCCESS ? 0 : mpi_fail(e, "MPI_Send", rc);
 }
 
-/* A message whose size a probe gave: into *buf, grown to fit. */
-static int recv_sized(mpi_link *l, int from, int tag, MPI_Status *st, uint8_t **buf,
-                      size_t *cap, size_t *n)
+/* The size of the message a probe found; *buf grown to hold it. */
+static int fit_probed(MPI_Status *st, uint8_t **buf, size_t *cap, size_t *n)
 {
     int count = 0;
     MPI_Get_count(st, MPI_BYTE, &count);
@@ -103,6 +109,14 @@ static int recv_sized(mpi_link *l, int from, int tag, MPI_Status *st, uint8_t **
         *buf = xmalloc(*cap);
     }
     *n = (size_t)count;
+    return count;
+}
+
+/* A message whose size a probe gave: into *buf, grown to fit. */
+static int recv_sized(mpi_link *l, int from, int tag, MPI_Status *st, uint8_t **buf,
+                      size_t *cap, size_t *n)
+{
+    int count = fit_probed(st, buf, cap, n);
     return MPI_Recv(*buf, count, MPI_BYTE, from, tag, l->comm, MPI_STATUS_IGNORE);
 }
 
@@ -176,18 +190,36 @@ int mpi_link_idle(mpi_link *l, int to)
     return !p->busy && !p->n;
 }
 
+/* Never blocks, not even once a message is found: a message above the
+ * shared-memory transport's eager size is read from the sender's memory
+ * (Open MPI's vader, CMA), and when the sender is killed meanwhile the read
+ * fails and the transport waits for it to resend: a blocking MPI_Recv would
+ * wait for ever, on rank 0's main thread with the stop signals blocked, and
+ * the session would never mark the dead rank's runs. The receive is posted
+ * and tested; the caller polls on and sees the peer gone. */
 int mpi_link_take(mpi_link *l, int from, const uint8_t **msg, size_t *n)
 {
     peer *p = &l->peers[from];
-    int flag = 0;
-    MPI_Status st;
-    if (MPI_Iprobe(from, TAG_RUN, l->comm, &flag, &st) != MPI_SUCCESS)
+    if (!p->receiving) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(from, TAG_RUN, l->comm, &flag, &st) != MPI_SUCCESS)
+            return -1;
+        if (!flag)
+            return 0;
+        int count = fit_probed(&st, &p->in, &p->in_cap, &p->rn);
+        if (MPI_Irecv(p->in, count, MPI_BYTE, from, TAG_RUN, l->comm, &p->rreq) != MPI_SUCCESS)
+            return -1;
+        p->receiving = 1;
+    }
+    int done = 0;
+    if (MPI_Test(&p->rreq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
         return -1;
-    if (!flag)
+    if (!done)
         return 0;
-    if (recv_sized(l, from, TAG_RUN, &st, &p->in, &p->in_cap, n) != MPI_SUCCESS)
-        return -1;
+    p->receiving = 0;
     *msg = p->in;
+    *n = p->rn;
     return 1;
 }
 

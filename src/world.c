@@ -3,6 +3,7 @@
  * the rank and the size. */
 #include "world.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +72,9 @@ int world_init(world *w, int *argc, char ***argv, gl_error *err)
 #endif
 }
 
-static int lost;   /* world_mark_lost: main thread only */
+/* world_mark_lost: main thread only; read by the farm's stop hook too
+ * (experiment_farm.c), in a signal handler on that thread */
+static volatile sig_atomic_t lost;
 
 void world_mark_lost(void) { lost = 1; }
 

@@ -23,6 +23,13 @@
 #            on rank 0; the distillations of absorption are farmed (rank 1
 #            computes one); crossdeploy SESSION over 2 ranks stores the
 #            same rows as one process;
+#   experiment fault  kill -9 of rank 1 once seed 1 of 2 is trained and
+#            being measured (probes, evaluations, distillations): the job
+#            ends in bounded time, non-zero, rank 0 says once that rank 1
+#            died during the measurements, integrity_check ok, the
+#            experiment not finished (failed, or running when mpirun's
+#            SIGTERM came first), seed 1's runs finished, and a new
+#            experiment on the same database runs to the end;
 #   refusal  another command than run or experiment under several ranks:
 #            one line, 2.
 # Skipped (counted, with the reason) without mpirun or with a gatelab built
@@ -419,6 +426,67 @@ RC=$?
 # rank 1's 1, which has nothing to measure once rank 0 stops)
 check "experiment crossdeploy of a session that does not exist under 2 ranks: non-zero ($RC), one gatelab line, every rank ends ($(head -n 1 xcd3.err))" \
     sh -c "[ $RC != 0 ] && [ \"\$(grep -c '^gatelab: ' xcd3.err)\" = 1 ] && grep -q 'no session 99' xcd3.err"
+
+echo "# a rank killed during an experiment's measurements"
+# Rank 1 is killed as soon as rank 0 says seed 1 is trained and measuring:
+# the probes and evaluations are farmed over both ranks, the distillations
+# (3 x 3000 updates) take seconds, so rank 1 dies while rank 0 measures —
+# computing its own share, waiting for rank 1's, or about to start seed 2.
+# Whichever: rank 0 names rank 1 once, before it exits 1 (it saw the pid
+# gone: the experiment is marked failed) or before mpirun's SIGTERM ends it
+# mid-computation (the experiment is left running, as any interruption of
+# the measurements). The job's end is waited for with a bound.
+DB=$TMP/xfault.db
+# shellcheck disable=SC2086
+( $MPIRUN --mca odls_base_sigkill_timeout 5 -np 2 "$BIN" experiment absorption $XMICRO --steps 20 \
+      --seeds 2 --distill-steps 3000 --db "$DB" >xfault.out 2>xfault.err &
+  echo $! >xfault.mpid
+  wait $!
+  echo $? >xfault.rc ) &
+BGPIDS="$BGPIDS $!"
+wait_until 50 test -s xfault.mpid
+BGPIDS="$BGPIDS $(cat xfault.mpid 2>/dev/null)"
+if wait_until 1200 grep -q '^seed 1/2: session [0-9]* trained; measuring$' xfault.out &&
+   PID1=$(rank_pid "$DB" 1) && PID0=$(rank_pid "$DB" 0); then
+    BGPIDS="$BGPIDS $PID0"
+    ok "seed 1 trained, rank 0 (pid $PID0) measures; rank 1 is pid $PID1"
+    kill -9 "$PID1"
+    if wait_until 600 test -s xfault.rc; then
+        RC=$(cat xfault.rc)
+        ok "the job ends within 60 s of the kill"
+    else
+        RC=timeout
+        fail "the job ends within 60 s of the kill" "$(tail -n 3 xfault.out; cat xfault.err)"
+        kill -9 "$(cat xfault.mpid)" "$PID0" 2>/dev/null
+    fi
+    check "mpirun ends non-zero ($RC)" [ "$RC" != 0 ]
+    check "no rank of the job is left" wait_until 100 sh -c "! kill -0 $PID0 2>/dev/null"
+    check "integrity_check ok" [ "$(sql "$DB" "PRAGMA integrity_check")" = ok ]
+    X=$(sql "$DB" "SELECT status FROM experiments")
+    # the line that goes with the row: rank 0 saw the pid gone and failed
+    # the experiment, or SIGTERM ended it mid-computation
+    case $X in
+        failed) LINE='' ;;
+        running) LINE='; SIGTERM ends rank 0; the experiment is left running' ;;
+        *) LINE='(no line goes with this status)' ;;
+    esac
+    check "the experiment is not finished: failed (rank 0 saw the pid gone) or running (SIGTERM) ($X)" \
+        sh -c "[ '$X' = failed ] || [ '$X' = running ]"
+    check "rank 0 names rank 1 once, as the experiment's status says, and nothing else ($(grep '^gatelab' xfault.err | head -n 2))" \
+        sh -c "[ \"\$(grep -c '^gatelab' xfault.err)\" = 1 ] &&
+               grep -qx 'gatelab: rank 1 (pid $PID1 on [^)]*) died during the measurements$LINE' xfault.err"
+    check "seed 1's session: its 6 arms (and the distillations stored) finished" \
+        [ "$(sql "$DB" "SELECT count(*) >= 6 AND count(*) = sum(status = 'finished') FROM runs WHERE session = (SELECT min(id) FROM sessions)")" = 1 ]
+    "$BIN" experiment absorption $XMICRO --steps 20 --seeds 1 --distill-steps 6 --db "$DB" >xafter.out 2>xafter.err
+    RC=$?
+    check "a new experiment on the same database runs to the end (status $RC: $(head -n 1 xafter.err))" \
+        [ "$RC.$(sql "$DB" "SELECT count(*) FROM experiments WHERE status = 'finished'").$(sql "$DB" "PRAGMA integrity_check")" = 0.1.ok ]
+else
+    fail "seed 1 trained and measuring, both ranks found" "$(tail -n 3 xfault.out; cat xfault.err)"
+    for r in 0 1; do P=$(rank_pid "$DB" $r) && kill -9 "$P"; done
+    kill -9 "$(cat xfault.mpid)" 2>/dev/null
+    wait_until 600 test -s xfault.rc
+fi
 
 echo "# only run and experiment spread over the ranks"
 $MPIRUN -np 2 "$BIN" ls --db two.db >ls.out 2>ls.err
