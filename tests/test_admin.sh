@@ -245,8 +245,11 @@ for t in runs:id metrics:run layer_metrics:run summaries:run events:run segments
 done
 check "rm RUN: no row of the run is left in any table" [ "$left" = 0 ]
 check "rm RUN: its checkpoint files and directory are gone" [ ! -e "$DENSEDIR" ]
-check "rm RUN: the other run of the session is untouched" \
-    [ "$(sql "$DB" "select count(*) from checkpoints where run = $SOFT")" = 2 ] && [ -d "$SOFTDIR" ]
+if [ "$(sql "$DB" "select count(*) from checkpoints where run = $SOFT")" = 2 ] && [ -d "$SOFTDIR" ]; then
+    ok "rm RUN: the other run of the session is untouched"
+else
+    fail "rm RUN: the other run of the session is untouched"
+fi
 
 echo "rm of a live run"
 DB2=$TMP/live.db

@@ -83,8 +83,11 @@ for arm in dense soft random topk; do
     own=$(awk -F'|' -v q="trained $arm #$run, evaluated own" '{ x = $2; gsub(/^ +| +$/, "", x) } x == q { split($3, a, " "); print a[1] }' "$TMP/table")
     same=$(awk -F'|' -v q="trained $arm #$run, evaluated $arm" '{ x = $2; gsub(/^ +| +$/, "", x) } x == q { split($3, a, " "); print a[1] }' "$TMP/table")
     stored=$(sql "$DB" "select printf('%.3f', value) from metrics where run = $run and key = 'val_ppl' order by step desc limit 1")
-    check "$arm: the diagonal ($own) is the run's own final val ppl ($stored) and its column '$arm' ($same)" \
-        [ -n "$own" ] && [ "$own" = "$stored" ] && [ "$own" = "$same" ]
+    if [ -n "$own" ] && [ "$own" = "$stored" ] && [ "$own" = "$same" ]; then
+        ok "$arm: the diagonal ($own) is the run's own final val ppl ($stored) and its column '$arm' ($same)"
+    else
+        fail "$arm: the diagonal ($own) is the run's own final val ppl ($stored) and its column '$arm' ($same)"
+    fi
 done
 check "stored: one experiment, kind crossdeploy, finished, id the session" \
     [ "$(sql "$DB" "select count(*) || id || kind || status from experiments")" = "11crossdeployfinished" ]
@@ -113,14 +116,20 @@ check "no gate gradient at step 0 (no backward yet): absent, not 0" \
 # the mean over layers for the model, then (F1_t - F1_0) / (1 - F1_0)
 want=$(sql "$DB" "select printf('%.9f', (avg(value) filter (where step = 30) - avg(value) filter (where step = 0)) / (1.0 - avg(value) filter (where step = 0))) from layer_metrics where run = $R and key = 'f1' and layer = 0")
 got=$(sql "$DB" "select printf('%.9f', absorption_index) from absorption_trace where run = $R and step = 30 and layer = 0")
-check "random, layer 0: the view's index ($got) is (F1_30 - F1_0) / (1 - F1_0) of its layer_metrics ($want)" \
-    [ -n "$want" ] && [ "$got" = "$want" ]
+if [ -n "$want" ] && [ "$got" = "$want" ]; then
+    ok "random, layer 0: the view's index ($got) is (F1_30 - F1_0) / (1 - F1_0) of its layer_metrics ($want)"
+else
+    fail "random, layer 0: the view's index ($got) is (F1_30 - F1_0) / (1 - F1_0) of its layer_metrics ($want)"
+fi
 f0=$(sql "$DB" "select value from metrics where run = $R and key = 'f1' and step = 0")
 f30=$(sql "$DB" "select value from metrics where run = $R and key = 'f1' and step = 30")
 want=$(awk -v a="$f0" -v b="$f30" 'BEGIN { printf "%.9f", (b - a) / (1 - a) }')
 got=$(sql "$DB" "select printf('%.9f', value) from metrics where run = $R and key = 'absorption_index' and step = 30")
-check "random, model: the stored absorption_index metric ($got) from its f1 metrics $f0 -> $f30 ($want)" \
-    [ -n "$got" ] && [ "$got" = "$want" ]
+if [ -n "$got" ] && [ "$got" = "$want" ]; then
+    ok "random, model: the stored absorption_index metric ($got) from its f1 metrics $f0 -> $f30 ($want)"
+else
+    fail "random, model: the stored absorption_index metric ($got) from its f1 metrics $f0 -> $f30 ($want)"
+fi
 got=$(sql "$DB" "select printf('%.6f', absorption_index) from absorption_trace where run = $R and step = 30 and layer is null")
 check "... and the view's model row agrees to 6 decimals ($got)" [ "$got" = "$(printf '%.6f' "$want")" ]
 check "the index is 0 at step 0 for every gated arm, stored and in the view" \

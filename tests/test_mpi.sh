@@ -173,7 +173,11 @@ ARGS="$MICRO --arms soft,topk --steps 60 --eval-every 20 --save-every 20 --at 30
 R1=$?
 $MPIRUN -np 2 "$BIN" run $ARGS --threads 1 --db two.db >two.out 2>two.err
 R2=$?
-check "both sessions end with status 0 ($R1, $R2)" [ "$R1" = 0 ] && [ "$R2" = 0 ]
+if [ "$R1" = 0 ] && [ "$R2" = 0 ]; then
+    ok "both sessions end with status 0 ($R1, $R2)"
+else
+    fail "both sessions end with status 0 ($R1, $R2)"
+fi
 [ "$R2" = 0 ] || cat two.err
 dump one.db >one.rows
 dump two.db >two.rows
@@ -252,9 +256,12 @@ if wait_until 600 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT coun
         C=$(sql "$DB" "SELECT max(step) FROM checkpoints WHERE run = $run AND resumable")
         "$BIN" resume $run --db "$DB" --steps $((C + 20)) --headless >resume.out 2>&1
         RC=$?
-        check "gatelab resume $run continues from step $C to $((C + 20)) (status $RC)" \
-            [ "$RC" = 0 ] && [ "$(sql "$DB" "SELECT status FROM runs WHERE id = $run")" = finished ] &&
-            [ "$(sql "$DB" "SELECT max(step) FROM metrics WHERE run = $run AND key = 'train_loss'")" = $((C + 20)) ]
+        if [ "$RC" = 0 ] && [ "$(sql "$DB" "SELECT status FROM runs WHERE id = $run")" = finished ] &&
+            [ "$(sql "$DB" "SELECT max(step) FROM metrics WHERE run = $run AND key = 'train_loss'")" = $((C + 20)) ]; then
+            ok "gatelab resume $run continues from step $C to $((C + 20)) (status $RC)"
+        else
+            fail "gatelab resume $run continues from step $C to $((C + 20)) (status $RC)"
+        fi
     done
 else
     fail "both ranks train and have saved a checkpoint" "$(cat fault.err)"
@@ -300,7 +307,11 @@ ARGS="$MICRO --arms soft,dense --steps 40 --eval-every 10 --save-every 20 --at 2
 R1=$?
 $MPIRUN -np 4 "$BIN" run $ARGS --threads 1 --dp 2 --db dp4.db >dp4.out 2>dp4.err
 R4=$?
-check "both end with status 0 ($R1, $R4: $(head -n 1 dp4.err))" [ "$R1" = 0 ] && [ "$R4" = 0 ]
+if [ "$R1" = 0 ] && [ "$R4" = 0 ]; then
+    ok "both end with status 0 ($R1, $R4: $(head -n 1 dp4.err))"
+else
+    fail "both end with status 0 ($R1, $R4: $(head -n 1 dp4.err))"
+fi
 vals() { sql "$1" "SELECT r.arm || ' ' || m.key || ' ' || m.step || ' ' || m.value FROM metrics m
                    JOIN runs r ON r.id = m.run WHERE m.key IN ('val_loss', 'train_loss')
                    ORDER BY r.arm, m.key, m.step"; }
@@ -355,8 +366,11 @@ for kind in absorption moe temperature; do
     # shellcheck disable=SC2086
     $MPIRUN -np 2 "$BIN" experiment $kind $XMICRO $XARGS --db "x2-$kind.db" >"x2-$kind.out" 2>"x2-$kind.err"
     R2=$?
-    check "experiment $kind: one process and 2 ranks end with status 0 ($R1, $R2: $(head -n 1 "x2-$kind.err"))" \
-        [ "$R1" = 0 ] && [ "$R2" = 0 ]
+    if [ "$R1" = 0 ] && [ "$R2" = 0 ]; then
+        ok "experiment $kind: one process and 2 ranks end with status 0 ($R1, $R2: $(head -n 1 "x2-$kind.err"))"
+    else
+        fail "experiment $kind: one process and 2 ranks end with status 0 ($R1, $R2: $(head -n 1 "x2-$kind.err"))"
+    fi
     tables "x1-$kind.out" >"x1-$kind.table"
     tables "x2-$kind.out" >"x2-$kind.table"
     if [ -s "x2-$kind.table" ] && cmp -s "x1-$kind.table" "x2-$kind.table"; then
@@ -411,7 +425,11 @@ cdrows() {
 }
 cdrows xcd1.db >xcd1.rows
 cdrows xcd2.db >xcd2.rows
-check "experiment crossdeploy SESSION over 2 ranks: status 0 ($R1, $R2: $(head -n 1 xcd2.err))" [ "$R1" = 0 ] && [ "$R2" = 0 ]
+if [ "$R1" = 0 ] && [ "$R2" = 0 ]; then
+    ok "experiment crossdeploy SESSION over 2 ranks: status 0 ($R1, $R2: $(head -n 1 xcd2.err))"
+else
+    fail "experiment crossdeploy SESSION over 2 ranks: status 0 ($R1, $R2: $(head -n 1 xcd2.err))"
+fi
 if [ "$(grep -c '^1|[0-9]*|X|trained ' xcd2.rows)" = 16 ] && grep -qx '1|crossdeploy|finished' xcd2.rows &&
    cmp -s xcd1.rows xcd2.rows; then
     ok "experiment crossdeploy SESSION over 2 ranks: the same $(grep -c . xcd2.rows) result rows as one process (%.17g), stored as a finished experiment"
@@ -491,8 +509,11 @@ fi
 echo "# only run and experiment spread over the ranks"
 $MPIRUN -np 2 "$BIN" ls --db two.db >ls.out 2>ls.err
 RC=$?
-check "gatelab ls under 2 ranks: refused with one line from rank 0 (status $RC)" \
-    [ "$RC" != 0 ] && [ "$(grep -c 'ls: under mpirun with 2 ranks only gatelab run and gatelab experiment spread over the ranks' ls.err)" = 1 ]
+if [ "$RC" != 0 ] && [ "$(grep -c 'ls: under mpirun with 2 ranks only gatelab run and gatelab experiment spread over the ranks' ls.err)" = 1 ]; then
+    ok "gatelab ls under 2 ranks: refused with one line from rank 0 (status $RC)"
+else
+    fail "gatelab ls under 2 ranks: refused with one line from rank 0 (status $RC)"
+fi
 
 totals
 [ "$failed" -eq 0 ]

@@ -205,7 +205,11 @@ if [ "$OWNER" = 1 ]; then
     check "space: the watcher's header says PAUSED" wait_until 100 line_has watch 1 "PAUSED"
     check "space: the command's fate on the events line" wait_until 100 shows watch "command pause applied at step [0-9]+"
     d1=$(db_step "$DB"); sleep 2; d2=$(db_step "$DB")
-    check "space: the stored step stops ($d1 = $d2)" [ -n "$d1" ] && [ "$d1" = "$d2" ]
+    if [ -n "$d1" ] && [ "$d1" = "$d2" ]; then
+        ok "space: the stored step stops ($d1 = $d2)"
+    else
+        fail "space: the stored step stops ($d1 = $d2)"
+    fi
     tm send-keys -t watch Space
     check "space again: resume rows" wait_until 50 db_has "$DB" "SELECT count(*) FROM commands WHERE kind = 'resume'"
     check "space again: the run goes on" wait_until 200 db_step_above "$DB" "$d2"
