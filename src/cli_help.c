@@ -289,8 +289,9 @@ static const cli_command commands[] = {
      plot_opts, NULL, 0},
     {"experiment", "absorption|moe|crossdeploy|temperature",
      "gatelab experiment absorption|moe|crossdeploy|temperature [OPTIONS]",
-     "The experiments, headless, stored, printed as a table; under mpirun -np N (not "
-     "crossdeploy) the sessions' arms and the measurements spread over the ranks.",
+     "The experiments, headless, stored, printed as a table; under mpirun -np N the "
+     "sessions' arms and the measurements (distillations, evaluations, crossdeploy's "
+     "cells) spread over the ranks.",
      NULL, NULL, 1},
     {"experiment absorption", NULL, NULL,
      "The paper's four lines of evidence: per seed one session of six arms (dense soft "
@@ -510,8 +511,9 @@ static const char mpi_text[] =
     "--oversubscribe, as root --allow-run-as-root; --enable-recovery keeps the other ranks "
     "alive when one dies (its runs are marked crashed either way). mpirun -np N gatelab "
     "experiment absorption|moe|temperature ... spreads each seed's session the same way "
-    "and farms the measurements on checkpoints over the ranks (rank 0 prints and stores "
-    "the same table). Other commands run without mpirun.";
+    "and farms the measurements on checkpoints (distillations included) over the ranks; "
+    "experiment crossdeploy SESSION farms its cells (rank 0 prints and stores the same "
+    "table). Other commands run without mpirun.";
 
 static const char forms_text[] =
     "Every command answers --help (or -h) with its usage; an option that takes a value is "
