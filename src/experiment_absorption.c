@@ -72,6 +72,7 @@ typedef struct {
     int64_t session;
     int64_t run[ABSORB_NARMS];
     char ckpt[ABSORB_NARMS][REC_TEXT];
+    uint64_t ckpt_step[ABSORB_NARMS];   /* their steps (the distilled files are named by them) */
     double ppl[ABSORB_NARMS];           /* final val ppl, from the store */
     double dense_ppl[ABSORB_NARMS];     /* each checkpoint evaluated dense */
     size_t grad_evals;
@@ -326,12 +327,11 @@ static int seed_results(const experiment_env *x, absorb_seed *s, const experimen
     for (size_t di = 0; di < ABSORB_NDIST; di++) {
         const int ai = absorb_dist_arm[di];
         char path[1024], prefix[96];
-        store_checkpoint_row ck;
         distill_config dc;
         distill_settings(a, s->seed, &dc);
         distill_result r;
-        if (store_find_checkpoint(x->st, s->run[ai], UINT64_MAX, 0, &ck, e) ||
-            distill_cli_out_path(ck.path, ck.step, &dc, path, sizeof path, e) ||
+        /* the path the task wrote: the same function of the same inputs */
+        if (distill_cli_out_path(s->ckpt[ai], s->ckpt_step[ai], &dc, path, sizeof path, e) ||
             distill_result_unpack(&r, out[di].more, out[di].nmore, e))
             return -1;
         snprintf(prefix, sizeof prefix, "%sonto %s: ", pre, gate_mode_name(absorb_mode[ai]));
@@ -339,7 +339,7 @@ static int seed_results(const experiment_env *x, absorb_seed *s, const experimen
         int64_t arm = store_next_arm(x->st, s->session, e);
         distill_cli_record d = {.source_run = s->run[ai],
                                 .source_name = gate_mode_name(absorb_mode[ai]),
-                                .source_ckpt = ck.path, .out_ckpt = path,
+                                .source_ckpt = s->ckpt[ai], .out_ckpt = path,
                                 .data_path = a->tc.data_path, .eval_windows = x->windows,
                                 .cfg = &dc, .res = &r};
         int64_t run = arm < 0 ? -1 : distill_cli_store(x->st, s->session, arm, &d, e);
@@ -378,13 +378,12 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
     if (experiment_session_runs(x->st, s->session, names, ABSORB_NARMS, EXPERIMENT_BY_MODE,
                                 s->run, s->ppl, e))
         return -1;
-    uint64_t ckpt_step[ABSORB_NARMS];
     for (size_t i = 0; i < ABSORB_NARMS; i++) {
         store_checkpoint_row ck;
         if (store_find_checkpoint(x->st, s->run[i], UINT64_MAX, 0, &ck, e))
             return -1;
         snprintf(s->ckpt[i], sizeof s->ckpt[i], "%s", ck.path);
-        ckpt_step[i] = ck.step;
+        s->ckpt_step[i] = ck.step;
         if (x->experiment &&
             store_experiment_link(x->st, x->experiment, s->run[i], s->seed, "arm",
                                   gate_mode_name(absorb_mode[i]), e))
@@ -420,7 +419,7 @@ static int measure_seed(void *ctx, const experiment_env *x, size_t seed_index, i
         const int ai = absorb_dist_arm[di];
         tasks[nt] = experiment_task_make(ABSORB_TASK_DISTILL, s->ckpt[ai], (int)absorb_mode[ai],
                                          s->seed);
-        tasks[nt++].step = ckpt_step[ai];
+        tasks[nt++].step = s->ckpt_step[ai];
     }
     const size_t first_probe = nt;
     tasks[nt++] = experiment_task_make(ABSORB_TASK_PROBE, s->ckpt[ABSORB_TOPK], -1, s->seed);
